@@ -1,0 +1,107 @@
+"""Parsing certificates, CSRs and keys from bytes, with one clear error per kind of garbage.
+
+Accepts PEM (one or several blocks, surrounding text allowed) and, where a single object is expected,
+DER. Trailing garbage after the last PEM block is rejected where the caller asks for ``strict`` (OCPP
+CertificateSigned carries only PEM blocks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ocppsec.pki.errors import InputError
+
+__all__ = [
+    "certificates_to_pem",
+    "load_certificate",
+    "load_certificates",
+    "load_csr",
+    "pem_blocks",
+]
+
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)\r?\n?-----END \1-----\r?\n?", re.DOTALL)
+
+
+def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
+    """Every ``(label, whole_block)`` PEM block in ``data``, in order."""
+    return [(m.group(1).decode("ascii"), m.group(0)) for m in _BLOCK.finditer(data)]
+
+
+def _describe(data: bytes) -> str:
+    if not data.strip():
+        return "it is empty"
+    if data[:1] == b"\x30":
+        return "it looks like DER, not PEM"
+    if b"-----BEGIN" in data:
+        return "its PEM block is truncated or malformed"
+    return "it contains no PEM block"
+
+
+def load_certificates(data: bytes | str, *, what: str = "certificate", strict: bool = False) -> list[x509.Certificate]:
+    """All certificates in a PEM bundle (or one DER certificate), in file order.
+
+    ``strict``: only ``CERTIFICATE`` blocks and whitespace are allowed (the CertificateSigned format).
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    blocks = pem_blocks(raw)
+    if not blocks:
+        if raw[:1] == b"\x30" and not strict:
+            try:
+                return [x509.load_der_x509_certificate(raw)]
+            except ValueError as exc:
+                raise InputError(f"{what}: DER data is not a valid X.509 certificate ({exc})") from None
+        raise InputError(f"{what}: no certificate found, {_describe(raw)}", hint="expected PEM 'BEGIN CERTIFICATE' blocks")
+    if strict:
+        rest = _BLOCK.sub(b"", raw)
+        if rest.strip():
+            raise InputError(f"{what}: unexpected data outside the PEM blocks", hint="send only PEM certificates")
+    certs: list[x509.Certificate] = []
+    for n, (label, block) in enumerate(blocks, 1):
+        if label != "CERTIFICATE":
+            if strict:
+                raise InputError(f"{what}: block {n} is a {label}, not a CERTIFICATE")
+            continue
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError as exc:
+            raise InputError(f"{what}: PEM block {n} is not a valid X.509 certificate ({exc})") from None
+    if not certs:
+        raise InputError(f"{what}: the PEM data holds no CERTIFICATE block")
+    return certs
+
+
+def load_certificate(data: bytes | str, *, what: str = "certificate") -> x509.Certificate:
+    """Exactly one certificate (PEM or DER)."""
+    certs = load_certificates(data, what=what)
+    if len(certs) != 1:
+        raise InputError(f"{what}: expected one certificate, found {len(certs)}")
+    return certs[0]
+
+
+def load_csr(data: bytes | str, *, what: str = "CSR") -> x509.CertificateSigningRequest:
+    """A PKCS#10 request, PEM (``CERTIFICATE REQUEST``) or DER."""
+    raw = data.encode() if isinstance(data, str) else data
+    blocks = [b for b in pem_blocks(raw) if b[0] in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")]
+    try:
+        if blocks:
+            if len(blocks) > 1:
+                raise InputError(f"{what}: found {len(blocks)} requests, expected one")
+            return x509.load_pem_x509_csr(blocks[0][1])
+        if raw[:1] == b"\x30":
+            return x509.load_der_x509_csr(raw)
+    except ValueError as exc:
+        raise InputError(f"{what}: not a valid PKCS#10 request ({exc})", requirement="A02.FR.03") from None
+    raise InputError(
+        f"{what}: no certificate request found, {_describe(raw)}",
+        hint="expected PEM 'BEGIN CERTIFICATE REQUEST' (A02.FR.03)",
+        requirement="A02.FR.03",
+    )
+
+
+def certificates_to_pem(certs: Sequence[x509.Certificate]) -> str:
+    """PEM blocks concatenated in the given order."""
+    return "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in certs)
