@@ -241,7 +241,8 @@ def _ocpp_profiles() -> list[Profile]:
             key_usage=frozenset({"digital_signature", "key_encipherment"}),
             allowed_keys=(KeySpec.RSA2048, KeySpec.RSA3072, KeySpec.RSA4096), default_key=KeySpec.RSA2048,
             validity_days=365, issuers=("csms-root", "cso-sub-ca"), cn_kind=CnKind.FQDN,
-            required_attributes=("CN", "O"), o_is_cso_name=True, rules=_rules(cn="A00.FR.510", key="A00.FR.502"),
+            required_attributes=("CN", "O"), o_is_cso_name=True, allow_san=True,
+            rules=_rules(cn="A00.FR.510", key="A00.FR.502"),
         ),
         Profile(
             name="csms-server-ecdsa", description="CSMS TLS server certificate, ECDSA P-256 flavour (CN = FQDN)",
@@ -249,7 +250,7 @@ def _ocpp_profiles() -> list[Profile]:
             key_usage=frozenset({"digital_signature", "key_agreement"}),
             allowed_keys=(KeySpec.P256, KeySpec.P384), default_key=KeySpec.P256, validity_days=365,
             issuers=("csms-root", "cso-sub-ca"), cn_kind=CnKind.FQDN, required_attributes=("CN", "O"),
-            o_is_cso_name=True, rules=_rules(cn="A00.FR.510", key="A00.FR.503"),
+            o_is_cso_name=True, allow_san=True, rules=_rules(cn="A00.FR.510", key="A00.FR.503"),
         ),
         Profile(
             name="charging-station", description="Charging station client certificate (O = CSO name, CN = serial)",

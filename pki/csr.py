@@ -1,0 +1,249 @@
+"""Certificate signing requests: made on the station, checked by the CA under a policy.
+
+The CSR policy is a pipeline (validate → modify → enforce):
+
+1. **validate** the request itself: PKCS#10 signature, key type and size, signature hash, subject
+   attributes (O, CN, C, DC) against the role's :class:`~ocppsec.pki.profiles.Profile` and the
+   :class:`PolicyContext` (CSO name, expected station serial, serial registry);
+2. **modify**: nothing from the request's extensions is copied — the issued certificate's extensions
+   come from the profile alone (no SAN, no EKU unless the profile allows);
+3. **enforce**: :func:`verify_csr` raises :class:`~ocppsec.pki.errors.PolicyError` listing *every*
+   violation with its requirement ID; :func:`check_csr` returns the report instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ocppsec.pki._der import encode_tlv, split_sequence
+from ocppsec.pki.builder import _stand_in_key, _scheme_for, signature_hash_for
+from ocppsec.pki.errors import PolicyError, Violation
+from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
+from ocppsec.pki.names import make_name, name_attributes
+from ocppsec.pki.profiles import CnKind, Profile
+
+__all__ = [
+    "CsrReport",
+    "PolicyContext",
+    "check_csr",
+    "check_subject",
+    "check_public_key",
+    "make_csr",
+    "verify_csr",
+]
+
+MAX_CSR_PEM_CHARS = 5500  # SignCertificateRequest.csr maxLength (2.0.1 / 2.1 schemas)
+
+_FQDN = re.compile(r"^(?=.{1,253}$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What the CA knows about the requester. Every field is optional."""
+
+    cso_name: str | None = None  # O of station certificates must equal it (A00.FR.509, A02.FR.13)
+    expected_cn: str | None = None  # e.g. the station's serial number, or its SECC ID
+    serial_registry: Container[str] | None = None  # known station serial numbers (CN must be in it)
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CsrReport:
+    """Outcome of the CSR policy: every violation, and what was found."""
+
+    profile: str
+    subject: Mapping[str, list[str]]
+    key: str
+    violations: tuple[Violation, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "profile": self.profile,
+            "subject": dict(self.subject),
+            "key": self.key,
+            "ok": self.ok,
+            "violations": [{"requirement": v.requirement, "message": v.message} for v in self.violations],
+        }
+
+
+def _looks_like_url_or_ip(value: str) -> bool:
+    if "://" in value or "/" in value or value.lower().startswith(("ws:", "wss:", "http:", "https:")):
+        return True
+    try:
+        ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def check_public_key(pub: PublicKey, profile: Profile) -> list[Violation]:
+    """Key algorithm and size against A00.FR.501-503 and the profile's allowed key types."""
+    out: list[Violation] = []
+    if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < 2048:
+        out.append(Violation("A00.FR.502", f"RSA key of {pub.key_size} bits; at least 2048 are required"))
+    elif isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.key_size < 224:
+        out.append(Violation("A00.FR.503", f"EC key on {pub.curve.name} ({pub.curve.key_size} bits); at least 224 are required"))
+    elif isinstance(pub, dsa.DSAPublicKey):
+        out.append(Violation("A00.FR.504", "DSA keys are not among the recommended algorithms"))
+    elif isinstance(pub, ed25519.Ed25519PublicKey) and not profile.allowed_keys:
+        out.append(Violation(profile.cite("key"), "Ed25519 keys are not allowed"))
+    if not out and key_spec_of(pub) not in profile.allowed_keys:
+        allowed = ", ".join(k.value for k in profile.allowed_keys)
+        out.append(Violation(profile.cite("key"), f"{describe_public_key(pub)} key is not allowed for {profile.name} (allowed: {allowed})"))
+    return out
+
+
+def check_subject(subject: x509.Name, profile: Profile, ctx: PolicyContext) -> list[Violation]:
+    """Subject attribute rules of the profile: required attributes, fixed values, O and CN rules."""
+    out: list[Violation] = []
+    attrs = name_attributes(subject)
+    for key in profile.required_attributes:
+        if not attrs.get(key):
+            rule = {"O": "o", "CN": "cn", "C": "c", "DC": "dc"}.get(key, key.lower())
+            out.append(Violation(profile.cite(rule), f"subject has no {key} attribute"))
+    for key, values in attrs.items():
+        if len(values) > 1 and key in ("CN", "O"):
+            out.append(Violation(profile.cite(key.lower()), f"subject has {len(values)} {key} attributes; expected one"))
+    for key, value in profile.fixed_attributes.items():
+        if value not in attrs.get(key, []):
+            out.append(Violation(profile.cite(key.lower()), f"subject {key} must be {value!r}, found {attrs.get(key) or 'none'}"))
+    org = (attrs.get("O") or [None])[0]
+    if profile.o_is_cso_name and ctx.cso_name is not None and org is not None and org != ctx.cso_name:
+        out.append(Violation(profile.cite("o"), f"subject O {org!r} is not the CSO name {ctx.cso_name!r}"))
+    country = (attrs.get("C") or [None])[0]
+    if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
+        out.append(Violation(profile.cite("c"), f"subject C {country!r} is not a two-letter ISO 3166 code"))
+    cn = (attrs.get("CN") or [None])[0]
+    if cn is not None:
+        out.extend(_check_cn(cn, profile, ctx))
+    return out
+
+
+def _check_cn(cn: str, profile: Profile, ctx: PolicyContext) -> list[Violation]:
+    rule = profile.cite("cn")
+    kind = profile.cn_kind
+    out: list[Violation] = []
+    if kind is CnKind.FQDN:
+        if _looks_like_url_or_ip(cn) or not _FQDN.match(cn.removeprefix("*.")):
+            out.append(Violation(rule, f"CN {cn!r} is not a fully qualified domain name"))
+    elif kind in (CnKind.SERIAL, CnKind.SECC_ID):
+        if _looks_like_url_or_ip(cn):
+            out.append(Violation(rule, f"CN {cn!r} looks like a URL or IP address; it must be the {kind.value.replace('-', ' ')}"))
+        if not cn.strip() or cn != cn.strip():
+            out.append(Violation(rule, f"CN {cn!r} is empty or has surrounding spaces"))
+    elif kind is CnKind.EMAID:
+        plain = cn.replace("-", "")
+        if not (re.fullmatch(r"[A-Za-z0-9]+", plain) and 14 <= len(plain) <= 15):
+            out.append(Violation(rule, f"CN {cn!r} is not an eMAID (14-15 alphanumerics, dashes allowed)"))
+    elif kind is CnKind.PCID:
+        if not (re.fullmatch(r"[A-Za-z0-9]+", cn) and 17 <= len(cn) <= 18):
+            out.append(Violation(rule, f"CN {cn!r} is not a PCID (17-18 alphanumerics)"))
+    if ctx.expected_cn is not None and cn != ctx.expected_cn:
+        out.append(Violation(rule, f"CN {cn!r} does not match the requester's {ctx.expected_cn!r}"))
+    if ctx.serial_registry is not None and kind is CnKind.SERIAL and cn not in ctx.serial_registry:
+        out.append(Violation(rule, f"CN {cn!r} is not a registered station serial number"))
+    return out
+
+
+def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile) -> list[Violation]:
+    h = csr.signature_hash_algorithm
+    if isinstance(csr.public_key(), ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
+        return []
+    if h is None or isinstance(h, hashes.SHA1 | hashes.MD5):
+        name = h.name if h else "none"
+        return [Violation("A00.FR.504", f"CSR is signed with {name}; SHA-256 or stronger is required")]
+    if h.digest_size < 32:
+        return [Violation(profile.cite("hash"), f"CSR signature hash {h.name} is weaker than SHA-256")]
+    return []
+
+
+def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
+    """Run the whole policy; never raises for policy problems, returns every violation."""
+    ctx = ctx or PolicyContext()
+    violations: list[Violation] = []
+    try:
+        pub: PublicKey | None = csr.public_key()  # type: ignore[assignment]
+    except Exception:  # unsupported key algorithm in the request
+        pub = None
+        violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
+    if pub is not None:
+        try:
+            sig_ok = csr.is_signature_valid
+        except Exception:
+            sig_ok = False
+        if not sig_ok:
+            violations.append(Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)"))
+        violations += check_public_key(pub, profile)
+        violations += _csr_hash_violations(csr, profile)
+    violations += check_subject(csr.subject, profile, ctx)
+    return CsrReport(profile.name, name_attributes(csr.subject),
+                     describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
+
+
+def verify_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
+    """Like :func:`check_csr` but raises :class:`PolicyError` (listing every violation) on failure."""
+    report = check_csr(csr, profile, ctx)
+    if not report.ok:
+        raise PolicyError(f"CSR rejected for profile {profile.name}", report.violations,
+                          hint="fix the request and send a new one", security_event=None)
+    return report
+
+
+def _key_usage_ext(profile: Profile) -> x509.KeyUsage:
+    u = profile.key_usage
+    return x509.KeyUsage(
+        digital_signature="digital_signature" in u, content_commitment="content_commitment" in u,
+        key_encipherment="key_encipherment" in u, data_encipherment=False, key_agreement="key_agreement" in u,
+        key_cert_sign="key_cert_sign" in u, crl_sign="crl_sign" in u, encipher_only=False, decipher_only=False,
+    )
+
+
+def make_csr(
+    key: SigningKey | PrivateKey, subject: Mapping[str, str], profile: Profile | None = None,
+) -> x509.CertificateSigningRequest:
+    """A PKCS#10 request signed by ``key`` (which never leaves the caller), EVerest-style extensions."""
+    signing: SigningKey = key if isinstance(key, SigningKey) else LocalKey(key)  # type: ignore[arg-type]
+    builder = x509.CertificateSigningRequestBuilder().subject_name(make_name(subject))
+    if profile is not None:
+        ku = _key_usage_ext(profile)
+        if isinstance(signing.public_key(), rsa.RSAPublicKey) and ku.key_agreement:
+            ku = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
+        builder = builder.add_extension(ku, critical=True).add_extension(
+            x509.BasicConstraints(ca=profile.is_ca, path_length=None), critical=True
+        )
+    return sign_csr_builder(builder, signing)
+
+
+def sign_csr_builder(builder: x509.CertificateSigningRequestBuilder, key: SigningKey) -> x509.CertificateSigningRequest:
+    """Sign a CSR builder with any signing key (token-held keys sign the request info externally)."""
+    pub = key.public_key()
+    h = signature_hash_for(pub)
+    if isinstance(key, LocalKey):
+        return builder.sign(key.private_key, h)
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        kind = f"ec:{pub.curve.name}"
+    elif isinstance(pub, rsa.RSAPublicKey):
+        kind = "rsa"
+    else:
+        kind = "ed448"
+    draft = builder.sign(_stand_in_key(kind).private_key, h)
+    info, algorithm, _ = split_sequence(draft.public_bytes(Encoding.DER))
+    version, name, _spki, *attrs = split_sequence(info)
+    spki = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    real_info = encode_tlv(0x30, version + name + spki + b"".join(attrs))
+    signature = key.sign(real_info, _scheme_for(pub, h))
+    der = encode_tlv(0x30, real_info + algorithm + encode_tlv(0x03, b"\x00" + signature))
+    return x509.load_der_x509_csr(der)
+
