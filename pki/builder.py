@@ -22,7 +22,15 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from ocppsec.pki._der import encode_tlv, split_sequence
 from ocppsec.pki.errors import UsageError
-from ocppsec.pki.keys import KeySpec, LocalKey, PublicKey, SignatureScheme, SigningKey, generate_key, key_spec_of
+from ocppsec.pki.keys import (
+    KeySpec,
+    LocalKey,
+    PublicKey,
+    SignatureScheme,
+    SigningKey,
+    generate_key,
+    key_spec_of,
+)
 from ocppsec.pki.profiles import Profile
 
 __all__ = [
@@ -41,7 +49,10 @@ def new_serial() -> int:
     return secrets.randbits(SERIAL_BITS) | (1 << 64)
 
 
-def signature_hash_for(pub: PublicKey) -> hashes.HashAlgorithm | None:
+CertHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+
+
+def signature_hash_for(pub: PublicKey) -> CertHash | None:
     """Hash an issuer key signs certificates with: P-384→SHA-384, P-521→SHA-512, Ed448→none, else SHA-256."""
     spec = key_spec_of(pub)
     if spec is KeySpec.ED448 or isinstance(pub, ed448.Ed448PublicKey):
@@ -53,7 +64,7 @@ def signature_hash_for(pub: PublicKey) -> hashes.HashAlgorithm | None:
     return hashes.SHA256()
 
 
-def _scheme_for(pub: PublicKey, h: hashes.HashAlgorithm | None) -> SignatureScheme:
+def _scheme_for(pub: PublicKey, h: CertHash | None) -> SignatureScheme:
     if isinstance(pub, ed448.Ed448PublicKey):
         return SignatureScheme.ED448
     name = h.name if h else "sha256"

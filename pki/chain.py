@@ -92,9 +92,9 @@ def verify_chain(
         try:
             if server_name is not None:
                 try:
-                    subject: pyca.Subject = pyca.IPAddress(ip_address(server_name))
+                    subject: pyca.Subject = x509.IPAddress(ip_address(server_name))
                 except ValueError:
-                    subject = pyca.DNSName(server_name)
+                    subject = x509.DNSName(server_name)
                 chain = builder.build_server_verifier(subject).verify(leaf, list(intermediates))
             else:
                 builder = builder.extension_policies(
@@ -126,9 +126,8 @@ def check_cn(cert: x509.Certificate, expected: str, *, allow_wildcard: bool = Fa
         raise ChainError(f"certificate {_describe(cert)} has no subject CN", requirement="A00.FR.510")
     if cn.lower() == expected.lower():
         return
-    if allow_wildcard and cn.startswith("*.") and "." in expected:
-        if expected.split(".", 1)[1].lower() == cn[2:].lower():
-            return
+    if allow_wildcard and cn.startswith("*.") and "." in expected and expected.split(".", 1)[1].lower() == cn[2:].lower():
+        return
     raise ChainError(f"certificate CN {cn!r} does not match the expected {expected!r}", requirement="A00.FR.510")
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ocppsec.pki._der import encode_tlv, split_sequence
-from ocppsec.pki.builder import _stand_in_key, _scheme_for, signature_hash_for
+from ocppsec.pki.builder import _scheme_for, _stand_in_key, signature_hash_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
 from ocppsec.pki.names import make_name, name_attributes
@@ -34,8 +34,8 @@ __all__ = [
     "CsrReport",
     "PolicyContext",
     "check_csr",
-    "check_subject",
     "check_public_key",
+    "check_subject",
     "make_csr",
     "verify_csr",
 ]
@@ -101,8 +101,14 @@ def check_public_key(pub: PublicKey, profile: Profile) -> list[Violation]:
         out.append(Violation(profile.cite("key"), "Ed25519 keys are not allowed"))
     if not out and key_spec_of(pub) not in profile.allowed_keys:
         allowed = ", ".join(k.value for k in profile.allowed_keys)
-        out.append(Violation(profile.cite("key"), f"{describe_public_key(pub)} key is not allowed for {profile.name} (allowed: {allowed})"))
+        found = describe_public_key(pub)
+        out.append(Violation(profile.cite("key"), f"{found} key is not allowed for {profile.name} (allowed: {allowed})"))
     return out
+
+
+def _first(attrs: Mapping[str, list[str]], key: str) -> str | None:
+    values = attrs.get(key)
+    return values[0] if values else None
 
 
 def check_subject(subject: x509.Name, profile: Profile, ctx: PolicyContext) -> list[Violation]:
@@ -119,13 +125,13 @@ def check_subject(subject: x509.Name, profile: Profile, ctx: PolicyContext) -> l
     for key, value in profile.fixed_attributes.items():
         if value not in attrs.get(key, []):
             out.append(Violation(profile.cite(key.lower()), f"subject {key} must be {value!r}, found {attrs.get(key) or 'none'}"))
-    org = (attrs.get("O") or [None])[0]
+    org = _first(attrs, "O")
     if profile.o_is_cso_name and ctx.cso_name is not None and org is not None and org != ctx.cso_name:
         out.append(Violation(profile.cite("o"), f"subject O {org!r} is not the CSO name {ctx.cso_name!r}"))
-    country = (attrs.get("C") or [None])[0]
+    country = _first(attrs, "C")
     if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
         out.append(Violation(profile.cite("c"), f"subject C {country!r} is not a two-letter ISO 3166 code"))
-    cn = (attrs.get("CN") or [None])[0]
+    cn = _first(attrs, "CN")
     if cn is not None:
         out.extend(_check_cn(cn, profile, ctx))
     return out
@@ -140,16 +146,16 @@ def _check_cn(cn: str, profile: Profile, ctx: PolicyContext) -> list[Violation]:
             out.append(Violation(rule, f"CN {cn!r} is not a fully qualified domain name"))
     elif kind in (CnKind.SERIAL, CnKind.SECC_ID):
         if _looks_like_url_or_ip(cn):
-            out.append(Violation(rule, f"CN {cn!r} looks like a URL or IP address; it must be the {kind.value.replace('-', ' ')}"))
+            what = kind.value.replace("-", " ")
+            out.append(Violation(rule, f"CN {cn!r} looks like a URL or IP address; it must be the {what}"))
         if not cn.strip() or cn != cn.strip():
             out.append(Violation(rule, f"CN {cn!r} is empty or has surrounding spaces"))
     elif kind is CnKind.EMAID:
         plain = cn.replace("-", "")
         if not (re.fullmatch(r"[A-Za-z0-9]+", plain) and 14 <= len(plain) <= 15):
             out.append(Violation(rule, f"CN {cn!r} is not an eMAID (14-15 alphanumerics, dashes allowed)"))
-    elif kind is CnKind.PCID:
-        if not (re.fullmatch(r"[A-Za-z0-9]+", cn) and 17 <= len(cn) <= 18):
-            out.append(Violation(rule, f"CN {cn!r} is not a PCID (17-18 alphanumerics)"))
+    elif kind is CnKind.PCID and not (re.fullmatch(r"[A-Za-z0-9]+", cn) and 17 <= len(cn) <= 18):
+        out.append(Violation(rule, f"CN {cn!r} is not a PCID (17-18 alphanumerics)"))
     if ctx.expected_cn is not None and cn != ctx.expected_cn:
         out.append(Violation(rule, f"CN {cn!r} does not match the requester's {ctx.expected_cn!r}"))
     if ctx.serial_registry is not None and kind is CnKind.SERIAL and cn not in ctx.serial_registry:
@@ -174,7 +180,7 @@ def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: Policy
     ctx = ctx or PolicyContext()
     violations: list[Violation] = []
     try:
-        pub: PublicKey | None = csr.public_key()  # type: ignore[assignment]
+        pub: PublicKey | None = csr.public_key()
     except Exception:  # unsupported key algorithm in the request
         pub = None
         violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
@@ -184,7 +190,9 @@ def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: Policy
         except Exception:
             sig_ok = False
         if not sig_ok:
-            violations.append(Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)"))
+            violations.append(
+                Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
+            )
         violations += check_public_key(pub, profile)
         violations += _csr_hash_violations(csr, profile)
     violations += check_subject(csr.subject, profile, ctx)
@@ -214,7 +222,7 @@ def make_csr(
     key: SigningKey | PrivateKey, subject: Mapping[str, str], profile: Profile | None = None,
 ) -> x509.CertificateSigningRequest:
     """A PKCS#10 request signed by ``key`` (which never leaves the caller), EVerest-style extensions."""
-    signing: SigningKey = key if isinstance(key, SigningKey) else LocalKey(key)  # type: ignore[arg-type]
+    signing: SigningKey = key if isinstance(key, SigningKey) else LocalKey(key)
     builder = x509.CertificateSigningRequestBuilder().subject_name(make_name(subject))
     if profile is not None:
         ku = _key_usage_ext(profile)

@@ -141,7 +141,7 @@ class SignatureError(VerificationError):
     """A signature did not verify over the given data."""
 
 
-class KeyError_(OcppsecError):  # noqa: N801 - avoids shadowing the builtin KeyError
+class KeyError_(OcppsecError):
     """A private key could not be used (unsupported type, unreadable)."""
 
     exit_code = 1

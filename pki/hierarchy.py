@@ -79,6 +79,11 @@ class Plan:
         raise UsageError(f"the hierarchy has no entry named {name!r}", hint="see `ocppsec pki config`")
 
 
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 class _Defaults(dict[str, str]):
     def __missing__(self, key: str) -> str:
         raise UsageError(f"unknown placeholder {{{key}}} in the hierarchy configuration",
@@ -91,6 +96,15 @@ class HierarchyConfig:
 
     data: Mapping[str, Any]
     overrides: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def to_toml(self) -> str:
+        """The source text, with command-line overrides recorded in ``[network_overrides]``."""
+        if not self.overrides:
+            return self.source
+        lines = [self.source.rstrip(), "", "[network_overrides]"]
+        lines += [f"{k} = {_toml_string(v)}" for k, v in self.overrides.items()]
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def default(cls, **overrides: str | None) -> HierarchyConfig:
@@ -102,11 +116,12 @@ class HierarchyConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"hierarchy configuration is not valid TOML: {exc}") from None
-        return cls(data, {k: v for k, v in overrides.items() if v is not None})
+        return cls(data, {k: v for k, v in overrides.items() if v is not None}, text)
 
     @property
     def network(self) -> dict[str, str]:
         net = {k: str(v) for k, v in self.data.get("network", {}).items()}
+        net.update({k: str(v) for k, v in self.data.get("network_overrides", {}).items()})
         net.update(self.overrides)
         return net
 

@@ -63,7 +63,8 @@ def _signature_violations(cert: x509.Certificate, p: Profile) -> list[Violation]
     issuer_is_eddsa = h is None
     if not issuer_is_eddsa and isinstance(h, hashes.SHA1 | hashes.MD5):
         return [Violation("A00.FR.504", f"signed with {h.name}; SHA-256 or stronger is required")]
-    if p.family is Family.ISO15118_2 and not (isinstance(h, hashes.SHA256) and cert.signature_algorithm_oid.dotted_string == "1.2.840.10045.4.3.2"):
+    ecdsa_sha256 = isinstance(h, hashes.SHA256) and cert.signature_algorithm_oid.dotted_string == "1.2.840.10045.4.3.2"
+    if p.family is Family.ISO15118_2 and not ecdsa_sha256:
         return [Violation(p.cite("algorithm"), "ISO 15118-2 certificates are signed with ecdsa-with-SHA256")]
     if p.family is Family.ISO15118_20 and not (issuer_is_eddsa or isinstance(h, hashes.SHA512)):
         return [Violation(p.cite("algorithm"), "ISO 15118-20 certificates are signed with ecdsa-with-SHA512 or Ed448")]
@@ -76,7 +77,7 @@ def lint_certificate(cert: x509.Certificate, profile: Profile, ctx: PolicyContex
     """Every deviation of ``cert`` from ``profile`` (returns a report; never raises for findings)."""
     p = profile
     v: list[Violation] = []
-    v += check_public_key(cert.public_key(), p)  # type: ignore[arg-type]
+    v += check_public_key(cert.public_key(), p)
     v += _signature_violations(cert, p)
     if cert.serial_number <= 0:
         v.append(Violation(p.cite("serial"), "serial number must be a positive integer"))
@@ -94,7 +95,8 @@ def lint_certificate(cert: x509.Certificate, profile: Profile, ctx: PolicyContex
         if bcv.ca != p.is_ca:
             v.append(Violation(p.cite("basic_constraints"), f"basicConstraints cA is {bcv.ca}, the profile needs {p.is_ca}"))
         if p.is_ca and p.path_length is not None and bcv.path_length != p.path_length:
-            v.append(Violation(p.cite("basic_constraints"), f"pathLenConstraint is {bcv.path_length}, the profile needs {p.path_length}"))
+            v.append(Violation(p.cite("basic_constraints"),
+                               f"pathLenConstraint is {bcv.path_length}, the profile needs {p.path_length}"))
         if p.critical_extensions and not bc.critical:
             v.append(Violation(p.cite("basic_constraints"), "basicConstraints must be critical"))
     ku = _ext(cert, x509.KeyUsage)
@@ -143,7 +145,7 @@ def verify_profile(cert: x509.Certificate, profile: Profile, ctx: PolicyContext 
 def guess_profile(cert: x509.Certificate) -> Profile:
     """Best guess of a certificate's role from its content (DC, CA flags, key type, CN shape)."""
     pub = cert.public_key()
-    spec = key_spec_of(pub)  # type: ignore[arg-type]
+    spec = key_spec_of(pub)
     suffix = "-20" if spec in (KeySpec.P521, KeySpec.ED448) or isinstance(pub, ed448.Ed448PublicKey) else ""
     dc = name_value(cert.subject, "DC")
     bc = _ext(cert, x509.BasicConstraints)

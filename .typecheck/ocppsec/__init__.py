@@ -1,0 +1,1 @@
+../../ocppsec_root/__init__.py

@@ -1,0 +1,258 @@
+"""The on-disk PKI: a directory with the ledger, CA certificates and (encrypted) key files.
+
+Layout of ``DIR``::
+
+    DIR/ledger.db              SQLite ledger (every issued certificate)
+    DIR/hierarchy.toml         the configuration the directory was built from
+    DIR/certs/<name>.pem       CA and named certificates
+    DIR/keys/<name>.key.pem    PKCS#8 keys, mode 0600, encrypted unless built with --no-encrypt
+
+``init`` is resumable: every entity is written key first (atomically), then recorded in the ledger in
+one transaction, so a kill leaves either a complete entity or none (an orphan key file is overwritten on
+the next run). Issuance from CSRs records each certificate before returning it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial
+from ocppsec.pki.csr import CsrReport, PolicyContext, check_csr
+from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
+from ocppsec.pki.hierarchy import (
+    CertificateAuthority,
+    HierarchyConfig,
+    IssuedCertificate,
+    PlannedEntity,
+    make_root,
+    request_for,
+)
+from ocppsec.pki.keyfile import atomic_write, load_key_file, write_key_file
+from ocppsec.pki.keys import LocalKey, SigningKey, generate_key
+from ocppsec.pki.ledger import CertificateRecord, SqliteLedger, record_for
+from ocppsec.pki.profiles import PROFILES, Profile, get_profile
+
+__all__ = ["IssueResult", "PkiDirectory", "default_leaf_profile", "open_signing_key"]
+
+LEDGER_FILE = "ledger.db"
+CONFIG_FILE = "hierarchy.toml"
+
+
+def open_signing_key(key_ref: str, base: Path, passphrase: bytes | None) -> SigningKey:
+    """Open the key a ledger row points at: ``file:<relative path>`` or a ``pkcs11:`` URI."""
+    if key_ref.startswith("pkcs11:"):
+        import importlib
+
+        backend = importlib.import_module("ocppsec.pki.pkcs11")  # needs python-pkcs11 (extra "hsm")
+        key: SigningKey = backend.open_pkcs11_key(key_ref)
+        return key
+    if key_ref.startswith("file:"):
+        return load_key_file(base / key_ref[5:], passphrase)
+    raise UsageError(f"unknown key reference {key_ref!r} in the ledger")
+
+
+def default_leaf_profile(ca_profile: Profile) -> Profile:
+    """The end-entity profile a CA issues by default (stations for the CSMS root, SECC for CPO Sub-CA 2...)."""
+    preferred = ("charging-station", "secc", "secc-20", "contract", "contract-20", "oem-provisioning",
+                 "oem-provisioning-20", "cps-leaf", "cps-leaf-20", "firmware-signing")
+    for name in preferred:
+        if ca_profile.name in PROFILES[name].issuers:
+            return PROFILES[name]
+    raise UsageError(
+        f"CA profile {ca_profile.name} issues no end-entity certificates directly",
+        hint="name the profile with --profile",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    """A certificate issued from a CSR, with the policy report that let it through."""
+
+    issued: IssuedCertificate
+    report: CsrReport
+    record: CertificateRecord
+
+    def chain_pem(self) -> str:
+        return self.issued.chain_pem()
+
+
+class PkiDirectory:
+    """A PKI directory opened for use. Keys are loaded lazily with the passphrase given at open."""
+
+    def __init__(self, path: Path, config: HierarchyConfig, ledger: SqliteLedger, passphrase: bytes | None) -> None:
+        self.path = path
+        self.config = config
+        self.ledger = ledger
+        self._passphrase = passphrase
+        self._cas: dict[str, CertificateAuthority] = {}
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls, path: Path | str, config: HierarchyConfig, *, passphrase: bytes | None, at: datetime,
+        ca_keys: Mapping[str, str] | None = None,
+    ) -> PkiDirectory:
+        """Build (or complete) every CA and certificate of ``config`` in ``path``.
+
+        ``ca_keys`` maps entity names to existing ``pkcs11:`` key URIs to use instead of new key files.
+        """
+        root = Path(path)
+        plan = config.plan()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "certs").mkdir(exist_ok=True)
+        (root / "keys").mkdir(mode=0o700, exist_ok=True)
+        os.chmod(root / "keys", 0o700)
+        config_path = root / CONFIG_FILE
+        if not config_path.exists():
+            atomic_write(config_path, config.to_toml().encode(), 0o644)
+        ledger = SqliteLedger(root / LEDGER_FILE)
+        pki = cls(root, HierarchyConfig.from_toml(config_path.read_text()), ledger, passphrase)
+        plan = pki.config.plan()
+        external = dict(ca_keys or {})
+        for entity in plan:
+            if ledger.get_named(entity.name) is not None:
+                continue
+            pki._build_entity(entity, at, external.get(entity.name))
+        return pki
+
+    def _build_entity(self, e: PlannedEntity, at: datetime, key_uri: str | None) -> None:
+        if key_uri is not None:
+            key: SigningKey = open_signing_key(key_uri, self.path, None)
+            key_ref = key_uri
+        else:
+            private = generate_key(e.key)
+            rel = f"keys/{e.name}.key.pem"
+            write_key_file(self.path / rel, private, self._passphrase)
+            key = LocalKey(private, e.name)
+            key_ref = "file:" + rel
+        for _attempt in range(3):
+            serial = new_serial()
+            if e.issuer is None:
+                ca = make_root(e, key, at, serial)
+                cert = ca.certificate
+                issuer_name = e.name
+            else:
+                parent = self.ca(e.issuer)
+                cert = parent.issue(request_for(e, key, at, serial)).certificate
+                issuer_name = e.issuer
+            record = record_for(cert, issuer_ca=issuer_name, role=e.profile.name, issued_at=at, name=e.name,
+                                key_ref=key_ref)
+            atomic_write(self.path / "certs" / f"{e.name}.pem", cert.public_bytes(Encoding.PEM), 0o644)
+            try:
+                self.ledger.add([record])
+            except DuplicateError:
+                if self.ledger.get_named(e.name) is not None:
+                    raise
+                continue  # serial clash (astronomically unlikely): new serial
+            return
+        raise DuplicateError(f"could not find a free serial for {e.name}")
+
+    @classmethod
+    def open(cls, path: Path | str, passphrase: bytes | None = None) -> PkiDirectory:
+        root = Path(path)
+        if not (root / LEDGER_FILE).is_file():
+            raise UsageError(f"{root} is not an ocppsec PKI directory (no {LEDGER_FILE})",
+                             hint=f"create one with `ocppsec pki init {root}`")
+        config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+        return cls(root, config, SqliteLedger(root / LEDGER_FILE), passphrase)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    # -- CAs --------------------------------------------------------------------------------------
+    def ca(self, name: str) -> CertificateAuthority:
+        """The CA called ``name``, its key opened (wrong passphrase → WrongPassphraseError)."""
+        if name in self._cas:
+            return self._cas[name]
+        rec = self.ledger.get_named(name)
+        if rec is None or not rec.is_ca:
+            cas = [r.name for r in self.ledger.all() if r.is_ca and r.name]
+            raise UsageError(f"no CA named {name!r} in {self.path}", hint="CAs: " + ", ".join(str(c) for c in cas))
+        if rec.key_ref is None:
+            raise UsageError(f"the key of CA {name} is not held by this PKI directory")
+        key = open_signing_key(rec.key_ref, self.path, self._passphrase)
+        cert = rec.certificate()
+        profile = get_profile(rec.role)
+        if rec.issuer_ca == name:
+            ca = CertificateAuthority(name, profile, cert, key)
+        else:
+            parent = self.ca(rec.issuer_ca)
+            ca = parent.child(name, profile, cert, key)
+        self._cas[name] = ca
+        return ca
+
+    def ca_certificate(self, name: str) -> x509.Certificate:
+        rec = self.ledger.get_named(name)
+        if rec is None:
+            raise UsageError(f"no certificate named {name!r} in {self.path}")
+        return rec.certificate()
+
+    def chain_of(self, name: str) -> list[x509.Certificate]:
+        """The named certificate followed by its issuers up to (including) the root."""
+        out: list[x509.Certificate] = []
+        current = self.ledger.get_named(name)
+        while current is not None:
+            out.append(current.certificate())
+            if current.name is not None and current.issuer_ca == current.name:
+                break
+            current = self.ledger.get_named(current.issuer_ca)
+        return out
+
+    def policy_context(self, **overrides: str | None) -> PolicyContext:
+        net = self.config.network
+        return PolicyContext(cso_name=overrides.get("cso_name") or net.get("cso_name"),
+                             expected_cn=overrides.get("expected_cn"))
+
+    # -- issuing ----------------------------------------------------------------------------------
+    def issue_from_csr(
+        self, csr: x509.CertificateSigningRequest, *, ca: str, at: datetime, profile: Profile | None = None,
+        ctx: PolicyContext | None = None, validity_days: int | None = None, station: str | None = None,
+    ) -> IssueResult:
+        """Check the CSR under the policy, sign it, record it, and return the chain (CertificateSigned form)."""
+        return self.issue_many([csr], ca=ca, at=at, profile=profile, ctx=ctx, validity_days=validity_days,
+                               station=station)[0]
+
+    def issue_many(
+        self, csrs: Sequence[x509.CertificateSigningRequest], *, ca: str, at: datetime, profile: Profile | None = None,
+        ctx: PolicyContext | None = None, validity_days: int | None = None, station: str | None = None,
+    ) -> list[IssueResult]:
+        """Issue a batch: every CSR must pass; all records are committed in one transaction."""
+        authority = self.ca(ca)
+        leaf_profile = profile or default_leaf_profile(authority.profile)
+        context = ctx or self.policy_context()
+        reports = []
+        for n, csr in enumerate(csrs):
+            report = check_csr(csr, leaf_profile, context)
+            if not report.ok:
+                where = f" (request {n + 1})" if len(csrs) > 1 else ""
+                raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", report.violations,
+                                  hint="nothing was issued or recorded")
+            reports.append(report)
+        ocsp = self.config.network.get("ocsp_url", "").replace("{issuer}", ca) or None
+        crl = self.config.network.get("crl_url", "").replace("{issuer}", ca) or None
+        for _attempt in range(3):
+            results = []
+            for csr, report in zip(csrs, reports, strict=True):
+                request = CertificateRequest(leaf_profile, csr.subject, csr.public_key(), at,
+                                             validity_days, new_serial(), (), ocsp, crl)
+                cert = build_certificate(request, issuer_certificate=authority.certificate, issuer_key=authority.key)
+                issued = IssuedCertificate(cert, authority.sub_cas, authority.root)
+                record = record_for(cert, issuer_ca=ca, role=leaf_profile.name, issued_at=at, station=station)
+                results.append(IssueResult(issued, report, record))
+            try:
+                self.ledger.add([r.record for r in results])
+            except DuplicateError:
+                continue  # a serial clash: sign again with fresh serials, nothing was recorded
+            return results
+        raise DuplicateError("could not record the batch after three attempts")
+
+    def trust_roots(self) -> list[x509.Certificate]:
+        return [r.certificate() for r in self.ledger.all() if r.is_ca and r.name == r.issuer_ca]
+
