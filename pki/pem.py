@@ -95,8 +95,10 @@ def load_csr(data: bytes | str, *, what: str = "CSR") -> x509.CertificateSigning
             return x509.load_der_x509_csr(raw)
     except ValueError as exc:
         raise InputError(f"{what}: not a valid PKCS#10 request ({exc})", requirement="A02.FR.03") from None
+    found = [label for label, _ in pem_blocks(raw)]
+    reason = f"it holds {', '.join(found)} instead" if found else _describe(raw)
     raise InputError(
-        f"{what}: no certificate request found, {_describe(raw)}",
+        f"{what}: no certificate request found, {reason}",
         hint="expected PEM 'BEGIN CERTIFICATE REQUEST' (A02.FR.03)",
         requirement="A02.FR.03",
     )

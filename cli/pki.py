@@ -1,0 +1,354 @@
+"""``ocppsec pki``: build hierarchies, issue from CSRs, make CSRs, verify, lint, hash data, list, export."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from ocppsec.cli._common import (
+    echo_json,
+    echo_table,
+    parse_time,
+    passphrase_for_reading,
+    passphrase_for_writing,
+    read_input_file,
+)
+from ocppsec.pki.chain import verify_chain
+from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
+from ocppsec.pki.directory import PkiDirectory
+from ocppsec.pki.errors import ChainError, UsageError
+from ocppsec.pki.hashdata import compute_hash_data
+from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
+from ocppsec.pki.keyfile import atomic_write, key_to_pem, load_key_file
+from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.ledger import CertificateRecord
+from ocppsec.pki.lint import guess_profile, lint_certificate
+from ocppsec.pki.names import name_value
+from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
+from ocppsec.pki.profiles import PROFILES, get_profile
+
+__all__ = ["pki"]
+
+
+@click.group()
+def pki() -> None:
+    """Certificate hierarchies of a charging network (OCPP CSO and manufacturer, ISO 15118 V2G/MO/OEM)."""
+
+
+@pki.command("config")
+def config_cmd() -> None:
+    """Print the built-in hierarchy configuration (TOML), to copy and edit."""
+    click.echo(default_config_text(), nl=False)
+
+
+@pki.command("profiles")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def profiles_cmd(as_json: bool) -> None:
+    """List the certificate profiles (roles) with their key types and validity defaults."""
+    rows = [
+        {"name": p.name, "family": p.family.value, "ca": p.is_ca, "path_length": p.path_length,
+         "keys": [k.value for k in p.allowed_keys], "validity_days": p.validity_days,
+         "issuers": list(p.issuers), "description": p.description}
+        for p in PROFILES.values()
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(["profile", "family", "CA", "keys", "days", "issued by"],
+               [[r["name"], r["family"], "yes" if r["ca"] else "", ",".join(r["keys"]),  # type: ignore[arg-type]
+                 r["validity_days"], ",".join(r["issuers"]) or "(root)"] for r in rows])  # type: ignore[arg-type]
+
+
+@pki.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Hierarchy TOML (default: the built-in one, see `ocppsec pki config`).")
+@click.option("--cso-name", help="CSO organisation name (O of station and CSMS certificates).")
+@click.option("--csms-fqdn", help="FQDN of the CSMS (CN of its server certificates).")
+@click.option("--iso15118-20", "iso20", is_flag=True, help="Also build the ISO 15118-20 twins of the V2G hierarchies.")
+@click.option("--ca-key", "ca_keys", multiple=True, metavar="NAME=URI",
+              help="Use an existing key (pkcs11: URI) for the entity NAME instead of a new key file.")
+@click.option("--no-encrypt", is_flag=True, help="Store private keys unencrypted (not recommended).")
+@click.option("--at", "at_text", metavar="TIME", help="Issue as of TIME (default now).")
+@click.option("--json", "as_json", is_flag=True)
+def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, csms_fqdn: str | None, iso20: bool,
+             ca_keys: tuple[str, ...], no_encrypt: bool, at_text: str | None, as_json: bool) -> None:
+    """Build every CA and certificate of the hierarchy into DIRECTORY (resumable)."""
+    text = read_input_file(str(config_file), "configuration").decode() if config_file else default_config_text()
+    if iso20:
+        text = text.replace("[iso15118_20]\nenabled = false", "[iso15118_20]\nenabled = true")
+    config = HierarchyConfig.from_toml(text, cso_name=cso_name, csms_fqdn=csms_fqdn)
+    config.plan()  # validate before touching the disk
+    keys = {}
+    for item in ca_keys:
+        name, sep, uri = item.partition("=")
+        if not sep or not uri.startswith("pkcs11:"):
+            raise UsageError(f"--ca-key {item!r} must be NAME=pkcs11:...")
+        keys[name] = uri
+    passphrase = passphrase_for_writing(no_encrypt)
+    if (directory / "ledger.db").exists() and passphrase is not None:
+        _check_existing_passphrase(directory, passphrase)
+    pki_dir = PkiDirectory.init(directory, config, passphrase=passphrase, at=parse_time(at_text), ca_keys=keys)
+    try:
+        records = pki_dir.ledger.all()
+        if as_json:
+            echo_json([r.to_json() for r in records])
+        else:
+            click.echo(f"PKI in {directory}: {len(records)} certificates")
+            _table(records)
+    finally:
+        pki_dir.close()
+
+
+def _check_existing_passphrase(directory: Path, passphrase: bytes) -> None:
+    """Resuming init must use the same passphrase as the keys already there."""
+    pki_dir = PkiDirectory.open(directory, passphrase)
+    try:
+        for rec in pki_dir.ledger.all():
+            if rec.key_ref and rec.key_ref.startswith("file:"):
+                load_key_file(directory / rec.key_ref[5:], passphrase)
+                break
+    finally:
+        pki_dir.close()
+
+
+def _table(records: Sequence[CertificateRecord]) -> None:
+    rows = []
+    for r in records:
+        rows.append([r.name or "-", r.role, r.serial[:16] + ("…" if len(r.serial) > 16 else ""),
+                     r.issuer_ca, f"{r.not_after:%Y-%m-%d}", r.status, r.subject])
+    echo_table(["name", "role", "serial", "issuer", "expires", "status", "subject"], rows)
+
+
+@pki.command("issue")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ca", "ca_name", required=True, help="Name of the issuing CA (e.g. csms-root, cpo-sub-ca-2).")
+@click.option("--csr", "csr_file", required=True, type=click.Path(dir_okay=False), help="PKCS#10 request (PEM or DER).")
+@click.option("--profile", "profile_name", help="Profile of the new certificate (default: what the CA issues).")
+@click.option("--expected-cn", help="The requester's identity: CN must equal it (station serial, SECC ID).")
+@click.option("--validity-days", type=click.IntRange(1, 36500))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the chain here.")
+@click.option("--at", "at_text", metavar="TIME")
+@click.option("--json", "as_json", is_flag=True)
+def issue_cmd(directory: Path, ca_name: str, csr_file: str, profile_name: str | None, expected_cn: str | None,
+              validity_days: int | None, out_file: Path | None, at_text: str | None, as_json: bool) -> None:
+    """Issue a certificate from a CSR under the profile's policy; print the chain as CertificateSigned carries it."""
+    csr = load_csr(read_input_file(csr_file, "CSR"), what=f"CSR {csr_file}")
+    profile = get_profile(profile_name) if profile_name else None
+    pki_dir = PkiDirectory.open(directory, passphrase_for_reading())
+    try:
+        ctx = pki_dir.policy_context(expected_cn=expected_cn)
+        result = pki_dir.issue_from_csr(csr, ca=ca_name, at=parse_time(at_text), profile=profile, ctx=ctx,
+                                        validity_days=validity_days)
+    finally:
+        pki_dir.close()
+    chain = result.chain_pem()
+    if out_file:
+        atomic_write(out_file, chain.encode(), 0o644)
+    if as_json:
+        echo_json({"serial": result.record.serial, "profile": result.record.role, "issuer": ca_name,
+                   "subject": result.record.subject, "not_after": result.record.not_after.isoformat(),
+                   "certificateChain": chain})
+    elif not out_file:
+        click.echo(chain, nl=False)
+    else:
+        click.echo(f"issued {result.record.role} serial {result.record.serial} -> {out_file}", err=True)
+
+
+@pki.command("csr")
+@click.option("--profile", "profile_name", default="charging-station", show_default=True)
+@click.option("--org", "org", help="Subject O (for stations: the CSO name).")
+@click.option("--cn", required=True, help="Subject CN (station serial, SECC ID, eMAID, PCID, FQDN).")
+@click.option("--country", help="Subject C (two letters).")
+@click.option("--dc", help="Subject DC (e.g. CPO for SECC certificates).")
+@click.option("--key-type", type=click.Choice([k.value for k in KeySpec]), help="Default: the profile's key type.")
+@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="CSR file (default stdout).")
+@click.option("--no-encrypt", is_flag=True, help="Store the new key unencrypted.")
+def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc: str | None, key_type: str | None,
+            key_out: Path, out_file: Path | None, no_encrypt: bool) -> None:
+    """Generate a key locally (it never leaves) and a CSR for it (station side)."""
+    profile = get_profile(profile_name)
+    if key_out.exists():
+        raise UsageError(f"{key_out} exists already", hint="choose another --key-out; keys are never overwritten")
+    subject = {k: v for k, v in {"O": org, "CN": cn, "C": country, "DC": dc}.items() if v}
+    spec = KeySpec(key_type) if key_type else profile.default_key
+    key = generate_key(spec)
+    csr = make_csr(key, subject, profile)
+    report = check_csr(csr, profile, PolicyContext())
+    passphrase = passphrase_for_writing(no_encrypt)
+    atomic_write(key_out, key_to_pem(key, passphrase), 0o600)
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    if out_file:
+        atomic_write(out_file, pem, 0o644)
+    else:
+        click.echo(pem.decode(), nl=False)
+    for v in report.violations:
+        click.echo(f"warning: {v}", err=True)
+
+
+@pki.command("verify")
+@click.argument("chain_file", type=click.Path(dir_okay=False))
+@click.option("--trust", "trust_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Trusted root certificate(s) (PEM); repeatable.")
+@click.option("--profile", "profile_name", help="Also lint the leaf against this profile.")
+@click.option("--expected-cn", help="Leaf CN must equal this (FQDN or station serial).")
+@click.option("--at", "at_text", metavar="TIME")
+@click.option("--json", "as_json", is_flag=True)
+def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str | None, expected_cn: str | None,
+               at_text: str | None, as_json: bool) -> None:
+    """Validate a chain (leaf first, then sub-CAs) against trusted roots (RFC 5280; CN identity; ISO depth)."""
+    certs = load_certificates(read_input_file(chain_file, "chain"), what=chain_file)
+    roots = [c for f in trust_files for c in load_certificates(read_input_file(f, "trust anchor"), what=f)]
+    at = parse_time(at_text)
+    leaf, rest = certs[0], certs[1:]
+    profile = get_profile(profile_name) if profile_name else guess_profile(leaf)
+    roots_fp = {r.fingerprint(hashes.SHA256()) for r in roots}
+    intermediates = [c for c in rest if c.fingerprint(hashes.SHA256()) not in roots_fp]
+    try:
+        verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
+                                expected_cn=expected_cn)
+        lint = lint_certificate(leaf, profile) if profile_name else None
+    except ChainError as exc:
+        if as_json:
+            echo_json({"valid": False, "error": str(exc)})
+            sys.exit(1)
+        raise
+    ok = lint is None or lint.ok
+    if as_json:
+        echo_json({"valid": ok, "chain": [c.subject.rfc4514_string() for c in verified.chain],
+                   "profile": profile.name, "lint": lint.to_json() if lint else None})
+    else:
+        click.echo(f"OK: {name_value(leaf.subject, 'CN')} chains to {name_value(verified.root.subject, 'CN')} "
+                   f"({verified.depth} level(s) above the leaf)")
+        if lint is not None:
+            for v in lint.violations:
+                click.echo(f"profile {profile.name}: {v}")
+    if not ok:
+        sys.exit(1)
+
+
+@pki.command("lint")
+@click.argument("cert_file", type=click.Path(dir_okay=False))
+@click.option("--profile", "profile_name", help="Profile to check against (default: guessed from the certificate).")
+@click.option("--cso-name", help="Check that O equals this CSO name.")
+@click.option("--json", "as_json", is_flag=True)
+def lint_cmd(cert_file: str, profile_name: str | None, cso_name: str | None, as_json: bool) -> None:
+    """List every deviation of a certificate from its role's profile, with requirement IDs (exit 1 if any)."""
+    cert = load_certificate(read_input_file(cert_file, "certificate"), what=cert_file)
+    profile = get_profile(profile_name) if profile_name else guess_profile(cert)
+    report = lint_certificate(cert, profile, PolicyContext(cso_name=cso_name))
+    if as_json:
+        echo_json(report.to_json())
+    elif report.ok:
+        click.echo(f"OK: {report.subject} follows profile {profile.name}")
+    else:
+        click.echo(f"{report.subject} deviates from profile {profile.name}:")
+        for v in report.violations:
+            click.echo(f"  {v}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@pki.command("hashdata")
+@click.argument("cert_file", type=click.Path(dir_okay=False))
+@click.option("--issuer", "issuer_file", type=click.Path(dir_okay=False),
+              help="The issuing certificate (omit for a self-signed root).")
+@click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def hashdata_cmd(cert_file: str, issuer_file: str | None, hash_name: str, as_json: bool) -> None:
+    """Print the CertificateHashData (RFC 6960 CertID in hex) of a certificate."""
+    cert = load_certificate(read_input_file(cert_file, "certificate"), what=cert_file)
+    if issuer_file:
+        issuer = load_certificate(read_input_file(issuer_file, "issuer certificate"), what=issuer_file)
+    elif cert.issuer == cert.subject:
+        issuer = cert
+    else:
+        raise UsageError("the certificate is not self-signed: pass its issuer with --issuer")
+    data = compute_hash_data(cert, issuer, hash_name.upper()).to_ocpp()
+    if as_json:
+        echo_json(data)
+    else:
+        for k, v in data.items():
+            click.echo(f"{k}: {v}")
+
+
+@pki.command("list")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--expiring", "expiring_days", type=click.IntRange(0, 36500), metavar="DAYS",
+              help="Only certificates that expire within DAYS.")
+@click.option("--at", "at_text", metavar="TIME")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(directory: Path, expiring_days: int | None, at_text: str | None, as_json: bool) -> None:
+    """List every certificate in the ledger (a table on a terminal)."""
+    pki_dir = PkiDirectory.open(directory)
+    try:
+        if expiring_days is None:
+            records = pki_dir.ledger.all()
+        else:
+            records = pki_dir.ledger.expiring(parse_time(at_text) + timedelta(days=expiring_days))
+    finally:
+        pki_dir.close()
+    if as_json:
+        echo_json([r.to_json() for r in records])
+    else:
+        _table(list(records))
+
+
+@pki.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--chain", "with_chain", is_flag=True, help="Append the issuing CAs (root last).")
+@click.option("--key", "with_key", is_flag=True, help="Append the private key (encrypted as stored).")
+@click.option("--pkcs12", "p12_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write certificate, chain and key as PKCS#12 (protected with the passphrase).")
+def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12_file: Path | None) -> None:
+    """Print a named certificate (PEM) from the directory, optionally with chain and key."""
+    need_key = with_key or p12_file is not None
+    pki_dir = PkiDirectory.open(directory, passphrase_for_reading() if p12_file else None)
+    try:
+        rec = pki_dir.ledger.get_named(name)
+        if rec is None:
+            names = [r.name for r in pki_dir.ledger.all() if r.name]
+            raise UsageError(f"no certificate named {name!r}", hint="named: " + ", ".join(str(n) for n in names))
+        chain = pki_dir.chain_of(name)
+        key_path = directory / rec.key_ref[5:] if rec.key_ref and rec.key_ref.startswith("file:") else None
+        if need_key and key_path is None:
+            raise UsageError(f"the key of {name} is not a key file in {directory}")
+        if p12_file is not None:
+            assert key_path is not None
+            passphrase = passphrase_for_reading()
+            key = load_key_file(key_path, passphrase).private_key
+            enc = (serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption())
+            blob = pkcs12.serialize_key_and_certificates(name.encode(), key, chain[0], chain[1:] or None, enc)  # type: ignore[arg-type]
+            atomic_write(p12_file, blob, 0o600)
+            click.echo(f"wrote {p12_file}", err=True)
+            return
+        out = certificates_to_pem(chain if with_chain else chain[:1])
+        if with_key and key_path is not None:
+            out += key_path.read_text()
+        click.echo(out, nl=False)
+    finally:
+        pki_dir.close()
+
+
+def _add_optional_commands() -> None:
+    """Commands that other modules contribute to the ``pki`` group (revocation, lifecycle)."""
+    try:
+        module = importlib.import_module("ocppsec.cli.pki_lifecycle")
+    except ModuleNotFoundError as exc:
+        if exc.name != "ocppsec.cli.pki_lifecycle":
+            raise
+        return
+    for command in getattr(module, "COMMANDS", []):
+        pki.add_command(command)
+
+
+_add_optional_commands()
