@@ -1,0 +1,184 @@
+"""``ocppsec demo``: the main job on embedded defaults, end to end, with a summary table.
+
+Each step calls the library exactly as an operator or station software would. Steps for capabilities
+that live in other subpackages are added to ``STEPS`` as those subpackages provide them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ocppsec.cli._common import PASSPHRASE_ENV, echo_json, echo_table, now
+from ocppsec.pki.chain import verify_chain, verify_issued_chain
+from ocppsec.pki.csr import make_csr
+from ocppsec.pki.directory import PkiDirectory
+from ocppsec.pki.errors import OcppsecError
+from ocppsec.pki.hashdata import compute_hash_data
+from ocppsec.pki.hierarchy import HierarchyConfig, IssuedCertificate, default_config_text
+from ocppsec.pki.keyfile import atomic_write, key_to_pem
+from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.lint import lint_certificate
+from ocppsec.pki.pem import certificates_to_pem
+from ocppsec.pki.profiles import PROFILES
+
+__all__ = ["STEPS", "DemoContext", "demo"]
+
+DEMO_PASSPHRASE = "ocppsec-demo"
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the PKI directory, the clock reading, and what earlier steps produced."""
+
+    root: Path
+    at: datetime
+    passphrase: bytes
+    cso_name: str = "Example CSO"
+    station_serial: str = "CS-DEMO-0001"
+    pki: PkiDirectory | None = None
+    csr: x509.CertificateSigningRequest | None = None
+    issued: IssuedCertificate | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> PkiDirectory:
+        assert self.pki is not None, "the PKI step runs first"
+        return self.pki
+
+    @property
+    def station_certificate(self) -> IssuedCertificate:
+        assert self.issued is not None, "the issuing step runs first"
+        return self.issued
+
+
+Step = Callable[[DemoContext], str]
+
+
+def step_build_hierarchies(ctx: DemoContext) -> str:
+    text = default_config_text().replace("[iso15118_20]\nenabled = false", "[iso15118_20]\nenabled = true")
+    config = HierarchyConfig.from_toml(text, cso_name=ctx.cso_name, csms_fqdn="localhost")
+    ctx.pki = PkiDirectory.init(ctx.root / "pki", config, passphrase=ctx.passphrase, at=ctx.at)
+    records = ctx.pki.ledger.all()
+    cas = sum(1 for r in records if r.is_ca)
+    return f"{cas} CAs + {len(records) - cas} certificates in {ctx.root / 'pki'} (ISO 15118-2 and -20)"
+
+
+def step_station_csr(ctx: DemoContext) -> str:
+    profile = PROFILES["charging-station"]
+    key = generate_key(KeySpec.P256)
+    station = ctx.root / "station"
+    station.mkdir(exist_ok=True)
+    atomic_write(station / "station.key.pem", key_to_pem(key, ctx.passphrase), 0o600)
+    csr = make_csr(key, {"O": ctx.cso_name, "CN": ctx.station_serial}, profile)
+    atomic_write(station / "station.csr.pem", csr.public_bytes(Encoding.PEM), 0o644)
+    ctx.csr = csr
+    return f"station {ctx.station_serial}: P-256 key (0600, encrypted) + CSR O={ctx.cso_name}, CN={ctx.station_serial}"
+
+
+def step_issue(ctx: DemoContext) -> str:
+    pki = ctx.directory
+    assert ctx.csr is not None
+    result = pki.issue_from_csr(ctx.csr, ca="csms-root", at=ctx.at,
+                                ctx=pki.policy_context(expected_cn=ctx.station_serial), station=ctx.station_serial)
+    chain = result.chain_pem()
+    atomic_write(ctx.root / "station" / "station.chain.pem", chain.encode(), 0o644)
+    ctx.issued = result.issued
+    return f"CSR policy passed; certificate serial {result.record.serial} recorded in the ledger"
+
+
+def step_verify(ctx: DemoContext) -> str:
+    pki = ctx.directory
+    issued = ctx.station_certificate
+    root = pki.ca_certificate("csms-root")
+    verify_issued_chain(issued.chain, [root], at=ctx.at, expected_cn=ctx.station_serial)
+    lint = lint_certificate(issued.certificate, PROFILES["charging-station"], pki.policy_context())
+    if not lint.ok:
+        raise OcppsecError("issued certificate deviates from its profile: " + "; ".join(map(str, lint.violations)))
+    # Every ISO 15118 chain too: 4 levels, root excluded from what is sent.
+    secc_key = generate_key(KeySpec.P256)
+    secc_csr = make_csr(secc_key, {"CN": "DE*EXA*E0001", "O": ctx.cso_name, "C": "DE", "DC": "CPO"}, PROFILES["secc"])
+    secc = pki.issue_from_csr(secc_csr, ca="cpo-sub-ca-2", at=ctx.at).issued
+    verify_chain(secc.certificate, secc.sub_cas, [pki.ca_certificate("v2g-root")], at=ctx.at, max_depth=3)
+    openssl = _openssl_verify(root, issued.chain)
+    return f"chain valid at {ctx.at:%Y-%m-%d}, profile clean; SECC chain valid (4 levels); openssl verify: {openssl}"
+
+
+def _openssl_verify(root: x509.Certificate, chain: Sequence[x509.Certificate]) -> str:
+    exe = shutil.which("openssl")
+    if exe is None:
+        return "not installed"
+    with tempfile.TemporaryDirectory() as tmp:
+        r, c = Path(tmp) / "root.pem", Path(tmp) / "chain.pem"
+        r.write_text(certificates_to_pem([root]))
+        c.write_text(certificates_to_pem(chain))
+        proc = subprocess.run([exe, "verify", "-CAfile", str(r), str(c)], capture_output=True, text=True, check=False)
+    return "OK" if proc.returncode == 0 else f"FAILED ({proc.stdout.strip() or proc.stderr.strip()})"
+
+
+def step_hash_data(ctx: DemoContext) -> str:
+    issued = ctx.station_certificate
+    data = compute_hash_data(issued.certificate, ctx.directory.ca_certificate("csms-root"))
+    ctx.facts["hash_data"] = data.to_ocpp()
+    return f"serialNumber {data.serial_number}, issuerKeyHash {data.issuer_key_hash[:16]}…"
+
+
+STEPS: list[tuple[str, Step]] = [
+    ("build every hierarchy", step_build_hierarchies),
+    ("station: key + CSR", step_station_csr),
+    ("CSMS: issue from CSR", step_issue),
+    ("verify chain", step_verify),
+    ("CertificateHashData", step_hash_data),
+]
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("ocppsec-demo"),
+              show_default=True, help="Where the demo writes its PKI, keys and artefacts.")
+@click.option("--fresh/--reuse", default=True, show_default=True, help="Start from an empty directory.")
+@click.option("--json", "as_json", is_flag=True)
+def demo(directory: Path, fresh: bool, as_json: bool) -> None:
+    """Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."""
+    if fresh and directory.exists():
+        if not (directory / "pki" / "ledger.db").exists() and any(directory.iterdir()):
+            raise click.UsageError(f"{directory} exists and is not an ocppsec demo directory; choose another --dir")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    passphrase = os.environ.get(PASSPHRASE_ENV) or DEMO_PASSPHRASE
+    ctx = DemoContext(directory, now(), passphrase.encode())
+    rows: list[list[str]] = []
+    failed = False
+    try:
+        for title, step in STEPS:
+            started = time.perf_counter()
+            try:
+                detail = step(ctx)
+                status = "ok"
+            except OcppsecError as exc:
+                detail, status, failed = str(exc), "FAILED", True
+            rows.append([title, status, f"{(time.perf_counter() - started) * 1000:.0f} ms", detail])
+            if failed:
+                break
+    finally:
+        if ctx.pki is not None:
+            ctx.pki.close()
+    if as_json:
+        echo_json({"directory": str(directory), "steps": [dict(zip(["step", "status", "time", "detail"], r, strict=True))
+                                                          for r in rows]})
+    else:
+        click.echo(f"ocppsec demo in ./{directory} (keys encrypted with "
+                   f"{'$' + PASSPHRASE_ENV if os.environ.get(PASSPHRASE_ENV) else repr(DEMO_PASSPHRASE)})\n")
+        echo_table(["step", "status", "time", "detail"], rows)
+    if failed:
+        raise SystemExit(1)
