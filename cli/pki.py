@@ -20,10 +20,10 @@ from ocppsec.cli._common import (
     passphrase_for_writing,
     read_input_file,
 )
-from ocppsec.pki.chain import verify_chain
+from ocppsec.pki.chain import verify_chain, verify_issued_chain
 from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
 from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.errors import ChainError, UsageError
+from ocppsec.pki.errors import ChainError, InputError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
 from ocppsec.pki.keyfile import atomic_write, key_to_pem, load_key_file
@@ -200,11 +200,12 @@ def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc
               help="Trusted root certificate(s) (PEM); repeatable.")
 @click.option("--profile", "profile_name", help="Also lint the leaf against this profile.")
 @click.option("--expected-cn", help="Leaf CN must equal this (FQDN or station serial).")
+@click.option("--lenient", is_flag=True, help="Accept sub-CAs in any order and a root inside the chain file.")
 @click.option("--at", "at_text", metavar="TIME")
 @click.option("--json", "as_json", is_flag=True)
 def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str | None, expected_cn: str | None,
-               at_text: str | None, as_json: bool) -> None:
-    """Validate a chain (leaf first, then sub-CAs) against trusted roots (RFC 5280; CN identity; ISO depth)."""
+               lenient: bool, at_text: str | None, as_json: bool) -> None:
+    """Validate a chain (leaf first, then sub-CAs, no root) against trusted roots (RFC 5280; CN identity; ISO depth)."""
     certs = load_certificates(read_input_file(chain_file, "chain"), what=chain_file)
     roots = [c for f in trust_files for c in load_certificates(read_input_file(f, "trust anchor"), what=f)]
     at = parse_time(at_text)
@@ -213,10 +214,13 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
     roots_fp = {r.fingerprint(hashes.SHA256()) for r in roots}
     intermediates = [c for c in rest if c.fingerprint(hashes.SHA256()) not in roots_fp]
     try:
-        verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
-                                expected_cn=expected_cn)
+        if lenient:
+            verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
+                                    expected_cn=expected_cn)
+        else:
+            verified = verify_issued_chain(certs, roots, at=at, max_depth=profile.max_chain_depth, expected_cn=expected_cn)
         lint = lint_certificate(leaf, profile) if profile_name else None
-    except ChainError as exc:
+    except (ChainError, InputError) as exc:
         if as_json:
             echo_json({"valid": False, "error": str(exc)})
             sys.exit(1)

@@ -185,6 +185,14 @@ def test_chain_problems_are_reported(pki_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("pki", "verify", good, "--trust", v2g_root, "--at", later), 1, "expired")
     earlier = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     assert_one_line_error(run("pki", "verify", good, "--trust", v2g_root, "--at", earlier), 1, "not yet valid")
+    # wrong order, and a root inside the chain, are refused unless --lenient
+    swapped = tmp_path / "swapped.pem"
+    swapped.write_bytes(pem[0] + pem[2] + pem[1])
+    assert_one_line_error(run("pki", "verify", swapped, "--trust", v2g_root), 1, "out of order")
+    assert run("pki", "verify", swapped, "--trust", v2g_root, "--lenient").returncode == 0
+    with_root = tmp_path / "with-root.pem"
+    with_root.write_bytes(b"".join(pem) + v2g_root.read_bytes())
+    assert_one_line_error(run("pki", "verify", with_root, "--trust", v2g_root), 1, "includes the self-signed root")
     # DER where PEM is expected is read; garbage is not
     der = tmp_path / "leaf.der"
     der.write_bytes(certs[0].public_bytes(serialization.Encoding.DER))
