@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import replace
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -133,18 +134,24 @@ def _table(records: Sequence[CertificateRecord]) -> None:
 @click.option("--csr", "csr_file", required=True, type=click.Path(dir_okay=False), help="PKCS#10 request (PEM or DER).")
 @click.option("--profile", "profile_name", help="Profile of the new certificate (default: what the CA issues).")
 @click.option("--expected-cn", help="The requester's identity: CN must equal it (station serial, SECC ID).")
+@click.option("--serial-registry", "registry_file", type=click.Path(dir_okay=False),
+              help="File of known station serial numbers (one per line): a station CN must be among them.")
 @click.option("--validity-days", type=click.IntRange(1, 36500))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the chain here.")
 @click.option("--at", "at_text", metavar="TIME")
 @click.option("--json", "as_json", is_flag=True)
 def issue_cmd(directory: Path, ca_name: str, csr_file: str, profile_name: str | None, expected_cn: str | None,
-              validity_days: int | None, out_file: Path | None, at_text: str | None, as_json: bool) -> None:
+              registry_file: str | None, validity_days: int | None, out_file: Path | None, at_text: str | None,
+              as_json: bool) -> None:
     """Issue a certificate from a CSR under the profile's policy; print the chain as CertificateSigned carries it."""
     csr = load_csr(read_input_file(csr_file, "CSR"), what=f"CSR {csr_file}")
     profile = get_profile(profile_name) if profile_name else None
     pki_dir = PkiDirectory.open(directory, passphrase_for_reading())
     try:
         ctx = pki_dir.policy_context(expected_cn=expected_cn)
+        if registry_file:
+            lines = read_input_file(registry_file, "serial registry").decode("utf-8", "replace").splitlines()
+            ctx = replace(ctx, serial_registry=frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#")))
         result = pki_dir.issue_from_csr(csr, ca=ca_name, at=parse_time(at_text), profile=profile, ctx=ctx,
                                         validity_days=validity_days)
     finally:

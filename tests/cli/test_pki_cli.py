@@ -131,6 +131,16 @@ def test_policy_violations_are_all_listed_and_nothing_is_recorded(pki_dir: Path,
     assert len(PkiDirectory.open(pki_dir).ledger.all()) == before
 
 
+def test_serial_registry_limits_station_cns(pki_dir: Path, tmp_path: Path) -> None:
+    key, csr, reg = tmp_path / "k", tmp_path / "c.csr", tmp_path / "serials.txt"
+    assert run("pki", "csr", "--org", "ACME CSO", "--cn", "CS-777", "--key-out", key, "--out", csr).returncode == 0
+    reg.write_text("# known stations\nCS-001\nCS-002\n")
+    assert_one_line_error(run("pki", "issue", pki_dir, "--ca", "csms-root", "--csr", csr, "--serial-registry", reg), 1,
+                          "not a registered station serial")
+    reg.write_text("CS-777\n")
+    assert run("pki", "issue", pki_dir, "--ca", "csms-root", "--csr", csr, "--serial-registry", reg).returncode == 0
+
+
 def test_rsa_1024_csr_is_refused_with_requirement_id(pki_dir: Path, tmp_path: Path) -> None:
     key, csr = tmp_path / "k", tmp_path / "r.csr"
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", str(key), "-out", str(csr),
