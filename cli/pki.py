@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
