@@ -1,0 +1,183 @@
+"""``ocppsec firmware``: sign images in CI pipelines, verify them as a charging station would.
+
+Parses, builds adapters (key file or PKCS#11 token, image file), calls
+:mod:`ocppsec.firmware_signing`, renders text or ``--json``. A progress bar appears only when stderr is a
+terminal, the image is large and ``--json`` is not given.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+from cryptography import x509
+
+from ocppsec.cli._common import echo_json, parse_time, passphrase_for_reading, read_input_file
+from ocppsec.firmware_signing import (
+    FirmwareScheme,
+    FirmwareVerification,
+    check_file,
+    firmware_object,
+    read_signature_file,
+    sign_file,
+    version_module,
+    write_signature_file,
+)
+from ocppsec.firmware_signing.files import image_size
+from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.keyfile import load_key_pem
+from ocppsec.pki.keys import SigningKey
+from ocppsec.pki.pem import load_certificate, load_certificates
+from ocppsec.pki.versions import OcppVersion
+
+__all__ = ["firmware"]
+
+PROGRESS_THRESHOLD = 8 * 1024 * 1024  # images smaller than this hash in well under a second
+
+
+@contextmanager
+def _progress(path: str, enabled: bool, label: str) -> Iterator[Callable[[int], None] | None]:
+    size = image_size(path)
+    if not enabled or size < PROGRESS_THRESHOLD or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=size, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
+
+
+def _load_key(spec: str) -> SigningKey:
+    if spec.strip().lower().startswith("pkcs11:"):
+        from ocppsec.pki.pkcs11 import open_pkcs11_key
+
+        return open_pkcs11_key(spec)
+    data = read_input_file(spec, "key")
+    passphrase = passphrase_for_reading() if b"ENCRYPTED" in data[:200] else None
+    return load_key_pem(data, passphrase, label=spec)
+
+
+@click.group("firmware")
+def firmware() -> None:
+    """Sign firmware images and verify signed firmware (OCPP L01, 1.6 SignedUpdateFirmware)."""
+
+
+@firmware.command("sign")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--key", "key_spec", required=True, metavar="KEY",
+              help="Key file (passphrase from OCPPSEC_PASSPHRASE) or PKCS#11 URI pkcs11:token=...;object=...")
+@click.option("--cert", "cert_path", required=True, type=click.Path(dir_okay=False),
+              help="Firmware-signing certificate (PEM) issued by the manufacturer root.")
+@click.option("--scheme", type=click.Choice([s.value for s in FirmwareScheme]), default=None,
+              help="Signature scheme; default ecdsa-sha256 for EC keys (RSA keys must choose).")
+@click.option("--location", default=None, metavar="URL", help="Download URL for the firmware object.")
+@click.option("--ocpp", "ocpp_version", type=click.Choice(["1.6", "2.0.1", "2.1"]), default="2.0.1",
+              show_default=True, help="OCPP version of the --json firmware object.")
+@click.option("--retrieve-at", default=None, metavar="TIME", help="retrieveDateTime (default: now).")
+@click.option("--install-at", default=None, metavar="TIME", help="installDateTime (default: omitted).")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Write the detached base64 signature to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ready OCPP firmware object.")
+def sign(image: str, key_spec: str, cert_path: str, scheme: str | None, location: str | None,
+         ocpp_version: str, retrieve_at: str | None, install_at: str | None, out_path: str | None,
+         as_json: bool) -> None:
+    """Sign IMAGE; print the base64 signature (or, with --json, the OCPP firmware object)."""
+    if as_json and not location:
+        raise UsageError("--json prints the OCPP firmware object, whose location is required",
+                         hint="pass --location URL (where stations download the image)")
+    version = OcppVersion.parse(ocpp_version)
+    certificate = load_certificate(read_input_file(cert_path, "signing certificate"), what=f"certificate {cert_path}")
+    image_size(image)
+    key = _load_key(key_spec)
+    chosen = FirmwareScheme.parse(scheme) if scheme else None
+    with _progress(image, not as_json, "signing") as progress:
+        signature = sign_file(image, key, certificate, scheme=chosen, progress=progress)
+    obj = None
+    if location:
+        obj = firmware_object(signature, location=location, retrieve_at=parse_time(retrieve_at),
+                              install_at=parse_time(install_at) if install_at else None, version=version)
+    if out_path:
+        write_signature_file(out_path, signature)
+    if as_json:
+        echo_json(obj)
+    else:
+        click.echo(signature.b64)
+        click.echo(f"signed {signature.digest} with {signature.scheme.value} ({key.label})", err=True)
+
+
+def _render(report: FirmwareVerification, version: OcppVersion) -> dict[str, object]:
+    mod = version_module(version)
+    data = report.as_dict()
+    event = mod.security_event(report)
+    data["ocpp"] = {
+        "version": version.value,
+        "updateFirmwareResponseStatus": mod.response_status(report),
+        "firmwareStatus": mod.firmware_status(report),
+        "securityEvent": {"type": event.type, "critical": event.critical} if event else None,
+    }
+    return data
+
+
+@firmware.command("verify")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--signature", "signature_b64", default=None, metavar="B64", help="The base64 signature.")
+@click.option("--signature-file", default=None, type=click.Path(dir_okay=False),
+              help="File holding the base64 signature.")
+@click.option("--cert", "cert_path", required=True, type=click.Path(dir_okay=False),
+              help="Signing certificate (PEM), as carried in firmware.signingCertificate.")
+@click.option("--root", "root_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="Installed ManufacturerRootCertificate (PEM); repeat for several.")
+@click.option("--at", "at_text", default=None, metavar="TIME", help="Validation time (default: now).")
+@click.option("--scheme", type=click.Choice([s.value for s in FirmwareScheme]), default=None,
+              help="Declared scheme; default: ECDSA for EC keys, RSA-PSS then PKCS#1 v1.5 for RSA keys.")
+@click.option("--crl", "crl_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="CRL (PEM/DER) of the manufacturer root; a listed certificate gives RevokedCertificate.")
+@click.option("--ocpp", "ocpp_version", type=click.Choice(["1.6", "2.0.1", "2.1"]), default="2.0.1",
+              show_default=True, help="OCPP version whose statuses and events are reported.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, image: str, signature_b64: str | None, signature_file: str | None, cert_path: str,
+           root_paths: tuple[str, ...], at_text: str | None, scheme: str | None, crl_paths: tuple[str, ...],
+           ocpp_version: str, as_json: bool) -> None:
+    """Verify IMAGE as a station does; exit 0 on SignatureVerified, 1 otherwise."""
+    if (signature_b64 is None) == (signature_file is None):
+        raise UsageError("give exactly one of --signature B64 and --signature-file FILE")
+    version = OcppVersion.parse(ocpp_version)
+    at = parse_time(at_text)
+    image_size(image)
+    signature = signature_b64 if signature_b64 is not None else read_signature_file(str(signature_file))
+    cert_pem = read_input_file(cert_path, "signing certificate")
+    roots = [c for p in root_paths for c in load_certificates(read_input_file(p, "root certificate"),
+                                                                what=f"root certificate {p}")]
+    crls = [_load_crl(p) for p in crl_paths]
+    with _progress(image, not as_json, "verifying") as progress:
+        report = check_file(image, signature, cert_pem, roots, at=at, crls=crls,
+                            scheme=FirmwareScheme.parse(scheme) if scheme else None, progress=progress)
+    mod = version_module(version)
+    if as_json:
+        echo_json(_render(report, version))
+        ctx.exit(0 if report.ok else 1)
+    for step in report.steps:
+        click.echo(str(step))
+    if report.ok:
+        click.echo(report.summary())
+        return
+    status = mod.response_status(report) if mod.firmware_status(report) is None else mod.firmware_status(report)
+    event = mod.security_event(report)
+    failed = report.failed_step
+    assert failed is not None
+    assert event is not None
+    critical = "critical" if event.critical else "not critical"
+    click.echo(f"error: {status}: step {failed.number} failed: {failed.detail} "
+               f"(security event: {event.type}, {critical} in OCPP {version.value})", err=True)
+    ctx.exit(1)
+
+
+def _load_crl(path: str) -> x509.CertificateRevocationList:
+    data = read_input_file(path, "CRL")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise InputError(f"CRL {path} is not a valid X.509 CRL ({exc})") from None
