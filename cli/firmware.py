@@ -83,7 +83,7 @@ def sign(image: str, key_spec: str, cert_path: str, scheme: str | None, location
          as_json: bool) -> None:
     """Sign IMAGE; print the base64 signature (or, with --json, the OCPP firmware object)."""
     if as_json and not location:
-        raise UsageError("--json prints the OCPP firmware object, whose location is required",
+        raise UsageError("--json prints the OCPP firmware object, whose location is required: add --location",
                          hint="pass --location URL (where stations download the image)")
     version = OcppVersion.parse(ocpp_version)
     certificate = load_certificate(read_input_file(cert_path, "signing certificate"), what=f"certificate {cert_path}")
@@ -135,8 +135,7 @@ def _render(report: FirmwareVerification, version: OcppVersion) -> dict[str, obj
 @click.option("--ocpp", "ocpp_version", type=click.Choice(["1.6", "2.0.1", "2.1"]), default="2.0.1",
               show_default=True, help="OCPP version whose statuses and events are reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_context
-def verify(ctx: click.Context, image: str, signature_b64: str | None, signature_file: str | None, cert_path: str,
+def verify(image: str, signature_b64: str | None, signature_file: str | None, cert_path: str,
            root_paths: tuple[str, ...], at_text: str | None, scheme: str | None, crl_paths: tuple[str, ...],
            ocpp_version: str, as_json: bool) -> None:
     """Verify IMAGE as a station does; exit 0 on SignatureVerified, 1 otherwise."""
@@ -156,7 +155,9 @@ def verify(ctx: click.Context, image: str, signature_b64: str | None, signature_
     mod = version_module(version)
     if as_json:
         echo_json(_render(report, version))
-        ctx.exit(0 if report.ok else 1)
+        if not report.ok:
+            sys.exit(1)  # SystemExit, not click's Exit: the exit code survives standalone_mode=False
+        return
     for step in report.steps:
         click.echo(str(step))
     if report.ok:
@@ -170,7 +171,7 @@ def verify(ctx: click.Context, image: str, signature_b64: str | None, signature_
     critical = "critical" if event.critical else "not critical"
     click.echo(f"error: {status}: step {failed.number} failed: {failed.detail} "
                f"(security event: {event.type}, {critical} in OCPP {version.value})", err=True)
-    ctx.exit(1)
+    sys.exit(1)
 
 
 def _load_crl(path: str) -> x509.CertificateRevocationList:
