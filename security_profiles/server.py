@@ -1,0 +1,295 @@
+"""CSMS side adapter: :func:`serve` on websockets' asyncio server.
+
+Each accepted TCP connection goes through:
+
+1. (profiles 2/3) the TLS handshake, run here with asyncio's ``SSLProtocol`` so that a failed handshake
+   is seen and recorded as the security event it means (InvalidTLSVersion, InvalidTLSCipherSuite,
+   InvalidChargingStationCertificate, FailedToAuthenticateAtCsms). The TLS read buffer is 17 KiB
+   instead of asyncio's 256 KiB (one TLS record fits), which keeps idle connections small.
+2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
+   (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
+   status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
+3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
+   ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import ssl
+from asyncio import sslproto
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Data, Subprotocol
+
+from ocppsec.eventlog.sink import EventSink
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.events import NullSink, SafeSink, local_event, peer_station_id
+from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
+from ocppsec.security_profiles.registry import StationRegistry
+from ocppsec.security_profiles.tls import classify_tls_failure, peer_certificate
+
+__all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "serve"]
+
+DEFAULT_MAX_SIZE = 64 * 1024
+_log = logging.getLogger("ocppsec.security_profiles.server")
+
+
+class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's SSLProtocol with a 17 KiB ciphertext buffer (one TLS record) instead of 256 KiB."""
+
+    max_size = 17 * 1024
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _ServeState:
+    policy: ServerPolicy
+    registry: StationRegistry
+    sink: EventSink
+    ssl_context: ssl.SSLContext | None
+    tls_handshake_timeout: float
+    clock: Callable[[], datetime] = _now
+    failures: int = 0
+    refused: int = 0
+    accepted: int = 0
+    pending_tls: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def record(self, event_type: str | None, *, identity: str | None, peer: str, tech_info: str,
+               version: OcppVersion | None = None) -> None:
+        if event_type is None:
+            return
+        at = self.clock()
+        self.sink.record(local_event(event_type, station_id=peer_station_id(identity, peer), tech_info=tech_info,
+                                     at=at, version=version))
+
+
+class StationConnection:
+    """An authenticated station: who it is, how it connected, and the WebSocket to talk over."""
+
+    def __init__(self, websocket: ServerConnection, decision: Accept) -> None:
+        self.websocket = websocket
+        self.identity = decision.identity
+        self.profile = decision.profile
+        assert decision.version is not None
+        assert decision.subprotocol is not None
+        self.version: OcppVersion = decision.version
+        self.subprotocol: str = decision.subprotocol
+
+    @property
+    def id(self) -> str:
+        return self.identity
+
+    @property
+    def remote_address(self) -> Any:
+        return self.websocket.remote_address
+
+    async def recv(self) -> Data:
+        return await self.websocket.recv()
+
+    async def send(self, message: Data) -> None:
+        await self.websocket.send(message)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.websocket.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        await self.websocket.wait_closed()
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self.websocket.__aiter__()
+
+    def __repr__(self) -> str:
+        return f"StationConnection(identity={self.identity!r}, profile={self.profile}, version={self.version.value})"
+
+
+class _ProfileConnection(ServerConnection):
+    """A websockets server connection that runs the TLS handshake itself to observe its failures."""
+
+    _state: _ServeState
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tls_started = False
+        self.peer = "unknown"
+        self.decision: Accept | Reject | None = None
+        self.station: StationConnection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ctx = self._state.ssl_context
+        if ctx is None or self._tls_started:
+            if not self._tls_started:
+                self.peer = _peer(transport)
+            super().connection_made(transport)
+            return
+        self._tls_started = True
+        self.peer = _peer(transport)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        proto = _SmallBufferSSLProtocol(
+            loop, self, ctx, waiter, server_side=True, server_hostname=None,
+            ssl_handshake_timeout=self._state.tls_handshake_timeout,  # type: ignore[arg-type]  # typeshed says int
+            ssl_shutdown_timeout=5.0,
+        )
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        self._state.pending_tls.add(waiter)
+        waiter.add_done_callback(self._tls_done)
+
+    def _tls_done(self, waiter: asyncio.Future[None]) -> None:
+        self._state.pending_tls.discard(waiter)
+        if waiter.cancelled():
+            return
+        exc = waiter.exception()
+        if exc is None:
+            return
+        failure = classify_tls_failure(exc)
+        self._state.failures += 1
+        _log.info("TLS handshake from %s failed: %s", self.peer, failure.reason)
+        try:
+            self._state.record(failure.security_event, identity=None, peer=self.peer, tech_info=failure.reason)
+        except Exception:
+            _log.exception("could not record a TLS failure")
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    name = transport.get_extra_info("peername")
+    if isinstance(name, tuple) and len(name) >= 2:
+        return f"{name[0]}:{name[1]}"
+    return str(name)
+
+
+def _offered(headers: Headers) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        out.extend(p.strip() for p in value.split(",") if p.strip())
+    return tuple(out)
+
+
+def _facts(connection: _ProfileConnection, request: Request) -> HandshakeFacts:
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    tls = None
+    if ssl_object is not None:
+        cipher = ssl_object.cipher()
+        name = cipher[0] if cipher else "unknown"
+        tls = TlsFacts(ssl_object.version() or "unknown", name, peer_certificate(ssl_object))
+    return HandshakeFacts(request.path, request.headers.get("Authorization"), _offered(request.headers), tls, connection.peer)
+
+
+async def _process_request(connection: ServerConnection, request: Request) -> Response | None:
+    assert isinstance(connection, _ProfileConnection)
+    state = connection._state
+    facts = _facts(connection, request)
+    needs_hash = facts.authorization is not None and bool(state.policy.profiles & {1, 2})
+    at = state.clock()
+    if needs_hash:
+        decision = await asyncio.to_thread(decide, facts, state.policy, state.registry.get, at=at)
+    else:
+        decision = decide(facts, state.policy, state.registry.get, at=at)
+    connection.decision = decision
+    if isinstance(decision, Reject):
+        state.refused += 1
+        _log.info("refused %s (%s): %s", decision.identity or connection.peer, decision.requirement, decision.reason)
+        state.record(decision.security_event, identity=decision.identity, peer=connection.peer,
+                     tech_info=f"{decision.reason} [{decision.requirement}]" if decision.requirement else decision.reason)
+        if decision.http_status is None:
+            return None  # complete the handshake without a subprotocol, then close (see handler)
+        status = http.HTTPStatus(decision.http_status)
+        response = connection.respond(status, f"{status.phrase}\n")
+        if status == http.HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+    if decision.promote_password or decision.promote_profile:
+        await asyncio.to_thread(_promote, state.registry, decision)
+    state.accepted += 1
+    return None
+
+
+def _promote(registry: StationRegistry, decision: Accept) -> None:
+    record = registry.get(decision.identity)
+    if record is None:
+        return
+    if decision.promote_password and record.pending_password_hash:
+        record = replace(record, password_hash=record.pending_password_hash, pending_password_hash=None)
+    if decision.promote_profile and record.pending_profile == decision.profile:
+        record = replace(record, profile=decision.profile, pending_profile=None)
+    registry.update(record)
+
+
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    decision = getattr(connection, "decision", None)
+    if isinstance(decision, Accept) and decision.subprotocol is not None:
+        return Subprotocol(decision.subprotocol)
+    return None
+
+
+def serve(
+    handler: Callable[[StationConnection], Awaitable[None]],
+    host: str | None,
+    port: int | None,
+    *,
+    policy: ServerPolicy,
+    registry: StationRegistry,
+    ssl_context: ssl.SSLContext | None = None,
+    sink: EventSink | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+    open_timeout: float = 10.0,
+    tls_handshake_timeout: float = 10.0,
+    ping_interval: float | None = 30.0,
+    ping_timeout: float | None = 30.0,
+    clock: Callable[[], datetime] = _now,
+    **kwargs: Any,
+) -> Server:
+    """Serve OCPP stations at ``policy``'s profile(s); ``handler`` gets each authenticated connection.
+
+    Returns websockets' :class:`~websockets.asyncio.server.Server` (``async with serve(...) as server``).
+    ``ssl_context`` is required for profiles 2/3 (see :func:`~.tls.server_context`) and must be ``None``
+    for profile 1. ``max_size``: the largest frame accepted (larger ones close with 1009).
+    """
+    from ocppsec.pki.errors import UsageError
+
+    if policy.tls and ssl_context is None:
+        raise UsageError("profiles 2 and 3 need a TLS server context", hint="see security_profiles.tls.server_context")
+    if not policy.tls and ssl_context is not None:
+        raise UsageError("profile 1 is plain ws://; do not pass a TLS context")
+    safe = SafeSink(sink if sink is not None else NullSink())
+    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock)
+    connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
+
+    async def _handler(websocket: ServerConnection) -> None:
+        assert isinstance(websocket, _ProfileConnection)
+        decision = websocket.decision
+        if isinstance(decision, Reject):
+            await websocket.close(decision.close_code or 1002, decision.reason[:120])
+            return
+        assert isinstance(decision, Accept)
+        websocket.station = StationConnection(websocket, decision)
+        await handler(websocket.station)
+
+    server = ws_serve(
+        _handler, host, port,
+        process_request=_process_request,
+        select_subprotocol=_select_subprotocol,
+        subprotocols=[Subprotocol(s) for s in policy.subprotocols],
+        compression=None,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        create_connection=connection_class,
+        **kwargs,
+    )
+    server.profile_state = state  # type: ignore[attr-defined]
+    return server
