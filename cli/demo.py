@@ -6,6 +6,7 @@ that live in other subpackages are added to ``STEPS`` as those subpackages provi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -134,12 +135,32 @@ def step_hash_data(ctx: DemoContext) -> str:
     return f"serialNumber {data.serial_number}, issuerKeyHash {data.issuer_key_hash[:16]}…"
 
 
+def step_firmware(ctx: DemoContext) -> str:
+    from ocppsec.firmware_signing import firmware_object, sign_file, verify_file
+    from ocppsec.pki.keyfile import load_key_file
+    from ocppsec.pki.versions import OcppVersion
+
+    pki = ctx.directory
+    image = ctx.root / "firmware" / "station-fw-1.2.3.bin"
+    image.parent.mkdir(exist_ok=True)
+    image.write_bytes(os.urandom(4 * 1024 * 1024))
+    key = load_key_file(ctx.root / "pki" / "keys" / "firmware-signing.key.pem", ctx.passphrase)
+    cert = pki.ca_certificate("firmware-signing")
+    signature = sign_file(image, key, cert)
+    wire = firmware_object(signature, location="https://firmware.example.com/station-fw-1.2.3.bin",
+                           retrieve_at=ctx.at, version=OcppVersion.V201)
+    (image.parent / "UpdateFirmware.firmware.json").write_text(json.dumps(wire, indent=2))
+    result = verify_file(image, signature.b64, cert, [pki.ca_certificate("manufacturer-root")], at=ctx.at)
+    return f"4 MiB image signed ({signature.scheme.value}); station check: {result.outcome.value}"
+
+
 STEPS: list[tuple[str, Step]] = [
     ("build every hierarchy", step_build_hierarchies),
     ("station: key + CSR", step_station_csr),
     ("CSMS: issue from CSR", step_issue),
     ("verify chain", step_verify),
     ("CertificateHashData", step_hash_data),
+    ("firmware: sign + verify", step_firmware),
 ]
 
 
