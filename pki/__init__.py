@@ -4,47 +4,136 @@ This package is also the foundation of the others: the root error (:class:`Ocpps
 version enum (:class:`OcppVersion`) and the key / store interfaces live here.
 """
 
-from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial, sign_builder
-from ocppsec.pki.chain import VerifiedChain, order_chain, verify_chain, verify_issued_chain
-from ocppsec.pki.csr import CsrReport, PolicyContext, check_csr, make_csr, verify_csr
-from ocppsec.pki.directory import IssueResult, PkiDirectory, default_leaf_profile
-from ocppsec.pki.errors import (
-    BackendError,
-    ChainError,
-    DuplicateError,
-    InputError,
-    KeyError_,
-    NotFoundError,
-    OcppsecError,
-    PolicyError,
-    SignatureError,
-    StoreError,
-    UsageError,
-    VerificationError,
-    Violation,
-    WrongPassphraseError,
-)
-from ocppsec.pki.hashdata import (
-    CertificateHashData,
-    CertificateHashDataChain,
-    compute_hash_data,
-    find_matching,
-)
-from ocppsec.pki.hierarchy import (
-    CertificateAuthority,
-    Hierarchy,
-    HierarchyConfig,
-    IssuedCertificate,
-    default_config_text,
-)
-from ocppsec.pki.keyfile import load_key_file, load_key_pem, write_key_file
-from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key, key_spec_of
-from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger
-from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate, verify_profile
-from ocppsec.pki.names import make_name, name_attributes, name_value
-from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
-from ocppsec.pki.profiles import PROFILES, CnKind, Family, Profile, get_profile
-from ocppsec.pki.versions import OcppVersion
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial, sign_builder
+    from ocppsec.pki.chain import VerifiedChain, order_chain, verify_chain, verify_issued_chain
+    from ocppsec.pki.csr import CsrReport, PolicyContext, check_csr, make_csr, verify_csr
+    from ocppsec.pki.directory import IssueResult, PkiDirectory, default_leaf_profile
+    from ocppsec.pki.errors import (
+        BackendError,
+        ChainError,
+        DuplicateError,
+        InputError,
+        KeyError_,
+        NotFoundError,
+        OcppsecError,
+        PolicyError,
+        SignatureError,
+        StoreError,
+        UsageError,
+        VerificationError,
+        Violation,
+        WrongPassphraseError,
+    )
+    from ocppsec.pki.hashdata import (
+        CertificateHashData,
+        CertificateHashDataChain,
+        compute_hash_data,
+        find_matching,
+    )
+    from ocppsec.pki.hierarchy import (
+        CertificateAuthority,
+        Hierarchy,
+        HierarchyConfig,
+        IssuedCertificate,
+        default_config_text,
+    )
+    from ocppsec.pki.keyfile import load_key_file, load_key_pem, write_key_file
+    from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key, key_spec_of
+    from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger
+    from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate, verify_profile
+    from ocppsec.pki.names import make_name, name_attributes, name_value
+    from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
+    from ocppsec.pki.profiles import PROFILES, CnKind, Family, Profile, get_profile
+    from ocppsec.pki.versions import OcppVersion
+
+# Public names are imported on first use: `import ocppsec.pki.errors` (every CLI command does) must not
+# pay for the whole PKI core.
+_LAZY: dict[str, str] = {
+    "BackendError": "ocppsec.pki.errors",
+    "CertificateAuthority": "ocppsec.pki.hierarchy",
+    "CertificateHashData": "ocppsec.pki.hashdata",
+    "CertificateHashDataChain": "ocppsec.pki.hashdata",
+    "CertificateRecord": "ocppsec.pki.ledger",
+    "CertificateRequest": "ocppsec.pki.builder",
+    "ChainError": "ocppsec.pki.errors",
+    "CnKind": "ocppsec.pki.profiles",
+    "CsrReport": "ocppsec.pki.csr",
+    "DuplicateError": "ocppsec.pki.errors",
+    "Family": "ocppsec.pki.profiles",
+    "Hierarchy": "ocppsec.pki.hierarchy",
+    "HierarchyConfig": "ocppsec.pki.hierarchy",
+    "InputError": "ocppsec.pki.errors",
+    "IssueResult": "ocppsec.pki.directory",
+    "IssuedCertificate": "ocppsec.pki.hierarchy",
+    "KeyError_": "ocppsec.pki.errors",
+    "KeySpec": "ocppsec.pki.keys",
+    "Ledger": "ocppsec.pki.ledger",
+    "LintReport": "ocppsec.pki.lint",
+    "LocalKey": "ocppsec.pki.keys",
+    "NotFoundError": "ocppsec.pki.errors",
+    "OcppVersion": "ocppsec.pki.versions",
+    "OcppsecError": "ocppsec.pki.errors",
+    "PROFILES": "ocppsec.pki.profiles",
+    "PkiDirectory": "ocppsec.pki.directory",
+    "PolicyContext": "ocppsec.pki.csr",
+    "PolicyError": "ocppsec.pki.errors",
+    "Profile": "ocppsec.pki.profiles",
+    "SignatureError": "ocppsec.pki.errors",
+    "SignatureScheme": "ocppsec.pki.keys",
+    "SigningKey": "ocppsec.pki.keys",
+    "SqliteLedger": "ocppsec.pki.ledger",
+    "StoreError": "ocppsec.pki.errors",
+    "UsageError": "ocppsec.pki.errors",
+    "VerificationError": "ocppsec.pki.errors",
+    "VerifiedChain": "ocppsec.pki.chain",
+    "Violation": "ocppsec.pki.errors",
+    "WrongPassphraseError": "ocppsec.pki.errors",
+    "build_certificate": "ocppsec.pki.builder",
+    "certificates_to_pem": "ocppsec.pki.pem",
+    "check_csr": "ocppsec.pki.csr",
+    "compute_hash_data": "ocppsec.pki.hashdata",
+    "default_config_text": "ocppsec.pki.hierarchy",
+    "default_leaf_profile": "ocppsec.pki.directory",
+    "find_matching": "ocppsec.pki.hashdata",
+    "generate_key": "ocppsec.pki.keys",
+    "get_profile": "ocppsec.pki.profiles",
+    "guess_profile": "ocppsec.pki.lint",
+    "key_spec_of": "ocppsec.pki.keys",
+    "lint_certificate": "ocppsec.pki.lint",
+    "load_certificate": "ocppsec.pki.pem",
+    "load_certificates": "ocppsec.pki.pem",
+    "load_csr": "ocppsec.pki.pem",
+    "load_key_file": "ocppsec.pki.keyfile",
+    "load_key_pem": "ocppsec.pki.keyfile",
+    "make_csr": "ocppsec.pki.csr",
+    "make_name": "ocppsec.pki.names",
+    "name_attributes": "ocppsec.pki.names",
+    "name_value": "ocppsec.pki.names",
+    "new_serial": "ocppsec.pki.builder",
+    "order_chain": "ocppsec.pki.chain",
+    "sign_builder": "ocppsec.pki.builder",
+    "verify_chain": "ocppsec.pki.chain",
+    "verify_csr": "ocppsec.pki.csr",
+    "verify_issued_chain": "ocppsec.pki.chain",
+    "verify_profile": "ocppsec.pki.lint",
+    "write_key_file": "ocppsec.pki.keyfile",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ocppsec.pki' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PROFILES",
