@@ -20,7 +20,7 @@ from ipaddress import ip_address
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ocppsec.pki._der import encode_tlv, split_sequence
@@ -175,6 +175,27 @@ def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile) 
     return []
 
 
+def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> bool:
+    """PKCS#10 self-signature check. pyca no longer verifies SHA-1/MD5 signatures (``is_signature_valid``
+    is False for them); those are checked here so that a genuine but weak signature is reported as
+    A00.FR.504 alone, not as an altered request."""
+    try:
+        if csr.is_signature_valid:
+            return True
+        h = csr.signature_hash_algorithm
+        if not isinstance(h, hashes.SHA1 | hashes.MD5):
+            return False
+        if isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, ec.ECDSA(h))
+        elif isinstance(pub, rsa.RSAPublicKey):
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, padding.PKCS1v15(), h)
+        else:
+            return False
+    except Exception:  # InvalidSignature, UnsupportedAlgorithm
+        return False
+    return True
+
+
 def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
     """Run the whole policy; never raises for policy problems, returns every violation."""
     ctx = ctx or PolicyContext()
@@ -185,11 +206,7 @@ def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: Policy
         pub = None
         violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
     if pub is not None:
-        try:
-            sig_ok = csr.is_signature_valid
-        except Exception:
-            sig_ok = False
-        if not sig_ok:
+        if not _signature_valid(csr, pub):
             violations.append(
                 Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
             )
