@@ -161,6 +161,9 @@ def _used_profile(facts: HandshakeFacts, record: StationRecord, policy: ServerPo
 
 
 def _check_basic(facts: HandshakeFacts, record: StationRecord, identity: str, version: OcppVersion | None) -> bool | Reject:
+    if facts.authorization is None:
+        return Reject(f"station {identity} sent no Authorization header", 401, ev.FAILED_TO_AUTHENTICATE, "A00.FR.202",
+                      identity)
     try:
         creds = parse_authorization(facts.authorization)
     except InputError as exc:

@@ -1,0 +1,151 @@
+"""The pure handshake decision: every step, good and bad, without sockets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.basic_auth import authorization_header, hash_password
+from ocppsec.security_profiles.handshake import (
+    Accept,
+    HandshakeFacts,
+    Reject,
+    ServerPolicy,
+    TlsFacts,
+    decide,
+    parse_profiles,
+)
+from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
+
+from .conftest import CSO, FAST, KEY_16, PASSWORD_201, Pki
+
+V201 = "ocpp2.0.1"
+TLS12 = ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
+
+
+def cert_of(pki: Pki, cn: str, **kw: object) -> x509.Certificate:
+    chain = pki.station(cn, **kw)  # type: ignore[arg-type]
+    return x509.load_pem_x509_certificate(open(chain.certfile, "rb").read())
+
+
+def facts(path: str = "/CS-2", auth: str | None = None, protos: tuple[str, ...] = (V201,),
+          tls: TlsFacts | None = None) -> HandshakeFacts:
+    return HandshakeFacts(path, auth, protos, tls, "127.0.0.1:1")
+
+
+def basic(identity: str, password: str = PASSWORD_201, version: OcppVersion = OcppVersion.V201) -> str:
+    return authorization_header(identity, password, version)
+
+
+P1 = ServerPolicy(frozenset({1}))
+P2 = ServerPolicy(frozenset({2}))
+P3 = ServerPolicy(frozenset({3}), cso_name=CSO)
+P23 = ServerPolicy(frozenset({2, 3}), cso_name=CSO)
+
+
+def test_profile1_accept(registry: MemoryRegistry, pki: Pki) -> None:
+    d = decide(facts("/CS-1", basic("CS-1")), P1, registry.get, at=pki.now)
+    assert d == Accept("CS-1", 1, OcppVersion.V201, V201)
+
+
+def test_profile2_accept_and_version_preference(registry: MemoryRegistry, pki: Pki) -> None:
+    d = decide(facts(auth=basic("CS-2"), protos=("ocpp1.6", V201), tls=TlsFacts(*TLS12)), P2, registry.get, at=pki.now)
+    assert isinstance(d, Accept) and d.profile == 2 and d.version is OcppVersion.V201
+
+
+def test_profile2_1_6_raw_key(registry: MemoryRegistry, pki: Pki) -> None:
+    auth = basic("CS16", KEY_16, OcppVersion.V16)
+    d = decide(facts("/CS16", auth, ("ocpp1.6",), TlsFacts(*TLS12)), P2, registry.get, at=pki.now)
+    assert isinstance(d, Accept) and d.version is OcppVersion.V16
+
+
+@pytest.mark.parametrize(
+    ("f", "status", "event", "req"),
+    [
+        (facts("/CS-2", None, tls=TlsFacts(*TLS12)), 401, "FailedToAuthenticateAtCsms", "A00.FR.202"),
+        (facts("/CS-2", "Bearer x", tls=TlsFacts(*TLS12)), 400, "FailedToAuthenticateAtCsms", "A00.FR.202"),
+        (facts("/CS-2", basic("CS-2Invalid"), tls=TlsFacts(*TLS12)), 401, "FailedToAuthenticateAtCsms", "A00.FR.207"),
+        (facts("/CS-2", basic("CS-2", "wrong-password-wrong"), tls=TlsFacts(*TLS12)), 401,
+         "FailedToAuthenticateAtCsms", "A00.FR.207"),
+        (facts("/nobody", basic("nobody"), tls=TlsFacts(*TLS12)), 401, "FailedToAuthenticateAtCsms", None),
+        (facts("/a:b", basic("x"), tls=TlsFacts(*TLS12)), 400, "FailedToAuthenticateAtCsms", "201P4 3.1.1"),
+        (facts("/CS-2", basic("CS-2"), tls=TlsFacts("TLSv1.1", "AES128-SHA")), 400, "InvalidTLSVersion", "A00.FR.315"),
+        (facts("/CS-2", basic("CS-2"), tls=TlsFacts("TLSv1.2", "AES128-SHA")), 400, "InvalidTLSCipherSuite", "A00.FR.322"),
+        (facts("/CS-2", basic("CS-2")), 400, None, "A00.FR.001"),  # plain connection on a TLS port
+        (facts("/CS-3", basic("CS-3"), tls=TlsFacts(*TLS12)), 403, "FailedToAuthenticateAtCsms", "A00.FR.002"),
+    ],
+)
+def test_profile2_refusals(registry: MemoryRegistry, pki: Pki, f: HandshakeFacts, status: int,
+                           event: str | None, req: str | None) -> None:
+    d = decide(f, P2, registry.get, at=pki.now)
+    assert isinstance(d, Reject)
+    assert (d.http_status, d.security_event, d.requirement) == (status, event, req)
+
+
+def test_profile1_refuses_station_registered_higher(registry: MemoryRegistry, pki: Pki) -> None:
+    d = decide(facts("/CS-2", basic("CS-2")), P1, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.002" and d.http_status == 403
+
+
+def test_profile3_accept_and_binding(registry: MemoryRegistry, pki: Pki) -> None:
+    good = cert_of(pki, "SN-0001")
+    d = decide(facts("/CS-3", tls=TlsFacts("TLSv1.3", "TLS_AES_256_GCM_SHA384", good)), P3, registry.get, at=pki.now)
+    assert d == Accept("CS-3", 3, OcppVersion.V201, V201)
+    # the same valid certificate presented for another identity is refused (A00.FR.405)
+    d = decide(facts("/CS-4", tls=TlsFacts("TLSv1.3", "TLS_AES_256_GCM_SHA384", good)), P3, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.405" and d.security_event == "InvalidChargingStationCertificate"
+
+
+def test_profile3_wrong_o_and_expired(registry: MemoryRegistry, pki: Pki) -> None:
+    wrong_o = cert_of(pki, "SN-0001", o="Other CSO")
+    d = decide(facts("/CS-3", tls=TlsFacts(*TLS12, wrong_o)), P3, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.404" and d.http_status == 403
+    good = cert_of(pki, "SN-0001")
+    later = pki.now + timedelta(days=3650)
+    d = decide(facts("/CS-3", tls=TlsFacts(*TLS12, good)), P3, registry.get, at=later)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.403"
+
+
+def test_mixed_port_decides_per_station(registry: MemoryRegistry, pki: Pki) -> None:
+    good = cert_of(pki, "SN-0001")
+    tls_cert = TlsFacts(*TLS12, good)
+    assert isinstance(decide(facts("/CS-3", tls=tls_cert), P23, registry.get, at=pki.now), Accept)
+    assert isinstance(decide(facts("/CS-2", basic("CS-2"), tls=TlsFacts(*TLS12)), P23, registry.get, at=pki.now), Accept)
+    # profile-3 station without a certificate, even with a correct-looking Basic header: refused
+    d = decide(facts("/CS-3", basic("CS-3"), tls=TlsFacts(*TLS12)), P23, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.002"
+    # profile-2 station presenting only a certificate: refused
+    d = decide(facts("/CS-2", tls=tls_cert), P23, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == "A00.FR.002"
+
+
+def test_unknown_subprotocol_completes_then_closes(registry: MemoryRegistry, pki: Pki) -> None:
+    d = decide(facts("/CS-1", basic("CS-1"), protos=("ocpp9",)), P1, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.http_status is None and d.close_code == 1002
+
+
+def test_pending_password_and_profile_promotion(pki: Pki) -> None:
+    reg = MemoryRegistry([StationRecord("CS-9", 2, password_hash=hash_password("old-password-0001", cost=FAST),
+                                        pending_password_hash=hash_password("new-password-0002", cost=FAST),
+                                        serial="SN-0001", pending_profile=3)])
+    tls = TlsFacts(*TLS12)
+    old = decide(facts("/CS-9", basic("CS-9", "old-password-0001"), tls=tls), P23, reg.get, at=pki.now)
+    new = decide(facts("/CS-9", basic("CS-9", "new-password-0002"), tls=tls), P23, reg.get, at=pki.now)
+    assert isinstance(old, Accept) and not old.promote_password
+    assert isinstance(new, Accept) and new.promote_password
+    upgraded = decide(facts("/CS-9", tls=TlsFacts(*TLS12, cert_of(pki, "SN-0001"))), P23, reg.get, at=pki.now)
+    assert isinstance(upgraded, Accept) and upgraded.profile == 3 and upgraded.promote_profile
+
+
+def test_parse_profiles() -> None:
+    assert parse_profiles("2,3") == {2, 3}
+    for bad in ("", "4", "1,2", "x"):
+        with pytest.raises(Exception, match="profile"):
+            parse_profiles(bad)
+
+
+def test_facts_repr_hides_password() -> None:
+    assert PASSWORD_201 not in repr(facts(auth=basic("CS-2")))
