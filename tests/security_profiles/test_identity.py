@@ -33,5 +33,5 @@ def test_bad_identities_are_refused(path: str) -> None:
 def test_identity_url_percent_encodes() -> None:
     assert identity_url("wss://csms.example.com/ocpp/", "RDAM|123") == "wss://csms.example.com/ocpp/RDAM%7C123"
     assert identity_from_path("/ocpp/RDAM%7C123", "/ocpp") == "RDAM|123"
-    with pytest.raises(InputError, match="colon|':'"):
+    with pytest.raises(InputError, match=r"colon|':'"):
         validate_identity("a:b")

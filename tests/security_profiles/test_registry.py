@@ -58,7 +58,7 @@ def test_rotation_a01(reg: StationRegistry) -> None:
 def test_bad_records() -> None:
     with pytest.raises(UsageError):
         StationRecord("CS-1", 4)
-    with pytest.raises(Exception, match="colon|':'"):
+    with pytest.raises(Exception, match=r"colon|':'"):
         StationRecord("a:b", 1)
     assert "h4sh" not in repr(StationRecord("CS-1", 1, password_hash="h4sh"))
 
