@@ -1,0 +1,150 @@
+"""``ocppsec stations``: manage the station registry the gateway and ``serve()`` authenticate against.
+
+Passwords are never taken as command-line arguments (they would land in shell history and ``ps``): give
+them through an environment variable (``--password-from-env VAR``) or let ``--generate`` make a random
+one, printed once. Only a salted scrypt hash is stored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import click
+
+from ocppsec.cli._common import echo_json, echo_table
+from ocppsec.pki.errors import UsageError
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.basic_auth import generate_password, hash_password, verify_password_rules
+from ocppsec.security_profiles.registry import (
+    DEFAULT_REGISTRY,
+    StationRecord,
+    confirm_password,
+    open_registry,
+    set_pending_password,
+)
+
+__all__ = ["stations"]
+
+_stations_option = click.option(
+    "--stations", "stations_db", default=DEFAULT_REGISTRY, envvar="OCPPSEC_STATIONS", show_default=True,
+    help="station registry: a SQLite path (shared safely by several gateways)",
+)
+_version_option = click.option(
+    "--ocpp-version", "ocpp_version", default="2.0.1", show_default=True,
+    help="whose password rules apply: 1.6 (AuthorizationKey, 16-20 bytes as hex), 2.0.1 (16-40 chars), 2.1 (<= 64)",
+)
+
+
+def _password(env_var: str | None, generate: bool, version: OcppVersion) -> tuple[str, bool]:
+    if env_var and generate:
+        raise UsageError("give either --password-from-env or --generate, not both")
+    if generate:
+        return generate_password(version), True
+    if env_var:
+        value = os.environ.get(env_var)
+        if value is None:
+            raise UsageError(f"environment variable {env_var} is not set", hint=f"export {env_var}=... first")
+        verify_password_rules(value, version)
+        return value, False
+    raise UsageError("a password is needed", hint="pass --password-from-env VAR or --generate")
+
+
+@click.group("stations")
+def stations() -> None:
+    """Register charging stations: identity, security profile, serial number, password hash."""
+
+
+@stations.command("add")
+@click.argument("identity")
+@click.option("--password-from-env", "env_var", metavar="VAR", help="read the Basic-auth password from $VAR")
+@click.option("--generate", is_flag=True, help="generate a random password and print it once")
+@click.option("--serial", help="serial number the profile-3 certificate CN must carry (default: the identity)")
+@click.option("--profile", type=click.IntRange(1, 3), default=2, show_default=True, help="registered security profile")
+@_version_option
+@_stations_option
+@click.option("--json", "as_json", is_flag=True)
+def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, ocpp_version: str,
+        stations_db: str, as_json: bool) -> None:
+    """Register station IDENTITY."""
+    version = OcppVersion.parse(ocpp_version)
+    password: str | None = None
+    generated = False
+    if profile in (1, 2) or env_var or generate:
+        password, generated = _password(env_var, generate, version)
+    record = StationRecord(identity, profile, serial, hash_password(password) if password else None)
+    registry = open_registry(stations_db)
+    registry.add(record)
+    out = {"identity": identity, "profile": profile, "serial": record.expected_serial, "registry": stations_db}
+    if generated:
+        out["password"] = password
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(f"added {identity} (profile {profile}, serial {record.expected_serial})")
+    if generated:
+        click.echo(f"password: {password}")
+        click.echo("(shown once; set it on the station, e.g. SecurityCtrlr.BasicAuthPassword / AuthorizationKey)", err=True)
+
+
+@stations.command("list")
+@_stations_option
+@click.option("--json", "as_json", is_flag=True)
+def list_(stations_db: str, as_json: bool) -> None:
+    """List registered stations (never the password hashes)."""
+    rows = open_registry(stations_db).list()
+    data = [{"identity": r.identity, "profile": r.profile, "pendingProfile": r.pending_profile,
+             "serial": r.expected_serial, "password": bool(r.password_hash),
+             "pendingPassword": bool(r.pending_password_hash)} for r in rows]
+    if as_json:
+        echo_json(data)
+        return
+    echo_table(["identity", "profile", "serial", "password", "pending"],
+               [[d["identity"], d["profile"], d["serial"], "set" if d["password"] else "-",
+                 ", ".join(x for x, on in (("password", d["pendingPassword"]), (f"profile {d['pendingProfile']}",
+                                                                                 d["pendingProfile"])) if on) or "-"]
+                for d in data])
+
+
+@stations.command("set-password")
+@click.argument("identity")
+@click.option("--password-from-env", "env_var", metavar="VAR", help="read the new password from $VAR")
+@click.option("--generate", is_flag=True, help="generate a random password and print it once")
+@click.option("--pending", is_flag=True,
+              help="A01 rotation: accept the new password next to the old one until `confirm-password` "
+                   "(or the station's first login with it)")
+@_version_option
+@_stations_option
+def set_password(identity: str, env_var: str | None, generate: bool, pending: bool, ocpp_version: str,
+                 stations_db: str) -> None:
+    """Set (or, with --pending, start rotating) the password of IDENTITY."""
+    password, generated = _password(env_var, generate, OcppVersion.parse(ocpp_version))
+    registry = open_registry(stations_db)
+    if pending:
+        set_pending_password(registry, identity, hash_password(password))
+    else:
+        record = registry.get(identity)
+        if record is None:
+            raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
+        registry.update(replace(record, password_hash=hash_password(password), pending_password_hash=None))
+    click.echo(f"{'pending ' if pending else ''}password set for {identity}")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@stations.command("confirm-password")
+@click.argument("identity")
+@_stations_option
+def confirm(identity: str, stations_db: str) -> None:
+    """The station accepted its new password: from now on only the new one works (A01.FR.03)."""
+    confirm_password(open_registry(stations_db), identity)
+    click.echo(f"password of {identity} confirmed; the old one no longer works")
+
+
+@stations.command("remove")
+@click.argument("identity")
+@_stations_option
+def remove(identity: str, stations_db: str) -> None:
+    """Remove station IDENTITY from the registry."""
+    open_registry(stations_db).remove(identity)
+    click.echo(f"removed {identity}")

@@ -1,0 +1,190 @@
+"""The security gateway: profiles 1-3 in front of any CSMS.
+
+Stations connect to the gateway at their security profile; the gateway authenticates them and binds
+the identity (:func:`~.server.serve`), opens ``upstream/IDENTITY`` with the same OCPP subprotocol and
+relays every message both ways unchanged (text stays text, binary stays binary). It never parses OCPP
+except to record the stations' own SecurityEventNotification requests into the event sink on their
+way through.
+
+Faults: the upstream unreachable or refusing -> the station is closed with 1011; the upstream closing
+-> the station is closed with the same code (1011 when the upstream vanished without one); a station
+frame over ``max_size`` -> 1009 and the upstream side is closed; a slow reader only slows its own
+relay (websockets' write buffer limits and ``drain``); dead peers are found by pings. One station's
+trouble never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import Server
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.protocol import State
+from websockets.typing import Data, Subprotocol
+
+from ocppsec.eventlog.model import EventInputError, Source, normalize_event
+from ocppsec.eventlog.sink import EventSink
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.events import NullSink, SafeSink
+from ocppsec.security_profiles.handshake import ServerPolicy
+from ocppsec.security_profiles.registry import StationRegistry
+from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, StationConnection, serve
+
+__all__ = ["Gateway", "GatewayStats", "security_event_from_frame"]
+
+_log = logging.getLogger("ocppsec.security_profiles.gateway")
+UPSTREAM_UNAVAILABLE = 1011
+
+
+@dataclass
+class GatewayStats:
+    connected: int = 0
+    relayed_up: int = 0
+    relayed_down: int = 0
+    upstream_failures: int = 0
+    station_events: int = 0
+    per_close_code: dict[int, int] = field(default_factory=dict)
+
+
+def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> Any:
+    """The SecurityEvent a station's SecurityEventNotification CALL carries, or ``None``."""
+    if isinstance(message, bytes) or "SecurityEventNotification" not in message:
+        return None
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        return None
+    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == 2 and frame[2] == "SecurityEventNotification"
+            and isinstance(frame[3], dict)):
+        return None
+    payload = frame[3]
+    try:
+        return normalize_event(station_id=station_id, type=payload.get("type"), timestamp=payload.get("timestamp"),
+                               tech_info=payload.get("techInfo"), at=at, ocpp_version=version, source=Source.OCPP)
+    except EventInputError as exc:
+        _log.info("station %s sent an unusable SecurityEventNotification: %s", station_id, exc.message)
+        return None
+
+
+class Gateway:
+    """Relay authenticated stations to ``upstream`` (``ws://`` or ``wss://``; the identity is appended)."""
+
+    def __init__(
+        self,
+        *,
+        policy: ServerPolicy,
+        registry: StationRegistry,
+        upstream: str,
+        ssl_context: ssl.SSLContext | None = None,
+        sink: EventSink | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
+        upstream_ssl: ssl.SSLContext | None = None,
+        upstream_open_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        tls_handshake_timeout: float = 10.0,
+        ping_interval: float | None = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not upstream.startswith(("ws://", "wss://")):
+            from ocppsec.pki.errors import UsageError
+
+            raise UsageError(f"upstream {upstream!r} is not a ws:// or wss:// URL")
+        self.policy = policy
+        self.registry = registry
+        self.upstream = upstream.rstrip("/")
+        self.ssl_context = ssl_context
+        self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self.max_size = max_size
+        self.upstream_ssl = upstream_ssl
+        self.upstream_open_timeout = upstream_open_timeout
+        self.open_timeout = open_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.ping_interval = ping_interval
+        self.clock = clock
+        self.stats = GatewayStats()
+        self.server: Server | None = None
+
+    def serve(self, host: str, port: int, **kwargs: Any) -> Server:
+        """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
+        self.server = serve(
+            self.handle, host, port, policy=self.policy, registry=self.registry, ssl_context=self.ssl_context,
+            sink=self.sink, max_size=self.max_size, open_timeout=self.open_timeout,
+            tls_handshake_timeout=self.tls_handshake_timeout, ping_interval=self.ping_interval,
+            ping_timeout=self.ping_interval, clock=self.clock, **kwargs,
+        )
+        return self.server
+
+    async def _open_upstream(self, station: StationConnection) -> ClientConnection | None:
+        url = f"{self.upstream}/{quote(station.identity, safe='')}"
+        try:
+            upstream = await ws_connect(
+                url, subprotocols=[Subprotocol(station.subprotocol)], compression=None, max_size=self.max_size,
+                open_timeout=self.upstream_open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
+                ssl=self.upstream_ssl if url.startswith("wss://") else None,
+                additional_headers={"X-OCPP-Security-Profile": str(station.profile)},
+            )
+        except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
+            _log.warning("upstream %s unavailable for %s: %s", url, station.identity, exc)
+            return None
+        if upstream.subprotocol != station.subprotocol:
+            _log.warning("upstream answered %s with subprotocol %s", station.subprotocol, upstream.subprotocol)
+            await upstream.close(1002, "subprotocol mismatch")
+            return None
+        return upstream
+
+    async def handle(self, station: StationConnection) -> None:
+        upstream = await self._open_upstream(station)
+        if upstream is None:
+            self.stats.upstream_failures += 1
+            await station.close(UPSTREAM_UNAVAILABLE, "upstream CSMS unavailable")
+            return
+        self.stats.connected += 1
+        try:
+            up = asyncio.create_task(self._pump_up(station, upstream))
+            down = asyncio.create_task(self._pump_down(upstream, station))
+            _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
+                code = station.websocket.close_code
+                await upstream.close(code if code in (1000, 1001) else 1001, "station disconnected")
+            else:
+                code = upstream.close_code
+                forwarded = code if code is not None and code not in (1005, 1006, 1015) else UPSTREAM_UNAVAILABLE
+                await station.close(forwarded, (upstream.close_reason or "upstream closed")[:120])
+            self.stats.per_close_code[code or 1006] = self.stats.per_close_code.get(code or 1006, 0) + 1
+        finally:
+            self.stats.connected -= 1
+            await upstream.close()
+
+    async def _pump_up(self, station: StationConnection, upstream: ClientConnection) -> None:
+        try:
+            async for message in station:
+                event = security_event_from_frame(message, station_id=station.identity, version=station.version,
+                                                  at=self.clock())
+                if event is not None:
+                    self.stats.station_events += 1
+                    self.sink.record(event)
+                await upstream.send(message)
+                self.stats.relayed_up += 1
+        except ConnectionClosed:
+            pass
+
+    async def _pump_down(self, upstream: ClientConnection, station: StationConnection) -> None:
+        try:
+            async for message in upstream:
+                await station.send(message)
+                self.stats.relayed_down += 1
+        except ConnectionClosed:
+            pass
