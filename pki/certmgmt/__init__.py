@@ -1,0 +1,91 @@
+"""Certificate management over OCPP (A02/A03, M03-M05), CSMS side and station side, 1.6 / 2.0.1 / 2.1.
+
+- :mod:`.model`: version-neutral nouns (uses, root types, triggers, outcomes);
+- :mod:`.service`: the CSMS certificate service (SignCertificate review → sign → CertificateSigned);
+- :mod:`.signer`: the pluggable signing CA (:class:`CertificateSigner`; local CA; how EST or a roaming
+  platform plugs in);
+- :mod:`.inventory`: per-station certificate inventory (SQLite behind :class:`InventoryStore`), reconciled
+  with the ledger;
+- :mod:`.station`: the station's certificate store (keys, CSRs, CertificateSigned checks, roots, delete, list);
+- :mod:`.schedule`: back-off and renewal timing;
+- :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: wire names and shapes per version;
+- :mod:`.ocpp_handlers`: ChargePoint classes for the ``ocpp`` package, both sides.
+
+Errors::
+
+    every refusal is an Outcome (status, reasonCode, additionalInfo, security event), never an exception;
+    OcppsecError subclasses (InputError, UsageError, StoreError, ...) are raised only for misuse of the API.
+"""
+
+from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt.inventory import (
+    INVENTORY_FILE,
+    InventoryEntry,
+    InventoryStore,
+    ReconcileReport,
+    SqliteInventory,
+    reconcile,
+)
+from ocppsec.pki.certmgmt.model import (
+    EVENT_DISCARDED_RENEWED,
+    EVENT_INVALID_STATION_CERTIFICATE,
+    EVENT_RECONFIGURATION,
+    CertificateUse,
+    InstalledCertificate,
+    InstalledType,
+    Outcome,
+    RootType,
+    SignRequest,
+    Status,
+    Trigger,
+)
+from ocppsec.pki.certmgmt.schedule import RetrySchedule, renewal_due, signing_retry_delays
+from ocppsec.pki.certmgmt.service import CertificateService, CertificateSignedOrder, SignDecision, StationInfo
+from ocppsec.pki.certmgmt.signer import AuthoritySigner, CertificateSigner, LocalCaSigner, SignedChain, SigningOrder
+from ocppsec.pki.certmgmt.station import (
+    ClientCredential,
+    DirectoryStationStorage,
+    MemoryStationStorage,
+    StationCertificateStore,
+    StationConfig,
+    StationStorage,
+)
+
+__all__ = [
+    "EVENT_DISCARDED_RENEWED",
+    "EVENT_INVALID_STATION_CERTIFICATE",
+    "EVENT_RECONFIGURATION",
+    "INVENTORY_FILE",
+    "AuthoritySigner",
+    "CertificateService",
+    "CertificateSignedOrder",
+    "CertificateSigner",
+    "CertificateUse",
+    "ClientCredential",
+    "Codec",
+    "DirectoryStationStorage",
+    "InstalledCertificate",
+    "InstalledType",
+    "InventoryEntry",
+    "InventoryStore",
+    "LocalCaSigner",
+    "MemoryStationStorage",
+    "Outcome",
+    "ReconcileReport",
+    "RetrySchedule",
+    "RootType",
+    "SignDecision",
+    "SignRequest",
+    "SignedChain",
+    "SigningOrder",
+    "SqliteInventory",
+    "StationCertificateStore",
+    "StationConfig",
+    "StationInfo",
+    "StationStorage",
+    "Status",
+    "Trigger",
+    "reconcile",
+    "renewal_due",
+    "signing_retry_delays",
+]
