@@ -1,0 +1,179 @@
+"""The gateway: ocpp-package stations through it to an ocpp-package CSMS, relaying and fault handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+
+from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.client import connect
+from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.handshake import ServerPolicy
+from ocppsec.security_profiles.registry import MemoryRegistry
+
+from . import ocpp_peers
+from .conftest import CSO, KEY_16, PASSWORD_201, Pki, free_port
+from .helpers import run, tls_context_for, wait_event
+
+
+@contextlib.asynccontextmanager
+async def ocpp_csms(port: int) -> AsyncIterator[list[tuple[str, str]]]:
+    """An ``ocpp``-package CSMS on plain ws:// (any CSMS: it knows nothing about profiles)."""
+    paths: list[tuple[str, str]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        identity = ws.request.path.rsplit("/", 1)[-1]
+        paths.append((ws.request.path, str(ws.subprotocol)))
+        cls: Any = ocpp_peers.Csms16 if ws.subprotocol == "ocpp1.6" else ocpp_peers.Csms201
+        with contextlib.suppress(ConnectionClosed):
+            await cls(identity, ws).start()
+
+    async with ws_serve(handler, "127.0.0.1", port, subprotocols=["ocpp2.0.1", "ocpp1.6"]):  # type: ignore[list-item]
+        yield paths
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(port: int) -> AsyncIterator[list[Any]]:
+    """Echoes every message unchanged; ``close:<code>`` makes it close with that code."""
+    got: list[Any] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for m in ws:
+                got.append(m)
+                if isinstance(m, str) and m.startswith("close:"):
+                    await ws.close(int(m[6:]), "bye")
+                    return
+                await ws.send(m)
+
+    async with ws_serve(handler, "127.0.0.1", port, subprotocols=["ocpp2.0.1", "ocpp1.6"]):  # type: ignore[list-item]
+        yield got
+
+
+@contextlib.asynccontextmanager
+async def gateway(profiles: set[int], registry: MemoryRegistry, sink: MemorySink, pki: Pki, port: int, up: int,
+                  **kw: Any) -> AsyncIterator[Gateway]:
+    gw = Gateway(policy=ServerPolicy(frozenset(profiles), cso_name=CSO), registry=registry,
+                 upstream=f"ws://127.0.0.1:{up}/upstream", ssl_context=tls_context_for(profiles, pki), sink=sink, **kw)
+    async with gw.serve("127.0.0.1", port):
+        yield gw
+
+
+@pytest.mark.parametrize(
+    ("version", "identity", "profiles"),
+    [(OcppVersion.V16, "CS16", {2}), (OcppVersion.V201, "CS-3", {3}), (OcppVersion.V201, "CS-2", {2, 3})],
+)
+def test_ocpp_station_through_gateway_to_ocpp_csms(version: OcppVersion, identity: str, profiles: set[int],
+                                                   registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                   port: int) -> None:
+    up = free_port()
+    ocpp_peers.SEEN.clear()
+
+    async def main() -> None:
+        async with ocpp_csms(up) as paths, gateway(profiles, registry, sink, pki, port, up):
+            if identity == "CS-3":
+                conn = await connect(f"wss://localhost:{port}/", identity, profile=3, versions=[version],
+                                     csms_roots=[pki.csms_root], client_chain=pki.station("SN-0001"))
+            else:
+                password = KEY_16 if version is OcppVersion.V16 else PASSWORD_201
+                conn = await connect(f"wss://localhost:{port}/", identity, profile=2, versions=[version],
+                                     password=password, csms_roots=[pki.csms_root])
+            cls: Any = ocpp_peers.Station16 if version is OcppVersion.V16 else ocpp_peers.Station201
+            station = cls(identity, conn)
+            runner = asyncio.create_task(station.start())
+            boot, beat, _ev = await station.run_session()
+            assert boot.status == "Accepted" and beat.current_time
+            runner.cancel()
+            await conn.close()
+            assert paths == [(f"/upstream/{identity}", version.subprotocol)]
+        actions = [(who, action) for who, action, _ in ocpp_peers.SEEN]
+        assert actions == [(identity, "BootNotification"), (identity, "Heartbeat"), (identity, "SecurityEventNotification")]
+        event = await wait_event(sink, "TamperDetectionActivated")
+        assert event.station_id == identity and event.source == "ocpp" and event.tech_info == "lid opened"
+        assert event.ocpp_version is version
+
+    run(main())
+
+
+def test_frames_relayed_unchanged_and_upstream_close_codes(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                           port: int) -> None:
+    up = free_port()
+
+    async def main() -> None:
+        async with raw_upstream(up) as got, gateway({1}, registry, sink, pki, port, up):
+            c = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
+            odd = '[2,"x","Unknown",{"ü":1}]  '
+            await c.send(odd)
+            assert await c.recv() == odd
+            await c.send(b"\x00\x01binary")
+            assert await c.recv() == b"\x00\x01binary"
+            await c.send("close:4001")
+            with pytest.raises(ConnectionClosed):
+                await c.recv()
+            assert c.close_code == 4001
+            assert got == [odd, b"\x00\x01binary", "close:4001"]
+
+    run(main())
+
+
+def test_upstream_down_closes_1011_and_gateway_keeps_serving(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                            port: int) -> None:
+    up = free_port()
+
+    async def main() -> None:
+        async with gateway({3}, registry, sink, pki, port, up, upstream_open_timeout=2) as gw:
+            c = await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+                              client_chain=pki.station("SN-0001"))
+            with pytest.raises(ConnectionClosed):
+                await c.recv()
+            assert c.close_code == 1011
+            assert gw.stats.upstream_failures == 1
+            async with raw_upstream(up):
+                c = await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+                                  client_chain=pki.station("SN-0001"))
+                await c.send("ping")
+                assert await c.recv() == "ping"
+                await c.close()
+
+    run(main())
+
+
+def test_oversized_frame_closes_only_that_station(registry: MemoryRegistry, sink: MemorySink, pki: Pki, port: int) -> None:
+    up = free_port()
+
+    async def main() -> None:
+        async with raw_upstream(up) as got, gateway({1}, registry, sink, pki, port, up, max_size=4096):
+            big = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201, max_size=2**20)
+            other = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
+            await big.send("y" * 5000)
+            with pytest.raises(ConnectionClosed):
+                await big.recv()
+            assert big.close_code == 1009
+            await other.send("still here")
+            assert await other.recv() == "still here"
+            assert "y" * 5000 not in got
+
+    run(main())
+
+
+def test_handshake_failures_reach_the_event_sink(registry: MemoryRegistry, sink: MemorySink, pki: Pki, port: int) -> None:
+    up = free_port()
+
+    async def main() -> None:
+        async with raw_upstream(up), gateway({2, 3}, registry, sink, pki, port, up):
+            with pytest.raises(Exception, match="403"):
+                await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+                              client_chain=pki.station("SN-0004"))
+        ev = await wait_event(sink, "InvalidChargingStationCertificate")
+        assert ev.station_id == "CS-3"
+
+    run(main())
