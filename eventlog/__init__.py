@@ -1,0 +1,104 @@
+"""The security event log: catalogue, events, stores, station log, GetLog upload and receiver.
+
+::
+
+    catalogue   every security event of 1.6-WP / 2.0.1 (2023 errata) / 2.1, names and critical flags
+    model       SecurityEvent (immutable), normalize_event (repair + flag, or EventInputError)
+    sink        EventSink.record(event): what every producer of events calls; MemorySink for tests
+    store       EventStore interface, EventQuery, open_store(path | postgresql:// URL), BufferedSink
+    logfile     our log file format (JSON Lines with a header)
+    station     station side: RollingLog, OfflineQueue, StationSecurityLog
+    getlog      GetLog as a pure state machine
+    upload      HTTP(S) upload client and the asyncio GetLog driver
+    receiver    the CSMS's upload receiver (HTTP PUT/POST)
+    v16 v201 v21  OCPP adapters for the ``ocpp`` package (imported on demand: they need ``ocpp``)
+
+Errors: everything raised on purpose is an :class:`ocppsec.pki.errors.OcppsecError`;
+:class:`EventInputError` (an InputError) rejects one event, :class:`StoreUnavailableError` (a StoreError)
+means "retry later", :class:`LogFormatError` (an InputError) means "not our log format".
+"""
+
+from ocppsec.eventlog.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
+from ocppsec.eventlog.getlog import (
+    GetLogMachine,
+    GetLogPolicy,
+    GetLogReply,
+    GetLogRequest,
+    GetLogStatus,
+    LogStatus,
+    UploadOutcome,
+)
+from ocppsec.eventlog.logfile import LogFormatError, ParsedLog, parse_log, render_log
+from ocppsec.eventlog.model import (
+    EventInputError,
+    Rejection,
+    SecurityEvent,
+    Source,
+    format_timestamp,
+    normalize_event,
+    parse_timestamp,
+)
+from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver, sanitize_filename
+from ocppsec.eventlog.sink import EventSink, FanOutSink, MemorySink, event_from_error
+from ocppsec.eventlog.station import OfflineQueue, RollingLog, StationSecurityLog
+from ocppsec.eventlog.store import (
+    DEFAULT_STORE,
+    AddResult,
+    BufferedSink,
+    EventQuery,
+    EventStore,
+    StatRow,
+    StoredEvent,
+    StoreUnavailableError,
+    open_store,
+)
+from ocppsec.eventlog.upload import GetLogDriver, UploadResult, http_upload
+
+__all__ = [
+    "CATALOGUE",
+    "DEFAULT_STORE",
+    "AddResult",
+    "BufferedSink",
+    "EventDefinition",
+    "EventInputError",
+    "EventQuery",
+    "EventSink",
+    "EventStore",
+    "FanOutSink",
+    "GetLogDriver",
+    "GetLogMachine",
+    "GetLogPolicy",
+    "GetLogReply",
+    "GetLogRequest",
+    "GetLogStatus",
+    "LogFormatError",
+    "LogStatus",
+    "MemorySink",
+    "OfflineQueue",
+    "ParsedLog",
+    "ReceiverConfig",
+    "Rejection",
+    "RollingLog",
+    "SecurityEvent",
+    "Source",
+    "StatRow",
+    "StationSecurityLog",
+    "StoreUnavailableError",
+    "StoredEvent",
+    "UploadOutcome",
+    "UploadReceiver",
+    "UploadResult",
+    "canonical_name",
+    "event_from_error",
+    "format_timestamp",
+    "http_upload",
+    "is_critical",
+    "lookup",
+    "name_for",
+    "normalize_event",
+    "open_store",
+    "parse_log",
+    "parse_timestamp",
+    "render_log",
+    "sanitize_filename",
+]
