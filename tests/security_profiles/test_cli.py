@@ -1,0 +1,152 @@
+"""``ocppsec stations`` and ``ocppsec gateway`` as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ocppsec.cli.main import cli
+from ocppsec.eventlog.store import EventQuery, open_store
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.basic_auth import password_matches
+from ocppsec.security_profiles.client import CsmsConnectionError, connect
+from ocppsec.security_profiles.registry import open_registry
+
+from .conftest import PASSWORD_201, Pki, free_port
+from .helpers import run
+from .test_gateway import raw_upstream
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_stations_lifecycle(tmp_path: Path) -> None:
+    db = str(tmp_path / "st.db")
+    code, out = invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})
+    assert code == 0, out
+    code, out = invoke("stations", "add", "CS-3", "--profile", "3", "--serial", "SN-0001", "--stations", db)
+    assert code == 0, out
+    code, out = invoke("stations", "add", "CS16", "--generate", "--ocpp-version", "1.6", "--stations", db, "--json")
+    assert code == 0, out
+    generated = json.loads(out)["password"]
+    assert len(generated) == 40 and bytes.fromhex(generated)
+    code, out = invoke("stations", "list", "--stations", db, "--json")
+    listed = {r["identity"]: r for r in json.loads(out)}
+    assert listed["CS-3"]["serial"] == "SN-0001" and listed["CS-3"]["password"] is False
+    assert listed["CS-2"]["profile"] == 2 and listed["CS-2"]["password"] is True
+    assert PASSWORD_201 not in out and "scrypt" not in out
+    rec = open_registry(db).get("CS16")
+    assert rec is not None and rec.password_hash
+    assert password_matches(rec.password_hash, bytes.fromhex(generated), OcppVersion.V16)
+    # A01 rotation through the CLI
+    code, out = invoke("stations", "set-password", "CS-2", "--pending", "--password-from-env", "PW", "--stations", db,
+                       env={"PW": "rotated-password-0002"})
+    assert code == 0, out
+    rec = open_registry(db).get("CS-2")
+    assert rec is not None and rec.pending_password_hash
+    assert invoke("stations", "confirm-password", "CS-2", "--stations", db)[0] == 0
+    rec = open_registry(db).get("CS-2")
+    assert rec is not None and rec.pending_password_hash is None and rec.password_hash
+    assert password_matches(rec.password_hash, b"rotated-password-0002")
+    assert invoke("stations", "remove", "CS16", "--stations", db)[0] == 0
+    code, out = invoke("stations", "list", "--stations", db)
+    assert "CS16" not in out and "CS-2" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (["stations", "add", "X"], {}, 2),  # profile 2 needs a password
+        (["stations", "add", "X", "--password-from-env", "NOPE"], {}, 2),
+        (["stations", "add", "X", "--password-from-env", "PW"], {"PW": "short"}, 1),  # breaks A00.FR.205
+        (["stations", "add", "a:b", "--generate"], {}, 1),
+        (["stations", "remove", "ghost"], {}, 1),
+        (["stations", "add", "X", "--generate", "--profile", "4"], {}, 2),
+    ],
+)
+def test_stations_errors(args: list[str], env: dict[str, str], code: int, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ocppsec.cli.main", *args, "--stations", str(tmp_path / "s.db")],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_duplicate_station(tmp_path: Path) -> None:
+    db = str(tmp_path / "st.db")
+    assert invoke("stations", "add", "CS-1", "--generate", "--stations", db)[0] == 0
+    proc = subprocess.run([sys.executable, "-m", "ocppsec.cli.main", "stations", "add", "CS-1", "--generate",
+                           "--stations", db], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "registered already" in proc.stderr
+
+
+def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gateway exited: {proc.stderr.read() if proc.stderr else ''}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError("gateway did not start")
+
+
+def test_gateway_command_end_to_end(pki: Pki, tmp_path: Path) -> None:
+    db, events = str(tmp_path / "st.db"), str(tmp_path / "events.db")
+    assert invoke("stations", "add", "CS-3", "--profile", "3", "--serial", "SN-0001", "--stations", db)[0] == 0
+    assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
+    port, up = free_port(), free_port()
+    cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2,3",
+           "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
+           str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
+           "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_port(port, proc)
+
+        async def main() -> None:
+            async with raw_upstream(up) as got:
+                c3 = await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+                                   client_chain=pki.station("SN-0001"))
+                c2 = await connect(f"wss://localhost:{port}/", "CS-2", profile=2, password=PASSWORD_201,
+                                   csms_roots=[pki.csms_root])
+                for c in (c3, c2):
+                    await c.send('[2,"1","Heartbeat",{}]')
+                    assert await c.recv() == '[2,"1","Heartbeat",{}]'
+                    await c.close()
+                with pytest.raises(CsmsConnectionError):
+                    await connect(f"wss://localhost:{port}/", "CS-2", profile=2, password="wrong-password-0000",
+                                  csms_roots=[pki.csms_root])
+                assert len(got) == 2
+                await asyncio.sleep(0.2)
+
+        run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "gateway listening on wss://127.0.0.1" in err
+    store = open_store(events)
+    stored = store.query(EventQuery(station_id="CS-2"))
+    assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"]
+
+
+def test_gateway_usage_errors(pki: Pki) -> None:
+    base = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", "127.0.0.1:1", "--upstream", "ws://x/"]
+    for extra in (["--profile", "3"], ["--profile", "4"], ["--profile", "1", "--trust", str(pki.cso_root)]):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
