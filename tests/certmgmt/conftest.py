@@ -64,7 +64,7 @@ def inventory(tmp_path: Path) -> SqliteInventory:
 @pytest.fixture
 def service(signer: AuthoritySigner, inventory: SqliteInventory) -> CertificateService:
     stations = {"CS001": StationInfo("CS001", serial=SERIAL, secc_ids=(SECC,)),
-                "CS002": StationInfo("CS002", serial="SN-0002", max_chain_size=700)}
+                "CS002": StationInfo("CS002", serial="SN-0002", max_chain_size=500)}
     return CertificateService(signer, cso_name=CSO, stations=stations, inventory=inventory)
 
 
