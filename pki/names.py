@@ -36,7 +36,7 @@ def make_name(attributes: Mapping[str, str]) -> x509.Name:
     for key in _ORDER:
         value = attributes.get(key)
         if value:
-            if key == "C" and len(value) != 2:
+            if key == "C" and not (len(value) == 2 and value.isascii() and value.isalpha()):
                 raise InputError(f"country (C) must be a two-letter ISO 3166 code, not {value!r}", requirement="ISO3166-1")
             if len(value) > 64:
                 raise InputError(f"subject {key} is longer than 64 characters (RFC 5280 upper bound)")
