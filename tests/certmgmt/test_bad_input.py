@@ -66,7 +66,7 @@ def test_v2g_csr_with_foreign_secc_id_is_rejected(service, store) -> None:
 
     store.config = replace(store.config, secc_id="DEXYZS0000000000")
     csr = store.create_csr(CertificateUse.V2G, at=NOW)
-    outcome, order = service.handle("CS001", SignRequest(csr, CertificateUse.V2G), at=NOW)
+    outcome, _order = service.handle("CS001", SignRequest(csr, CertificateUse.V2G), at=NOW)
     assert outcome.status is Status.REJECTED and "SECC ID" in (outcome.additional_info or "")
 
 

@@ -21,7 +21,7 @@ from ocppsec.pki.chain import verify_issued_chain
 from ocppsec.pki.pem import load_certificates
 from ocppsec.pki.versions import OcppVersion
 
-from .conftest import NOW, SECC, SERIAL, assert_schema
+from .conftest import NOW, SERIAL, assert_schema
 
 ALL = list(CODECS.values())
 
@@ -126,7 +126,7 @@ def test_renewed_certificate_that_cannot_connect_is_discarded_with_event(service
         csr = store.create_csr(CertificateUse.CHARGING_STATION, at=t)
         _, order = service.handle("CS001", SignRequest(csr), at=t)
         assert order is not None and store.certificate_signed(order.chain_pem, None, at=t).accepted
-    renewed, active = store.client_credentials()
+    _renewed, active = store.client_credentials()
     outcome = store.connected(active)  # fell back to the old certificate (A02.FR.28)
     assert outcome is not None and outcome.event == EVENT_DISCARDED_RENEWED
     assert [c.role for c in store.client_credentials()] == ["active"]

@@ -10,6 +10,7 @@ through install / list / delete and the bad-input cases over the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,10 +108,8 @@ def test_profile3_station_renews_and_reconnects_then_manages_certificates(versio
     async def handler(station: StationConnection) -> None:
         cp = CsmsCP(station.identity, station)
         connections.append((cp, peer_certificate(station.websocket.transport.get_extra_info("ssl_object"))))
-        try:
+        with contextlib.suppress(Exception):
             await cp.start()
-        except Exception:
-            pass
 
     port = _free_port()
     registry = MemoryRegistry([StationRecord("CS001", 3, serial=SERIAL)])
