@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ocppsec.eventlog import catalogue
+from ocppsec.eventlog._files import append_lines
 from ocppsec.eventlog.logfile import render_log
 from ocppsec.eventlog.model import EventInputError, SecurityEvent, Source, normalize_event
 from ocppsec.pki.errors import StoreError
@@ -30,13 +31,6 @@ from ocppsec.pki.versions import OcppVersion
 __all__ = ["QUEUE_ONCE", "OfflineQueue", "RollingLog", "StationSecurityLog"]
 
 QUEUE_ONCE = frozenset({"InvalidTLSVersion"})
-
-
-def _fsync_append(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 class RollingLog:
@@ -73,13 +67,13 @@ class RollingLog:
             self.current.unlink()
 
     def append(self, event: SecurityEvent) -> None:
-        line = event.to_json_line() + "\n"
-        size = len(line.encode("utf-8"))
+        line = event.to_json_line()
+        size = len(line.encode("utf-8")) + 1
         with self._lock:
             try:
                 if self.current.exists() and self.current.stat().st_size + size > self.max_bytes:
                     self._rotate()
-                _fsync_append(self.current, line)
+                append_lines(self.current, [line])
             except OSError as exc:
                 raise StoreError(f"cannot write the security log in {self.directory}: {exc}") from None
 
@@ -141,7 +135,7 @@ class OfflineQueue:
             self._next += 1
             entry = {"op": "add", "seq": seq, "event": event.to_json()}
             try:
-                _fsync_append(self.path, json.dumps(entry, separators=(",", ":")) + "\n")
+                append_lines(self.path, [json.dumps(entry, separators=(",", ":"))])
             except OSError as exc:
                 raise StoreError(f"cannot write the offline event queue {self.path}: {exc}") from None
             self._pending[seq] = event
@@ -161,7 +155,7 @@ class OfflineQueue:
                 if len(self._pending) == 1:
                     self._compact_empty()
                 else:
-                    _fsync_append(self.path, json.dumps({"op": "ack", "seq": seq}) + "\n")
+                    append_lines(self.path, [json.dumps({"op": "ack", "seq": seq})])
             except OSError as exc:
                 raise StoreError(f"cannot write the offline event queue {self.path}: {exc}") from None
             del self._pending[seq]

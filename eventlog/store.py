@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ocppsec.eventlog import catalogue
+from ocppsec.eventlog._files import append_lines
 from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.pki.errors import InputError, StoreError, UsageError
 
@@ -264,11 +265,7 @@ class BufferedSink:
     def _buffer(self, events: Sequence[SecurityEvent]) -> None:
         self._pending.extend(events)
         if self._spool is not None:
-            with self._spool.open("a", encoding="utf-8") as fh:
-                for event in events:
-                    fh.write(event.to_json_line() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_lines(self._spool, [event.to_json_line() for event in events])
 
     def flush(self, *, force: bool = True) -> bool:
         """Try to write what is pending; True when nothing is pending any more."""
