@@ -15,8 +15,8 @@ from datetime import datetime
 from ipaddress import ip_address
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed448
 from cryptography.x509 import verification as pyca
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from ocppsec.pki.errors import ChainError, InputError
 from ocppsec.pki.names import name_value
@@ -60,7 +60,8 @@ def _describe(cert: x509.Certificate) -> str:
 
 
 def _is_eddsa(cert: x509.Certificate) -> bool:
-    return isinstance(cert.public_key(), ed448.Ed448PublicKey)
+    # By SPKI algorithm OID: no key parsing, and a malformed key is left to the verifier to report.
+    return cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.ED448
 
 
 def verify_chain(
@@ -95,7 +96,11 @@ def verify_chain(
                     subject: pyca.Subject = x509.IPAddress(ip_address(server_name))
                 except ValueError:
                     subject = x509.DNSName(server_name)
-                chain = builder.build_server_verifier(subject).verify(leaf, list(intermediates))
+                try:
+                    verifier = builder.build_server_verifier(subject)
+                except ValueError as exc:  # e.g. an underscore in a DNS name
+                    raise ChainError(f"server name {server_name!r} is not a valid DNS name or IP address ({exc})") from None
+                chain = verifier.verify(leaf, list(intermediates))
             else:
                 builder = builder.extension_policies(
                     ca_policy=pyca.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_ee_policy()
