@@ -35,6 +35,7 @@ __all__ = [
     "INVENTORY_FILE",
     "InventoryEntry",
     "InventoryStore",
+    "IssuedEntryFactory",
     "ReconcileReport",
     "SqliteInventory",
     "entry_for",
@@ -84,6 +85,31 @@ def entry_for(
         subject=cert.subject.rfc4514_string(), not_after=cert.not_valid_after_utc,
         pem=cert.public_bytes(Encoding.PEM).decode("ascii"), request_id=request_id,
     )
+
+
+class IssuedEntryFactory:
+    """Builds ``sent`` entries for freshly issued leafs quickly (the issuer half of the hash data is cached).
+
+    Issued entries keep no PEM or subject: the ledger holds the certificate, the fingerprint links them.
+    """
+
+    def __init__(self) -> None:
+        self._issuers: dict[bytes, tuple[str, str]] = {}
+
+    def __call__(self, station_id: str, kind: str, cert: x509.Certificate, issuer: x509.Certificate, *, at: datetime,
+                 request_id: int | None = None) -> InventoryEntry:
+        key = issuer.fingerprint(hashes.SHA256())
+        halves = self._issuers.get(key)
+        if halves is None:
+            hd = compute_hash_data(cert, issuer, "SHA256")
+            halves = (hd.issuer_name_hash.lower(), hd.issuer_key_hash.lower())
+            self._issuers[key] = halves
+        serial = format(cert.serial_number, "x")
+        return InventoryEntry(
+            station_id=station_id, kind=kind, hash_key=f"SHA256:{halves[0]}:{halves[1]}:{serial}", serial=serial,
+            state="sent", updated_at=at, source="issued", fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+            not_after=cert.not_valid_after_utc, request_id=request_id,
+        )
 
 
 class InventoryStore(Protocol):

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from ocppsec.pki.certmgmt.inventory import InventoryStore, ReconcileReport, entry_for, reconcile
+from ocppsec.pki.certmgmt.inventory import InventoryStore, IssuedEntryFactory, ReconcileReport, entry_for, reconcile
 from ocppsec.pki.certmgmt.model import (
     CertificateUse,
     InstalledCertificate,
@@ -39,7 +39,7 @@ from ocppsec.pki.errors import InputError, OcppsecError, Violation
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.ledger import Ledger
 from ocppsec.pki.names import name_value
-from ocppsec.pki.pem import load_csr, pem_blocks
+from ocppsec.pki.pem import pem_blocks
 
 __all__ = [
     "MAX_CHAIN_CHARS",
@@ -93,10 +93,11 @@ class CertificateSignedOrder:
     chain: SignedChain
     use: CertificateUse
     request_id: int | None
+    chain_pem: str = ""  # leaf first, sub-CAs, no root (filled from ``chain`` when empty)
 
-    @property
-    def chain_pem(self) -> str:
-        return self.chain.chain_pem()
+    def __post_init__(self) -> None:
+        if not self.chain_pem:
+            object.__setattr__(self, "chain_pem", self.chain.chain_pem())
 
     @property
     def leaf_hash_data(self) -> CertificateHashData:
@@ -116,7 +117,10 @@ def _strict_csr(pem: str) -> x509.CertificateSigningRequest:
         raise InputError(f"csr must hold exactly one PEM CERTIFICATE REQUEST block (found: {found})", requirement="A02.FR.03")
     if raw.replace(blocks[0][1], b"").strip():
         raise InputError("csr has data outside its PEM block", requirement="A02.FR.03")
-    return load_csr(raw)
+    try:
+        return x509.load_pem_x509_csr(blocks[0][1])
+    except ValueError as exc:
+        raise InputError(f"csr is not a valid PKCS#10 request ({exc})", requirement="A02.FR.03") from None
 
 
 class CertificateService:
@@ -138,6 +142,7 @@ class CertificateService:
         self.ledger = ledger
         self.serial_registry = serial_registry
         self.max_chain_size = max_chain_size
+        self._entries = IssuedEntryFactory()
 
     # -- SignCertificate ------------------------------------------------------------------------
     def review(self, station_id: str, request: SignRequest) -> SignDecision:
@@ -211,8 +216,9 @@ class CertificateService:
                 continue
             if self.inventory is not None:
                 issuer = signed.sub_cas[0] if signed.sub_cas else signed.root
-                entries.append(entry_for(d.station_id, d.request.use.value, signed.leaf, issuer, state="sent", at=at,
-                                         request_id=d.request.request_id))
+                entries.append(self._entries(d.station_id, d.request.use.value, signed.leaf,
+                                             issuer if issuer is not None else signed.leaf, at=at,
+                                             request_id=d.request.request_id))
             out.append((d.outcome, order))
         if entries and self.inventory is not None:
             self.inventory.upsert(entries)
