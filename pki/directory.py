@@ -3,6 +3,7 @@
 Layout of ``DIR``::
 
     DIR/ledger.db              SQLite ledger (every issued certificate)
+    DIR/ledger.url             instead of ledger.db: the postgresql:// URL of a ledger shared by CSMS nodes (0600)
     DIR/hierarchy.toml         the configuration the directory was built from
     DIR/certs/<name>.pem       CA and named certificates
     DIR/keys/<name>.key.pem    PKCS#8 keys, mode 0600, encrypted unless built with --no-encrypt
@@ -36,12 +37,13 @@ from ocppsec.pki.hierarchy import (
 )
 from ocppsec.pki.keyfile import atomic_write, load_key_file, write_key_file
 from ocppsec.pki.keys import LocalKey, SigningKey, generate_key
-from ocppsec.pki.ledger import CertificateRecord, SqliteLedger, record_for
+from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger, is_ledger_url, open_ledger, record_for
 from ocppsec.pki.profiles import PROFILES, Profile, get_profile
 
 __all__ = ["IssueResult", "PkiDirectory", "default_leaf_profile", "open_signing_key"]
 
 LEDGER_FILE = "ledger.db"
+LEDGER_URL_FILE = "ledger.url"
 CONFIG_FILE = "hierarchy.toml"
 
 
@@ -56,6 +58,14 @@ def open_signing_key(key_ref: str, base: Path, passphrase: bytes | None) -> Sign
     if key_ref.startswith("file:"):
         return load_key_file(base / key_ref[5:], passphrase)
     raise UsageError(f"unknown key reference {key_ref!r} in the ledger")
+
+
+def _open_dir_ledger(root: Path) -> Ledger:
+    """``DIR/ledger.url`` names a shared ledger; otherwise the SQLite file ``DIR/ledger.db``."""
+    url_file = root / LEDGER_URL_FILE
+    if url_file.is_file():
+        return open_ledger(url_file.read_text().strip())
+    return SqliteLedger(root / LEDGER_FILE)
 
 
 def default_leaf_profile(ca_profile: Profile) -> Profile:
@@ -86,7 +96,7 @@ class IssueResult:
 class PkiDirectory:
     """A PKI directory opened for use. Keys are loaded lazily with the passphrase given at open."""
 
-    def __init__(self, path: Path, config: HierarchyConfig, ledger: SqliteLedger, passphrase: bytes | None) -> None:
+    def __init__(self, path: Path, config: HierarchyConfig, ledger: Ledger | SqliteLedger, passphrase: bytes | None) -> None:
         self.path = path
         self.config = config
         self.ledger = ledger
@@ -97,11 +107,12 @@ class PkiDirectory:
     @classmethod
     def init(
         cls, path: Path | str, config: HierarchyConfig, *, passphrase: bytes | None, at: datetime,
-        ca_keys: Mapping[str, str] | None = None,
+        ca_keys: Mapping[str, str] | None = None, ledger_url: str | None = None,
     ) -> PkiDirectory:
         """Build (or complete) every CA and certificate of ``config`` in ``path``.
 
         ``ca_keys`` maps entity names to existing ``pkcs11:`` key URIs to use instead of new key files.
+        ``ledger_url``: a ``postgresql://`` URL to keep the ledger in (recorded in ``DIR/ledger.url``).
         """
         root = Path(path)
         plan = config.plan()
@@ -112,10 +123,19 @@ class PkiDirectory:
         config_path = root / CONFIG_FILE
         if not config_path.exists():
             atomic_write(config_path, config.to_toml().encode(), 0o644)
-        ledger = SqliteLedger(root / LEDGER_FILE)
+        if ledger_url is not None:
+            if not is_ledger_url(ledger_url):
+                raise UsageError(f"not a ledger URL: {ledger_url!r}", hint="use postgresql://user@host/database")
+            atomic_write(root / LEDGER_URL_FILE, ledger_url.encode() + b"\n", 0o600)
+        ledger = _open_dir_ledger(root)
         pki = cls(root, HierarchyConfig.from_toml(config_path.read_text()), ledger, passphrase)
         plan = pki.config.plan()
         external = dict(ca_keys or {})
+        held = [r.key_ref for r in ledger.all() if r.key_ref and r.key_ref.startswith("file:")]
+        if held and any(ledger.get_named(e.name) is None for e in plan):
+            # Resuming: prove the passphrase on a key already held before writing anything, so a wrong one
+            # raises WrongPassphraseError with nothing new in the ledger (not after building more roots).
+            open_signing_key(held[0], root, passphrase)
         for entity in plan:
             if ledger.get_named(entity.name) is not None:
                 continue
@@ -155,13 +175,19 @@ class PkiDirectory:
         raise DuplicateError(f"could not find a free serial for {e.name}")
 
     @classmethod
-    def open(cls, path: Path | str, passphrase: bytes | None = None) -> PkiDirectory:
+    def open(cls, path: Path | str, passphrase: bytes | None = None, ledger_url: str | None = None) -> PkiDirectory:
+        """Open an existing directory; ``ledger_url`` overrides where its ledger lives (else ``DIR/ledger.url``)."""
         root = Path(path)
-        if not (root / LEDGER_FILE).is_file():
+        if ledger_url is not None:
+            if not is_ledger_url(ledger_url):
+                raise UsageError(f"not a ledger URL: {ledger_url!r}", hint="use postgresql://user@host/database")
+            config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+            return cls(root, config, open_ledger(ledger_url), passphrase)
+        if not (root / LEDGER_FILE).is_file() and not (root / LEDGER_URL_FILE).is_file():
             raise UsageError(f"{root} is not an ocppsec PKI directory (no {LEDGER_FILE})",
                              hint=f"create one with `ocppsec pki init {root}`")
         config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
-        return cls(root, config, SqliteLedger(root / LEDGER_FILE), passphrase)
+        return cls(root, config, _open_dir_ledger(root), passphrase)
 
     def close(self) -> None:
         self.ledger.close()

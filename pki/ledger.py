@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.errors import DuplicateError, NotFoundError, StoreError
 
-__all__ = ["CertificateRecord", "Ledger", "SqliteLedger", "record_for"]
+__all__ = ["CertificateRecord", "Ledger", "SqliteLedger", "is_ledger_url", "open_ledger", "record_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX certificates_name ON certificates(name) WHERE name IS NOT NULL;
     CREATE INDEX certificates_not_after ON certificates(not_after);
     CREATE INDEX certificates_station ON certificates(station) WHERE station IS NOT NULL;
+    """,
+    """
+    CREATE TABLE crl_numbers (
+        issuer_ca TEXT PRIMARY KEY,
+        last_number INTEGER NOT NULL
+    );
     """,
 )
 
@@ -259,6 +265,30 @@ class SqliteLedger:
     def revoked(self, issuer_ca: str) -> list[CertificateRecord]:
         return self._query("WHERE issuer_ca = ? AND status = 'revoked' ORDER BY id", (issuer_ca,))
 
+    def next_crl_number(self, issuer_ca: str) -> int:
+        """Reserve the next CRL number of ``issuer_ca`` (1, 2, 3 ...; RFC 5280 §5.2.3: monotonically increasing)."""
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO crl_numbers (issuer_ca, last_number) VALUES (?, 1) "
+                "ON CONFLICT (issuer_ca) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
+                (issuer_ca,),
+            ).fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def is_ledger_url(text: str) -> bool:
+    """True for ``postgresql://`` / ``postgres://`` URLs (a PostgreSQL ledger shared by several CSMS nodes)."""
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def open_ledger(url_or_path: str | Path) -> Ledger:
+    """A ``postgresql://`` URL opens :class:`ocppsec.pki.pg_ledger.PgLedger`; anything else is a SQLite file."""
+    if isinstance(url_or_path, str) and is_ledger_url(url_or_path):
+        from ocppsec.pki.pg_ledger import PgLedger  # needs psycopg (extra "postgres")
+
+        return PgLedger(url_or_path)
+    return SqliteLedger(url_or_path)

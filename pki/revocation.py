@@ -1,0 +1,256 @@
+"""Revocation checking with CRLs, on top of :func:`ocppsec.pki.chain.verify_chain` (pyca does no revocation).
+
+:func:`verify_chain_with_crls` first validates the path (RFC 5280 path building by pyca), then checks
+every certificate of the path except the trust anchor against the CRLs given, in numbered steps:
+
+1. **Scope.** A CRL applies to a certificate when its issuer Name equals the certificate's issuer and
+   its signature verifies with the issuing certificate's key (a CRL of another CA that happens to list
+   the same serial is ignored). An IssuingDistributionPoint limiting the CRL to CA or user certificates
+   narrows the scope further; indirect CRLs and CRLs partitioned by reason are refused as unsupported.
+2. **The CRL itself** (RFC 5280 §5.2, §6.3.3): the issuer's keyUsage, when present, includes cRLSign;
+   the CRL carries a CRLNumber and it is non-critical; it is not a delta CRL; it has no unknown critical
+   extension (in the CRL or in an entry); ``thisUpdate`` is not in the future.
+3. **Status.** The serial listed with a revocation date not after ``at`` → revoked (ChainError subclass
+   :class:`RevokedError` with the reason). Not listed in a current CRL (``at`` before ``nextUpdate``) →
+   good. Only stale CRLs → unknown (a revocation stays a revocation; absence from an old list proves nothing).
+   With ``require=True`` an unknown status is an error too.
+
+:func:`check_crl_status` gives the per-certificate answer (``good`` / ``revoked`` / ``unknown``) without
+raising for revocation: OCPP 2.1 GetCertificateChainStatus and the OCSP responder use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+
+from cryptography import x509
+from cryptography.x509 import verification as pyca
+from cryptography.x509.oid import ExtensionOID
+
+from ocppsec.pki.chain import VerifiedChain, verify_chain
+from ocppsec.pki.errors import ChainError
+
+__all__ = [
+    "CrlError",
+    "RevocationStatus",
+    "RevokedError",
+    "check_crl_status",
+    "load_crl",
+    "verify_chain_with_crls",
+]
+
+GOOD = "good"
+REVOKED = "revoked"
+UNKNOWN = "unknown"
+
+# CRL-level and entry-level extensions this checker understands (anything else critical is refused).
+_KNOWN_CRL_EXTENSIONS = {
+    ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.ISSUING_DISTRIBUTION_POINT,
+    ExtensionOID.ISSUER_ALTERNATIVE_NAME, ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+}
+_KNOWN_ENTRY_EXTENSIONS = {x509.CRLReason.oid, x509.InvalidityDate.oid}
+
+
+class CrlError(ChainError):
+    """A CRL that applies to a certificate of the path is unusable (bad signature rules, missing CRLNumber...)."""
+
+
+class RevokedError(ChainError):
+    """A certificate of the path is on its issuer's CRL."""
+
+    def __init__(self, message: str, *, serial: int, reason: x509.ReasonFlags | None, revoked_at: datetime) -> None:
+        super().__init__(message, hint="the CA revoked it; the holder needs a new certificate")
+        self.serial = serial
+        self.reason = reason
+        self.revoked_at = revoked_at
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationStatus:
+    """Revocation status of one certificate according to the CRLs given."""
+
+    certificate: x509.Certificate
+    status: str  # good | revoked | unknown
+    reason: x509.ReasonFlags | None = None
+    revoked_at: datetime | None = None
+    next_update: datetime | None = None  # of the CRL that decided it
+
+    @property
+    def revoked(self) -> bool:
+        return self.status == REVOKED
+
+
+def load_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL from PEM or DER bytes (ValueError from pyca becomes :class:`CrlError`)."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise CrlError(f"not a CRL: {exc}", hint="pass a PEM or DER X.509 CRL") from None
+
+
+def _describe(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or f"serial {cert.serial_number:x}"
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _in_scope(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    """Step 1: issuing distribution point limits (indirect / partitioned-by-reason CRLs are refused)."""
+    try:
+        idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return True
+    if idp.indirect_crl:
+        raise CrlError(f"the CRL of {crl.issuer.rfc4514_string()} is an indirect CRL, which is not supported")
+    if idp.only_some_reasons:
+        raise CrlError(f"the CRL of {crl.issuer.rfc4514_string()} covers only some reasons, which is not supported")
+    if idp.only_contains_attribute_certs:
+        return False
+    if idp.only_contains_ca_certs and not _is_ca(cert):
+        return False
+    return not (idp.only_contains_user_certs and _is_ca(cert))
+
+
+def _check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime) -> None:
+    """Step 2: the CRL is one we may rely on."""
+    who = crl.issuer.rfc4514_string()
+    try:
+        ku = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not ku.crl_sign:
+            raise CrlError(f"the CRL issuer {who} lacks cRLSign in its keyUsage", requirement="RFC5280-6.3.3(f)")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber)
+    except x509.ExtensionNotFound:
+        raise CrlError(f"the CRL of {who} has no CRLNumber", requirement="RFC5280-5.2.3") from None
+    if number.critical:
+        raise CrlError(f"the CRL of {who} marks CRLNumber critical", requirement="RFC5280-5.2.3")
+    for ext in crl.extensions:
+        if ext.oid == ExtensionOID.DELTA_CRL_INDICATOR:
+            raise CrlError(f"the CRL of {who} is a delta CRL; pass the complete CRL", requirement="RFC5280-5.2.4")
+        if ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS:
+            raise CrlError(f"the CRL of {who} has an unknown critical extension {ext.oid.dotted_string}")
+    if crl.last_update_utc > at:
+        raise CrlError(f"the CRL of {who} is not yet valid (thisUpdate {crl.last_update_utc:%Y-%m-%dT%H:%M:%SZ})")
+
+
+def _entry_status(
+    crl: x509.CertificateRevocationList, cert: x509.Certificate, at: datetime
+) -> RevocationStatus | None:
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if entry is None or entry.revocation_date_utc > at:
+        return None
+    reason: x509.ReasonFlags | None = None
+    for ext in entry.extensions:
+        if ext.critical and ext.oid not in _KNOWN_ENTRY_EXTENSIONS:
+            raise CrlError(f"a CRL entry of {crl.issuer.rfc4514_string()} has an unknown critical extension")
+        if isinstance(ext.value, x509.CRLReason):
+            reason = ext.value.reason
+    if reason is x509.ReasonFlags.remove_from_crl:
+        return None
+    return RevocationStatus(cert, REVOKED, reason, entry.revocation_date_utc, crl.next_update_utc)
+
+
+def check_crl_status(
+    cert: x509.Certificate, issuer: x509.Certificate, crls: Sequence[x509.CertificateRevocationList], *, at: datetime
+) -> RevocationStatus:
+    """Status of ``cert`` (issued by ``issuer``) under ``crls`` at ``at``; :class:`CrlError` for an unusable CRL."""
+    best: RevocationStatus | None = None
+    for crl in crls:
+        if crl.issuer != cert.issuer or not _signed_by(crl, issuer) or not _in_scope(crl, cert):
+            continue
+        _check_crl(crl, issuer, at)
+        listed = _entry_status(crl, cert, at)
+        if listed is not None:
+            return listed
+        next_update = crl.next_update_utc
+        if next_update is None or at <= next_update:
+            best = RevocationStatus(cert, GOOD, next_update=next_update)
+    return best or RevocationStatus(cert, UNKNOWN)
+
+
+def verify_chain_with_crls(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    *,
+    at: datetime,
+    require: bool = False,
+    server_name: str | None = None,
+    expected_cn: str | None = None,
+    max_depth: int | None = None,
+    ca_key_usage_optional: bool = False,
+) -> VerifiedChain:
+    """Validate the path, then check each certificate except the anchor against ``crls`` (see module doc).
+
+    Raises :class:`RevokedError` for a revoked certificate, :class:`CrlError` for an unusable CRL,
+    :class:`ChainError` for a path that does not validate or (``require``) a certificate no current CRL covers.
+    ``ca_key_usage_optional``: accept CA certificates without keyUsage (RFC 5280 §4.2.1.3 allows it; the
+    default web-PKI rule of :func:`verify_chain` requires it, and every OCPP / ISO 15118 CA profile has it).
+    """
+    if ca_key_usage_optional and server_name is not None and expected_cn is None and max_depth is None:
+        verified = _verify_server_path_rfc5280(leaf, intermediates, roots, at=at, server_name=server_name)
+    else:
+        verified = verify_chain(leaf, intermediates, roots, at=at, server_name=server_name, expected_cn=expected_cn,
+                                max_depth=max_depth)
+    path = verified.chain
+    for cert, issuer in pairwise(path):
+        status = check_crl_status(cert, issuer, crls, at=at)
+        if status.revoked:
+            assert status.revoked_at is not None
+            reason = status.reason.value if status.reason else "unspecified"
+            raise RevokedError(
+                f"certificate {_describe(cert)} (serial {cert.serial_number:x}) was revoked on "
+                f"{status.revoked_at:%Y-%m-%dT%H:%M:%SZ}, reason {reason}",
+                serial=cert.serial_number, reason=status.reason, revoked_at=status.revoked_at,
+            )
+        if require and status.status == UNKNOWN:
+            raise ChainError(
+                f"no current CRL of {cert.issuer.rfc4514_string()} covers {_describe(cert)}",
+                hint="fetch the issuer's latest CRL (its CRL distribution point)",
+            )
+    return verified
+
+
+def _ca_key_usage(_policy: object, _cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    if ku is not None and not ku.key_cert_sign:
+        raise ValueError("a CA keyUsage without keyCertSign")
+
+
+def _verify_server_path_rfc5280(
+    leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
+    *, at: datetime, server_name: str,
+) -> VerifiedChain:
+    """Server-certificate path validation with keyUsage optional on CAs (RFC 5280), else web-PKI rules.
+
+    TODO(lead): move this option into :func:`ocppsec.pki.chain.verify_chain`, the one pyca wrapper.
+    """
+    ca_policy = pyca.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.KeyUsage, pyca.Criticality.AGNOSTIC, _ca_key_usage
+    )
+    builder = (pyca.PolicyBuilder().store(pyca.Store(list(roots))).time(at)
+               .extension_policies(ca_policy=ca_policy, ee_policy=pyca.ExtensionPolicy.webpki_defaults_ee()))
+    try:
+        chain = builder.build_server_verifier(x509.DNSName(server_name)).verify(leaf, list(intermediates))
+    except pyca.VerificationError as exc:
+        raise ChainError(f"certificate {_describe(leaf)} does not chain to a trusted root: {exc}") from None
+    return VerifiedChain(tuple(chain))
