@@ -1,0 +1,391 @@
+"""Benchmarks for security profiles: handshake CPU, idle-connection memory, heartbeats through the gateway.
+
+1. Server CPU per profile-3 handshake through ``serve()`` (TLS with client certificate + WebSocket
+   upgrade + close) vs ``openssl s_server`` driven by ``openssl s_time -new`` (TLS handshake only), both
+   measured from /proc in the same run. Goal: <= 1.5x.
+2. Idle profile-3 connections held by ``serve()``: server RSS growth per connection, with our 17 KiB
+   TLS read buffer and, for comparison, with asyncio's default 256 KiB buffer. Goal: <= 64 KiB each.
+3. Heartbeat round trips through the gateway (profile 3 by default) to a plain upstream CSMS with many
+   stations connected. Goal: >= 3,000/s with 1,000 stations.
+
+Every server runs in its own process (this script re-invoked with ``--role``). Prints a table, then as
+its LAST line one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+HERE = Path(__file__).resolve()
+CSO = "Example CSO"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+# -- PKI -------------------------------------------------------------------------------------------
+def make_pki(d: Path, stations: int) -> dict[str, Any]:
+    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
+    from ocppsec.pki.pem import certificates_to_pem
+
+    now = datetime.now(UTC) - timedelta(hours=1)
+    h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), at=now)
+
+    def write(issued: Any, name: str) -> tuple[str, str]:
+        cert, key = d / f"{name}.pem", d / f"{name}.key"
+        cert.write_text(certificates_to_pem(issued.chain))
+        key.write_bytes(issued.key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))
+        return str(cert), str(key)
+
+    root = d / "root.pem"
+    root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
+    station = write(h.issue_leaf("charging-station", ca="csms-root", subject={"O": CSO, "CN": "SN-BENCH"}, at=now), "station")
+    return {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
+            "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": station, "stations": stations}
+
+
+def make_registry(path: Path, count: int) -> None:
+    from ocppsec.security_profiles.registry import SqliteRegistry, StationRecord
+
+    reg = SqliteRegistry(path)
+    for i in range(count):
+        reg.add(StationRecord(f"CS-{i}", 3, serial="SN-BENCH"))  # all share one certificate: CN = SN-BENCH
+    reg.close()
+
+
+# -- roles (child processes) -----------------------------------------------------------------------
+async def role_serve(args: argparse.Namespace) -> None:
+    from ocppsec.security_profiles import server as server_module
+    from ocppsec.security_profiles.handshake import ServerPolicy
+    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.tls import CertChain, server_context
+
+    if args.default_buffer:
+        server_module._SmallBufferSSLProtocol.max_size = 256 * 1024  # asyncio's default, for comparison
+    pki = json.loads(args.pki)
+    ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
+                         client_cert="required")
+
+    async def idle(station: Any) -> None:
+        await station.wait_closed()
+
+    async with server_module.serve(idle, "127.0.0.1", args.port, policy=ServerPolicy(frozenset({3}), cso_name=CSO),
+                                   registry=SqliteRegistry(args.registry), ssl_context=ctx, ping_interval=None,
+                                   ping_timeout=None):
+        await asyncio.Future()
+
+
+async def role_gateway(args: argparse.Namespace) -> None:
+    from ocppsec.security_profiles.gateway import Gateway
+    from ocppsec.security_profiles.handshake import ServerPolicy
+    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.tls import CertChain, server_context
+
+    pki = json.loads(args.pki)
+    ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
+                         client_cert="required")
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=SqliteRegistry(args.registry),
+                 upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None)
+    async with gw.serve("127.0.0.1", args.port):
+        await asyncio.Future()
+
+
+async def role_upstream(args: argparse.Namespace) -> None:
+    from websockets.asyncio.server import serve
+
+    async def handler(ws: Any) -> None:
+        async for message in ws:
+            uid = json.loads(message)[1]
+            await ws.send(f'[3,"{uid}",{{"currentTime":"2026-01-01T00:00:00.000Z"}}]')
+
+    async with serve(handler, "127.0.0.1", args.port, subprotocols=["ocpp2.0.1"], compression=None,
+                     ping_interval=None, max_queue=None):
+        await asyncio.Future()
+
+
+async def role_stations(args: argparse.Namespace) -> None:
+    """Open ``count`` profile-3 stations to the gateway, then run heartbeats for ``seconds``; print the count."""
+    from asyncio import sslproto
+
+    from ocppsec.security_profiles.client import connect
+    from ocppsec.security_profiles.tls import CertChain, client_context
+
+    sslproto.SSLProtocol.max_size = 17 * 1024  # keep this load generator small as well
+    pki = json.loads(args.pki)
+    ctx = client_context([pki["root"]], client_chain=CertChain(*pki["station"]))
+    conns = []
+    for i in range(args.first, args.first + args.count):
+        conns.append(await connect(f"wss://localhost:{args.port}/", f"CS-{i}", profile=3, ssl_context=ctx,
+                                   ping_interval=None, open_timeout=60))
+    print("ready", flush=True)
+    sys.stdin.readline()  # go
+    done = 0
+    stop_at = time.monotonic() + args.seconds
+
+    async def loop(ws: Any, n: int) -> None:
+        nonlocal done
+        k = 0
+        while time.monotonic() < stop_at:
+            k += 1
+            await ws.send(f'[2,"{n}-{k}","Heartbeat",{{}}]')
+            await ws.recv()
+            done += 1
+
+    await asyncio.gather(*(loop(ws, n) for n, ws in enumerate(conns)))
+    print(json.dumps({"done": done}), flush=True)
+    for ws in conns:
+        await ws.close()
+
+
+def spawn(role: str, *extra: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(HERE), "--role", role, *extra], text=True, **kw)
+
+
+# -- the benchmarks --------------------------------------------------------------------------------
+def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float) -> dict[str, float]:
+    port = free_port()
+    server = spawn("serve", "--port", str(port), "--pki", json.dumps(pki), "--registry", registry)
+    try:
+        wait_port(port)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(pki["root"])
+        ctx.load_cert_chain(*pki["station"])
+        request = (f"GET /CS-0 HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n").encode()
+
+        def one() -> None:
+            with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(request)
+                head = s.recv(4096)
+                if not head.startswith(b"HTTP/1.1 101"):
+                    raise RuntimeError(head[:200])
+                s.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # masked close 1000
+
+        for _ in range(20):
+            one()
+        before, t0, n = cpu_seconds(server.pid), time.monotonic(), 0
+        while time.monotonic() - t0 < seconds:
+            one()
+            n += 1
+        time.sleep(0.3)
+        ours = (cpu_seconds(server.pid) - before) / n
+    finally:
+        server.terminate()
+        server.wait()
+
+    port = free_port()
+    s_server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", str(port), "-cert", pki["rsa"][0], "-key", pki["rsa"][1],
+         "-dcert", pki["ecdsa"][0], "-dkey", pki["ecdsa"][1], "-Verify", "2", "-CAfile", pki["root"], "-naccept",
+         "1000000", "-quiet", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:AES128-GCM-SHA256:"
+         "AES256-GCM-SHA384"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        before = cpu_seconds(s_server.pid)
+        out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(int(seconds)),
+                              "-cert", pki["station"][0], "-key", pki["station"][1], "-CAfile", pki["root"]],
+                             capture_output=True, text=True, timeout=seconds + 60).stdout
+        time.sleep(0.3)
+        used = cpu_seconds(s_server.pid) - before
+        count = int(next(line for line in out.splitlines() if "connections in" in line).split()[0])
+        openssl = used / count
+    finally:
+        s_server.terminate()
+        s_server.wait()
+    return {"serve_cpu_ms_per_handshake": ours * 1000, "openssl_cpu_ms_per_handshake": openssl * 1000,
+            "handshake_cpu_ratio": ours / openssl, "serve_handshakes_measured": n, "openssl_handshakes_measured": count}
+
+
+def bench_idle(pki: dict[str, Any], registry: str, count: int, default_buffer: bool) -> dict[str, float]:
+    port = free_port()
+    extra = ["--default-buffer"] if default_buffer else []
+    server = spawn("serve", "--port", str(port), "--pki", json.dumps(pki), "--registry", registry, *extra)
+    socks: list[ssl.SSLSocket] = []
+    try:
+        wait_port(port)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(pki["root"])
+        ctx.load_cert_chain(*pki["station"])
+
+        def open_one(i: int) -> ssl.SSLSocket:
+            raw = socket.create_connection(("127.0.0.1", port))
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.sendall((f"GET /CS-{i} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n").encode())
+            head = s.recv(4096)
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(head[:200])
+            return s
+
+        warm = 50
+        for i in range(warm):
+            socks.append(open_one(i))
+        time.sleep(0.5)
+        base = rss_kib(server.pid)
+        t0 = time.monotonic()
+        for i in range(warm, warm + count):
+            socks.append(open_one(i))
+        opened = time.monotonic() - t0
+        time.sleep(1.0)
+        grown = rss_kib(server.pid) - base
+        return {"connections": count, "rss_kib_per_connection": grown / count, "server_rss_mib": rss_kib(server.pid) / 1024,
+                "open_seconds": opened}
+    finally:
+        for s in socks:
+            s.close()
+        server.terminate()
+        server.wait()
+
+
+def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds: float) -> dict[str, float]:
+    up, port = free_port(), free_port()
+    upstream = spawn("upstream", "--port", str(up))
+    gateway = spawn("gateway", "--port", str(port), "--upstream", str(up), "--pki", json.dumps(pki), "--registry", registry)
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        wait_port(up)
+        wait_port(port)
+        half = stations // 2
+        t0 = time.monotonic()
+        for first, count in ((0, half), (half, stations - half)):
+            clients.append(spawn("stations", "--port", str(port), "--pki", json.dumps(pki), "--first", str(first),
+                                 "--count", str(count), "--seconds", str(seconds),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        for c in clients:
+            assert c.stdout is not None
+            assert c.stdout.readline().strip() == "ready"
+        connect_s = time.monotonic() - t0
+        gw_rss = rss_kib(gateway.pid) / 1024
+        gw_cpu0 = cpu_seconds(gateway.pid)
+        t1 = time.monotonic()
+        for c in clients:
+            assert c.stdin is not None
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        total = 0
+        for c in clients:
+            assert c.stdout is not None
+            total += json.loads(c.stdout.readline())["done"]
+        elapsed = time.monotonic() - t1
+        gw_cpu = cpu_seconds(gateway.pid) - gw_cpu0
+        for c in clients:
+            c.wait(60)
+        return {"stations": stations, "heartbeats_per_second": total / elapsed, "round_trips": total,
+                "gateway_cpu_us_per_round_trip": gw_cpu / max(total, 1) * 1e6, "connect_seconds": connect_s,
+                "gateway_rss_mib": gw_rss}
+    finally:
+        for p in (*clients, gateway, upstream):
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--role")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--upstream", type=int)
+    ap.add_argument("--pki")
+    ap.add_argument("--registry")
+    ap.add_argument("--default-buffer", action="store_true")
+    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--idle", type=int, default=2000, help="idle connections to hold (10,000 is the issue's figure)")
+    ap.add_argument("--stations", type=int, default=1000)
+    ap.add_argument("--handshake-seconds", type=float, default=5)
+    ap.add_argument("--heartbeat-seconds", type=float, default=8)
+    args = ap.parse_args()
+    raise_nofile()
+    roles = {"serve": role_serve, "gateway": role_gateway, "upstream": role_upstream, "stations": role_stations}
+    if args.role:
+        asyncio.run(roles[args.role](args))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        pki = make_pki(d, args.stations)
+        registry = str(d / "stations.db")
+        make_registry(Path(registry), max(args.idle + 100, args.stations))
+        hs = bench_handshakes(pki, registry, args.handshake_seconds)
+        idle = bench_idle(pki, registry, args.idle, default_buffer=False)
+        idle_default = bench_idle(pki, registry, min(args.idle, 1000), default_buffer=True)
+        hb = bench_heartbeats(pki, registry, args.stations, args.heartbeat_seconds)
+    rows = [
+        ("server CPU per profile-3 handshake, serve()", f"{hs['serve_cpu_ms_per_handshake']:.3f} ms", "TLS+WS upgrade+close"),
+        ("server CPU per handshake, openssl s_server", f"{hs['openssl_cpu_ms_per_handshake']:.3f} ms", "s_time -new"),
+        ("ratio serve()/openssl (goal <= 1.5)", f"{hs['handshake_cpu_ratio']:.2f}x", ""),
+        (f"idle profile-3 connections ({idle['connections']:.0f}) RSS each",
+         f"{idle['rss_kib_per_connection']:.1f} KiB", "17 KiB TLS read buffer (goal <= 64)"),
+        (f"same with asyncio's 256 KiB buffer ({idle_default['connections']:.0f})",
+         f"{idle_default['rss_kib_per_connection']:.1f} KiB", "baseline"),
+        (f"heartbeats through gateway, {hb['stations']:.0f} profile-3 stations",
+         f"{hb['heartbeats_per_second']:.0f} /s", "goal >= 3000/s"),
+        ("gateway CPU per round trip", f"{hb['gateway_cpu_us_per_round_trip']:.0f} us", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>12}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>12}  {note}")
+    result = {
+        "handshake": hs, "idle": idle, "idle_default_asyncio_buffer": idle_default, "heartbeats": hb,
+        "goals": {"handshake_cpu_ratio_le_1_5": hs["handshake_cpu_ratio"] <= 1.5,
+                  "rss_kib_per_idle_connection_le_64": idle["rss_kib_per_connection"] <= 64,
+                  "heartbeats_per_second_ge_3000": hb["heartbeats_per_second"] >= 3000},
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(result, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
