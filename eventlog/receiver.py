@@ -14,6 +14,7 @@ missing length (411), malformed multipart (400), other methods (405), wrong Basi
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import hmac
@@ -353,11 +354,21 @@ def _make_handler(receiver: UploadReceiver) -> type[BaseHTTPRequestHandler]:
                     return filename, payload
             raise _HttpError(400, "multipart body has no part with a filename (Content-Disposition)")
 
+        def _drain(self) -> None:
+            """Read an unread body before answering an error, so the client sees the answer instead of
+            a connection reset (closing a socket with unread data resets it)."""
+            length = self.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) <= config.max_bytes:
+                with contextlib.suppress(OSError):
+                    self.rfile.read(int(length))
+
         def _upload(self) -> None:
+            body_read = False
             try:
                 self._check_auth()
                 length = self._check_length()
                 body = self._read_body(length)
+                body_read = True
                 station, request, filename = self._route()
                 content_type = self.headers.get("Content-Type", "")
                 if self.command == "POST":
@@ -368,6 +379,8 @@ def _make_handler(receiver: UploadReceiver) -> type[BaseHTTPRequestHandler]:
                     filename = filename or self._disposition_filename()
                 upload = receiver.accept(station_id=station, request_id=request, filename=filename, data=body)
             except _HttpError as err:
+                if not body_read and err.code != 413:
+                    self._drain()
                 self._reply(err.code, {"error": err.message}, err.headers)
                 return
             except OcppsecError as err:

@@ -149,7 +149,9 @@ def http_upload(
                     code, _ = _read_head(fp)
                     if code != 100:
                         return UploadResult(classify_status(code), code, "refused before the body was sent")
-            sock.sendall(body)
+            # the server may have answered (401, 413) and closed: its answer is read below
+            with contextlib.suppress(OSError):
+                sock.sendall(body)
             while True:
                 code, response_headers = _read_head(fp)
                 if code != 100:

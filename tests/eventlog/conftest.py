@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _postgres import PostgresCluster, find_bindir, throwaway_cluster  # noqa: E402
+from _postgres import PostgresCluster, find_bindir, throwaway_cluster
 
-from ocppsec.eventlog.store import EventStore, open_store  # noqa: E402
+from ocppsec.eventlog.store import EventStore, open_store
 
 _db_numbers = itertools.count(1)
 SCHEMA_DIRS = {
@@ -46,10 +46,7 @@ def pg_url(postgres_cluster: PostgresCluster) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
     """The same contract over both backends."""
-    if request.param == "sqlite":
-        s = open_store(tmp_path / "events.db")
-    else:
-        s = open_store(request.getfixturevalue("pg_url"))
+    s = open_store(tmp_path / "events.db") if request.param == "sqlite" else open_store(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 
