@@ -84,7 +84,11 @@ def verify_chain(
     """
     if not roots:
         raise ChainError("no trust anchor given", hint="pass the root certificate(s) to trust")
-    if _is_eddsa(leaf) or any(_is_eddsa(c) for c in intermediates):
+    presented = (leaf, *intermediates)
+    # pyca's verifier refuses Ed448 keys anywhere in the path, the trust anchor included: an Ed448 root
+    # named as issuer by a presented certificate (e.g. a P-521 sub-CA under an Ed448 V2G root) goes to the walker.
+    eddsa_issuer = any(_is_eddsa(r) and any(c.issuer == r.subject for c in presented) for r in roots)
+    if eddsa_issuer or any(_is_eddsa(c) for c in presented):
         verified = _verify_eddsa_path(leaf, intermediates, roots, at=at, max_depth=max_depth)
     else:
         builder = pyca.PolicyBuilder().store(pyca.Store(list(roots))).time(at)
