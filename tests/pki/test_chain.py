@@ -196,3 +196,20 @@ def test_server_name_validation_needs_a_san(h521: Hierarchy) -> None:
     no_san = issue(h521, "csms-server-ecdsa")
     with pytest.raises(ChainError):
         verify_chain(no_san.certificate, [], [no_san.root], at=AT, server_name="csms.example.com")
+
+
+def test_p521_certificates_under_an_ed448_root() -> None:
+    """A mixed -20 path (Ed448 V2G root, P-521 sub-CA and leaf): pyca refuses the Ed448 anchor, the walker takes it."""
+    root_key, sub_key, leaf_key = make_key("ed448"), make_key("p521"), make_key("p521")
+    root = make_cert("Root", root_key, None, root_key, ca=True)
+    sub = make_cert("Sub-CA", sub_key, root, root_key, ca=True, path_len=0)
+    leaf = make_cert("Leaf", leaf_key, sub, sub_key, ca=False)
+    direct = make_cert("Direct leaf", leaf_key, root, root_key, ca=False)
+    assert verify_chain(leaf, [sub], [root], at=AT, max_depth=3).chain == (leaf, sub, root)
+    assert verify_chain(direct, [], [root], at=AT).depth == 1
+    other_key = make_key("ed448")
+    other = make_cert("Root", other_key, None, other_key, ca=True)  # same name, other key
+    with pytest.raises(ChainError):
+        verify_chain(leaf, [sub], [other], at=AT)
+    with pytest.raises(ChainError, match="expired"):
+        verify_chain(leaf, [sub], [root], at=AT + timedelta(days=31))
