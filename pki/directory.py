@@ -36,7 +36,7 @@ from ocppsec.pki.hierarchy import (
     request_for,
 )
 from ocppsec.pki.keyfile import atomic_write, load_key_file, write_key_file
-from ocppsec.pki.keys import LocalKey, SigningKey, generate_key
+from ocppsec.pki.keys import LocalKey, PrivateKey, SigningKey, generate_key
 from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger, is_ledger_url, open_ledger, record_for
 from ocppsec.pki.profiles import PROFILES, Profile, get_profile
 
@@ -282,3 +282,14 @@ class PkiDirectory:
     def trust_roots(self) -> list[x509.Certificate]:
         return [r.certificate() for r in self.ledger.all() if r.is_ca and r.name == r.issuer_ca]
 
+
+    # -- keys held by the directory (OCSP responders, new roots) ---------------------------------------
+    def store_key(self, name: str, private: PrivateKey) -> str:
+        """Write ``keys/<name>.key.pem`` (0600, encrypted with the directory passphrase); return its key_ref."""
+        rel = f"keys/{name}.key.pem"
+        write_key_file(self.path / rel, private, self._passphrase)
+        return "file:" + rel
+
+    def signing_key(self, key_ref: str) -> SigningKey:
+        """Open the key a ledger row points at, with the passphrase the directory was opened with."""
+        return open_signing_key(key_ref, self.path, self._passphrase)
