@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki._der import read_tlv, split_sequence
 from ocppsec.pki.errors import InputError, UsageError
@@ -44,8 +44,15 @@ def _norm_hash_name(name: str) -> str:
 
 
 def _public_key_bits(cert: x509.Certificate) -> bytes:
-    """The subjectPublicKey BIT STRING contents, without the unused-bits octet."""
-    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    """The subjectPublicKey BIT STRING contents, without the unused-bits octet.
+
+    Read from the certificate's own DER, not re-encoded from the key: an issuer whose EC point is stored
+    compressed must hash exactly those bytes (RFC 6960 §4.1.1), as OCSP responders and stations do.
+    """
+    fields = split_sequence(cert.tbs_certificate_bytes)
+    if fields[0][0] == 0xA0:  # [0] EXPLICIT version
+        fields = fields[1:]
+    spki = fields[5]  # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
     _, bitstring = split_sequence(spki)
     _, start, end = read_tlv(bitstring)
     return bitstring[start + 1 : end]
