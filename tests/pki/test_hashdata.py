@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -201,3 +202,28 @@ def test_v16_schema_accepts_hash_data(h521: Hierarchy) -> None:
     hd = compute_hash_data(h521.ca("csms-root").certificate)
     schema = json.loads((OCPP_SCHEMAS / "v16" / "schemas" / "DeleteCertificate.json").read_text())
     jsonschema.validate({"certificateHashData": hd.to_ocpp()}, schema)
+
+
+def test_issuer_with_a_compressed_ec_point(tmp_path: Path) -> None:
+    """An openssl-made CA whose SPKI holds a compressed point: issuerKeyHash covers the bytes in the certificate."""
+    def run(*args: str | Path) -> None:
+        proc = subprocess.run(["openssl", *map(str, args)], capture_output=True, check=False, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+
+    run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", tmp_path / "k.pem")
+    run("ec", "-in", tmp_path / "k.pem", "-conv_form", "compressed", "-out", tmp_path / "ck.pem")
+    run("req", "-new", "-x509", "-key", tmp_path / "ck.pem", "-subj", "/O=Example CSO/CN=Compressed Root", "-days", "30",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-out", tmp_path / "root.pem")
+    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", tmp_path / "l.key",
+        "-subj", "/O=Example CSO/CN=SN-1", "-out", tmp_path / "l.csr")
+    run("x509", "-req", "-in", tmp_path / "l.csr", "-CA", tmp_path / "root.pem", "-CAkey", tmp_path / "ck.pem",
+        "-set_serial", "0x00ABCDEF0123456789", "-days", "10", "-out", tmp_path / "leaf.pem")
+    root = x509.load_pem_x509_certificate((tmp_path / "root.pem").read_bytes())
+    leaf = x509.load_pem_x509_certificate((tmp_path / "leaf.pem").read_bytes())
+    assert b"\x03\x22\x00\x02" in root.tbs_certificate_bytes or b"\x03\x22\x00\x03" in root.tbs_certificate_bytes
+    for alg in HASHES:
+        for cert in (root, leaf):
+            hd = compute_hash_data(cert, root, alg)
+            assert (hd.issuer_name_hash, hd.issuer_key_hash, hd.serial_number) == ocsp_cert_id(cert, root, alg)
+    assert compute_hash_data(leaf, root).serial_number == "abcdef0123456789"
