@@ -4,8 +4,8 @@ Each accepted TCP connection goes through:
 
 1. (profiles 2/3) the TLS handshake, run here with asyncio's ``SSLProtocol`` so that a failed handshake
    is seen and recorded as the security event it means (InvalidTLSVersion, InvalidTLSCipherSuite,
-   InvalidChargingStationCertificate, FailedToAuthenticateAtCsms). The TLS read buffer is 17 KiB
-   instead of asyncio's 256 KiB (one TLS record fits), which keeps idle connections small.
+   InvalidChargingStationCertificate, FailedToAuthenticateAtCsms). The socket read buffer is 4 KiB
+   instead of asyncio's 256 KiB, which keeps idle connections small.
 2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
    (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
    status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
@@ -45,9 +45,14 @@ _log = logging.getLogger("ocppsec.security_profiles.server")
 
 
 class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
-    """asyncio's SSLProtocol with a 17 KiB ciphertext buffer (one TLS record) instead of 256 KiB."""
+    """asyncio's SSLProtocol with a 4 KiB socket read buffer instead of 256 KiB.
 
-    max_size = 17 * 1024
+    The buffer only carries ciphertext from the socket into OpenSSL's memory BIO, which reassembles
+    records of any size; asyncio allocates (and touches) it per connection, so its size is the largest
+    part of an idle connection's memory. OCPP frames are small; a large one just takes more reads.
+    """
+
+    max_size = 4 * 1024
 
 
 def _now() -> datetime:
