@@ -38,6 +38,7 @@ __all__ = [
     "RevocationStatus",
     "RevokedError",
     "check_crl_status",
+    "check_serial_status",
     "load_crl",
     "verify_chain_with_crls",
 ]
@@ -72,7 +73,7 @@ class RevokedError(ChainError):
 class RevocationStatus:
     """Revocation status of one certificate according to the CRLs given."""
 
-    certificate: x509.Certificate
+    certificate: x509.Certificate | None  # None when asked by serial only (OCPP hash data)
     status: str  # good | revoked | unknown
     reason: x509.ReasonFlags | None = None
     revoked_at: datetime | None = None
@@ -111,7 +112,7 @@ def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) ->
         return False
 
 
-def _in_scope(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+def _in_scope(crl: x509.CertificateRevocationList, cert: x509.Certificate | None) -> bool:
     """Step 1: issuing distribution point limits (indirect / partitioned-by-reason CRLs are refused)."""
     try:
         idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
@@ -123,6 +124,8 @@ def _in_scope(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bo
         raise CrlError(f"the CRL of {crl.issuer.rfc4514_string()} covers only some reasons, which is not supported")
     if idp.only_contains_attribute_certs:
         return False
+    if cert is None:  # asked by serial only: a CRL limited to CA or user certificates still answers for its part
+        return True
     if idp.only_contains_ca_certs and not _is_ca(cert):
         return False
     return not (idp.only_contains_user_certs and _is_ca(cert))
@@ -153,9 +156,9 @@ def _check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at
 
 
 def _entry_status(
-    crl: x509.CertificateRevocationList, cert: x509.Certificate, at: datetime
+    crl: x509.CertificateRevocationList, cert: x509.Certificate | None, serial: int, at: datetime
 ) -> RevocationStatus | None:
-    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    entry = crl.get_revoked_certificate_by_serial_number(serial)
     if entry is None or entry.revocation_date_utc > at:
         return None
     reason: x509.ReasonFlags | None = None
@@ -173,12 +176,22 @@ def check_crl_status(
     cert: x509.Certificate, issuer: x509.Certificate, crls: Sequence[x509.CertificateRevocationList], *, at: datetime
 ) -> RevocationStatus:
     """Status of ``cert`` (issued by ``issuer``) under ``crls`` at ``at``; :class:`CrlError` for an unusable CRL."""
+    if cert.issuer != issuer.subject:
+        return RevocationStatus(cert, UNKNOWN)
+    return check_serial_status(cert.serial_number, issuer, crls, at=at, cert=cert)
+
+
+def check_serial_status(
+    serial: int, issuer: x509.Certificate, crls: Sequence[x509.CertificateRevocationList], *, at: datetime,
+    cert: x509.Certificate | None = None,
+) -> RevocationStatus:
+    """Status of the certificate ``issuer`` issued with ``serial`` (OCPP hash data gives no more than that)."""
     best: RevocationStatus | None = None
     for crl in crls:
-        if crl.issuer != cert.issuer or not _signed_by(crl, issuer) or not _in_scope(crl, cert):
+        if crl.issuer != issuer.subject or not _signed_by(crl, issuer) or not _in_scope(crl, cert):
             continue
         _check_crl(crl, issuer, at)
-        listed = _entry_status(crl, cert, at)
+        listed = _entry_status(crl, cert, serial, at)
         if listed is not None:
             return listed
         next_update = crl.next_update_utc
