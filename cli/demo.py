@@ -154,6 +154,75 @@ def step_firmware(ctx: DemoContext) -> str:
     return f"4 MiB image signed ({signature.scheme.value}); station check: {result.outcome.value}"
 
 
+def step_profile3(ctx: DemoContext) -> str:
+    """A CSMS port at security profile 3 on loopback; the station connects with its new certificate.
+
+    A second station presents the same certificate under another identity and is refused; the refusal
+    lands in the event store ``events.db`` as the security event the spec names.
+    """
+    import asyncio
+    import socket
+
+    from ocppsec.eventlog.store import EventQuery, open_store
+    from ocppsec.pki.versions import OcppVersion
+    from ocppsec.security_profiles import (
+        CertChain,
+        CsmsConnectionError,
+        MemoryRegistry,
+        ServerPolicy,
+        StationConnection,
+        StationRecord,
+        connect,
+        serve,
+        server_context,
+    )
+
+    pki = ctx.directory
+    certs, keys = ctx.root / "pki" / "certs", ctx.root / "pki" / "keys"
+    chains = [CertChain(certs / f"{n}.pem", keys / f"{n}.key.pem", ctx.passphrase)
+              for n in ("csms-server-rsa", "csms-server-ecdsa")]
+    station_dir = ctx.root / "station"
+    station_chain = CertChain(station_dir / "station.chain.pem", station_dir / "station.key.pem", ctx.passphrase)
+    root = pki.ca_certificate("csms-root")
+    registry = MemoryRegistry([StationRecord(ctx.station_serial, 3, serial=ctx.station_serial),
+                               StationRecord("CS-DEMO-OTHER", 3, serial="CS-DEMO-OTHER")])
+    store = open_store(str(ctx.root / "events.db"))
+    policy = ServerPolicy(frozenset({3}), (OcppVersion.V201,), ctx.cso_name)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seen: list[str] = []
+
+    async def handler(conn: StationConnection) -> None:
+        frame = json.loads(await conn.recv())
+        seen.append(f"{conn.identity} profile {conn.profile} {conn.subprotocol}: {frame[2]}")
+        await conn.send(json.dumps([3, frame[1], {"currentTime": ctx.at.strftime("%Y-%m-%dT%H:%M:%SZ")}]))
+
+    async def run() -> str:
+        tls = server_context(chains, client_roots=[root], client_cert="required")
+        async with serve(handler, "127.0.0.1", port, policy=policy, registry=registry, ssl_context=tls, sink=store):
+            ws = await connect(f"wss://localhost:{port}/", ctx.station_serial, profile=3, csms_roots=[root],
+                               client_chain=station_chain, fqdn="localhost")
+            await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+            reply = json.loads(await ws.recv())
+            await ws.close()
+            try:
+                other = await connect(f"wss://localhost:{port}/", "CS-DEMO-OTHER", profile=3, csms_roots=[root],
+                                      client_chain=station_chain, fqdn="localhost")
+                await other.close()
+                refused = "NOT refused"
+            except CsmsConnectionError as exc:  # the CSMS refuses the identity binding
+                refused = f"refused ({exc.message.split(':')[0]})"
+        return f"{seen[0]} -> CallResult {reply[2]['currentTime']}; same certificate as CS-DEMO-OTHER: {refused}"
+
+    try:
+        detail = asyncio.run(run())
+        events = store.count(EventQuery())
+    finally:
+        store.close()
+    return f"{detail}; {events} security event(s) in {ctx.root / 'events.db'}"
+
+
 STEPS: list[tuple[str, Step]] = [
     ("build every hierarchy", step_build_hierarchies),
     ("station: key + CSR", step_station_csr),
@@ -161,6 +230,7 @@ STEPS: list[tuple[str, Step]] = [
     ("verify chain", step_verify),
     ("CertificateHashData", step_hash_data),
     ("firmware: sign + verify", step_firmware),
+    ("profile 3 (mTLS) connection", step_profile3),
 ]
 
 
