@@ -38,8 +38,9 @@ def make_name(attributes: Mapping[str, str]) -> x509.Name:
         if value:
             if key == "C" and not (len(value) == 2 and value.isascii() and value.isalpha()):
                 raise InputError(f"country (C) must be a two-letter ISO 3166 code, not {value!r}", requirement="ISO3166-1")
-            if len(value) > 64:
-                raise InputError(f"subject {key} is longer than 64 characters (RFC 5280 upper bound)")
+            # pyca bounds CN by its UTF-8 size (64 octets), so count octets there: else its ValueError escapes
+            if (len(value.encode("utf-8", "surrogatepass")) if key == "CN" else len(value)) > 64:
+                raise InputError(f"subject {key} is longer than 64 characters (RFC 5280 upper bound; CN: 64 octets of UTF-8)")
             rdns.append(x509.NameAttribute(ATTRIBUTE_OIDS[key], value))
     return x509.Name(rdns)
 
