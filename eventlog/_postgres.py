@@ -60,7 +60,7 @@ _TYPES = ["text", "timestamptz", "text", "text", "bool", "text", "text", "text",
 _FAST_PATH_MIN = 1000
 _LOCK_KEY = zlib.crc32(b"ocppsec.eventlog.migrate")
 _VERSIONS = {v.value: v for v in OcppVersion}
-_INDEX_ORDER = operator.itemgetter(0, 1)
+_INDEX_ORDER = operator.itemgetter(0)  # by station; arrival order within one
 
 
 def _redact(url: str) -> str:
@@ -75,7 +75,7 @@ def _row(event: SecurityEvent, now: datetime) -> tuple[Any, ...]:
         event.canonical_type,
         event.critical,
         event.tech_info,
-        event.ocpp_version.value if event.ocpp_version else None,
+        event.ocpp_version._value_ if event.ocpp_version else None,
         event.source,
         event.received_at or now,
         ",".join(sorted(event.flags)) if event.flags else "",

@@ -34,7 +34,7 @@ _SELECT = "SELECT id, station_id, ts, type, tech_info, ocpp_version, source, rec
 _INSERT = f"INSERT OR IGNORE INTO security_events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _BATCH = 50_000
 _VERSIONS = {v.value: v for v in OcppVersion}
-_INDEX_ORDER = operator.itemgetter(0, 1)
+_INDEX_ORDER = operator.itemgetter(0)  # by station; arrival order within one
 
 
 def _ms(value: datetime) -> int:
@@ -54,7 +54,7 @@ def _row(event: SecurityEvent, now_ms: int) -> tuple[Any, ...]:
         event.canonical_type,
         None if critical is None else int(critical),
         event.tech_info,
-        event.ocpp_version.value if event.ocpp_version else None,
+        event.ocpp_version._value_ if event.ocpp_version else None,
         event.source,
         event.received_millis or now_ms,
         ",".join(sorted(event.flags)) if event.flags else "",

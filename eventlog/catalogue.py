@@ -48,11 +48,9 @@ class EventDefinition:
 
     def critical(self, version: OcppVersion) -> bool | None:
         """The critical flag in ``version``; ``None`` if the event is not defined there."""
-        return {
-            OcppVersion.V16: self.critical_v16,
-            OcppVersion.V201: self.critical_v201,
-            OcppVersion.V21: self.critical_v21,
-        }[version]
+        if version is OcppVersion.V16:
+            return self.critical_v16
+        return self.critical_v201 if version is OcppVersion.V201 else self.critical_v21
 
     def name_in(self, version: OcppVersion) -> str:
         """The spelling used on the wire in ``version`` (the canonical name when 1.6 has none)."""
@@ -187,7 +185,11 @@ def name_for(name: str, version: OcppVersion) -> str:
     return definition.name_in(version) if definition is not None else name
 
 
+_CRITICAL: dict[tuple[str, str], bool | None] = {
+    (name, v.value): d.critical(v) for name, d in _BY_ANY_NAME.items() for v in OcppVersion
+}
+
+
 def is_critical(name: str, version: OcppVersion) -> bool | None:
     """Whether ``name`` is a critical event in ``version``; ``None`` if unknown there (vendor type)."""
-    definition = _BY_ANY_NAME.get(name)
-    return definition.critical(version) if definition is not None else None
+    return _CRITICAL.get((name, version.value))

@@ -141,8 +141,11 @@ class SecurityEvent:
     flags: frozenset[str] = field(default_factory=frozenset)
     canonical_type: str = field(init=False, repr=False, compare=False)
     """The 2.0.1 / 2.1 name (1.6 names mapped); unknown types verbatim."""
+    critical: bool | None = field(init=False, repr=False, compare=False)
+    """Critical in the event's OCPP version (2.1 flags when the version is not known); None: unknown type."""
     millis: int = field(init=False, repr=False, compare=False)
     """The timestamp in milliseconds since the epoch."""
+    received_millis: int | None = field(init=False, repr=False, compare=False)
     dedup_key: int = field(init=False, repr=False, compare=False)
     """A signed 64-bit hash of (station, timestamp, canonical type, techInfo), equal for duplicate
     deliveries. Stores keep it unique together with (station, timestamp), so it only has to tell apart
@@ -173,23 +176,19 @@ class SecurityEvent:
         canonical = catalogue.canonical_name(self.type)
         object.__setattr__(self, "millis", millis)
         object.__setattr__(self, "canonical_type", canonical)
+        object.__setattr__(
+            self, "critical", catalogue.is_critical(self.type, self.ocpp_version or OcppVersion.V21)
+        )
+        received = self.received_at
+        object.__setattr__(self, "received_millis", None if received is None else (received - _EPOCH) // _ONE_MS)
         text = "\x1f".join((self.station_id, str(millis), canonical, self.tech_info or ""))
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
         object.__setattr__(self, "dedup_key", int.from_bytes(digest[:8], "big", signed=True))
 
     # -- derived facts -------------------------------------------------------------------------------
     @property
-    def received_millis(self) -> int | None:
-        return None if self.received_at is None else (self.received_at - _EPOCH) // _ONE_MS
-
-    @property
     def known(self) -> bool:
         return catalogue.lookup(self.type) is not None
-
-    @property
-    def critical(self) -> bool | None:
-        """Critical in the event's OCPP version (2.1 flags when the version is not known)."""
-        return catalogue.is_critical(self.type, self.ocpp_version or OcppVersion.V21)
 
     def with_received(self, at: datetime) -> SecurityEvent:
         return replace(self, received_at=at)
