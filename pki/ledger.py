@@ -101,6 +101,10 @@ class Ledger(Protocol):
 
     def revoked(self, issuer_ca: str) -> list[CertificateRecord]: ...
 
+    def next_crl_number(self, issuer_ca: str) -> int:
+        """Reserve the next CRL number of ``issuer_ca`` (monotonic, shared by every node using the ledger)."""
+        ...
+
     def close(self) -> None: ...
 
 

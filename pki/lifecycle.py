@@ -31,6 +31,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.builder import CertificateRequest, build_certificate
-from ocppsec.pki.errors import PolicyError, UsageError, Violation
+from ocppsec.pki.errors import PolicyError, StoreError, UsageError, Violation
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.hierarchy import CertificateAuthority
 from ocppsec.pki.keys import SigningKey
@@ -59,6 +60,7 @@ __all__ = [
     "StationImpact",
     "find_expiring",
     "install_plan",
+    "load_inventory_file",
     "plan_renewals",
     "prepare_rollover",
     "retire_plan",
@@ -470,3 +472,28 @@ def retire_plan(
         )
     hd: CertificateHashData = compute_hash_data(rollover.old_root, rollover.old_root)
     return {"certificateHashData": hd.to_ocpp(), "stations": [i.station_id for i in impacts if i.has_old_root]}
+
+
+# -- adapter: the issue-5 inventory file -----------------------------------------------------------------
+def load_inventory_file(path: Path) -> list[InventoryItem]:
+    """Every row of a station inventory (``DIR/inventory.db`` of :mod:`ocppsec.pki.certmgmt.inventory`), read-only."""
+    import sqlite3
+
+    if not path.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT station_id, kind, serial, subject, not_after, state, hash_key, fingerprint FROM station_certificates"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read the station inventory {path}: {exc}") from None
+    return [
+        InventoryItem(str(sid), str(kind), str(serial), None if subject is None else str(subject),
+                      None if na is None else datetime.fromisoformat(str(na)), str(state),
+                      None if hk is None else str(hk), None if fp is None else str(fp))
+        for sid, kind, serial, subject, na, state, hk, fp in rows
+    ]
