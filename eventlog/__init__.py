@@ -5,6 +5,7 @@
     catalogue   every security event of 1.6-WP / 2.0.1 (2023 errata) / 2.1, names and critical flags
     model       SecurityEvent (immutable), normalize_event (repair + flag, or EventInputError)
     sink        EventSink.record(event): what every producer of events calls; MemorySink for tests
+    ingest      payload batches and raw OCPP-J frames (the gateway) -> events + rejections
     store       EventStore interface, EventQuery, open_store(path | postgresql:// URL), BufferedSink
     logfile     our log file format (JSON Lines with a header)
     station     station side: RollingLog, OfflineQueue, StationSecurityLog
@@ -28,6 +29,7 @@ from ocppsec.eventlog.getlog import (
     LogStatus,
     UploadOutcome,
 )
+from ocppsec.eventlog.ingest import IngestReport, event_from_frame, ingest_payloads
 from ocppsec.eventlog.logfile import LogFormatError, ParsedLog, parse_log, render_log
 from ocppsec.eventlog.model import (
     EventInputError,
@@ -71,6 +73,7 @@ __all__ = [
     "GetLogReply",
     "GetLogRequest",
     "GetLogStatus",
+    "IngestReport",
     "LogFormatError",
     "LogStatus",
     "MemorySink",
@@ -90,8 +93,10 @@ __all__ = [
     "UploadResult",
     "canonical_name",
     "event_from_error",
+    "event_from_frame",
     "format_timestamp",
     "http_upload",
+    "ingest_payloads",
     "is_critical",
     "lookup",
     "name_for",

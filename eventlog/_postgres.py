@@ -25,6 +25,7 @@ from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.eventlog.store import (
     AddResult,
     EventQuery,
+    EventStore,
     StatRow,
     StoredEvent,
     StoreUnavailableError,
@@ -281,3 +282,7 @@ class PostgresStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _conforms(store: PostgresStore) -> EventStore:  # mypy checks that PostgresStore implements EventStore
+    return store

@@ -15,6 +15,7 @@ from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.eventlog.store import (
     AddResult,
     EventQuery,
+    EventStore,
     StatRow,
     StoredEvent,
     dedupe,
@@ -239,3 +240,7 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _conforms(store: SqliteStore) -> EventStore:  # mypy checks that SqliteStore implements EventStore
+    return store

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from ocppsec.eventlog import catalogue
 from ocppsec.eventlog._files import append_lines
@@ -195,7 +195,7 @@ def open_store(spec: str | os.PathLike[str] | None = None) -> EventStore:
     if text.startswith(("postgresql://", "postgres://")):
         from ocppsec.eventlog._postgres import PostgresStore
 
-        return PostgresStore(text)
+        return cast(EventStore, PostgresStore(text))  # conformance is checked in _postgres.py
     if "://" in text and not text.startswith("sqlite://"):
         raise UsageError(
             f"unsupported event store {text.split('://')[0]}://",
@@ -203,7 +203,7 @@ def open_store(spec: str | os.PathLike[str] | None = None) -> EventStore:
         )
     from ocppsec.eventlog._sqlite import SqliteStore
 
-    return SqliteStore(text.removeprefix("sqlite://"))
+    return cast(EventStore, SqliteStore(text.removeprefix("sqlite://")))  # checked in _sqlite.py
 
 
 class BufferedSink:

@@ -166,3 +166,36 @@ def test_json_round_trip(station: str, type_: str, tech: str | None, millis: int
     back = SecurityEvent.from_json(e.to_json())
     assert back == e
     assert back.dedup_key == e.dedup_key
+
+
+def test_batch_ingest_keeps_the_good_items() -> None:
+    from ocppsec.eventlog import ingest_payloads
+
+    report = ingest_payloads(
+        [
+            {"type": "StartupOfTheDevice", "timestamp": "2026-11-23T10:00:00Z"},
+            {"type": "StartupOfTheDevice"},  # no timestamp
+            "not an object",
+            {"type": "VendorX", "timestamp": "2026-11-23T10:00:01", "techInfo": "z" * 999},
+            {"timestamp": "2026-11-23T10:00:00Z"},  # no type
+        ],
+        station_id="CS1",
+        version=OcppVersion.V16,
+        at=AT,
+    )
+    assert [e.type for e in report.events] == ["StartupOfTheDevice", "VendorX"]
+    assert [r.index for r in report.rejections] == [1, 2, 4]
+    assert report.events[1].flags >= {FLAG_NAIVE, FLAG_TRUNCATED, FLAG_UNKNOWN}
+
+
+def test_gateway_frames() -> None:
+    from ocppsec.eventlog import event_from_frame
+
+    frame = '[2, "abc", "SecurityEventNotification", {"type": "InvalidTLSVersion", "timestamp": "2026-11-23T10:00:00Z"}]'
+    e = event_from_frame(frame, station_id="CS1", version=OcppVersion.V201, at=AT)
+    assert e is not None and e.critical is True
+    assert event_from_frame('[2, "a", "Heartbeat", {}]', station_id="CS1", version=None, at=AT) is None
+    assert event_from_frame('[3, "a", {}]', station_id="CS1", version=None, at=AT) is None
+    assert event_from_frame("garbage", station_id="CS1", version=None, at=AT) is None
+    with pytest.raises(EventInputError):
+        event_from_frame('[2, "a", "SecurityEventNotification", {"type": "X"}]', station_id="CS1", version=None, at=AT)
