@@ -113,8 +113,11 @@ def _first(attrs: Mapping[str, list[str]], key: str) -> str | None:
 
 def check_subject(subject: x509.Name, profile: Profile, ctx: PolicyContext) -> list[Violation]:
     """Subject attribute rules of the profile: required attributes, fixed values, O and CN rules."""
+    return _check_attributes(name_attributes(subject), profile, ctx)
+
+
+def _check_attributes(attrs: Mapping[str, list[str]], profile: Profile, ctx: PolicyContext) -> list[Violation]:
     out: list[Violation] = []
-    attrs = name_attributes(subject)
     for key in profile.required_attributes:
         if not attrs.get(key):
             rule = {"O": "o", "CN": "cn", "C": "c", "DC": "dc"}.get(key, key.lower())
@@ -163,10 +166,10 @@ def _check_cn(cn: str, profile: Profile, ctx: PolicyContext) -> list[Violation]:
     return out
 
 
-def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile) -> list[Violation]:
-    h = csr.signature_hash_algorithm
-    if isinstance(csr.public_key(), ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
+def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile, pub: PublicKey) -> list[Violation]:
+    if isinstance(pub, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
         return []
+    h = csr.signature_hash_algorithm
     if h is None or isinstance(h, hashes.SHA1 | hashes.MD5):
         name = h.name if h else "none"
         return [Violation("A00.FR.504", f"CSR is signed with {name}; SHA-256 or stronger is required")]
@@ -176,28 +179,37 @@ def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile) 
 
 
 def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> bool:
-    """PKCS#10 self-signature check. pyca no longer verifies SHA-1/MD5 signatures (``is_signature_valid``
-    is False for them); those are checked here so that a genuine but weak signature is reported as
-    A00.FR.504 alone, not as an altered request."""
+    """PKCS#10 self-signature check with the already parsed key (no second parse of the request's key).
+
+    ECDSA and RSA (PKCS#1 v1.5 / PSS) signatures are verified directly with the parameters of the
+    request's signature algorithm; anything else goes through pyca's ``is_signature_valid``. Genuine
+    SHA-1/MD5 signatures verify here too (pyca's ``is_signature_valid`` says False for them), so a
+    weak but genuine signature is reported as A00.FR.504 alone, not as an altered request."""
     try:
-        if csr.is_signature_valid:
-            return True
+        params = csr.signature_algorithm_parameters
         h = csr.signature_hash_algorithm
-        if not isinstance(h, hashes.SHA1 | hashes.MD5):
-            return False
-        if isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(csr.signature, csr.tbs_certrequest_bytes, ec.ECDSA(h))
-        elif isinstance(pub, rsa.RSAPublicKey):
-            pub.verify(csr.signature, csr.tbs_certrequest_bytes, padding.PKCS1v15(), h)
+        if params is None and isinstance(h, hashes.SHA1 | hashes.MD5):  # pyca gives no parameters for these
+            params = ec.ECDSA(h) if isinstance(pub, ec.EllipticCurvePublicKey) else padding.PKCS1v15()
+        if isinstance(pub, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, params)
+        elif isinstance(pub, rsa.RSAPublicKey) and isinstance(params, padding.PKCS1v15 | padding.PSS) and h is not None:
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, params, h)
         else:
-            return False
-    except Exception:  # InvalidSignature, UnsupportedAlgorithm
+            return csr.is_signature_valid
+    except Exception:  # InvalidSignature, UnsupportedAlgorithm, a key/algorithm mismatch
         return False
     return True
 
 
 def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
     """Run the whole policy; never raises for policy problems, returns every violation."""
+    return _check_csr(csr, profile, ctx)[0]
+
+
+def _check_csr(
+    csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None,
+) -> tuple[CsrReport, PublicKey | None, x509.Name]:
+    """:func:`check_csr`, also handing back the request's parsed public key and subject (issuance reuses them)."""
     ctx = ctx or PolicyContext()
     violations: list[Violation] = []
     try:
@@ -211,10 +223,12 @@ def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: Policy
                 Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
             )
         violations += check_public_key(pub, profile)
-        violations += _csr_hash_violations(csr, profile)
-    violations += check_subject(csr.subject, profile, ctx)
-    return CsrReport(profile.name, name_attributes(csr.subject),
-                     describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
+        violations += _csr_hash_violations(csr, profile, pub)
+    subject = csr.subject
+    attrs = name_attributes(subject)
+    violations += _check_attributes(attrs, profile, ctx)
+    report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
+    return report, pub, subject
 
 
 def verify_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
