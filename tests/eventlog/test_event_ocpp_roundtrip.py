@@ -245,3 +245,35 @@ def test_schema_validation_rejects_what_the_codec_must_never_produce() -> None:
         validate("2.0.1", "SecurityEventNotification", {"type": "X", "timestamp": "2026", "techInfo": "t" * 256})
     with pytest.raises(jsonschema.ValidationError):
         validate("1.6", "LogStatusNotification", {"status": "AcceptedCanceled", "requestId": 1})
+
+
+class FailingSink:
+    """A CSMS whose store is down and which has no buffer: it must not confirm the event."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.events: list[Any] = []
+
+    def record(self, event: Any) -> None:
+        from ocppsec.eventlog.store import StoreUnavailableError
+
+        if self.down:
+            raise StoreUnavailableError("database down")
+        self.events.append(event)
+
+
+def test_unconfirmed_events_stay_queued_until_the_csms_stores_them(tmp_path: Path) -> None:
+    sink = FailingSink()
+    log = StationSecurityLog(tmp_path / "station", station_id="CS-4", ocpp_version=v201.VERSION)
+    log.raise_event("TamperDetectionActivated", at=NOW)
+
+    async def scenario() -> None:
+        async with csms(v201, sink) as net, station(v201, net, log) as cp:  # type: ignore[arg-type]
+            assert await cp.deliver_pending() == 0  # CallError: not confirmed, still queued
+            assert len(log.queue) == 1
+            sink.down = False
+            assert await cp.deliver_pending() == 1
+            assert len(log.queue) == 0
+
+    asyncio.run(scenario())
+    assert [e.type for e in sink.events] == ["TamperDetectionActivated"]
