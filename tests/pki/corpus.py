@@ -19,7 +19,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -180,7 +180,8 @@ def _name(attrs: Mapping[str, str | None] | Sequence[tuple[str, str]]) -> x509.N
     return x509.Name([x509.NameAttribute(_OIDS[k], v) for k, v in items if v is not None])
 
 
-def _issuer_hash(key: Any) -> hashes.HashAlgorithm | None:
+def issuer_hash(key: Any) -> hashes.HashAlgorithm | None:
+    """The hash an issuer key signs with: P-384→SHA-384, P-521→SHA-512, EdDSA→none, else SHA-256."""
     if isinstance(key, ed448.Ed448PrivateKey | ed25519.Ed25519PrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -273,7 +274,7 @@ class Factory:
             builder = builder.add_extension(x509.AuthorityInformationAccess([
                 x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(str(ocsp_url)))
             ]), critical=False)
-        h = _issuer_hash(issuer_key) if signature_hash is _DEFAULT else signature_hash
+        h = issuer_hash(issuer_key) if signature_hash is _DEFAULT else signature_hash
         cert = builder.sign(issuer_key, h)
         if sha1:
             cert = resign_certificate_sha1(cert, issuer_key)
@@ -287,7 +288,7 @@ class Factory:
         signature_hash: Any = _DEFAULT,
     ) -> x509.CertificateSigningRequest:
         private = self.key(key)
-        h = _issuer_hash(private) if signature_hash is _DEFAULT else signature_hash
+        h = issuer_hash(private) if signature_hash is _DEFAULT else signature_hash
         return x509.CertificateSigningRequestBuilder().subject_name(_name(subject)).sign(private, h)
 
     def csr(self, subject: Mapping[str, str | None] | Sequence[tuple[str, str]], **kw: Any) -> bytes:
@@ -305,7 +306,6 @@ class Case:
     cso_name: str | None = CSO
     expected_cn: str | None = None
     serial_registry: tuple[str, ...] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:

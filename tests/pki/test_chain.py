@@ -19,19 +19,8 @@ from ocppsec.pki import (
     verify_issued_chain,
 )
 
-from .corpus import AT, make_key
+from .corpus import AT, issuer_hash, make_key
 from .helpers import LEAVES, issue
-
-
-def sign_hash(key: Any) -> Any:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448
-
-    if isinstance(key, ed448.Ed448PrivateKey):
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp521r1":
-        return hashes.SHA512()
-    return hashes.SHA256()
 
 
 def make_cert(cn: str, key: Any, issuer: x509.Certificate | None, issuer_key: Any, *, ca: bool,
@@ -46,11 +35,7 @@ def make_cert(cn: str, key: Any, issuer: x509.Certificate | None, issuer_key: An
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
              issuer.public_key() if issuer else key.public_key()), critical=False))  # type: ignore[arg-type]
-    return b.sign(issuer_key, sign_hash(issuer_key))
-
-
-def iso20(h: Hierarchy) -> str:
-    return "ed448" if any("Ed448" in repr(ca.key) for ca in h.cas.values()) else "p521"
+    return b.sign(issuer_key, issuer_hash(issuer_key))
 
 
 @pytest.mark.parametrize("profile", sorted(LEAVES))
