@@ -9,7 +9,7 @@ every certificate of the path except the trust anchor against the CRLs given, in
    narrows the scope further; indirect CRLs and CRLs partitioned by reason are refused as unsupported.
 2. **The CRL itself** (RFC 5280 §5.2, §6.3.3): the issuer's keyUsage, when present, includes cRLSign;
    the CRL carries a CRLNumber and it is non-critical; it is not a delta CRL; it has no unknown critical
-   extension (in the CRL or in an entry); ``thisUpdate`` is not in the future.
+   extension (in the CRL or in an entry). A CRL whose ``thisUpdate`` is after ``at`` is not used.
 3. **Status.** The serial listed with a revocation date not after ``at`` → revoked (ChainError subclass
    :class:`RevokedError` with the reason). Not listed in a current CRL (``at`` before ``nextUpdate``) →
    good. Only stale CRLs → unknown (a revocation stays a revocation; absence from an old list proves nothing).
@@ -151,8 +151,6 @@ def _check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at
             raise CrlError(f"the CRL of {who} is a delta CRL; pass the complete CRL", requirement="RFC5280-5.2.4")
         if ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS:
             raise CrlError(f"the CRL of {who} has an unknown critical extension {ext.oid.dotted_string}")
-    if crl.last_update_utc > at:
-        raise CrlError(f"the CRL of {who} is not yet valid (thisUpdate {crl.last_update_utc:%Y-%m-%dT%H:%M:%SZ})")
 
 
 def _entry_status(
@@ -188,8 +186,9 @@ def check_serial_status(
     """Status of the certificate ``issuer`` issued with ``serial`` (OCPP hash data gives no more than that)."""
     best: RevocationStatus | None = None
     for crl in crls:
-        if crl.issuer != issuer.subject or not _signed_by(crl, issuer) or not _in_scope(crl, cert):
-            continue
+        if (crl.issuer != issuer.subject or crl.last_update_utc > at or not _signed_by(crl, issuer)
+                or not _in_scope(crl, cert)):
+            continue  # another CA's CRL, or one issued after ``at`` (it says nothing about that moment)
         _check_crl(crl, issuer, at)
         listed = _entry_status(crl, cert, serial, at)
         if listed is not None:
