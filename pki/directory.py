@@ -136,6 +136,9 @@ class PkiDirectory:
             # Resuming: prove the passphrase on a key already held before writing anything, so a wrong one
             # raises WrongPassphraseError with nothing new in the ledger (not after building more roots).
             open_signing_key(held[0], root, passphrase)
+        for folder in ("keys", "certs"):  # temporaries of writes cut short by a kill
+            for stale in (root / folder).glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         for entity in plan:
             if ledger.get_named(entity.name) is not None:
                 continue
