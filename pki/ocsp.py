@@ -29,7 +29,8 @@ import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Protocol
 
 from cryptography import x509
@@ -338,12 +339,12 @@ class OcspResponder:
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             cert_id.issuer_name_hash, cert_id.issuer_key_hash, cert_id.serial, _HASHES[cert_id.hash_algorithm](),
             pyca_status, at, at + self.validity, revoked_at, reason,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, auth.signer_certificate)
+        )
         if auth.delegated:
             builder = builder.certificates([auth.signer_certificate])
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        return _sign_response(builder, auth.signer_key)
+        return _sign_response(builder, auth.signer_certificate, auth.signer_key)
 
     # -- pre-production ---------------------------------------------------------------------------
     def preproduce(self, *, at: datetime, records: Iterable[CertificateRecord] | None = None) -> int:
@@ -397,11 +398,23 @@ class OcspResponder:
         return len(self._cache)
 
 
-def _sign_response(builder: ocsp.OCSPResponseBuilder, key: SigningKey) -> bytes:
+@cache
+def _stand_in_certificate(kind: str) -> x509.Certificate:
+    """A throw-away certificate of the stand-in key: pyca insists the responder ID matches the signing key."""
+    key = _stand_in_key(kind)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "stand-in")])
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+               .serial_number(1).not_valid_before(start).not_valid_after(start + timedelta(days=1)))
+    return builder.sign(key.private_key, signature_hash_for(key.public_key()))
+
+
+def _sign_response(builder: ocsp.OCSPResponseBuilder, signer: x509.Certificate, key: SigningKey) -> bytes:
     """Sign with any key; for external keys sign tbsResponseData and assemble the response (module doc)."""
     pub = key.public_key()
     h = signature_hash_for(pub)
     if isinstance(key, LocalKey):
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
         return builder.sign(key.private_key, h).public_bytes(Encoding.DER)
     if isinstance(pub, ec.EllipticCurvePublicKey):
         kind = f"ec:{pub.curve.name}"
@@ -409,14 +422,22 @@ def _sign_response(builder: ocsp.OCSPResponseBuilder, key: SigningKey) -> bytes:
         kind = "rsa"
     else:
         kind = "ed448"
-    draft = builder.sign(_stand_in_key(kind).private_key, h)
-    signature = key.sign(draft.tbs_response_bytes, _scheme_for(pub, h))
+    # pyca encodes the response with a stand-in key and its certificate; the responder ID (SHA-1 key
+    # hash, 20 bytes) is then swapped for the real signer's, and the real key signs the final TBS.
+    stand_in = _stand_in_certificate(kind)
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, stand_in).sign(_stand_in_key(kind).private_key, h)
+    fake_id, real_id = issuer_hashes(stand_in, "sha1")[1], issuer_hashes(signer, "sha1")[1]
+    tbs = draft.tbs_response_bytes
+    if tbs.count(fake_id) != 1:
+        raise UsageError("could not place the responder ID in the OCSP response")  # 2**-160 odds
+    tbs = tbs.replace(fake_id, real_id)
+    signature = key.sign(tbs, _scheme_for(pub, h))
     outer = draft.public_bytes(Encoding.DER)
     status_tlv, response_bytes = split_sequence(outer)
     _, start, end = read_tlv(response_bytes)  # [0] EXPLICIT ResponseBytes
     oid_tlv, octets = split_sequence(response_bytes[start:end])
     _, ostart, oend = read_tlv(octets)
     parts = split_sequence(octets[ostart:oend])  # tbsResponseData, signatureAlgorithm, signature, [0] certs?
-    basic = encode_tlv(0x30, parts[0] + parts[1] + encode_tlv(0x03, b"\x00" + signature) + b"".join(parts[3:]))
+    basic = encode_tlv(0x30, tbs + parts[1] + encode_tlv(0x03, b"\x00" + signature) + b"".join(parts[3:]))
     rb = encode_tlv(0xA0, encode_tlv(0x30, oid_tlv + encode_tlv(0x04, basic)))
     return encode_tlv(0x30, status_tlv + rb)
