@@ -29,7 +29,6 @@ from ocppsec.eventlog.store import (
     StatRow,
     StoredEvent,
     StoreUnavailableError,
-    dedupe,
     order_clause,
     where_clause,
 )
@@ -53,15 +52,15 @@ _COLUMNS = (
 )
 _SELECT = "SELECT id, station_id, ts, type, tech_info, ocpp_version, source, received_at, flags FROM security_events"
 _STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS incoming_security_events (station_id TEXT, ts TIMESTAMPTZ, type TEXT, "
-    "canonical_type TEXT, critical BOOLEAN, tech_info TEXT, ocpp_version TEXT, source TEXT, "
-    "received_at TIMESTAMPTZ, flags TEXT, dedup_key BIGINT) ON COMMIT DELETE ROWS"
+    'CREATE TEMP TABLE IF NOT EXISTS incoming_security_events (station_id TEXT COLLATE "C", ts TIMESTAMPTZ, '
+    'type TEXT, canonical_type TEXT COLLATE "C", critical BOOLEAN, tech_info TEXT, ocpp_version TEXT, '
+    "source TEXT, received_at TIMESTAMPTZ, flags TEXT, dedup_key BIGINT) ON COMMIT DELETE ROWS"
 )
 _TYPES = ["text", "timestamptz", "text", "text", "bool", "text", "text", "text", "timestamptz", "text", "int8"]
 _FAST_PATH_MIN = 1000
 _LOCK_KEY = zlib.crc32(b"ocppsec.eventlog.migrate")
 _VERSIONS = {v.value: v for v in OcppVersion}
-_INDEX_ORDER = operator.itemgetter(0)  # by station; arrival order within one
+_BY_STATION = operator.attrgetter("station_id")  # stable: arrival (time) order within a station
 
 
 def _redact(url: str) -> str:
@@ -188,32 +187,31 @@ class PostgresStore:
         self.add_many((event,))
 
     def add_many(self, events: Iterable[SecurityEvent]) -> AddResult:
-        unique, dropped = dedupe(events)
-        if not unique:
-            return AddResult(0, dropped)
+        # Sorted by station so that the server walks the (station, ts) index in order; rows are built
+        # while COPY streams, so this process and the server work at the same time. Duplicates (in the
+        # batch or already stored) make the fast path fail and are skipped by the second one.
+        batch = sorted(events, key=_BY_STATION)
+        if not batch:
+            return AddResult(0, 0)
         now = datetime.now(UTC)
-        rows = sorted((_row(e, now) for e in unique), key=_INDEX_ORDER)
+
+        def copy_into(cur: Any, table: str) -> None:
+            with cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_TYPES)
+                for event in batch:
+                    copy.write_row(_row(event, now))
 
         def work(conn: Any) -> int:
-            if len(rows) >= _FAST_PATH_MIN:
+            if len(batch) >= _FAST_PATH_MIN:
                 try:
-                    with (
-                        conn.transaction(),
-                        conn.cursor() as cur,
-                        cur.copy(f"COPY security_events ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
-                    ):
-                        copy.set_types(_TYPES)
-                        for row in rows:
-                            copy.write_row(row)
-                    return len(rows)
+                    with conn.transaction(), conn.cursor() as cur:
+                        copy_into(cur, "security_events")
+                    return len(batch)
                 except pg_errors.UniqueViolation:
                     pass  # some are stored already: take the path that skips them
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(_STAGING)
-                with cur.copy(f"COPY incoming_security_events ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
+                copy_into(cur, "incoming_security_events")
                 cur.execute(
                     f"INSERT INTO security_events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming_security_events "
                     "ORDER BY station_id, ts ON CONFLICT (station_id, ts, dedup_key) DO NOTHING"
@@ -221,7 +219,7 @@ class PostgresStore:
                 return int(cur.rowcount)
 
         inserted = self._run(work)
-        return AddResult(inserted, dropped + len(rows) - inserted)
+        return AddResult(inserted, len(batch) - inserted)
 
     # -- reading --------------------------------------------------------------------------------------
     def _select(self, q: EventQuery) -> tuple[str, list[Any]]:

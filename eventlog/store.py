@@ -174,21 +174,6 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
-def dedupe(events: Iterable[SecurityEvent]) -> tuple[list[SecurityEvent], int]:
-    """Drop repeated events within one batch; returns (unique events, how many were dropped)."""
-    seen: set[int] = set()
-    unique: list[SecurityEvent] = []
-    dropped = 0
-    for event in events:
-        key = event.dedup_key
-        if key in seen:
-            dropped += 1
-            continue
-        seen.add(key)
-        unique.append(event)
-    return unique, dropped
-
-
 def open_store(spec: str | os.PathLike[str] | None = None) -> EventStore:
     """Open (and migrate) the store named by a SQLite path, ``sqlite:///path`` or ``postgresql://`` URL."""
     text = os.fspath(spec) if spec is not None else DEFAULT_STORE
