@@ -38,6 +38,7 @@ __all__ = [
     "build_request",
     "check_response",
     "fetch",
+    "fetch_crl",
     "query",
 ]
 
@@ -205,3 +206,18 @@ def query(
     request, nonce = build_request(cert_id, with_nonce=with_nonce)
     body = fetch(url, request, timeout=timeout, method=method)
     return check_response(body, cert_id, at=at, issuer=issuer, nonce=nonce)
+
+
+def fetch_crl(url: str, *, timeout: float = 30.0, max_bytes: int = 32 * 1024 * 1024) -> bytes:
+    """Download a CRL (HTTP GET) for GetCertificateChainStatus with source CRL."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"CRL URL {url!r} is not an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (scheme checked above)
+            body: bytes = resp.read(max_bytes + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise OcspUnavailableError(f"CRL at {url} is unreachable: {getattr(exc, 'reason', exc)}") from None
+    if len(body) > max_bytes:
+        raise OcspUnavailableError(f"CRL at {url} is larger than {max_bytes} bytes")
+    return body

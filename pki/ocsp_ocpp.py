@@ -33,7 +33,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from ocppsec.pki.errors import InputError, OcppsecError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.ocsp import CertId, CertStatus, OcspResponder, issuer_hashes
-from ocppsec.pki.ocsp_client import OcspResult, build_request, check_response, fetch
+from ocppsec.pki.ocsp_client import OcspResult, build_request, check_response, fetch, fetch_crl
 from ocppsec.pki.revocation import check_serial_status, load_crl
 
 __all__ = [
@@ -120,7 +120,7 @@ class CsmsRevocationService:
 
     def __init__(
         self, *, local: OcspResponder | None = None, fetcher: Fetcher = _default_fetch,
-        crl_fetcher: CrlFetcher | None = None, issuers: Sequence[x509.Certificate] = (),
+        crl_fetcher: CrlFetcher | None = fetch_crl, issuers: Sequence[x509.Certificate] = (),
     ) -> None:
         self.local = local
         self.fetcher = fetcher
@@ -152,6 +152,8 @@ class CsmsRevocationService:
             return StatusAnswer(False, reason_code="InvalidURL", detail=exc.message)
         except OcppsecError as exc:
             return StatusAnswer(False, reason_code="OCSPFailed", detail=exc.message)
+        except Exception as exc:  # a custom fetcher's failure must not reach the OCPP layer
+            return StatusAnswer(False, reason_code="OCSPFailed", detail=f"{type(exc).__name__}: {exc}")
         return StatusAnswer(True, result.der, result)
 
     def chain_status(self, requests: Sequence[ChainStatusRequest], *, at: datetime,
@@ -163,7 +165,7 @@ class CsmsRevocationService:
             for url in req.urls:
                 try:
                     item = self._one(req, url, at=at)
-                except OcppsecError:
+                except Exception:  # noqa: S112 - any failure of one URL: try the next, else Failed
                     continue
                 break
             out.append(item or ChainStatusItem(req.hash_data, req.source, "Failed", at + failed_next_update))
