@@ -8,19 +8,20 @@ the certificate here.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from ocppsec.pki._der import encode_tlv, split_sequence
+from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.keys import (
     KeySpec,
@@ -147,9 +148,27 @@ def build_certificate(
     """Build and sign a certificate for ``request``.
 
     ``issuer_certificate=None`` makes a self-signed root (``issuer_key`` must then be the subject's key).
+
+    Certificates an in-memory CA key issues repeatedly (same issuer, profile and URLs) take a fast path:
+    the parts that do not change from one certificate to the next (signature algorithm, issuer name,
+    basicConstraints, keyUsage, AKI, AIA, CRL DP) are taken, already DER-encoded, from the first
+    certificate pyca's builder made for that issuer and profile, and only serial, validity, subject,
+    public key and SKI are encoded per certificate. The template is admitted only once its output has
+    been checked byte for byte against pyca's builder; the result is the same certificate either way.
     """
-    p = request.profile
     serial = request.serial if request.serial is not None else new_serial()
+    if issuer_certificate is not None and isinstance(issuer_key, LocalKey) and not extra_extensions and not request.san_dns:
+        fast = _build_from_template(request, serial, issuer_certificate, issuer_key)
+        if fast is not None:
+            return fast
+    return _build_with_pyca(request, serial, issuer_certificate, issuer_key, extra_extensions)
+
+
+def _build_with_pyca(
+    request: CertificateRequest, serial: int, issuer_certificate: x509.Certificate | None, issuer_key: SigningKey,
+    extra_extensions: Sequence[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    p = request.profile
     issuer_name = issuer_certificate.subject if issuer_certificate is not None else request.subject
     ku = _key_usage(p.key_usage)
     if not p.is_ca and isinstance(request.public_key, rsa.RSAPublicKey) and "key_agreement" in p.key_usage:
@@ -194,3 +213,134 @@ def build_certificate(
     for ext, critical in extra_extensions:
         builder = builder.add_extension(ext, critical=critical)
     return sign_builder(builder, issuer_key)
+
+
+# -- fast path: per-issuer DER templates ------------------------------------------------------------
+_SKI_OID = b"\x06\x03\x55\x1d\x0e"  # id-ce-subjectKeyIdentifier, DER
+_MAX_SERIAL_BITS = 159  # pyca refuses serials of 2**159 and above
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """DER pieces of an issuer's certificates that are the same for every certificate of one shape."""
+
+    head: bytes  # [0] version
+    algorithm: bytes  # signature AlgorithmIdentifier (in the TBS and after it)
+    issuer: bytes  # issuer Name
+    ext_before: bytes  # extensions before the SKI, DER, in pyca's order
+    ski_prefix: bytes  # the SKI extension up to its 20-byte key identifier
+    ext_after: bytes  # extensions after the SKI
+
+
+_TemplateKey = tuple[x509.Certificate, str, bool, int | None, bool, frozenset[str], bool, str | None, str | None]
+_templates: dict[_TemplateKey, _Template | None] = {}  # None: this shape always takes pyca's path
+_UNSEEN = _Template(b"", b"", b"", b"", b"", b"")
+_MAX_TEMPLATES = 256
+
+
+def _der_integer(n: int) -> bytes:
+    return encode_tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
+
+
+def _der_time(dt: datetime) -> bytes:
+    """RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, as pyca encodes."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    hms = f"{dt.month:02d}{dt.day:02d}{dt.hour:02d}{dt.minute:02d}{dt.second:02d}Z".encode()
+    if dt.year < 2050:
+        return b"\x17\x0d" + f"{dt.year % 100:02d}".encode() + hms
+    return b"\x18\x0f" + f"{dt.year:04d}".encode() + hms
+
+
+def _spki_and_key_id(pub: PublicKey) -> tuple[bytes, bytes]:
+    """SubjectPublicKeyInfo DER and the RFC 5280 method-1 key identifier (SHA-1 of the subjectPublicKey bits)."""
+    spki = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    _, bits = split_sequence(spki)
+    _, start, end = read_tlv(bits)
+    return spki, hashlib.sha1(bits[start + 1 : end]).digest()  # noqa: S324 - RFC 5280 key identifier, not a signature
+
+
+def _tbs_from_template(t: _Template, request: CertificateRequest, serial: int) -> bytes:
+    spki, key_id = _spki_and_key_id(request.public_key)
+    extensions = t.ext_before + t.ski_prefix + key_id + t.ext_after
+    return encode_tlv(0x30, b"".join((
+        t.head, _der_integer(serial), t.algorithm, t.issuer,
+        encode_tlv(0x30, _der_time(request.not_before) + _der_time(request.not_after)),
+        request.subject.public_bytes(), spki, encode_tlv(0xA3, encode_tlv(0x30, extensions)),
+    )))
+
+
+def _template_from(cert: x509.Certificate) -> _Template | None:
+    """Cut a certificate pyca built into a template (None when its layout is not the expected one)."""
+    der = cert.public_bytes(Encoding.DER)
+    tbs, algorithm, _ = split_sequence(der)
+    parts = split_sequence(tbs)
+    if len(parts) != 8 or parts[0][:1] != b"\xa0" or parts[7][:1] != b"\xa3":
+        return None
+    head, _serial, _alg, issuer, _validity, _subject, _spki, ext_wrapper = parts
+    _, start, end = read_tlv(ext_wrapper)
+    extensions = split_sequence(ext_wrapper[start:end])
+    ski = [n for n, ext in enumerate(extensions) if ext[2:7] == _SKI_OID]
+    if len(ski) != 1 or len(extensions[ski[0]]) < 22:
+        return None
+    n = ski[0]
+    return _Template(head, algorithm, issuer, b"".join(extensions[:n]), extensions[n][:-20], b"".join(extensions[n + 1 :]))
+
+
+_CURVE_HASH: dict[str, CertHash] = {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}
+
+
+def _issuer_kind(key: LocalKey) -> tuple[str, CertHash | None] | None:
+    """Key kind and certificate signature hash of an in-memory issuer key (as :func:`signature_hash_for`)."""
+    priv = key.private_key
+    if isinstance(priv, ec.EllipticCurvePrivateKey):
+        name = priv.curve.name
+        return name, _CURVE_HASH.get(name) or hashes.SHA256()
+    if isinstance(priv, rsa.RSAPrivateKey):
+        return "rsa", hashes.SHA256()
+    if isinstance(priv, ed448.Ed448PrivateKey):
+        return "ed448", None
+    return None
+
+
+def _local_sign(key: LocalKey, algorithm_hash: CertHash | None, data: bytes) -> bytes:
+    priv = key.private_key
+    if isinstance(priv, ec.EllipticCurvePrivateKey) and algorithm_hash is not None:
+        return priv.sign(data, ec.ECDSA(algorithm_hash))
+    if isinstance(priv, rsa.RSAPrivateKey) and algorithm_hash is not None:
+        return priv.sign(data, padding.PKCS1v15(), algorithm_hash)
+    assert isinstance(priv, ed448.Ed448PrivateKey)  # _issuer_kind admits nothing else
+    return priv.sign(data)
+
+
+def _build_from_template(
+    request: CertificateRequest, serial: int, issuer_certificate: x509.Certificate, issuer_key: LocalKey,
+) -> x509.Certificate | None:
+    """The fast path; None sends the request through pyca's builder (which also raises any input error)."""
+    nb = request.not_before
+    na = request.not_after
+    kind = _issuer_kind(issuer_key)
+    if kind is None or serial <= 0 or serial.bit_length() > _MAX_SERIAL_BITS or nb.year < 1950 or na < nb:
+        return None
+    p = request.profile
+    key: _TemplateKey = (issuer_certificate, kind[0], p.is_ca, p.path_length, p.critical_extensions,
+                         p.key_usage, isinstance(request.public_key, rsa.RSAPublicKey), request.ocsp_url, request.crl_url)
+    template = _templates.get(key, _UNSEEN)
+    if template is _UNSEEN:
+        # First certificate of this shape: pyca builds it, and it becomes the template if re-encoding it
+        # from the template gives the very same TBS bytes.
+        cert = _build_with_pyca(request, serial, issuer_certificate, issuer_key, ())
+        made = _template_from(cert)
+        if made is not None and _tbs_from_template(made, request, serial) != cert.tbs_certificate_bytes:
+            made = None
+        if len(_templates) >= _MAX_TEMPLATES:
+            _templates.clear()
+        _templates[key] = made
+        return cert
+    if template is None:
+        return None
+    tbs = _tbs_from_template(template, request, serial)
+    signature = _local_sign(issuer_key, kind[1], tbs)
+    return x509.load_der_x509_certificate(
+        encode_tlv(0x30, tbs + template.algorithm + encode_tlv(0x03, b"\x00" + signature))
+    )
