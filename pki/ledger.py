@@ -9,6 +9,8 @@ impossible. Schema changes go through numbered migrations (``MIGRATIONS``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.errors import DuplicateError, NotFoundError, StoreError
@@ -73,13 +74,21 @@ def record_for(
         bc_ca = bc.ca
     except x509.ExtensionNotFound:
         pass
+    der = cert.public_bytes(Encoding.DER)  # one serialisation for both the fingerprint and the PEM
     return CertificateRecord(
         serial=format(cert.serial_number, "x"), issuer_ca=issuer_ca, role=role,
         subject=cert.subject.rfc4514_string(), not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc, issued_at=issued_at,
-        fingerprint=cert.fingerprint(hashes.SHA256()).hex(), pem=cert.public_bytes(Encoding.PEM).decode(),
+        fingerprint=hashlib.sha256(der).hexdigest(), pem=_certificate_pem(der),
         name=name, is_ca=bc_ca, key_ref=key_ref, station=station,
     )
+
+
+def _certificate_pem(der: bytes) -> str:
+    """PEM exactly as ``Certificate.public_bytes(Encoding.PEM)`` writes it (64-character lines)."""
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
 class Ledger(Protocol):

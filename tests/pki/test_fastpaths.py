@@ -1,4 +1,4 @@
-"""The template fast path of build_certificate gives byte-for-byte what pyca's CertificateBuilder gives."""
+"""Fast paths give exactly what the straightforward pyca calls give: certificate templates, ledger rows."""
 
 from __future__ import annotations
 
@@ -98,3 +98,21 @@ def test_fast_path_with_rsa_and_p384_issuers(curve_or_rsa: str) -> None:
         fast = build_certificate(request, issuer_certificate=root, issuer_key=key)
         assert fast.tbs_certificate_bytes == _slow(request, root, key).tbs_certificate_bytes
         fast.verify_directly_issued_by(root)
+
+
+def test_ledger_record_pem_and_fingerprint_are_pycas(h: Hierarchy) -> None:
+    """record_for writes PEM and SHA-256 fingerprint itself; they must equal pyca's, at every base64 line length."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ocppsec.pki.ledger import record_for
+
+    lengths = set()
+    for n in range(1, 60):
+        cert = h.issue_leaf("charging-station", ca="csms-root", subject={"O": "Example CSO", "CN": "S" * n}, at=AT).certificate
+        lengths.add(len(cert.public_bytes(Encoding.DER)) % 48)
+        rec = record_for(cert, issuer_ca="csms-root", role="charging-station", issued_at=AT)
+        assert rec.pem == cert.public_bytes(Encoding.PEM).decode()
+        assert rec.fingerprint == cert.fingerprint(hashes.SHA256()).hex()
+        assert rec.subject == cert.subject.rfc4514_string() and not rec.is_ca
+    assert 0 in lengths  # a DER length whose base64 fills its last line exactly
