@@ -155,29 +155,44 @@ def test_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     assert names["InvalidCentralSystemCertificate"] is False and "MaintenanceLoginFailed" not in names
 
 
-def test_receive_as_a_subprocess(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_receive_as_a_subprocess(tmp_path: Path, tls: bool) -> None:
     """The console command end to end: start, upload a station log with Basic auth, query, stop."""
+    import ssl
+
+    import trustme
+
     from ocppsec.eventlog.logfile import render_log
     from ocppsec.eventlog.upload import http_upload
 
     db = tmp_path / "events.db"
     env = {**os.environ, "LOGS_AUTH": "logs:pw"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ocppsec.cli.main", "events", "receive", "--listen", "127.0.0.1:0",
-         "--dir", str(tmp_path / "up"), "--store", str(db), "--basic-auth-from-env", "LOGS_AUTH"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    command = [sys.executable, "-m", "ocppsec.cli.main", "events", "receive", "--listen", "127.0.0.1:0",
+               "--dir", str(tmp_path / "up"), "--store", str(db), "--basic-auth-from-env", "LOGS_AUTH"]
+    context = None
+    if tls:
+        ca = trustme.CA()
+        leaf = ca.issue_cert("127.0.0.1")
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        for pem in leaf.cert_chain_pems[1:]:
+            pem.write_to_path(str(tmp_path / "cert.pem"), append=True)
+        leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+        command += ["--server-cert", str(tmp_path / "cert.pem"), "--server-key", str(tmp_path / "key.pem")]
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    scheme = "https" if tls else "http"
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("listening on http://127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
+        assert line.startswith(f"listening on {scheme}://127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
         base = line.split()[2]
         events = [normalize_event(station_id="CS5", type="StartupOfTheDevice", timestamp=T0, at=T0)]
         data = render_log(events, station_id="CS5", at=T0)
-        url = base.replace("http://", "http://logs:pw@") + "logs/CS5/3/"
-        result = http_upload(url, data, "CS5.log", method="POST")
+        url = base.replace(f"{scheme}://", f"{scheme}://logs:pw@") + "logs/CS5/3/"
+        result = http_upload(url, data, "CS5.log", method="POST", ssl_context=context)
         assert result.status_code == 200, result
-        assert http_upload(base + "logs/CS5/3/", data, "CS5.log").status_code == 401
+        assert http_upload(base + "logs/CS5/3/", data, "CS5.log", ssl_context=context).status_code == 401
     finally:
         proc.terminate()
         proc.wait(10)
