@@ -79,19 +79,19 @@ class RollingLog:
 
     def events(self, oldest: datetime | None = None, latest: datetime | None = None) -> Iterator[SecurityEvent]:
         """Events with oldest <= timestamp <= latest (either bound optional), in file order."""
-        with self._lock:
-            files = self.files()
-            for path in files:
-                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                    try:
-                        event = SecurityEvent.from_json(json.loads(line))
-                    except (ValueError, EventInputError):
-                        continue  # a torn line after a power cut
-                    if oldest is not None and event.timestamp < oldest:
-                        continue
-                    if latest is not None and event.timestamp > latest:
-                        continue
-                    yield event
+        with self._lock:  # read a consistent snapshot; parse it without holding the lock
+            texts = [path.read_text(encoding="utf-8", errors="replace") for path in self.files()]
+        for text in texts:
+            for line in text.splitlines():
+                try:
+                    event = SecurityEvent.from_json(json.loads(line))
+                except (ValueError, EventInputError):
+                    continue  # a torn line after a power cut
+                if oldest is not None and event.timestamp < oldest:
+                    continue
+                if latest is not None and event.timestamp > latest:
+                    continue
+                yield event
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.files())
