@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial
-from ocppsec.pki.csr import CsrReport, PolicyContext, check_csr
+from ocppsec.pki.csr import CsrReport, PolicyContext, _check_csr
 from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
 from ocppsec.pki.hierarchy import (
     CertificateAuthority,
@@ -37,7 +37,15 @@ from ocppsec.pki.hierarchy import (
 )
 from ocppsec.pki.keyfile import atomic_write, load_key_file, write_key_file
 from ocppsec.pki.keys import LocalKey, PrivateKey, SigningKey, generate_key
-from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger, is_ledger_url, open_ledger, record_for
+from ocppsec.pki.ledger import (
+    CertificateRecord,
+    Ledger,
+    SqliteLedger,
+    _record,
+    is_ledger_url,
+    open_ledger,
+    record_for,
+)
 from ocppsec.pki.profiles import PROFILES, Profile, get_profile
 
 __all__ = ["IssueResult", "PkiDirectory", "default_leaf_profile", "open_signing_key"]
@@ -256,24 +264,28 @@ class PkiDirectory:
         authority = self.ca(ca)
         leaf_profile = profile or default_leaf_profile(authority.profile)
         context = ctx or self.policy_context()
-        reports = []
+        checked = []  # (report, public key, subject): the key and subject the policy parsed are reused below
         for n, csr in enumerate(csrs):
-            report = check_csr(csr, leaf_profile, context)
-            if not report.ok:
+            report, pub, subject = _check_csr(csr, leaf_profile, context)
+            if not report.ok or pub is None:
                 where = f" (request {n + 1})" if len(csrs) > 1 else ""
                 raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", report.violations,
                                   hint="nothing was issued or recorded")
-            reports.append(report)
-        ocsp = self.config.network.get("ocsp_url", "").replace("{issuer}", ca) or None
-        crl = self.config.network.get("crl_url", "").replace("{issuer}", ca) or None
+            checked.append((report, pub, subject))
+        network = self.config.network
+        ocsp = network.get("ocsp_url", "").replace("{issuer}", ca) or None
+        crl = network.get("crl_url", "").replace("{issuer}", ca) or None
+        issuer_certificate, issuer_key = authority.certificate, authority.key
+        sub_cas, root = authority.sub_cas, authority.root
         for _attempt in range(3):
             results = []
-            for csr, report in zip(csrs, reports, strict=True):
-                request = CertificateRequest(leaf_profile, csr.subject, csr.public_key(), at,
-                                             validity_days, new_serial(), (), ocsp, crl)
-                cert = build_certificate(request, issuer_certificate=authority.certificate, issuer_key=authority.key)
-                issued = IssuedCertificate(cert, authority.sub_cas, authority.root)
-                record = record_for(cert, issuer_ca=ca, role=leaf_profile.name, issued_at=at, station=station)
+            for report, pub, subject in checked:
+                request = CertificateRequest(leaf_profile, subject, pub, at, validity_days, new_serial(), (), ocsp, crl)
+                cert = build_certificate(request, issuer_certificate=issuer_certificate, issuer_key=issuer_key)
+                issued = IssuedCertificate(cert, sub_cas, root)
+                # the subject and CA flag were just encoded into cert from these values: no re-parsing
+                record = _record(cert, subject, leaf_profile.is_ca, issuer_ca=ca, role=leaf_profile.name, issued_at=at,
+                                 station=station)
                 results.append(IssueResult(issued, report, record))
             try:
                 self.ledger.add([r.record for r in results])

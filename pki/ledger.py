@@ -74,13 +74,22 @@ def record_for(
         bc_ca = bc.ca
     except x509.ExtensionNotFound:
         pass
+    return _record(cert, cert.subject, bc_ca, issuer_ca=issuer_ca, role=role, issued_at=issued_at, name=name,
+                   key_ref=key_ref, station=station)
+
+
+def _record(
+    cert: x509.Certificate, subject: x509.Name, is_ca: bool, *, issuer_ca: str, role: str, issued_at: datetime,
+    name: str | None = None, key_ref: str | None = None, station: str | None = None,
+) -> CertificateRecord:
+    """:func:`record_for` with the subject and CA flag supplied by an issuer that just encoded them into ``cert``."""
     der = cert.public_bytes(Encoding.DER)  # one serialisation for both the fingerprint and the PEM
     return CertificateRecord(
         serial=format(cert.serial_number, "x"), issuer_ca=issuer_ca, role=role,
-        subject=cert.subject.rfc4514_string(), not_before=cert.not_valid_before_utc,
+        subject=subject.rfc4514_string(), not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc, issued_at=issued_at,
         fingerprint=hashlib.sha256(der).hexdigest(), pem=_certificate_pem(der),
-        name=name, is_ca=bc_ca, key_ref=key_ref, station=station,
+        name=name, is_ca=is_ca, key_ref=key_ref, station=station,
     )
 
 

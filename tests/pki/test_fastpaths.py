@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -116,3 +117,26 @@ def test_ledger_record_pem_and_fingerprint_are_pycas(h: Hierarchy) -> None:
         assert rec.fingerprint == cert.fingerprint(hashes.SHA256()).hex()
         assert rec.subject == cert.subject.rfc4514_string() and not rec.is_ca
     assert 0 in lengths  # a DER length whose base64 fills its last line exactly
+
+
+def test_issue_many_records_what_record_for_reads_back(tmp_path: Path) -> None:
+    """issue_many builds ledger rows from the values it encoded; they equal rows read back from the certificates."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ocppsec.pki.csr import make_csr
+    from ocppsec.pki.directory import PkiDirectory
+    from ocppsec.pki.hierarchy import HierarchyConfig
+    from ocppsec.pki.ledger import record_for
+
+    pki = PkiDirectory.init(tmp_path / "pki", HierarchyConfig.default(), passphrase=None, at=AT)
+    profile = PROFILES["charging-station"]
+    subjects = [{"O": "Example CSO", "CN": "SN-0001"}, {"O": "Example CSO", "CN": "Zähler, \"Nr\" +1"}, {"O": "Example CSO", "CN": "#x"}]
+    csrs = [make_csr(ec.generate_private_key(ec.SECP256R1()), s, profile) for s in subjects]
+    csrs.append(make_csr(rsa.generate_private_key(65537, 2048), {"O": "Example CSO", "CN": "SN-RSA"}, profile))
+    at = AT.replace(microsecond=123456)
+    results = pki.issue_many(csrs, ca="csms-root", at=at, station="CS-1")
+    for res in results:
+        cert = res.issued.certificate
+        assert res.record == record_for(cert, issuer_ca="csms-root", role="charging-station", issued_at=at, station="CS-1")
+        assert pki.ledger.find_serial(res.record.serial, "csms-root")[0].pem == cert.public_bytes(Encoding.PEM).decode()
+    pki.close()
