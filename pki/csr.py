@@ -81,8 +81,11 @@ class CsrReport:
 def _looks_like_url_or_ip(value: str) -> bool:
     if "://" in value or "/" in value or value.lower().startswith(("ws:", "wss:", "http:", "https:")):
         return True
+    candidate = value.strip("[]")
+    if ":" not in candidate and not candidate.replace(".", "").isdigit():
+        return False  # IPv6 needs a colon, IPv4 is digits and dots: spare ip_address its exception path
     try:
-        ip_address(value.strip("[]"))
+        ip_address(candidate)
     except ValueError:
         return False
     return True
