@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from ipaddress import ip_address
 
 from cryptography import x509
@@ -49,10 +50,25 @@ class VerifiedChain:
         return len(self.chain) - 1
 
 
+@cache
 def _ee_policy() -> pyca.ExtensionPolicy:
     return pyca.ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.SubjectAlternativeName, pyca.Criticality.AGNOSTIC, None
     )
+
+
+_stores: dict[tuple[x509.Certificate, ...], pyca.Store] = {}
+
+
+def _store(roots: Sequence[x509.Certificate]) -> pyca.Store:
+    """A pyca Store per set of trust anchors, kept for reuse: a Store parses its roots' keys once."""
+    key = tuple(roots)
+    store = _stores.get(key)
+    if store is None:
+        if len(_stores) >= 64:
+            _stores.clear()
+        store = _stores[key] = pyca.Store(list(roots))
+    return store
 
 
 def _describe(cert: x509.Certificate) -> str:
@@ -74,8 +90,13 @@ def verify_chain(
     server_name: str | None = None,
     expected_cn: str | None = None,
     allow_wildcard_cn: bool = False,
+    ca_key_usage_optional: bool = False,
 ) -> VerifiedChain:
     """Validate ``leaf`` up to one of ``roots`` at time ``at``; raise :class:`ChainError` otherwise.
+
+    ``ca_key_usage_optional``: accept CA certificates without keyUsage, as RFC 5280 §4.2.1.3 allows (the
+    default web-PKI rule requires it; every OCPP / ISO 15118 CA profile has it). A keyUsage that is
+    present must still include keyCertSign.
 
     ``server_name``: validate as a TLS server certificate for that DNS name/IP (SAN-based, webpki
     rules; used for x509-limbo and for CSMS certificates that do carry a SAN). ``expected_cn``: the
@@ -91,24 +112,27 @@ def verify_chain(
     if eddsa_issuer or any(_is_eddsa(c) for c in presented):
         verified = _verify_eddsa_path(leaf, intermediates, roots, at=at, max_depth=max_depth)
     else:
-        builder = pyca.PolicyBuilder().store(pyca.Store(list(roots))).time(at)
+        builder = pyca.PolicyBuilder().store(_store(roots)).time(at)
         if max_depth is not None:
             builder = builder.max_chain_depth(max(0, max_depth - 1))
+        ca_policy = pyca.ExtensionPolicy.webpki_defaults_ca()
+        if ca_key_usage_optional:
+            ca_policy = ca_policy.may_be_present(x509.KeyUsage, pyca.Criticality.AGNOSTIC, _ca_key_usage)
         try:
             if server_name is not None:
                 try:
                     subject: pyca.Subject = x509.IPAddress(ip_address(server_name))
                 except ValueError:
                     subject = x509.DNSName(server_name)
+                if ca_key_usage_optional:
+                    builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=pyca.ExtensionPolicy.webpki_defaults_ee())
                 try:
                     verifier = builder.build_server_verifier(subject)
                 except ValueError as exc:  # e.g. an underscore in a DNS name
                     raise ChainError(f"server name {server_name!r} is not a valid DNS name or IP address ({exc})") from None
                 chain = verifier.verify(leaf, list(intermediates))
             else:
-                builder = builder.extension_policies(
-                    ca_policy=pyca.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_ee_policy()
-                )
+                builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=_ee_policy())
                 chain = builder.build_client_verifier().verify(leaf, list(intermediates)).chain
         except pyca.VerificationError as exc:
             raise ChainError(_explain(leaf, roots, at, str(exc)), security_event=None) from None
@@ -116,6 +140,11 @@ def verify_chain(
     if expected_cn is not None:
         check_cn(leaf, expected_cn, allow_wildcard=allow_wildcard_cn)
     return verified
+
+
+def _ca_key_usage(_policy: object, _cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    if ku is not None and not ku.key_cert_sign:
+        raise ValueError("a CA keyUsage without keyCertSign")
 
 
 def _explain(leaf: x509.Certificate, roots: Sequence[x509.Certificate], at: datetime, detail: str) -> str:

@@ -27,7 +27,6 @@ from datetime import datetime
 from itertools import pairwise
 
 from cryptography import x509
-from cryptography.x509 import verification as pyca
 from cryptography.x509.oid import ExtensionOID
 
 from ocppsec.pki.chain import VerifiedChain, verify_chain
@@ -219,11 +218,8 @@ def verify_chain_with_crls(
     ``ca_key_usage_optional``: accept CA certificates without keyUsage (RFC 5280 §4.2.1.3 allows it; the
     default web-PKI rule of :func:`verify_chain` requires it, and every OCPP / ISO 15118 CA profile has it).
     """
-    if ca_key_usage_optional and server_name is not None and expected_cn is None and max_depth is None:
-        verified = _verify_server_path_rfc5280(leaf, intermediates, roots, at=at, server_name=server_name)
-    else:
-        verified = verify_chain(leaf, intermediates, roots, at=at, server_name=server_name, expected_cn=expected_cn,
-                                max_depth=max_depth)
+    verified = verify_chain(leaf, intermediates, roots, at=at, server_name=server_name, expected_cn=expected_cn,
+                            max_depth=max_depth, ca_key_usage_optional=ca_key_usage_optional)
     path = verified.chain
     for cert, issuer in pairwise(path):
         status = check_crl_status(cert, issuer, crls, at=at)
@@ -241,28 +237,3 @@ def verify_chain_with_crls(
                 hint="fetch the issuer's latest CRL (its CRL distribution point)",
             )
     return verified
-
-
-def _ca_key_usage(_policy: object, _cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
-    if ku is not None and not ku.key_cert_sign:
-        raise ValueError("a CA keyUsage without keyCertSign")
-
-
-def _verify_server_path_rfc5280(
-    leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
-    *, at: datetime, server_name: str,
-) -> VerifiedChain:
-    """Server-certificate path validation with keyUsage optional on CAs (RFC 5280), else web-PKI rules.
-
-    TODO(lead): move this option into :func:`ocppsec.pki.chain.verify_chain`, the one pyca wrapper.
-    """
-    ca_policy = pyca.ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.KeyUsage, pyca.Criticality.AGNOSTIC, _ca_key_usage
-    )
-    builder = (pyca.PolicyBuilder().store(pyca.Store(list(roots))).time(at)
-               .extension_policies(ca_policy=ca_policy, ee_policy=pyca.ExtensionPolicy.webpki_defaults_ee()))
-    try:
-        chain = builder.build_server_verifier(x509.DNSName(server_name)).verify(leaf, list(intermediates))
-    except pyca.VerificationError as exc:
-        raise ChainError(f"certificate {_describe(leaf)} does not chain to a trusted root: {exc}") from None
-    return VerifiedChain(tuple(chain))
