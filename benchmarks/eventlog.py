@@ -33,10 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from _util import print_table
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/_postgres.py
 
 from ocppsec.eventlog.model import SecurityEvent, Source
 from ocppsec.eventlog.store import EventQuery, EventStore, open_store
@@ -53,6 +50,30 @@ TYPES = (
     + ["FirmwareUpdated"] * 5 + ["MemoryExhaustion"] * 2 + ["TamperDetectionActivated"] * 1
     + ["MaintenanceLoginAccepted"] * 5 + ["CSRGenerationFailed"] * 2
 )
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """An aligned plain-text table; numbers right-aligned with thousands separators."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        cells = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(cells).rstrip()
+
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row_text in text:
+        print(line(row_text))
 
 
 def batches(total: int, size: int, seed: int = 6) -> Iterator[tuple[list[SecurityEvent], float]]:
