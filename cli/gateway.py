@@ -3,6 +3,11 @@
 Terminates the profile, authenticates the station against the registry, binds the identity, and relays
 every OCPP message unchanged to ``UPSTREAM/IDENTITY`` with the same subprotocol. Runs until SIGINT or
 SIGTERM.
+
+``--sign-csrs --pki DIR --ca NAME``: the gateway answers the stations' SignCertificate itself with the
+CA ``NAME`` of the PKI directory ``DIR`` (key passphrase from ``$OCPPSEC_PASSPHRASE``), sends them
+CertificateSigned and keeps the per-station inventory in ``DIR/inventory.db`` (or ``--inventory``);
+those frames are not forwarded upstream.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 import click
 
-from ocppsec.cli._common import PASSPHRASE_ENV
+from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
-from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, open_registry
+from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry, open_registry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE
 from ocppsec.security_profiles.tls import CertChain, server_context
 
@@ -51,10 +58,16 @@ def _host_port(text: str) -> tuple[str, int]:
 @click.option("--max-frame", type=click.IntRange(1024, 16 * 1024 * 1024), default=DEFAULT_MAX_SIZE, show_default=True,
               help="largest WebSocket message accepted, bytes (larger: close 1009)")
 @click.option("--base-path", default="/", show_default=True, help="URL path stations connect below")
+@click.option("--sign-csrs", is_flag=True, help="answer SignCertificate in the gateway (needs --pki and --ca)")
+@click.option("--pki", "pki_dir", metavar="DIR", help="PKI directory whose CA signs the stations' CSRs")
+@click.option("--ca", "ca_name", metavar="NAME", help="CA in --pki for charging-station certificates (e.g. csms-root)")
+@click.option("--v2g-ca", "v2g_ca", metavar="NAME", help="CA in --pki for V2G (ISO 15118-2) certificates; default: none")
+@click.option("--inventory", "inventory_path", metavar="PATH", help="certificate inventory (default: DIR/inventory.db)")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
 def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
-            max_frame: int, base_path: str, verbose: int) -> None:
+            max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
+            v2g_ca: str | None, inventory_path: str | None, verbose: int) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
     import os
 
@@ -76,16 +89,27 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         ctx = server_context(chains, client_roots=trust, client_cert=mode)
     elif server_certs or trust:
         raise UsageError("profile 1 is plain ws://: --server-cert/--trust make no sense there")
+    if sign_csrs and (not pki_dir or not ca_name):
+        raise UsageError("--sign-csrs needs --pki DIR and --ca NAME", hint="e.g. --pki ./pki --ca csms-root")
+    if not sign_csrs and (pki_dir or ca_name or v2g_ca or inventory_path):
+        raise UsageError("--pki/--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
     registry = open_registry(stations_db)
+    closers: list[Callable[[], None]] = []
+    signing = None
+    if sign_csrs:
+        assert pki_dir is not None
+        assert ca_name is not None
+        signing = _csr_signing(pki_dir, ca_name, v2g_ca, inventory_path, registry, cso_name, closers)
     sink = None
-    closer = None
     if events_db is not None:
         from ocppsec.eventlog.store import BufferedSink, open_store
 
         store = open_store(events_db)
         buffered = BufferedSink(store)
-        sink, closer = buffered, buffered.close
-    gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame)
+        sink = buffered
+        closers.append(buffered.close)
+    gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
+                 csr_signing=signing)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -101,6 +125,25 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
     try:
         asyncio.run(main())
     finally:
-        if closer is not None:
-            closer()
+        for close in reversed(closers):
+            close()
         registry.close()
+
+
+def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,
+                 cso_name: str | None, closers: list[Callable[[], None]]) -> CsrSigning:
+    from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, SqliteInventory
+    from ocppsec.pki.directory import PkiDirectory
+
+    pki = PkiDirectory.open(pki_dir, passphrase_for_reading(required=False))
+    closers.append(pki.close)
+    cas = {CertificateUse.CHARGING_STATION: ca_name, CertificateUse.COMBINED: ca_name}
+    if v2g_ca:
+        cas[CertificateUse.V2G] = v2g_ca
+    signer = LocalCaSigner(pki, cas=cas)  # opens the CA keys now: a wrong passphrase stops here
+    inventory = SqliteInventory(inventory_path) if inventory_path else SqliteInventory.beside(pki_dir)
+    closers.append(inventory.close)
+    cso = cso_name or pki.config.network.get("cso_name") or None
+    service = CertificateService(signer, cso_name=cso, stations=RegistryStations(registry, cso_name=cso),
+                                 inventory=inventory, ledger=pki.ledger)
+    return CsrSigning(service)

@@ -4,7 +4,9 @@ Stations connect to the gateway at their security profile; the gateway authentic
 the identity (:func:`~.server.serve`), opens ``upstream/IDENTITY`` with the same OCPP subprotocol and
 relays every message both ways unchanged (text stays text, binary stays binary). It never parses OCPP
 except to record the stations' own SecurityEventNotification requests into the event sink on their
-way through.
+way through and, with ``csr_signing`` (``--sign-csrs``), to answer the stations' SignCertificate itself
+and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the stations' answers to
+the gateway's CertificateSigned never reach the upstream.
 
 Faults: the upstream unreachable or refusing -> the station is closed with 1011; the upstream closing
 -> the station is closed with the same code (1011 when the upstream vanished without one); a station
@@ -35,6 +37,7 @@ from websockets.typing import Data, Subprotocol
 from ocppsec.eventlog.model import EventInputError, Source, normalize_event
 from ocppsec.eventlog.sink import EventSink
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.events import NullSink, SafeSink
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
@@ -53,6 +56,7 @@ class GatewayStats:
     relayed_down: int = 0
     upstream_failures: int = 0
     station_events: int = 0
+    answered_locally: int = 0
     per_close_code: dict[int, int] = field(default_factory=dict)
 
 
@@ -94,6 +98,7 @@ class Gateway:
         tls_handshake_timeout: float = 10.0,
         ping_interval: float | None = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        csr_signing: CsrSigning | None = None,
     ) -> None:
         if not upstream.startswith(("ws://", "wss://")):
             from ocppsec.pki.errors import UsageError
@@ -111,6 +116,7 @@ class Gateway:
         self.tls_handshake_timeout = tls_handshake_timeout
         self.ping_interval = ping_interval
         self.clock = clock
+        self.csr_signing = csr_signing
         self.stats = GatewayStats()
         self.server: Server | None = None
 
@@ -168,9 +174,27 @@ class Gateway:
             self.stats.connected -= 1
             await upstream.close()
 
+    async def _answer_locally(self, session: SigningSession, station: StationConnection, message: Data) -> bool:
+        """Handle ``message`` in the gateway if it is a SignCertificate or an answer to our CertificateSigned."""
+        if session.may_answer(message):
+            assert isinstance(message, str)
+            if await asyncio.to_thread(session.take_response, message, at=self.clock()) is not None:
+                self.stats.answered_locally += 1
+                return True
+        call = parse_sign_certificate(message)
+        if call is None:
+            return False
+        for frame in await asyncio.to_thread(session.answer, call, at=self.clock()):
+            await station.send(frame)
+        self.stats.answered_locally += 1
+        return True
+
     async def _pump_up(self, station: StationConnection, upstream: ClientConnection) -> None:
+        session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         try:
             async for message in station:
+                if session is not None and await self._answer_locally(session, station, message):
+                    continue
                 event = security_event_from_frame(message, station_id=station.identity, version=station.version,
                                                   at=self.clock())
                 if event is not None:
