@@ -240,7 +240,7 @@ def request_for(entity: PlannedEntity, key: SigningKey, at: datetime, serial: in
                 san_dns: Sequence[str] = ()) -> CertificateRequest:
     return CertificateRequest(entity.profile, make_name(entity.subject), key.public_key(), at,
                               entity.validity_days, serial, tuple(san_dns),
-                              entity.ocsp_url if not entity.profile.is_ca else None,
+                              entity.ocsp_url,  # sub-CAs too: stations ask OCSP about them (M06.FR.06)
                               entity.crl_url)
 
 

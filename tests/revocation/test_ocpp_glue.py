@@ -37,7 +37,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 @pytest.fixture
 def v2g(pki_dir: PkiDirectory) -> Iterator[tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]]:
     """A responder for the CPO sub-CAs over HTTP, a good SECC chain and a revoked one (AIA → the responder)."""
-    responder = OcspResponder(load_authorities(pki_dir, ["cpo-sub-ca-1", "cpo-sub-ca-2"], at=NOW), pki_dir.ledger)
+    responder = OcspResponder(load_authorities(pki_dir, ["v2g-root", "cpo-sub-ca-1", "cpo-sub-ca-2"], at=NOW), pki_dir.ledger)
     server = OcspHttpServer(("127.0.0.1", 0), responder, refresh_interval=None)
     server.start()
     issued = []
@@ -171,8 +171,8 @@ def test_station_cache(v2g: tuple[OcspHttpServer, IssuedCertificate, IssuedCerti
     cache = StationOcspCache()
     cache.set_chain(good.certificate, good.sub_cas, root)
     due = cache.due_requests(at=NOW)
-    assert len(due) == 1  # the SECC leaf; the sub-CAs of the default hierarchy carry no AIA OCSP URL...
-    assert len(cache.missing_responder()) == 2  # ...so they are reported, not asked about (M06 remarks)
+    assert len(due) == 3  # the SECC leaf and both CPO sub-CAs, each with its AIA OCSP URL (M06.FR.06)
+    assert cache.missing_responder() == []
     assert cache.staple(at=NOW) == []
 
     def answer_all(at: datetime) -> None:
