@@ -11,14 +11,16 @@ trigger) -> status``, e.g. the ``trigger`` method of the CSMS ChargePoint from
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import concurrent.futures
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ocppsec.pki.certmgmt.model import Trigger
 from ocppsec.pki.lifecycle import Action, PlanItem, RenewalOutcome
 
 __all__ = ["TriggerRenewalExecutor", "trigger_for"]
 
-SendTrigger = Callable[[str, Trigger], Awaitable[str]]
+SendTrigger = Callable[[str, Trigger], Coroutine[Any, Any, str]]
 
 
 def trigger_for(item: PlanItem) -> Trigger | None:
@@ -48,7 +50,7 @@ class TriggerRenewalExecutor:
             return RenewalOutcome(False, f"{item.action.value}: not renewed by a station trigger")
         if item.station is None:
             return RenewalOutcome(False, f"serial {item.item.serial}: no station is known for this certificate")
-        future = asyncio.run_coroutine_threadsafe(self._send(item.station, trigger), self._loop)
+        future: concurrent.futures.Future[str] = asyncio.run_coroutine_threadsafe(self._send(item.station, trigger), self._loop)
         try:
             status = future.result(self._timeout)
         except TimeoutError:
