@@ -223,6 +223,36 @@ def step_profile3(ctx: DemoContext) -> str:
     return f"{detail}; {events} security event(s) in {ctx.root / 'events.db'}"
 
 
+def step_revocation(ctx: DemoContext) -> str:
+    """Revoke a second station certificate, sign the CRL, and ask our OCSP responder about both."""
+    from ocppsec.pki.crl import build_crl, crl_entries
+    from ocppsec.pki.ocsp import CertId, OcspResponder
+    from ocppsec.pki.ocsp_client import query
+    from ocppsec.pki.ocsp_server import OcspHttpServer, load_authorities
+
+    pki = ctx.directory
+    csr = make_csr(generate_key(KeySpec.P256), {"O": ctx.cso_name, "CN": "CS-DEMO-LOST"}, PROFILES["charging-station"])
+    lost = pki.issue_from_csr(csr, ca="csms-root", at=ctx.at, station="CS-DEMO-LOST")
+    pki.ledger.revoke(lost.record.serial, "csms-root", ctx.at, "keyCompromise")
+    ca = pki.ca("csms-root")
+    crl = build_crl(ca.certificate, ca.key, crl_entries(pki.ledger.revoked("csms-root")), at=ctx.at,
+                    number=pki.ledger.next_crl_number("csms-root"))
+    atomic_write(ctx.root / "pki" / "csms-root.crl.pem", crl.public_bytes(Encoding.PEM), 0o644)
+    responder = OcspResponder(load_authorities(pki, ["csms-root"], at=ctx.at), pki.ledger)
+    server = OcspHttpServer(("127.0.0.1", 0), responder, refresh_interval=None)
+    server.start()
+    try:
+        root = ca.certificate
+        answers = []
+        for cert in (ctx.station_certificate.certificate, lost.issued.certificate):
+            result = query(server.url + "/csms-root", CertId.for_certificate(cert, root), at=ctx.at, issuer=root)
+            answers.append(result.status.value)
+    finally:
+        server.stop()
+    return (f"CRL #{crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number} lists "
+            f"{len(list(crl))} serial(s); OCSP over HTTP: {ctx.station_serial} {answers[0]}, CS-DEMO-LOST {answers[1]}")
+
+
 STEPS: list[tuple[str, Step]] = [
     ("build every hierarchy", step_build_hierarchies),
     ("station: key + CSR", step_station_csr),
@@ -231,6 +261,7 @@ STEPS: list[tuple[str, Step]] = [
     ("CertificateHashData", step_hash_data),
     ("firmware: sign + verify", step_firmware),
     ("profile 3 (mTLS) connection", step_profile3),
+    ("revocation: CRL + OCSP", step_revocation),
 ]
 
 
