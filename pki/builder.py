@@ -26,6 +26,7 @@ from ocppsec.pki.errors import UsageError
 from ocppsec.pki.keys import (
     KeySpec,
     LocalKey,
+    PrivateKey,
     PublicKey,
     SignatureScheme,
     SigningKey,
@@ -87,25 +88,37 @@ def _stand_in_key(kind: str) -> LocalKey:
     return LocalKey(generate_key(KeySpec.ED448), "stand-in")
 
 
+def stand_in_kind(pub: PublicKey) -> str:
+    """``ec:<curve>``, ``rsa`` or ``ed448``: which stand-in key drafts structures for ``pub``."""
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return f"ec:{pub.curve.name}"
+    return "rsa" if isinstance(pub, rsa.RSAPublicKey) else "ed448"
+
+
+def stand_in_for(pub: PublicKey) -> PrivateKey:
+    """A cached throw-away private key of ``pub``'s algorithm (and curve), to let pyca draft a structure."""
+    return _stand_in_key(stand_in_kind(pub)).private_key
+
+
+def resign_external(draft_der: bytes, key: SigningKey, body: bytes | None = None) -> bytes:
+    """Sign ``SEQUENCE { body, algorithm, BIT STRING }`` (Certificate, CertificateList, CertificationRequest)
+    with any signing key: ``draft_der`` was signed by :func:`stand_in_for` (same algorithm, so the
+    algorithm identifiers inside are right); its body (or the given replacement) is signed again by ``key``."""
+    draft_body, algorithm, _ = split_sequence(draft_der)
+    body = draft_body if body is None else body
+    pub = key.public_key()
+    signature = key.sign(body, _scheme_for(pub, signature_hash_for(pub)))
+    return encode_tlv(0x30, body + algorithm + encode_tlv(0x03, b"\x00" + signature))
+
+
 def sign_builder(builder: x509.CertificateBuilder, key: SigningKey) -> x509.Certificate:
-    """Sign a certificate builder with any signing key."""
+    """Sign a certificate builder with any signing key (token-held keys sign the TBS externally)."""
     pub = key.public_key()
     h = signature_hash_for(pub)
     if isinstance(key, LocalKey):
         return builder.sign(key.private_key, h)
-    # External key: let pyca encode the TBS with a stand-in key of the same algorithm, then sign the
-    # TBS with the real key and assemble Certificate ::= SEQUENCE { tbs, algorithm, BIT STRING }.
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        kind = f"ec:{pub.curve.name}"
-    elif isinstance(pub, rsa.RSAPublicKey):
-        kind = "rsa"
-    else:
-        kind = "ed448"
-    draft = builder.sign(_stand_in_key(kind).private_key, h)
-    tbs, algorithm, _ = split_sequence(draft.public_bytes(Encoding.DER))
-    signature = key.sign(draft.tbs_certificate_bytes, _scheme_for(pub, h))
-    der = encode_tlv(0x30, tbs + algorithm + encode_tlv(0x03, b"\x00" + signature))
-    return x509.load_der_x509_certificate(der)
+    draft = builder.sign(stand_in_for(pub), h)
+    return x509.load_der_x509_certificate(resign_external(draft.public_bytes(Encoding.DER), key))
 
 
 @dataclass(frozen=True, slots=True)

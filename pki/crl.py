@@ -20,8 +20,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki._der import encode_tlv, split_sequence
-from ocppsec.pki.builder import _scheme_for, _stand_in_key, signature_hash_for
+from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.keys import LocalKey, SigningKey
 from ocppsec.pki.ledger import CertificateRecord
@@ -114,16 +113,5 @@ def sign_crl_builder(builder: x509.CertificateRevocationListBuilder, key: Signin
     h = signature_hash_for(pub)
     if isinstance(key, LocalKey):
         return builder.sign(key.private_key, h)
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        kind = f"ec:{pub.curve.name}"
-    elif isinstance(pub, rsa.RSAPublicKey):
-        kind = "rsa"
-    else:
-        kind = "ed448"
-    draft = builder.sign(_stand_in_key(kind).private_key, h)
-    tbs, algorithm, _ = split_sequence(draft.public_bytes(Encoding.DER))
-    signature = key.sign(draft.tbs_certlist_bytes, _scheme_for(pub, h))
-    der = encode_tlv(0x30, tbs + algorithm + encode_tlv(0x03, b"\x00" + signature))
-    return x509.load_der_x509_crl(der)
+    draft = builder.sign(stand_in_for(pub), h)
+    return x509.load_der_x509_crl(resign_external(draft.public_bytes(Encoding.DER), key))

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ocppsec.pki._der import encode_tlv, split_sequence
-from ocppsec.pki.builder import _scheme_for, _stand_in_key, signature_hash_for
+from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
 from ocppsec.pki.names import make_name, name_attributes
@@ -274,18 +274,10 @@ def sign_csr_builder(builder: x509.CertificateSigningRequestBuilder, key: Signin
     h = signature_hash_for(pub)
     if isinstance(key, LocalKey):
         return builder.sign(key.private_key, h)
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        kind = f"ec:{pub.curve.name}"
-    elif isinstance(pub, rsa.RSAPublicKey):
-        kind = "rsa"
-    else:
-        kind = "ed448"
-    draft = builder.sign(_stand_in_key(kind).private_key, h)
-    info, algorithm, _ = split_sequence(draft.public_bytes(Encoding.DER))
-    version, name, _spki, *attrs = split_sequence(info)
+    # The draft carries the stand-in's public key: put the real one into the request info before signing.
+    draft = builder.sign(stand_in_for(pub), h).public_bytes(Encoding.DER)
+    version, name, _spki, *attrs = split_sequence(split_sequence(draft)[0])
     spki = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    real_info = encode_tlv(0x30, version + name + spki + b"".join(attrs))
-    signature = key.sign(real_info, _scheme_for(pub, h))
-    der = encode_tlv(0x30, real_info + algorithm + encode_tlv(0x03, b"\x00" + signature))
-    return x509.load_der_x509_csr(der)
+    info = encode_tlv(0x30, version + name + spki + b"".join(attrs))
+    return x509.load_der_x509_csr(resign_external(draft, key, info))
 

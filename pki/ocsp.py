@@ -35,13 +35,19 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
-from ocppsec.pki.builder import CertificateRequest, _scheme_for, _stand_in_key, build_certificate, signature_hash_for
+from ocppsec.pki.builder import (
+    CertificateRequest,
+    _scheme_for,
+    _stand_in_key,
+    build_certificate,
+    signature_hash_for,
+    stand_in_kind,
+)
 from ocppsec.pki.crl import parse_reason
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData
@@ -416,12 +422,7 @@ def _sign_response(builder: ocsp.OCSPResponseBuilder, signer: x509.Certificate, 
     if isinstance(key, LocalKey):
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
         return builder.sign(key.private_key, h).public_bytes(Encoding.DER)
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        kind = f"ec:{pub.curve.name}"
-    elif isinstance(pub, rsa.RSAPublicKey):
-        kind = "rsa"
-    else:
-        kind = "ed448"
+    kind = stand_in_kind(pub)
     # pyca encodes the response with a stand-in key and its certificate; the responder ID (SHA-1 key
     # hash, 20 bytes) is then swapped for the real signer's, and the real key signs the final TBS.
     stand_in = _stand_in_certificate(kind)
