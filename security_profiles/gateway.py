@@ -37,6 +37,7 @@ from websockets.typing import Data, Subprotocol
 from ocppsec.eventlog.model import EventInputError, Source, normalize_event
 from ocppsec.eventlog.sink import EventSink
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles._splice import Splice, supported
 from ocppsec.security_profiles.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.events import NullSink, SafeSink
 from ocppsec.security_profiles.handshake import ServerPolicy
@@ -156,12 +157,10 @@ class Gateway:
             return
         self.stats.connected += 1
         try:
-            up = asyncio.create_task(self._pump_up(station, upstream))
-            down = asyncio.create_task(self._pump_down(upstream, station))
-            _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if supported(station.websocket) and supported(upstream):
+                await self._splice(station, upstream)
+            else:
+                await self._pumps(station, upstream)
             if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
                 code = station.websocket.close_code
                 await upstream.close(code if code in (1000, 1001) else 1001, "station disconnected")
@@ -173,6 +172,46 @@ class Gateway:
         finally:
             self.stats.connected -= 1
             await upstream.close()
+
+    async def _pumps(self, station: StationConnection, upstream: ClientConnection) -> None:
+        up = asyncio.create_task(self._pump_up(station, upstream))
+        down = asyncio.create_task(self._pump_down(upstream, station))
+        _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _splice(self, station: StationConnection, upstream: ClientConnection) -> None:
+        """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
+        session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
+
+        def observe(message: Data) -> None:
+            self._record_station_event(station, message)
+
+        def inspect(message: Data) -> bool:
+            assert session is not None
+            return session.may_answer(message) or (isinstance(message, str) and "SignCertificate" in message)
+
+        async def handle(message: Data) -> bool:
+            assert session is not None
+            return await self._answer_locally(session, station, message)
+
+        splice = Splice(station.websocket, upstream, inspect=inspect if session else None, handle=handle if session else None,
+                        observe=observe)
+        splice.start()
+        try:
+            await splice.wait()
+        finally:
+            self.stats.relayed_up += splice.up.count
+            self.stats.relayed_down += splice.down.count
+
+    def _record_station_event(self, station: StationConnection, message: Data) -> None:
+        if isinstance(message, bytes) or "SecurityEventNotification" not in message:
+            return
+        event = security_event_from_frame(message, station_id=station.identity, version=station.version, at=self.clock())
+        if event is not None:
+            self.stats.station_events += 1
+            self.sink.record(event)
 
     async def _answer_locally(self, session: SigningSession, station: StationConnection, message: Data) -> bool:
         """Handle ``message`` in the gateway if it is a SignCertificate or an answer to our CertificateSigned."""
@@ -195,11 +234,7 @@ class Gateway:
             async for message in station:
                 if session is not None and await self._answer_locally(session, station, message):
                     continue
-                event = security_event_from_frame(message, station_id=station.identity, version=station.version,
-                                                  at=self.clock())
-                if event is not None:
-                    self.stats.station_events += 1
-                    self.sink.record(event)
+                self._record_station_event(station, message)
                 await upstream.send(message)
                 self.stats.relayed_up += 1
         except ConnectionClosed:

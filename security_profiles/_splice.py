@@ -1,0 +1,199 @@
+"""A frame-level relay between two websockets asyncio connections, without a task per frame.
+
+The gateway used to run two pump tasks per station (``async for message in a: await b.send(message)``):
+every frame went through websockets' message queue, woke a task, and passed an async context manager
+and ``drain`` on the way out. A :class:`Splice` instead hooks each connection's ``process_event`` (the
+method websockets calls for every parsed frame inside ``data_received``) and writes each complete
+message to the other connection right there, synchronously. Flow control replaces ``drain``: when
+the destination's transport buffer is over its high-water mark (``pause_writing``), reading from the
+source is paused until it drains (``resume_writing``).
+
+Messages that need the gateway's attention (``inspect`` returns True: a SignCertificate, an answer to
+the gateway's own CertificateSigned) go to ``handle`` in one worker task; while it runs, the source is
+paused and later messages wait behind it, so the order of messages never changes. Fragmented
+messages are reassembled (within websockets' ``max_size``) and relayed as one frame, as websockets'
+own ``recv``/``send`` did. Text that is not UTF-8 fails the source connection with 1007.
+
+Relies on websockets' asyncio ``Connection`` internals (``process_event``, ``recv_messages``,
+``protocol``, ``send_data``, ``pause_writing``/``resume_writing``); :func:`supported` says whether this
+websockets version has them, and the gateway falls back to the pump tasks otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import State
+
+__all__ = ["Splice", "supported"]
+
+_log = logging.getLogger("ocppsec.security_profiles.gateway")
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+Message = str | bytes
+
+
+def supported(connection: Any) -> bool:
+    """True if ``connection`` is a websockets asyncio connection with the internals a splice uses."""
+    queue = getattr(getattr(connection, "recv_messages", None), "frames", None)
+    return (callable(getattr(connection, "process_event", None)) and hasattr(connection, "protocol")
+            and callable(getattr(connection, "send_data", None)) and hasattr(queue, "queue")
+            and hasattr(connection, "paused") and callable(getattr(connection, "resume_writing", None)))
+
+
+class _Direction:
+    """One direction of the splice: frames parsed on ``src`` are written to ``dst``."""
+
+    def __init__(self, src: Any, dst: Any, *, inspect: Callable[[Message], bool] | None,
+                 handle: Callable[[Message], Awaitable[bool]] | None, observe: Callable[[Message], None] | None) -> None:
+        self.src, self.dst = src, dst
+        self.inspect, self.handle, self.observe = inspect, handle, observe
+        self.count = 0
+        self.fragments: list[bytes] = []
+        self.fragment_opcode = Opcode.TEXT
+        self.backlog: collections.deque[Message] = collections.deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.original_process_event = src.process_event
+        self.reading_paused_by: set[str] = set()
+
+    # -- flow control ------------------------------------------------------------------------------
+    def pause(self, why: str) -> None:
+        if not self.reading_paused_by:
+            with contextlib.suppress(AttributeError, RuntimeError):
+                self.src.transport.pause_reading()
+        self.reading_paused_by.add(why)
+
+    def resume(self, why: str) -> None:
+        if why in self.reading_paused_by:
+            self.reading_paused_by.discard(why)
+            if not self.reading_paused_by and not self.src.transport.is_closing():
+                with contextlib.suppress(AttributeError, RuntimeError):
+                    self.src.transport.resume_reading()
+
+    # -- frames ------------------------------------------------------------------------------------
+    def process_event(self, event: Any) -> None:
+        if not isinstance(event, Frame) or event.opcode not in _DATA:
+            self.original_process_event(event)
+            return
+        if not event.fin or self.fragments:
+            if event.opcode is not Opcode.CONT:
+                self.fragment_opcode = event.opcode
+            self.fragments.append(bytes(event.data))
+            if not event.fin:
+                return
+            data, opcode = b"".join(self.fragments), self.fragment_opcode
+            self.fragments.clear()
+        else:
+            data, opcode = bytes(event.data), event.opcode
+        message: Message
+        if opcode is Opcode.TEXT:
+            try:
+                message = data.decode()
+            except UnicodeDecodeError:
+                self.src.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                self.src.send_data()
+                return
+        else:
+            message = data
+        self.message(message)
+
+    def message(self, message: Message) -> None:
+        if self.observe is not None:
+            self.observe(message)
+        if self.backlog or (self.inspect is not None and self.inspect(message)):
+            self.backlog.append(message)
+            if self.worker is None:
+                self.pause("backlog")
+                self.worker = asyncio.get_running_loop().create_task(self._work())
+            return
+        self.forward(message)
+
+    def forward(self, message: Message) -> None:
+        dst = self.dst
+        if dst.protocol.state is not State.OPEN:
+            return  # the other side is closing; the splice's owner ends the session
+        if isinstance(message, str):
+            dst.protocol.send_text(message.encode())
+        else:
+            dst.protocol.send_binary(message)
+        dst.send_data()
+        self.count += 1
+        if dst.paused:
+            self.pause("destination")
+
+    async def _work(self) -> None:
+        try:
+            while self.backlog:
+                message = self.backlog[0]
+                handled = False
+                if self.handle is not None and self.inspect is not None and self.inspect(message):
+                    try:
+                        handled = await self.handle(message)
+                    except Exception:
+                        _log.exception("gateway handler failed; relaying the message unchanged")
+                self.backlog.popleft()
+                if not handled:
+                    self.forward(message)
+        finally:
+            self.worker = None
+            self.resume("backlog")
+
+    def take_queued(self) -> None:
+        """Move messages websockets already queued on ``src`` (before the splice) into the splice, in order."""
+        queue = self.src.recv_messages.frames.queue
+        frames = list(queue)
+        queue.clear()
+        self.src.recv_messages.maybe_resume()
+        for frame in frames:
+            self.process_event(frame)
+
+
+class Splice:
+    """Relay complete messages between ``a`` and ``b`` (websockets asyncio connections) frame-synchronously.
+
+    ``inspect(message)`` (a -> b only) picks messages for ``handle(message)``, which returns True when it
+    consumed the message (else it is relayed); ``observe(message)`` sees every a -> b message first.
+    """
+
+    def __init__(self, a: Any, b: Any, *, inspect: Callable[[Message], bool] | None = None,
+                 handle: Callable[[Message], Awaitable[bool]] | None = None,
+                 observe: Callable[[Message], None] | None = None) -> None:
+        self.a, self.b = a, b
+        self.up = _Direction(a, b, inspect=inspect, handle=handle, observe=observe)
+        self.down = _Direction(b, a, inspect=None, handle=None, observe=None)
+        self._resume_a = a.resume_writing
+        self._resume_b = b.resume_writing
+
+    def start(self) -> None:
+        """Install the hooks and relay what each side queued before; call with no ``await`` in between."""
+        self.a.process_event = self.up.process_event
+        self.b.process_event = self.down.process_event
+        self.a.resume_writing = self._a_drained
+        self.b.resume_writing = self._b_drained
+        self.up.take_queued()
+        self.down.take_queued()
+
+    def _a_drained(self) -> None:
+        self._resume_a()
+        self.down.resume("destination")
+
+    def _b_drained(self) -> None:
+        self._resume_b()
+        self.up.resume("destination")
+
+    async def wait(self) -> None:
+        """Until either connection is closed."""
+        waiters = {asyncio.ensure_future(self.a.wait_closed()), asyncio.ensure_future(self.b.wait_closed())}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            for direction in (self.up, self.down):
+                if direction.worker is not None:
+                    direction.worker.cancel()
