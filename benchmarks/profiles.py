@@ -349,7 +349,7 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--idle", type=int, default=2000, help="idle connections to hold (10,000 is the issue's figure)")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections to hold (the issue's figure)")
     ap.add_argument("--stations", type=int, default=1000)
     ap.add_argument("--handshake-seconds", type=float, default=5)
     ap.add_argument("--heartbeat-seconds", type=float, default=8)
