@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time, passphrase_for_reading, read_input_file
+from ocppsec.pki.certmgmt.inventory import inventory_location
 from ocppsec.pki.crl import build_crl, crl_entries, parse_reason
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import NotFoundError, UsageError
@@ -139,7 +140,7 @@ def expiring_cmd(directory: Path, within_days: float | None, thresholds: tuple[s
         records = pki_dir.ledger.all()
     finally:
         pki_dir.close()
-    inventory = load_inventory_file(directory / "inventory.db")
+    inventory = load_inventory_file(inventory_location(directory, ledger_url))  # follows the ledger (DIR/ledger.url)
     within = timedelta(days=within_days) if within_days is not None else None
     items = find_expiring(records, inventory, at=at, policy=policy, within=within)
     if as_json:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.builder import CertificateRequest, build_certificate
-from ocppsec.pki.errors import PolicyError, StoreError, UsageError, Violation
+from ocppsec.pki.errors import PolicyError, UsageError, Violation
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.hierarchy import CertificateAuthority
 from ocppsec.pki.keys import SigningKey
@@ -474,26 +474,22 @@ def retire_plan(
     return {"certificateHashData": hd.to_ocpp(), "stations": [i.station_id for i in impacts if i.has_old_root]}
 
 
-# -- adapter: the issue-5 inventory file -----------------------------------------------------------------
-def load_inventory_file(path: Path) -> list[InventoryItem]:
-    """Every row of a station inventory (``DIR/inventory.db`` of :mod:`ocppsec.pki.certmgmt.inventory`), read-only."""
-    import sqlite3
+# -- adapter: the issue-5 inventory store ----------------------------------------------------------------
+def load_inventory_file(path: Path | str) -> list[InventoryItem]:
+    """Every row of a station inventory (:mod:`ocppsec.pki.certmgmt.inventory`), read through its store.
 
-    if not path.is_file():
+    ``path``: the SQLite file (``DIR/inventory.db``; a missing file is an empty inventory) or a
+    ``postgresql://`` URL (the inventory shared by several CSMS nodes) — what
+    :func:`~ocppsec.pki.certmgmt.inventory.inventory_location` answers for a PKI directory.
+    """
+    from ocppsec.pki.certmgmt.inventory import open_inventory
+
+    if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))) and not Path(path).is_file():
         return []
+    store = open_inventory(path)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = db.execute(
-                "SELECT station_id, kind, serial, subject, not_after, state, hash_key, fingerprint FROM station_certificates"
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read the station inventory {path}: {exc}") from None
-    return [
-        InventoryItem(str(sid), str(kind), str(serial), None if subject is None else str(subject),
-                      None if na is None else datetime.fromisoformat(str(na)), str(state),
-                      None if hk is None else str(hk), None if fp is None else str(fp))
-        for sid, kind, serial, subject, na, state, hk, fp in rows
-    ]
+        entries = store.all()
+    finally:
+        store.close()
+    return [InventoryItem(e.station_id, e.kind, e.serial, e.subject, e.not_after, e.state, e.hash_key, e.fingerprint)
+            for e in entries]

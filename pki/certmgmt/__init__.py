@@ -4,8 +4,8 @@
 - :mod:`.service`: the CSMS certificate service (SignCertificate review → sign → CertificateSigned);
 - :mod:`.signer`: the pluggable signing CA (:class:`CertificateSigner`; local CA; how EST or a roaming
   platform plugs in);
-- :mod:`.inventory`: per-station certificate inventory (SQLite behind :class:`InventoryStore`), reconciled
-  with the ledger;
+- :mod:`.inventory`: per-station certificate inventory (SQLite, or PostgreSQL through :mod:`.pg_inventory`,
+  behind :class:`InventoryStore`; :func:`open_inventory`), reconciled with the ledger;
 - :mod:`.station`: the station's certificate store (keys, CSRs, CertificateSigned checks, roots, delete, list);
 - :mod:`.schedule`: back-off and renewal timing;
 - :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: wire names and shapes per version;
@@ -24,6 +24,8 @@ from ocppsec.pki.certmgmt.inventory import (
     InventoryStore,
     ReconcileReport,
     SqliteInventory,
+    inventory_location,
+    open_inventory,
     reconcile,
 )
 from ocppsec.pki.certmgmt.model import (
@@ -85,6 +87,8 @@ __all__ = [
     "StationStorage",
     "Status",
     "Trigger",
+    "inventory_location",
+    "open_inventory",
     "reconcile",
     "renewal_due",
     "signing_retry_delays",

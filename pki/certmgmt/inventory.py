@@ -1,10 +1,15 @@
 """Per-station certificate inventory on the CSMS side: what each station holds, reconciled with the ledger.
 
-:class:`InventoryStore` is the narrow storage interface (a PostgreSQL adapter can implement it later);
-:class:`SqliteInventory` keeps its own tables in ``inventory.db`` beside the PKI directory's ledger
-(or in any file the caller names). Rows are keyed by station and certificate identity (the canonical
-CertificateHashData: upper-case algorithm, lower-case hex, serial without leading zeros, SHA-256), so
-hash data reported in mixed case or with leading zeros finds the same row.
+:class:`InventoryStore` is the narrow storage interface; :class:`SqliteInventory` keeps its own tables in
+``inventory.db`` beside the PKI directory's ledger (or in any file the caller names), and
+:class:`~ocppsec.pki.certmgmt.pg_inventory.PostgresInventory` keeps them in PostgreSQL, shared by several
+CSMS nodes. :func:`open_inventory` picks one by its argument (a ``postgresql://`` URL or a file);
+:func:`inventory_location` says where a PKI directory's inventory lives: in the PostgreSQL database of
+its ledger when ``DIR/ledger.url`` names one, else in ``DIR/inventory.db``.
+
+Rows are keyed by station and certificate identity (the canonical CertificateHashData: upper-case
+algorithm, lower-case hex, serial without leading zeros, SHA-256), so hash data reported in mixed case or
+with leading zeros finds the same row.
 
 States: ``sent`` (CertificateSigned sent, no answer yet), ``installed`` (station accepted / reported it),
 ``rejected`` (station refused CertificateSigned), ``deleted`` (DeleteCertificate accepted),
@@ -20,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -31,6 +36,9 @@ from ocppsec.pki.errors import StoreError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.ledger import Ledger
 
+if TYPE_CHECKING:
+    from ocppsec.pki.certmgmt.pg_inventory import PostgresInventory
+
 __all__ = [
     "INVENTORY_FILE",
     "InventoryEntry",
@@ -39,6 +47,8 @@ __all__ = [
     "ReconcileReport",
     "SqliteInventory",
     "entry_for",
+    "inventory_location",
+    "open_inventory",
     "reconcile",
 ]
 
@@ -129,6 +139,10 @@ class InventoryStore(Protocol):
 
     def latest_sent(self, station_id: str) -> InventoryEntry | None:
         """The most recent entry in state ``sent`` (awaiting the CertificateSigned answer)."""
+        ...
+
+    def all(self) -> list[InventoryEntry]:
+        """Every entry of every station, in insertion order."""
         ...
 
     def close(self) -> None: ...
@@ -249,6 +263,9 @@ class SqliteInventory:
         rows = self._query("WHERE station_id = ? AND state = 'sent' ORDER BY id DESC LIMIT 1", (station_id,))
         return rows[0] if rows else None
 
+    def all(self) -> list[InventoryEntry]:
+        return self._query("ORDER BY id", ())
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM station_certificates").fetchone()[0])
@@ -256,6 +273,33 @@ class SqliteInventory:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_inventory(path_or_url: str | Path) -> SqliteInventory | PostgresInventory:
+    """A ``postgresql://`` URL opens :class:`~ocppsec.pki.certmgmt.pg_inventory.PostgresInventory`; anything
+    else is a SQLite file (created if missing)."""
+    if isinstance(path_or_url, str) and path_or_url.startswith(("postgresql://", "postgres://")):
+        from ocppsec.pki.certmgmt.pg_inventory import PostgresInventory  # needs psycopg (extra "postgres")
+
+        return PostgresInventory(path_or_url)
+    return SqliteInventory(path_or_url)
+
+
+def inventory_location(pki_path: Path | str, ledger_url: str | None = None) -> str | Path:
+    """Where the inventory of a PKI directory lives, for :func:`open_inventory`.
+
+    The inventory follows the directory's ledger: ``ledger_url`` if given (a ``--ledger-url`` override),
+    else the URL in ``DIR/ledger.url`` (the PostgreSQL database several CSMS nodes share; the inventory
+    gets its own ``inventory_`` tables there), else the SQLite file ``DIR/inventory.db``.
+    """
+    from ocppsec.pki.directory import LEDGER_URL_FILE
+
+    if ledger_url:
+        return ledger_url
+    url_file = Path(pki_path) / LEDGER_URL_FILE
+    if url_file.is_file():
+        return url_file.read_text().strip()
+    return Path(pki_path) / INVENTORY_FILE
 
 
 @dataclass(frozen=True, slots=True)
