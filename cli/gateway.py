@@ -6,8 +6,9 @@ SIGTERM.
 
 ``--sign-csrs --pki DIR --ca NAME``: the gateway answers the stations' SignCertificate itself with the
 CA ``NAME`` of the PKI directory ``DIR`` (key passphrase from ``$OCPPSEC_PASSPHRASE``), sends them
-CertificateSigned and keeps the per-station inventory in ``DIR/inventory.db`` (or ``--inventory``);
-those frames are not forwarded upstream.
+CertificateSigned and keeps the per-station inventory beside the directory's ledger: in its PostgreSQL
+database when ``DIR/ledger.url`` names one (several CSMS nodes share it), else in ``DIR/inventory.db``;
+``--inventory PATH|URL`` overrides. Those frames are not forwarded upstream.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _host_port(text: str) -> tuple[str, int]:
 @click.option("--trust", "trust", multiple=True, metavar="PEM", help="CSO root(s) station certificates must chain to")
 @click.option("--cso-name", help="organisation name station certificates must carry in O (A00.FR.404)")
 @click.option("--stations", "stations_db", default=DEFAULT_REGISTRY, envvar="OCPPSEC_STATIONS", show_default=True,
-              help="station registry (SQLite path)")
+              help="station registry (SQLite path or postgresql:// URL)")
 @click.option("--events", "events_db", default=None, help="event store for handshake failures and station events")
 @click.option("--ocpp-versions", default="2.1,2.0.1,1.6", show_default=True, help="subprotocols served, preferred first")
 @click.option("--max-frame", type=click.IntRange(1024, 16 * 1024 * 1024), default=DEFAULT_MAX_SIZE, show_default=True,
@@ -62,7 +63,8 @@ def _host_port(text: str) -> tuple[str, int]:
 @click.option("--pki", "pki_dir", metavar="DIR", help="PKI directory whose CA signs the stations' CSRs")
 @click.option("--ca", "ca_name", metavar="NAME", help="CA in --pki for charging-station certificates (e.g. csms-root)")
 @click.option("--v2g-ca", "v2g_ca", metavar="NAME", help="CA in --pki for V2G (ISO 15118-2) certificates; default: none")
-@click.option("--inventory", "inventory_path", metavar="PATH", help="certificate inventory (default: DIR/inventory.db)")
+@click.option("--inventory", "inventory_path", metavar="PATH|URL",
+              help="certificate inventory: a SQLite path or postgresql:// URL (default: beside DIR's ledger)")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
 def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
@@ -132,7 +134,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
 
 def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,
                  cso_name: str | None, closers: list[Callable[[], None]]) -> CsrSigning:
-    from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, SqliteInventory
+    from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, inventory_location, open_inventory
     from ocppsec.pki.directory import PkiDirectory
 
     pki = PkiDirectory.open(pki_dir, passphrase_for_reading(required=False))
@@ -141,7 +143,7 @@ def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path:
     if v2g_ca:
         cas[CertificateUse.V2G] = v2g_ca
     signer = LocalCaSigner(pki, cas=cas)  # opens the CA keys now: a wrong passphrase stops here
-    inventory = SqliteInventory(inventory_path) if inventory_path else SqliteInventory.beside(pki_dir)
+    inventory = open_inventory(inventory_path or inventory_location(pki_dir))
     closers.append(inventory.close)
     cso = cso_name or pki.config.network.get("cso_name") or None
     service = CertificateService(signer, cso_name=cso, stations=RegistryStations(registry, cso_name=cso),
