@@ -16,7 +16,7 @@ from cryptography import x509
 from ocppsec.firmware_signing.digest import CHUNK_SIZE
 from ocppsec.firmware_signing.schemes import FirmwareScheme, SignatureAlgorithm
 from ocppsec.firmware_signing.signing import FirmwareSignature, sign_chunks
-from ocppsec.firmware_signing.verification import FirmwareVerification, check_firmware
+from ocppsec.firmware_signing.verification import FirmwareVerification, check_firmware, raising
 from ocppsec.pki.errors import BackendError, InputError, UsageError
 from ocppsec.pki.keys import SigningKey
 
@@ -111,23 +111,8 @@ def check_file(
     )
 
 
-def verify_file(
-    path: str | os.PathLike[str],
-    signature: str | bytes,
-    signing_certificate: x509.Certificate | str | bytes,
-    roots: Sequence[x509.Certificate],
-    *,
-    at: datetime | None = None,
-    scheme: FirmwareScheme | SignatureAlgorithm | None = None,
-    revoked_serials: Collection[int] = (),
-    crls: Sequence[x509.CertificateRevocationList] = (),
-    progress: Progress | None = None,
-) -> FirmwareVerification:
-    """Verify a firmware image file; return the report, or raise unless SignatureVerified."""
-    return check_file(
-        path, signature, signing_certificate, roots, at=at, scheme=scheme,
-        revoked_serials=revoked_serials, crls=crls, progress=progress,
-    ).raise_for_outcome()
+verify_file = raising(check_file, "verify_file",
+                      "Verify a firmware image file; return the report, or raise unless SignatureVerified.")
 
 
 def read_signature_file(path: str | os.PathLike[str]) -> str:

@@ -5,17 +5,15 @@ Statuses and events as in 2.0.1 (L01.FR.03/22, both events critical, 21APP).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
 
-from ocppsec.firmware_signing.signing import FirmwareSignature
-from ocppsec.firmware_signing.verification import FirmwareOutcome, FirmwareVerification
-from ocppsec.firmware_signing.wire import FieldLimits, SecurityEvent, build_firmware_object, ocpp_datetime
-from ocppsec.pki.errors import UsageError
+from ocppsec.firmware_signing import v201
+from ocppsec.firmware_signing.wire import FieldLimits
 
 __all__ = [
     "LIMITS",
     "REQUEST_ACTION",
+    "RULES",
     "STATUS_ACTION",
     "firmware_object",
     "firmware_status",
@@ -27,63 +25,17 @@ __all__ = [
 ]
 
 VERSION = "2.1"
-REQUEST_ACTION = "UpdateFirmware"
-STATUS_ACTION = "FirmwareStatusNotification"
+REQUEST_ACTION = v201.REQUEST_ACTION
+STATUS_ACTION = v201.STATUS_ACTION
 LIMITS = FieldLimits(location=2000)
-TECH_INFO_LIMIT = 255
-_CRITICAL = {"InvalidFirmwareSignature": True, "InvalidFirmwareSigningCertificate": True}
+TECH_INFO_LIMIT = v201.TECH_INFO_LIMIT
 
+RULES = replace(v201.RULES, version=VERSION, limits=LIMITS, min_retries=0)  # retries 0 means no retries
 
-def firmware_object(
-    signature: FirmwareSignature, *, location: str, retrieve_at: datetime, install_at: datetime | None = None
-) -> dict[str, Any]:
-    return build_firmware_object(signature, location=location, retrieve_at=retrieve_at, install_at=install_at,
-                                 limits=LIMITS, version=VERSION, signature_required=False)
-
-
-def request(
-    firmware: dict[str, Any], *, request_id: int, retries: int | None = None, retry_interval: int | None = None
-) -> dict[str, Any]:
-    """The UpdateFirmwareRequest payload (``retries`` 0 means no retries)."""
-    payload: dict[str, Any] = {"requestId": request_id, "firmware": firmware}
-    if retries is not None:
-        if retries < 0:
-            raise UsageError("retries must be 0 or more in OCPP 2.1")
-        payload["retries"] = retries
-    if retry_interval is not None:
-        payload["retryInterval"] = retry_interval
-    return payload
-
-
-def response_status(result: FirmwareVerification) -> str:
-    """UpdateFirmwareResponse status: Accepted once step 1 passed, else InvalidCertificate."""
-    if result.outcome in (FirmwareOutcome.INVALID_CERTIFICATE, FirmwareOutcome.REVOKED_CERTIFICATE):
-        return "InvalidCertificate"
-    return "Accepted"
-
-
-def firmware_status(result: FirmwareVerification) -> str | None:
-    """FirmwareStatusNotification status after download, or None when the request was refused."""
-    return {FirmwareOutcome.SIGNATURE_VERIFIED: "SignatureVerified",
-            FirmwareOutcome.INVALID_SIGNATURE: "InvalidSignature"}.get(result.outcome)
-
-
-def status_notification(result: FirmwareVerification, *, request_id: int) -> dict[str, Any] | None:
-    status = firmware_status(result)
-    return None if status is None else {"status": status, "requestId": request_id}
-
-
-def security_event(result: FirmwareVerification) -> SecurityEvent | None:
-    name = result.security_event
-    return None if name is None else SecurityEvent(name, _CRITICAL[name])
-
-
-def security_event_notification(
-    result: FirmwareVerification, *, at: datetime, tech_info: str | None = None
-) -> dict[str, Any] | None:
-    """SecurityEventNotificationRequest (``techInfo`` <= 255, defaults to the failure reason)."""
-    event = security_event(result)
-    if event is None:
-        return None
-    info = (tech_info or result.reason)[:TECH_INFO_LIMIT]
-    return {"type": event.type, "timestamp": ocpp_datetime(at), "techInfo": info}
+firmware_object = RULES.firmware_object
+request = RULES.request
+response_status = RULES.response_status
+firmware_status = RULES.firmware_status
+status_notification = RULES.status_notification
+security_event = RULES.security_event
+security_event_notification = RULES.security_event_notification

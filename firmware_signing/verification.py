@@ -20,9 +20,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from collections.abc import Collection, Iterable, Sequence
+import functools
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ParamSpec
 
 from cryptography import x509
 
@@ -41,6 +43,8 @@ __all__ = [
     "decode_signature",
     "verify_firmware",
 ]
+
+_P = ParamSpec("_P")
 
 
 class FirmwareOutcome(enum.Enum):
@@ -302,20 +306,21 @@ def check_firmware(
     return FirmwareVerification(FirmwareOutcome.SIGNATURE_VERIFIED, steps, at, used, digest, cert, root)
 
 
-def verify_firmware(
-    image: Iterable[Chunk] | ImageDigest,
-    signature: str | bytes,
-    signing_certificate: x509.Certificate | str | bytes,
-    roots: Sequence[x509.Certificate],
-    *,
-    at: datetime,
-    scheme: FirmwareScheme | SignatureAlgorithm | None = None,
-    revoked_serials: Collection[int] = (),
-    crls: Sequence[x509.CertificateRevocationList] = (),
-) -> FirmwareVerification:
+def raising(check: Callable[_P, FirmwareVerification], name: str, doc: str) -> Callable[_P, FirmwareVerification]:
+    """The ``verify_*`` twin of a ``check_*`` function: same parameters, the report back only when the
+    outcome is SignatureVerified, else :meth:`FirmwareVerification.raise_for_outcome` raises."""
+
+    def verify(*args: _P.args, **kwargs: _P.kwargs) -> FirmwareVerification:
+        return check(*args, **kwargs).raise_for_outcome()
+
+    functools.update_wrapper(verify, check)  # signature and annotations of the check
+    verify.__name__ = verify.__qualname__ = name
+    verify.__doc__ = doc
+    return verify
+
+
+verify_firmware = raising(
+    check_firmware, "verify_firmware",
     """Like :func:`check_firmware`, but raise :class:`FirmwareCertificateError` (step 1) or
-    :class:`FirmwareSignatureError` (step 2) unless the outcome is SignatureVerified."""
-    return check_firmware(
-        image, signature, signing_certificate, roots, at=at, scheme=scheme,
-        revoked_serials=revoked_serials, crls=crls,
-    ).raise_for_outcome()
+    :class:`FirmwareSignatureError` (step 2) unless the outcome is SignatureVerified.""",
+)

@@ -1,24 +1,29 @@
-"""Version-neutral helpers for the OCPP ``firmware`` object; the per-version modules set the limits.
+"""Version-neutral helpers for the OCPP firmware update; the per-version modules hold the data.
 
-``v16`` (SignedUpdateFirmware.req), ``v201`` and ``v21`` (UpdateFirmwareRequest) call
-:func:`build_firmware_object` with their own field limits; :func:`firmware_object` picks the module
-for an :class:`~ocppsec.pki.versions.OcppVersion` from a table (no version ``if`` here).
+``v16`` (SignedUpdateFirmware.req), ``v201`` and ``v21`` (UpdateFirmwareRequest) each declare one
+:class:`VersionRules` (names, field limits, status tables, event criticality, retries floor) and export
+its bound methods as their module functions; ``v21`` is ``v201`` with other limits.
+:func:`firmware_object` picks the module for an :class:`~ocppsec.pki.versions.OcppVersion` from a table
+(no version ``if`` here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
 from ocppsec.firmware_signing.signing import FirmwareSignature
+from ocppsec.firmware_signing.verification import FirmwareOutcome, FirmwareVerification
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = [
     "FieldLimits",
     "SecurityEvent",
+    "VersionRules",
     "build_firmware_object",
     "firmware_object",
     "ocpp_datetime",
@@ -92,6 +97,69 @@ def build_firmware_object(
     obj["signingCertificate"] = _check("signingCertificate", pem, limits.signing_certificate, version)
     obj["signature"] = _check("signature", signature.b64, limits.signature, version)
     return obj
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRules:
+    """What one OCPP version says about a firmware update; its methods are that version module's functions."""
+
+    version: str  # as written in messages, e.g. "2.0.1"
+    request_action: str  # the update request's action name
+    status_action: str  # the status notification's action name
+    limits: FieldLimits
+    signature_required: bool  # the request schema requires signingCertificate and signature
+    response_statuses: Mapping[FirmwareOutcome, str]  # update response status for every outcome
+    firmware_statuses: Mapping[FirmwareOutcome, str]  # status notification after download (absent: refused)
+    critical: Mapping[str, bool]  # security event name -> critical in this version
+    tech_info_limit: int  # SecurityEventNotification techInfo maxLength
+    min_retries: int | None = None  # lowest ``retries`` the version allows (None: not checked)
+
+    def firmware_object(
+        self, signature: FirmwareSignature, *, location: str, retrieve_at: datetime, install_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The ``firmware`` object of the update request, within this version's field limits."""
+        return build_firmware_object(signature, location=location, retrieve_at=retrieve_at, install_at=install_at,
+                                     limits=self.limits, version=self.version,
+                                     signature_required=self.signature_required)
+
+    def request(
+        self, firmware: dict[str, Any], *, request_id: int, retries: int | None = None, retry_interval: int | None = None
+    ) -> dict[str, Any]:
+        """The update request payload."""
+        payload: dict[str, Any] = {"requestId": request_id, "firmware": firmware}
+        if retries is not None:
+            if self.min_retries is not None and retries < self.min_retries:
+                raise UsageError(f"retries must be {self.min_retries} or more in OCPP {self.version}")
+            payload["retries"] = retries
+        if retry_interval is not None:
+            payload["retryInterval"] = retry_interval
+        return payload
+
+    def response_status(self, result: FirmwareVerification) -> str:
+        """The update response status: accepted once step 1 passed, else the version's refusal."""
+        return self.response_statuses[result.outcome]
+
+    def firmware_status(self, result: FirmwareVerification) -> str | None:
+        """The status notification's status after download, or None when the request was refused."""
+        return self.firmware_statuses.get(result.outcome)
+
+    def status_notification(self, result: FirmwareVerification, *, request_id: int) -> dict[str, Any] | None:
+        status = self.firmware_status(result)
+        return None if status is None else {"status": status, "requestId": request_id}
+
+    def security_event(self, result: FirmwareVerification) -> SecurityEvent | None:
+        name = result.security_event
+        return None if name is None else SecurityEvent(name, self.critical[name])
+
+    def security_event_notification(
+        self, result: FirmwareVerification, *, at: datetime, tech_info: str | None = None
+    ) -> dict[str, Any] | None:
+        """SecurityEventNotification payload (``techInfo`` defaults to the failure reason)."""
+        event = self.security_event(result)
+        if event is None:
+            return None
+        info = (tech_info or result.reason)[:self.tech_info_limit]
+        return {"type": event.type, "timestamp": ocpp_datetime(at), "techInfo": info}
 
 
 def version_module(version: OcppVersion) -> ModuleType:
