@@ -28,7 +28,8 @@ __all__ = ["stations"]
 
 _stations_option = click.option(
     "--stations", "stations_db", default=DEFAULT_REGISTRY, envvar="OCPPSEC_STATIONS", show_default=True,
-    help="station registry: a SQLite path (shared safely by several gateways)",
+    help="station registry: a SQLite path (shared safely by several gateways on one host) or a postgresql:// URL "
+         "(shared by several hosts)",
 )
 _version_option = click.option(
     "--ocpp-version", "ocpp_version", default="2.0.1", show_default=True,

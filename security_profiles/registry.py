@@ -1,8 +1,10 @@
 """The station registry: who may connect, with which profile, serial number and password hash.
 
 :class:`StationRegistry` is the narrow interface the handshake needs; :class:`MemoryRegistry` keeps
-records in a dict (tests, embedding) and :class:`SqliteRegistry` in a SQLite file that several gateway
-processes can share (WAL journal, busy timeout, every write in its own short transaction).
+records in a dict (tests, embedding), :class:`SqliteRegistry` in a SQLite file that several gateway
+processes on one host can share (WAL journal, busy timeout, every write in its own short transaction),
+and :class:`~ocppsec.security_profiles.pg_registry.PostgresRegistry` in PostgreSQL, shared by gateways
+and CSMS nodes on several hosts. :func:`open_registry` picks the store from a path or URL.
 
 A record holds at most two password hashes: the active one and, during an A01 rotation, the pending
 one. Both are accepted until the station confirms the change (:meth:`confirm_password`); from then on
@@ -19,10 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ocppsec.pki.errors import DuplicateError, NotFoundError, StoreError, UsageError
 from ocppsec.security_profiles.identity import validate_identity
+
+if TYPE_CHECKING:
+    from ocppsec.security_profiles.pg_registry import PostgresRegistry
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -243,11 +248,14 @@ class SqliteRegistry:
             self._db.close()
 
 
-def open_registry(spec: str | Path | None = None) -> SqliteRegistry:
-    """Open the registry named by a SQLite path (``sqlite://`` prefix allowed)."""
+def open_registry(spec: str | Path | None = None) -> SqliteRegistry | PostgresRegistry:
+    """Open the registry named by a SQLite path (``sqlite://`` prefix allowed) or a ``postgresql://`` URL."""
     text = str(spec) if spec is not None else DEFAULT_REGISTRY
     if text.startswith(("postgresql://", "postgres://")):
-        raise UsageError("a PostgreSQL station registry is not available yet", hint="use a SQLite file path")
+        from ocppsec.security_profiles.pg_registry import PostgresRegistry  # needs psycopg (extra "postgres")
+
+        return PostgresRegistry(text)
     if "://" in text and not text.startswith("sqlite://"):
-        raise UsageError(f"unsupported registry {text.split('://')[0]}://", hint="use a SQLite file path")
+        raise UsageError(f"unsupported registry {text.split('://')[0]}://",
+                         hint="use a SQLite file path or a postgresql:// URL")
     return SqliteRegistry(text.removeprefix("sqlite://"))
