@@ -3,7 +3,8 @@
 Everything that differs between OCPP versions comes from a :class:`Codec`, built by the adapter modules
 :mod:`ocppsec.eventlog.v16`, :mod:`~ocppsec.eventlog.v201` and :mod:`~ocppsec.eventlog.v21`; this
 module never asks which version it serves. The mixins are combined with that version's ChargePoint in
-the adapter modules (``CsmsChargePoint`` and ``StationChargePoint``).
+the adapter modules (``CsmsChargePoint`` and ``StationChargePoint``), which only add their codec; the
+constructors live here.
 
 SecurityEventNotification is handled with the package's schema validation switched off on purpose: the
 CSMS must keep security evidence, so an over-long techInfo is truncated and flagged, a timestamp without
@@ -132,13 +133,15 @@ def make_codec(
     *,
     call: Any,
     call_result: Any,
-    log_statuses: frozenset[LogStatus],
     format_error: Callable[[str], Exception],
     policy: GetLogPolicy,
+    log_statuses: frozenset[LogStatus] = frozenset(LogStatus),
 ) -> Codec:
     """A codec from what a version module declares: its ``ocpp`` call modules and its differences.
 
-    ``log_statuses``: the UploadLogStatus values the version can send (others are not sent).
+    ``format_error``: the CallError for a malformed payload, called with the message (an ``ocpp``
+    exception class will do). ``log_statuses``: the UploadLogStatus values the version can send
+    (default all; others are not sent).
     Event names are written in the version's spelling (1.6 names for 1.6).
     """
 
@@ -223,6 +226,12 @@ class CsmsSecurityEvents:
     id: str
     call: Callable[..., Any]
 
+    def __init__(
+        self, id: str, connection: Any, *, sink: EventSink, clock: Callable[[], datetime] | None = None, **kw: Any
+    ) -> None:
+        super().__init__(id, connection, **kw)  # type: ignore[call-arg]  # the ocpp ChargePoint, next in the MRO
+        self.setup_security_events(sink, **({"clock": clock} if clock else {}))
+
     def setup_security_events(self, sink: EventSink, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self.event_sink = sink
         self.clock = clock
@@ -267,6 +276,10 @@ class StationSecurityEvents:
 
     codec: Codec
     call: Callable[..., Any]
+
+    def __init__(self, id: str, connection: Any, *, station_log: StationSecurityLog, **options: Any) -> None:
+        super().__init__(id, connection)  # type: ignore[call-arg]  # the ocpp ChargePoint, next in the MRO
+        self.setup_station(station_log, **options)
 
     def setup_station(
         self,

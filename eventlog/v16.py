@@ -9,18 +9,12 @@ remoteLocation is used as given (no file name appended).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
-
 from ocpp.exceptions import FormationViolationError
 from ocpp.v16 import ChargePoint as _ChargePoint
 from ocpp.v16 import call, call_result
 
 from ocppsec.eventlog._ocpp import Codec, CsmsSecurityEvents, StationSecurityEvents, make_codec
 from ocppsec.eventlog.getlog import GetLogPolicy, LogStatus
-from ocppsec.eventlog.sink import EventSink
-from ocppsec.eventlog.station import StationSecurityLog
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["CODEC", "VERSION", "CsmsChargePoint", "StationChargePoint"]
@@ -31,29 +25,19 @@ CODEC: Codec = make_codec(
     VERSION,
     call=call,
     call_result=call_result,
-    log_statuses=frozenset(LogStatus) - {LogStatus.ACCEPTED_CANCELED},
-    format_error=lambda message: FormationViolationError(description=message),
+    format_error=FormationViolationError,
     policy=GetLogPolicy(append_filename_to_directory_url=False),
+    log_statuses=frozenset(LogStatus) - {LogStatus.ACCEPTED_CANCELED},
 )
 
 
 class CsmsChargePoint(CsmsSecurityEvents, _ChargePoint):  # type: ignore[misc]
-    """A 1.6 station as the CSMS sees it; events go to ``sink``."""
+    """A 1.6 station as the CSMS sees it; events go to ``sink`` (optional ``clock``)."""
 
     codec = CODEC
-
-    def __init__(
-        self, id: str, connection: Any, *, sink: EventSink, clock: Callable[[], datetime] | None = None, **kw: Any
-    ) -> None:
-        super().__init__(id, connection, **kw)
-        self.setup_security_events(sink, **({"clock": clock} if clock else {}))
 
 
 class StationChargePoint(StationSecurityEvents, _ChargePoint):  # type: ignore[misc]
     """The station side (simulators, tests, embedded use) with its security log."""
 
     codec = CODEC
-
-    def __init__(self, id: str, connection: Any, *, station_log: StationSecurityLog, **options: Any) -> None:
-        super().__init__(id, connection)
-        self.setup_station(station_log, **options)

@@ -8,18 +8,12 @@ above 1 MiB use Expect: 100-continue (N01.FR.22, done by the upload client for e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
-
 from ocpp.exceptions import FormatViolationError
 from ocpp.v21 import ChargePoint as _ChargePoint
 from ocpp.v21 import call, call_result
 
 from ocppsec.eventlog._ocpp import Codec, CsmsSecurityEvents, StationSecurityEvents, make_codec
-from ocppsec.eventlog.getlog import GetLogPolicy, LogStatus
-from ocppsec.eventlog.sink import EventSink
-from ocppsec.eventlog.station import StationSecurityLog
+from ocppsec.eventlog.getlog import GetLogPolicy
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["CODEC", "VERSION", "CsmsChargePoint", "StationChargePoint"]
@@ -30,29 +24,18 @@ CODEC: Codec = make_codec(
     VERSION,
     call=call,
     call_result=call_result,
-    log_statuses=frozenset(LogStatus),
-    format_error=lambda message: FormatViolationError(description=message),
+    format_error=FormatViolationError,
     policy=GetLogPolicy(append_filename_to_directory_url=True),
 )
 
 
 class CsmsChargePoint(CsmsSecurityEvents, _ChargePoint):  # type: ignore[misc]
-    """A 2.1 station as the CSMS sees it; events go to ``sink``."""
+    """A 2.1 station as the CSMS sees it; events go to ``sink`` (optional ``clock``)."""
 
     codec = CODEC
-
-    def __init__(
-        self, id: str, connection: Any, *, sink: EventSink, clock: Callable[[], datetime] | None = None, **kw: Any
-    ) -> None:
-        super().__init__(id, connection, **kw)
-        self.setup_security_events(sink, **({"clock": clock} if clock else {}))
 
 
 class StationChargePoint(StationSecurityEvents, _ChargePoint):  # type: ignore[misc]
     """The station side (simulators, tests, embedded use) with its security log."""
 
     codec = CODEC
-
-    def __init__(self, id: str, connection: Any, *, station_log: StationSecurityLog, **options: Any) -> None:
-        super().__init__(id, connection)
-        self.setup_station(station_log, **options)
