@@ -27,7 +27,7 @@ from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["Codec", "ocpp_datetime"]
+__all__ = ["Codec", "installed_types_for", "ocpp_datetime"]
 
 Payload = dict[str, Any]
 
@@ -38,6 +38,15 @@ def ocpp_datetime(value: datetime) -> str:
         raise UsageError("OCPP times must be aware datetimes (UTC)")
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def installed_types_for(roots: Mapping[RootType, str], *, v2g_chain: str | None = None) -> dict[InstalledType, str]:
+    """GetCertificateIdUseEnumType: the installable roots under their InstallCertificate names, plus the V2G
+    chain when the version names one."""
+    table = {InstalledType.for_root(root): name for root, name in roots.items()}
+    if v2g_chain is not None:
+        table[InstalledType.V2G_CHAIN] = v2g_chain
+    return table
 
 
 def _reverse(table: Mapping[Any, str], value: object, what: str) -> Any:

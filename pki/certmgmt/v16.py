@@ -13,13 +13,12 @@
 
 from __future__ import annotations
 
-from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt._codec import Codec, installed_types_for
 from ocppsec.pki.certmgmt.model import (
     EVENT_DISCARDED_RENEWED,
     EVENT_INVALID_STATION_CERTIFICATE,
     EVENT_RECONFIGURATION,
     CertificateUse,
-    InstalledType,
     RootType,
     Trigger,
 )
@@ -27,14 +26,15 @@ from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["CODEC"]
 
+_ROOTS = {RootType.CSMS: "CentralSystemRootCertificate", RootType.MANUFACTURER: "ManufacturerRootCertificate"}
+
 CODEC = Codec(
     version=OcppVersion.V16,
     ocpp_package="ocpp.v16",
     trigger_action="ExtendedTriggerMessage",
     uses={CertificateUse.CHARGING_STATION: "ChargingStationCertificate"},
-    roots={RootType.CSMS: "CentralSystemRootCertificate", RootType.MANUFACTURER: "ManufacturerRootCertificate"},
-    installed_types={InstalledType.CSMS_ROOT: "CentralSystemRootCertificate",
-                     InstalledType.MANUFACTURER_ROOT: "ManufacturerRootCertificate"},
+    roots=_ROOTS,
+    installed_types=installed_types_for(_ROOTS),
     triggers={Trigger.SIGN_CHARGING_STATION: "SignChargePointCertificate"},
     events={EVENT_INVALID_STATION_CERTIFICATE: "InvalidChargePointCertificate", EVENT_DISCARDED_RENEWED: None,
             EVENT_RECONFIGURATION: EVENT_RECONFIGURATION},

@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt._codec import Codec, installed_types_for
 from ocppsec.pki.certmgmt.model import (
     EVENT_DISCARDED_RENEWED,
     EVENT_INVALID_STATION_CERTIFICATE,
     EVENT_RECONFIGURATION,
     CertificateUse,
-    InstalledType,
     RootType,
     Trigger,
 )
@@ -26,17 +25,16 @@ from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["CODEC"]
 
+_ROOTS = {RootType.CSMS: "CSMSRootCertificate", RootType.MANUFACTURER: "ManufacturerRootCertificate",
+          RootType.V2G: "V2GRootCertificate", RootType.MO: "MORootCertificate"}
+
 CODEC = Codec(
     version=OcppVersion.V201,
     ocpp_package="ocpp.v201",
     trigger_action="TriggerMessage",
     uses={CertificateUse.CHARGING_STATION: "ChargingStationCertificate", CertificateUse.V2G: "V2GCertificate"},
-    roots={RootType.CSMS: "CSMSRootCertificate", RootType.MANUFACTURER: "ManufacturerRootCertificate",
-           RootType.V2G: "V2GRootCertificate", RootType.MO: "MORootCertificate"},
-    installed_types={InstalledType.CSMS_ROOT: "CSMSRootCertificate",
-                     InstalledType.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
-                     InstalledType.V2G_ROOT: "V2GRootCertificate", InstalledType.MO_ROOT: "MORootCertificate",
-                     InstalledType.V2G_CHAIN: "V2GCertificateChain"},
+    roots=_ROOTS,
+    installed_types=installed_types_for(_ROOTS, v2g_chain="V2GCertificateChain"),
     triggers={Trigger.SIGN_CHARGING_STATION: "SignChargingStationCertificate", Trigger.SIGN_V2G: "SignV2GCertificate",
               Trigger.SIGN_COMBINED: "SignCombinedCertificate"},
     events={EVENT_INVALID_STATION_CERTIFICATE: EVENT_INVALID_STATION_CERTIFICATE,

@@ -12,42 +12,24 @@ Differences from 2.0.1:
 
 from __future__ import annotations
 
-from ocppsec.pki.certmgmt._codec import Codec
-from ocppsec.pki.certmgmt.model import (
-    EVENT_DISCARDED_RENEWED,
-    EVENT_INVALID_STATION_CERTIFICATE,
-    EVENT_RECONFIGURATION,
-    CertificateUse,
-    InstalledType,
-    RootType,
-    Trigger,
-)
+from dataclasses import replace
+
+from ocppsec.pki.certmgmt import v201
+from ocppsec.pki.certmgmt.model import CertificateUse, InstalledType, RootType, Trigger
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["CODEC"]
 
-CODEC = Codec(
+_OEM_ROOT = "OEMRootCertificate"
+
+CODEC = replace(
+    v201.CODEC,
     version=OcppVersion.V21,
     ocpp_package="ocpp.v21",
-    trigger_action="TriggerMessage",
-    uses={CertificateUse.CHARGING_STATION: "ChargingStationCertificate", CertificateUse.V2G: "V2GCertificate",
-          CertificateUse.V2G20: "V2G20Certificate"},
-    roots={RootType.CSMS: "CSMSRootCertificate", RootType.MANUFACTURER: "ManufacturerRootCertificate",
-           RootType.V2G: "V2GRootCertificate", RootType.MO: "MORootCertificate", RootType.OEM: "OEMRootCertificate"},
-    installed_types={InstalledType.CSMS_ROOT: "CSMSRootCertificate",
-                     InstalledType.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
-                     InstalledType.V2G_ROOT: "V2GRootCertificate", InstalledType.MO_ROOT: "MORootCertificate",
-                     InstalledType.OEM_ROOT: "OEMRootCertificate", InstalledType.V2G_CHAIN: "V2GCertificateChain"},
-    triggers={Trigger.SIGN_CHARGING_STATION: "SignChargingStationCertificate", Trigger.SIGN_V2G: "SignV2GCertificate",
-              Trigger.SIGN_V2G20: "SignV2G20Certificate", Trigger.SIGN_COMBINED: "SignCombinedCertificate"},
-    events={EVENT_INVALID_STATION_CERTIFICATE: EVENT_INVALID_STATION_CERTIFICATE,
-            EVENT_DISCARDED_RENEWED: EVENT_DISCARDED_RENEWED,
-            EVENT_RECONFIGURATION: EVENT_RECONFIGURATION},
-    critical={EVENT_INVALID_STATION_CERTIFICATE: True, EVENT_DISCARDED_RENEWED: True, EVENT_RECONFIGURATION: False},
+    uses={**v201.CODEC.uses, CertificateUse.V2G20: "V2G20Certificate"},
+    roots={**v201.CODEC.roots, RootType.OEM: _OEM_ROOT},
+    installed_types={**v201.CODEC.installed_types, InstalledType.OEM_ROOT: _OEM_ROOT},
+    triggers={**v201.CODEC.triggers, Trigger.SIGN_V2G20: "SignV2G20Certificate"},
     install_max_chars=10000,
-    has_certificate_type=True,
-    has_status_info=True,
     has_request_id=True,
-    flat_installed_ids=False,
-    schema_suffix="Request",
 )
