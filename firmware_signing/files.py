@@ -6,6 +6,7 @@ the only places that open files or read the clock for firmware signing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
@@ -33,15 +34,24 @@ __all__ = [
 Progress = Callable[[int], None]
 
 
+@contextlib.contextmanager
+def _usage_errors(what: str, p: Path) -> Iterator[None]:
+    """One-line UsageErrors for a missing, unreadable or directory ``what`` (the user named a wrong path)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UsageError(f"{what} {p} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {p} is a directory") from None
+    except PermissionError:
+        raise UsageError(f"cannot read {what} {p}: permission denied") from None
+
+
 def image_size(path: str | os.PathLike[str]) -> int:
     """Size of an image file, with one-line errors for a missing file or a directory."""
     p = Path(path)
-    try:
+    with _usage_errors("firmware image", p):
         st = p.stat()
-    except FileNotFoundError:
-        raise UsageError(f"firmware image {p} does not exist") from None
-    except PermissionError:
-        raise UsageError(f"cannot read firmware image {p}: permission denied") from None
     if p.is_dir():
         raise UsageError(f"firmware image {p} is a directory, not a file")
     return st.st_size
@@ -118,14 +128,8 @@ verify_file = raising(check_file, "verify_file",
 def read_signature_file(path: str | os.PathLike[str]) -> str:
     """A detached signature file: base64 text (whitespace and line breaks allowed)."""
     p = Path(path)
-    try:
+    with _usage_errors("signature file", p):
         data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"signature file {p} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"signature file {p} is a directory") from None
-    except PermissionError:
-        raise UsageError(f"cannot read signature file {p}: permission denied") from None
     if len(data) > 64 * 1024:
         raise InputError(f"signature file {p} is {len(data)} bytes; a base64 firmware signature is under 1 KiB")
     try:
