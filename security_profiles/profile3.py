@@ -14,14 +14,29 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from ocppsec.pki.chain import verify_chain
 from ocppsec.pki.errors import ChainError, PolicyError, Violation
-from ocppsec.pki.names import name_attributes
 
 __all__ = ["EVENT", "check_station_certificate", "verify_station_certificate"]
 
 EVENT = "InvalidChargingStationCertificate"
+
+
+_O, _CN = NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME
+
+
+def _o_and_cn(name: x509.Name) -> tuple[list[str], list[str]]:
+    """The subject's O and CN values, in one pass (identity binding needs nothing else)."""
+    orgs: list[str] = []
+    cns: list[str] = []
+    for attr in name:
+        oid = attr.oid
+        if oid in (_O, _CN):
+            value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
+            (orgs if oid == _O else cns).append(value)
+    return orgs, cns
 
 
 def check_station_certificate(
@@ -29,17 +44,16 @@ def check_station_certificate(
 ) -> tuple[Violation, ...]:
     """Every profile-3 rule ``cert`` breaks for a station with serial number ``serial``."""
     out: list[Violation] = []
-    attrs = name_attributes(cert.subject)
-    orgs = attrs.get("O", [])
+    orgs, cns = _o_and_cn(cert.subject)
     if cso_name is not None and not any(cso_name in o for o in orgs):
         found = orgs[0] if orgs else "(none)"
         out.append(Violation("A00.FR.404", f"subject O {found!r} does not contain the CSO name {cso_name!r}"))
-    cns = attrs.get("CN", [])
     if cns != [serial]:
         found = ", ".join(cns) or "(none)"
         out.append(Violation("A00.FR.405", f"subject CN {found!r} is not the station's serial number {serial!r}"))
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        span = f"{cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}"
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not not_before <= at <= not_after:
+        span = f"{not_before:%Y-%m-%d} to {not_after:%Y-%m-%d}"
         out.append(Violation("A00.FR.403", f"the certificate is not valid at {at:%Y-%m-%dT%H:%M:%SZ} (valid {span})"))
     return tuple(out)
 
