@@ -15,6 +15,7 @@ from ocppsec.security_profiles.identity import identity_from_path, identity_url,
         ("/ocpp/CS-1?x=1", "/ocpp/", "CS-1"),
         ("/" + "A" * 48, "/", "A" * 48),
         ("/%C3%A9t%C3%A9", "/", "été"),
+        ("/a%20b~%7E", "/", "a b~~"),  # space and '~' (0x20, 0x7E) are not control characters
     ],
 )
 def test_identity_from_path(path: str, base: str, expected: str) -> None:
@@ -23,7 +24,7 @@ def test_identity_from_path(path: str, base: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/" + "A" * 49, "/a%3Ab", "/a:b", "/a/b", "/other/CS-1", "/%FF", "/a%2Fb", "/a%00"],
+    ["/", "/" + "A" * 49, "/a%3Ab", "/a:b", "/a/b", "/other/CS-1", "/%FF", "/a%2Fb", "/a%00", "/a%1F", "/a%0A", "/a%7F"],
 )
 def test_bad_identities_are_refused(path: str) -> None:
     with pytest.raises(InputError):
