@@ -167,12 +167,24 @@ CREATE INDEX IF NOT EXISTS stations_serial ON stations(serial);
 _COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile"
 
 
+_GET = f"SELECT {_COLUMNS} FROM stations WHERE identity = ?"
+_CACHE_MAX = 65_536
+
+
 class SqliteRegistry:
-    """A registry in a SQLite file shared by several processes (WAL, ``busy_timeout``)."""
+    """A registry in a SQLite file shared by several processes (WAL, ``busy_timeout``).
+
+    :meth:`get` keeps the records it has read while the database is unchanged: each call asks SQLite for
+    ``PRAGMA data_version``, which changes whenever another connection (any process) commits, and every
+    write through this object empties the cache too. So a get never returns what a plain ``SELECT``
+    would not, and it skips the query and the record validation when nothing was written.
+    """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._cache: dict[str, StationRecord | None] = {}
+        self._cache_version: object = None
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                                        check_same_thread=False)
@@ -187,6 +199,8 @@ class SqliteRegistry:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._cache.clear()  # our own commits do not change data_version
+            self._cache_version = None
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -206,10 +220,20 @@ class SqliteRegistry:
     def get(self, identity: str) -> StationRecord | None:
         with self._lock:
             try:
-                row = self._db.execute(f"SELECT {_COLUMNS} FROM stations WHERE identity = ?", (identity,)).fetchone()
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._cache_version:
+                    self._cache.clear()
+                    self._cache_version = version
+                elif identity in self._cache:
+                    return self._cache[identity]
+                row = self._db.execute(_GET, (identity,)).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"station registry {self.path}: {exc}") from None
-        return self._row(row) if row else None
+            record = self._row(row) if row else None
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[identity] = record
+            return record
 
     def add(self, record: StationRecord) -> None:
         with self._tx() as db:

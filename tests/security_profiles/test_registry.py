@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,32 @@ def test_shared_by_several_processes(tmp_path: Path) -> None:
         assert p.exitcode == 0
     assert len(open_registry(path).list()) == 150
     assert open_registry(path).get("CS-201") is not None
+
+
+def test_sqlite_get_sees_every_commit_at_once(tmp_path: Path) -> None:
+    """get() caches records, but never returns what a fresh SELECT would not: writes by another
+    connection, by another process and by itself are all seen by the very next get."""
+    path = tmp_path / "cached.db"
+    reader, writer = SqliteRegistry(path), SqliteRegistry(path)
+    assert reader.get("CS-1") is None and reader.get("CS-1") is None  # a cached miss...
+    writer.add(StationRecord("CS-1", 3, serial="SN-1"))
+    assert reader.get("CS-1") == StationRecord("CS-1", 3, serial="SN-1")  # ...is not served after an add
+    assert reader.get("CS-1") == StationRecord("CS-1", 3, serial="SN-1")
+    writer.update(StationRecord("CS-1", 3, serial="SN-2"))
+    got = reader.get("CS-1")
+    assert got is not None and got.serial == "SN-2"
+    script = ("from ocppsec.security_profiles.registry import SqliteRegistry; import sys; "
+              "SqliteRegistry(sys.argv[1]).remove('CS-1')")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    assert reader.get("CS-1") is None  # removed by another process
+    reader.add(StationRecord("CS-1", 2, password_hash="h"))
+    assert reader.get("CS-1") == StationRecord("CS-1", 2, password_hash="h")  # its own writes
+    reader.update(replace(StationRecord("CS-1", 2, password_hash="h"), pending_password_hash="h2"))
+    got = reader.get("CS-1")
+    assert got is not None and got.pending_password_hash == "h2"
+    assert writer.get("CS-1") == got
+    reader.close()
+    writer.close()
 
 
 def test_open_registry_refuses_unknown_urls() -> None:
