@@ -60,6 +60,22 @@ def test_large_batch_with_duplicates_keeps_the_rest(store: EventStore) -> None:
     assert store.count(EventQuery(station_id="CS1")) == 3000
 
 
+
+def test_batch_of_odd_size_with_repeats_inside_it_keeps_every_distinct_event_in_order(store: EventStore) -> None:
+    # 1,038 events over 3 stations, every 10th repeated right after itself: stores write many rows per
+    # statement, so repeats fall inside one statement and the batch does not end on a statement boundary.
+    events = []
+    for i in range(943):
+        events.append(ev(f"CS{i % 3}", i, tech=f"n={i}"))
+        if i % 10 == 0:
+            events.append(ev(f"CS{i % 3}", i, tech=f"n={i}"))
+    assert len(events) == 1038
+    result = store.add_many(events)
+    assert (result.inserted, result.duplicates) == (943, 95)
+    for station in ("CS0", "CS1", "CS2"):
+        got = store.query(EventQuery(station_id=station, order="id"))
+        assert [g.event.tech_info for g in got] == [f"n={i}" for i in range(943) if i % 3 == int(station[2])]
+
 def test_filters(store: EventStore) -> None:
     store.add_many(sample())
 
