@@ -192,4 +192,4 @@ _CRITICAL: dict[tuple[str, str], bool | None] = {
 
 def is_critical(name: str, version: OcppVersion) -> bool | None:
     """Whether ``name`` is a critical event in ``version``; ``None`` if unknown there (vendor type)."""
-    return _CRITICAL.get((name, version.value))
+    return _CRITICAL.get((name, version._value_))  # _value_: a plain attribute, .value a slow property

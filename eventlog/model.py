@@ -168,27 +168,37 @@ class SecurityEvent:
             raise EventInputError(f"techInfo is longer than {MAX_TECH_INFO} characters")
         if self.received_at is not None and self.received_at.tzinfo is None:
             raise EventInputError("received_at has no time zone", hint="pass an aware UTC datetime")
+        # Derived fields, written with a local setter (this runs for every event ingested).
+        set_ = object.__setattr__
+        station = self.station_id
         # One string object per station (a CSMS sees a few thousand): batches and spools hold less, and
         # stores sort and bind ids that stay in the CPU cache (SQLite ingest ~30 % faster; see benchmarks).
-        if type(self.station_id) is str:  # sys.intern takes exact str only
-            object.__setattr__(self, "station_id", sys.intern(self.station_id))
-        object.__setattr__(self, "timestamp", _ms(self.timestamp))
-        if self.received_at is not None:
-            object.__setattr__(self, "received_at", _ms(self.received_at))
-        if not isinstance(self.flags, frozenset):
-            object.__setattr__(self, "flags", frozenset(self.flags))
-        millis = (self.timestamp - _EPOCH) // _ONE_MS
-        canonical = catalogue.canonical_name(self.type)
-        object.__setattr__(self, "millis", millis)
-        object.__setattr__(self, "canonical_type", canonical)
-        object.__setattr__(
-            self, "critical", catalogue.is_critical(self.type, self.ocpp_version or OcppVersion.V21)
-        )
+        if type(station) is str:  # sys.intern takes exact str only
+            station = sys.intern(station)
+            set_(self, "station_id", station)
+        timestamp = self.timestamp
+        if timestamp.microsecond % 1000 or timestamp.tzinfo is not UTC:
+            timestamp = _ms(timestamp)
+            set_(self, "timestamp", timestamp)
         received = self.received_at
-        object.__setattr__(self, "received_millis", None if received is None else (received - _EPOCH) // _ONE_MS)
-        text = "\x1f".join((self.station_id, str(millis), canonical, self.tech_info or ""))
+        if received is not None and (received.microsecond % 1000 or received.tzinfo is not UTC):
+            received = _ms(received)
+            set_(self, "received_at", received)
+        if not isinstance(self.flags, frozenset):
+            set_(self, "flags", frozenset(self.flags))
+        # Whole milliseconds from a float of seconds: exact, as |ms| < 2**53 and the error is < 0.001 ms.
+        millis = round(timestamp.timestamp() * 1000)
+        definition = catalogue.lookup(self.type)
+        canonical = self.type if definition is None else definition.name
+        version = self.ocpp_version
+        set_(self, "millis", millis)
+        set_(self, "canonical_type", canonical)
+        set_(self, "critical", catalogue.is_critical(self.type, OcppVersion.V21 if version is None else version))
+        set_(self, "received_millis", None if received is None else round(received.timestamp() * 1000))
+        tech = self.tech_info
+        text = f"{station}\x1f{millis}\x1f{canonical}\x1f{'' if tech is None else tech}"
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-        object.__setattr__(self, "dedup_key", int.from_bytes(digest[:8], "big", signed=True))
+        set_(self, "dedup_key", int.from_bytes(digest[:8], "big", signed=True))
 
     # -- derived facts -------------------------------------------------------------------------------
     @property
