@@ -26,7 +26,7 @@ from ocppsec.security_profiles.handshake import (
     parse_profiles,
 )
 from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
-from ocppsec.security_profiles.profile3 import check_station_certificate, verify_station_certificate
+from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
     SqliteRegistry,
@@ -53,6 +53,7 @@ __all__ = [
     "CertChain",
     "CsmsConnectionError",
     "HandshakeFacts",
+    "LeafIdentity",
     "MemoryRegistry",
     "Reject",
     "ScryptCost",

@@ -30,7 +30,7 @@ from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles import events as ev
 from ocppsec.security_profiles.basic_auth import parse_authorization, password_matches
 from ocppsec.security_profiles.identity import identity_from_path
-from ocppsec.security_profiles.profile3 import check_station_certificate
+from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate
 from ocppsec.security_profiles.registry import StationRecord
 from ocppsec.security_profiles.tls import ALLOWED_TLS_VERSIONS, MANDATORY_TLS12_SUITES, TLS13_SUITES
 
@@ -50,7 +50,7 @@ __all__ = [
 class TlsFacts:
     version: str
     cipher: str
-    peer_certificate: x509.Certificate | None = None
+    peer_certificate: x509.Certificate | LeafIdentity | None = None  # the leaf, as parsed or as the stdlib decoded it
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
@@ -35,6 +36,7 @@ from ocppsec.eventlog.sink import EventSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.events import NullSink, SafeSink, local_event, peer_station_id
 from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
+from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.tls import classify_tls_failure, peer_certificate
 
@@ -183,13 +185,28 @@ def _offered(headers: Headers) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _peer_leaf(transport: asyncio.BaseTransport, ssl_object: ssl.SSLObject) -> LeafIdentity | x509.Certificate | None:
+    """The peer's leaf: from the dict asyncio fetched at the end of the handshake (``getpeercert()``;
+    non-empty only for a certificate OpenSSL verified), else parsed from DER."""
+    decoded = transport.get_extra_info("peercert")
+    if decoded is None:
+        return None  # no client certificate
+    if decoded:
+        try:
+            return LeafIdentity.from_peercert(decoded)
+        except (KeyError, ValueError, TypeError):
+            pass
+    return peer_certificate(ssl_object)
+
+
 def _facts(connection: _ProfileConnection, request: Request) -> HandshakeFacts:
-    ssl_object = connection.transport.get_extra_info("ssl_object")
+    transport = connection.transport
+    ssl_object = transport.get_extra_info("ssl_object")
     tls = None
     if ssl_object is not None:
-        cipher = ssl_object.cipher()
+        cipher = transport.get_extra_info("cipher")
         name = cipher[0] if cipher else "unknown"
-        tls = TlsFacts(ssl_object.version() or "unknown", name, peer_certificate(ssl_object))
+        tls = TlsFacts(ssl_object.version() or "unknown", name, _peer_leaf(transport, ssl_object))
     return HandshakeFacts(request.path, request.headers.get("Authorization"), _offered(request.headers), tls, connection.peer)
 
 

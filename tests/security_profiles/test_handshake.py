@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import _ssl
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -18,6 +19,7 @@ from ocppsec.security_profiles.handshake import (
     decide,
     parse_profiles,
 )
+from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
 
 from .conftest import CSO, FAST, KEY_16, PASSWORD_201, Pki
@@ -107,6 +109,37 @@ def test_profile3_wrong_o_and_expired(registry: MemoryRegistry, pki: Pki) -> Non
     later = pki.now + timedelta(days=3650)
     d = decide(facts("/CS-3", tls=TlsFacts(*TLS12, good)), P3, registry.get, at=later)
     assert isinstance(d, Reject) and d.requirement == "A00.FR.403"
+
+
+def stdlib_decoded(pki: Pki, cn: str, **kw: object) -> LeafIdentity:
+    """The leaf as serve() reads it: from the dict the stdlib's OpenSSL decoder makes (getpeercert())."""
+    chain = pki.station(cn, **kw)  # type: ignore[arg-type]
+    return LeafIdentity.from_peercert(_ssl._test_decode_cert(str(chain.certfile)))  # type: ignore[attr-defined]
+
+
+def test_stdlib_decoded_leaf_is_the_parsed_one(registry: MemoryRegistry, pki: Pki) -> None:
+    for cn, kw in (("SN-0001", {}), ("SN-0001", {"o": "Other CSO"}), ("SN-0002", {})):
+        decoded = stdlib_decoded(pki, cn, **kw)
+        assert decoded == LeafIdentity.from_certificate(cert_of(pki, cn, **kw))
+        for at in (pki.now, pki.now + timedelta(days=3650)):  # accepted / wrong O / other CN; and expired
+            assert (decide(facts("/CS-3", tls=TlsFacts(*TLS12, decoded)), P3, registry.get, at=at)
+                    == decide(facts("/CS-3", tls=TlsFacts(*TLS12, cert_of(pki, cn, **kw))), P3, registry.get, at=at))
+
+
+@pytest.mark.parametrize(("subject", "requirement", "message"), [
+    ((), "A00.FR.404", "subject CN '(none)'"),
+    (((("organizationName", "Example CSO"),), (("commonName", "SN-0001"),), (("commonName", "SN-0002"),)),
+     "A00.FR.405", "subject CN 'SN-0001, SN-0002'"),
+])
+def test_stdlib_decoded_leaf_edge_cases(registry: MemoryRegistry, pki: Pki, subject: tuple[object, ...],
+                                        requirement: str, message: str) -> None:
+    leaf = LeafIdentity.from_peercert({"subject": subject, "notBefore": "Jan  2 03:04:05.5 2020 GMT",
+                                       "notAfter": "Dec 31 23:59:59 2999 GMT"})
+    assert leaf.not_before == datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    d = decide(facts("/CS-3", tls=TlsFacts(*TLS12, leaf)), P3, registry.get, at=pki.now)
+    assert isinstance(d, Reject) and d.requirement == requirement and message in d.reason
+    with pytest.raises(ValueError):
+        LeafIdentity.from_peercert({"subject": (), "notBefore": "Jan  2 03:04:05 2020 PST", "notAfter": "x"})
 
 
 def test_mixed_port_decides_per_station(registry: MemoryRegistry, pki: Pki) -> None:
