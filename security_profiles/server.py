@@ -44,6 +44,7 @@ __all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "serve"]
 
 DEFAULT_MAX_SIZE = 64 * 1024
 _log = logging.getLogger("ocppsec.security_profiles.server")
+_ws_log = logging.getLogger("websockets.server")  # passed once, else websockets looks it up per connection
 
 
 class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
@@ -278,7 +279,8 @@ def serve(
 
     Returns websockets' :class:`~websockets.asyncio.server.Server` (``async with serve(...) as server``).
     ``ssl_context`` is required for profiles 2/3 (see :func:`~.tls.server_context`) and must be ``None``
-    for profile 1. ``max_size``: the largest frame accepted (larger ones close with 1009).
+    for profile 1. ``max_size``: the largest frame accepted (larger ones close with 1009). Responses carry
+    no ``Server`` header (pass ``server_header=...`` to add one); other ``kwargs`` go to websockets' ``serve``.
     """
     from ocppsec.pki.errors import UsageError
 
@@ -311,7 +313,7 @@ def serve(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         create_connection=connection_class,
-        **kwargs,
+        **{"server_header": None, "logger": _ws_log, **kwargs},
     )
     server.profile_state = state  # type: ignore[attr-defined]
     return server

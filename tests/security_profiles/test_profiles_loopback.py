@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from ocppsec.eventlog.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles.basic_auth import hash_password
+from ocppsec.security_profiles.basic_auth import authorization_header, hash_password
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.registry import MemoryRegistry, set_pending_password
 from ocppsec.security_profiles.tls import MANDATORY_TLS12_SUITES, client_context
@@ -21,6 +21,10 @@ from .conftest import FAST, KEY_16, PASSWORD_201, Pki
 from .helpers import run, running, wait_event
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
+
+
+def basic_header(identity: str, password: str) -> str:
+    return authorization_header(identity, password, V201)
 
 
 async def roundtrip(conn: object, text: str = "hello") -> str:
@@ -47,6 +51,12 @@ def test_profile1_accept_and_refusals(registry: MemoryRegistry, sink: MemorySink
                 with pytest.raises(InvalidStatus) as st:
                     await ws_connect(url + "CS-1", subprotocols=["ocpp2.0.1"], additional_headers=headers)  # type: ignore[list-item]
                 assert st.value.response.status_code == status
+                assert "Server" not in st.value.response.headers  # no software/version banner
+            ws = await ws_connect(url + "CS-1", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                                  additional_headers={"Authorization": basic_header("CS-1", PASSWORD_201)})
+            assert ws.response is not None and "Server" not in ws.response.headers
+            assert ws.response.headers["Sec-WebSocket-Protocol"] == "ocpp2.0.1"
+            await ws.close()
             # a profile-2 station on the plain port is refused (A00.FR.002)
             with pytest.raises(CsmsConnectionError, match="403"):
                 await connect(url, "CS-2", profile=1, password=PASSWORD_201)
