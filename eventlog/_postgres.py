@@ -5,6 +5,11 @@ unique (station, ts, dedup_key) index (a duplicate delivery), the batch is copie
 and moved with ``INSERT ... ON CONFLICT DO NOTHING``, so duplicates are stored once and the rest of the
 batch is kept. Small batches take the second path directly.
 
+Why not always the second path: staging every batch and moving it with ``INSERT ... ON CONFLICT`` costs the
+server about twice the CPU per event (measured: 53k vs 97k events/s, 300k events in batches of 50,000);
+the direct COPY is server-bound (its unique B-tree insert and WAL are most of it), while the client needs
+about a third of the CPU the server does.
+
 A lost connection (server stopped, network) raises :class:`StoreUnavailableError`; the next call
 reconnects. Combine with :class:`ocppsec.eventlog.store.BufferedSink` to ride out an outage.
 """
