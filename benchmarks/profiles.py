@@ -124,6 +124,36 @@ async def role_serve(args: argparse.Namespace) -> None:
         await asyncio.Future()
 
 
+async def role_tls_floor(args: argparse.Namespace) -> None:
+    """The least an asyncio server can do per handshake: serve()'s TLS context on asyncio's own TLS
+    transport, a canned 101 once the request is in, a close frame back, close. No WebSocket library."""
+    from ocppsec.security_profiles.tls import CertChain, server_context
+
+    pki = json.loads(args.pki)
+    ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
+                         client_cert="required")
+    canned = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n")
+
+    class Floor(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport, self.buffer, self.upgraded = transport, b"", False
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            if not self.upgraded and b"\r\n\r\n" in self.buffer:
+                self.upgraded, self.buffer = True, b""
+                self.transport.write(canned)
+            elif self.upgraded and len(self.buffer) >= 8:
+                self.transport.write(b"\x88\x02\x03\xe8")
+                self.transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", args.port, ssl=ctx)
+    async with server:
+        await asyncio.Future()
+
+
 async def role_gateway(args: argparse.Namespace) -> None:
     from ocppsec.security_profiles.gateway import Gateway
     from ocppsec.security_profiles.handshake import ServerPolicy
@@ -257,10 +287,14 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
     resume (a fresh SSLSocket each time / s_time -new). The difference is the work only serve() does:
     the WebSocket upgrade (HTTP parse, the profile-3 decision with a registry lookup and the certificate's
     O/CN check, the 101 response), the close handshake and a close_notify. Noise from other processes
-    only adds CPU, so the ratio uses each side's best round; every round is in the JSON.
+    only adds CPU, so the ratio uses each side's best round; every round is in the JSON. A third server,
+    the asyncio TLS floor (:func:`role_tls_floor`), shows what asyncio's own TLS transport costs before
+    any WebSocket or OCPP work.
     """
     port = free_port()
     server = spawn("serve", "--port", str(port), "--pki", json.dumps(pki), "--registry", registry)
+    port3 = free_port()
+    floor = spawn("tls-floor", "--port", str(port3), "--pki", json.dumps(pki))
     port2 = free_port()
     s_server = subprocess.Popen(
         ["openssl", "s_server", "-accept", str(port2), "-cert", pki["rsa"][0], "-key", pki["rsa"][1],
@@ -269,12 +303,14 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     ours: list[float] = []
     theirs: list[float] = []
+    floors: list[float] = []
     n_ours = n_theirs = 0
     negotiated = ""
     spy = None
     try:
         wait_port(port)
         wait_port(port2)
+        wait_port(port3)
         if os.environ.get("OCPPSEC_BENCH_PYSPY"):  # a py-spy profile of serve() (collapsed stacks) for tuning
             spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-f", "raw", "-r", "200",
                                     "-p", str(server.pid), "-o", os.environ["OCPPSEC_BENCH_PYSPY"]],
@@ -286,12 +322,12 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
             cpu, n = _openssl_round(pki, port2, s_server, seconds)
             theirs.append(cpu)
             n_theirs += n
+            floors.append(_serve_round(pki, port3, floor, seconds)[0])
         openssl_negotiated = _openssl_negotiated(pki, port2)
     finally:
-        server.terminate()
-        server.wait()
-        s_server.terminate()
-        s_server.wait()
+        for proc in (server, s_server, floor):
+            proc.terminate()
+            proc.wait()
         if spy is not None:
             spy.wait(60)
     best_ours, best_theirs = min(ours), min(theirs)
@@ -299,6 +335,9 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
             "handshake_cpu_ratio": best_ours / best_theirs,
             "serve_cpu_ms_rounds": [round(x * 1000, 3) for x in ours],
             "openssl_cpu_ms_rounds": [round(x * 1000, 3) for x in theirs],
+            "asyncio_tls_floor_cpu_ms_per_handshake": min(floors) * 1000,
+            "asyncio_tls_floor_cpu_ms_rounds": [round(x * 1000, 3) for x in floors],
+            "asyncio_tls_floor_ratio": min(floors) / best_theirs,
             "serve_handshakes_measured": n_ours, "openssl_handshakes_measured": n_theirs,
             "serve_tls": negotiated, "openssl_tls": openssl_negotiated}
 
@@ -416,7 +455,7 @@ def main() -> None:
                     help="run only these parts (repeatable); default: all")
     args = ap.parse_args()
     raise_nofile()
-    roles = {"serve": role_serve, "gateway": role_gateway, "upstream": role_upstream, "stations": role_stations}
+    roles = {"serve": role_serve, "tls-floor": role_tls_floor, "gateway": role_gateway, "upstream": role_upstream, "stations": role_stations}
     if args.role:
         asyncio.run(roles[args.role](args))
         return
@@ -446,6 +485,8 @@ def main() -> None:
             ("server CPU per handshake, openssl s_server", f"{hs['openssl_cpu_ms_per_handshake']:.3f} ms",
              f"s_time -new, -no_ticket, {hs['openssl_tls']}; rounds {hs['openssl_cpu_ms_rounds']}"),
             ("ratio serve()/openssl (goal <= 1.5)", f"{hs['handshake_cpu_ratio']:.2f}x", "best round each side"),
+            ("floor: asyncio TLS + canned 101, no websockets", f"{hs['asyncio_tls_floor_cpu_ms_per_handshake']:.3f} ms",
+             f"{hs['asyncio_tls_floor_ratio']:.2f}x openssl; rounds {hs['asyncio_tls_floor_cpu_ms_rounds']}"),
         ]
         goals["handshake_cpu_ratio_le_1_5"] = hs["handshake_cpu_ratio"] <= 1.5
     if idle:
