@@ -282,7 +282,7 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
 
     Like for like: both servers load the same RSA + ECDSA chains and the four TLS 1.2 suites, require a
     client certificate and verify it against the same CSO root, and keep TLS 1.3 sessions in a server-side
-    cache (serve()'s context sets OP_NO_TICKET, so s_server runs with -no_ticket); both clients use
+    cache (serve()'s context sets OP_NO_TICKET and num_tickets = 0, so s_server runs with -no_ticket -num_tickets 0); both clients use
     OpenSSL's defaults (TLS 1.3, TLS_AES_256_GCM_SHA384, X25519, ECDSA server certificate) and never
     resume (a fresh SSLSocket each time / s_time -new). The difference is the work only serve() does:
     the WebSocket upgrade (HTTP parse, the profile-3 decision with a registry lookup and the certificate's
@@ -299,7 +299,7 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
     s_server = subprocess.Popen(
         ["openssl", "s_server", "-accept", str(port2), "-cert", pki["rsa"][0], "-key", pki["rsa"][1],
          "-dcert", pki["ecdsa"][0], "-dkey", pki["ecdsa"][1], "-Verify", "2", "-CAfile", pki["root"], "-naccept",
-         "1000000", "-quiet", "-no_ticket", "-cipher", OPENSSL_TLS12_SUITES],
+         "1000000", "-quiet", "-no_ticket", "-num_tickets", "0", "-cipher", OPENSSL_TLS12_SUITES],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     ours: list[float] = []
     theirs: list[float] = []
@@ -483,7 +483,7 @@ def main() -> None:
             ("server CPU per profile-3 handshake, serve()", f"{hs['serve_cpu_ms_per_handshake']:.3f} ms",
              f"TLS+WS upgrade+close, {hs['serve_tls']}; rounds {hs['serve_cpu_ms_rounds']}"),
             ("server CPU per handshake, openssl s_server", f"{hs['openssl_cpu_ms_per_handshake']:.3f} ms",
-             f"s_time -new, -no_ticket, {hs['openssl_tls']}; rounds {hs['openssl_cpu_ms_rounds']}"),
+             f"s_time -new, -no_ticket -num_tickets 0, {hs['openssl_tls']}; rounds {hs['openssl_cpu_ms_rounds']}"),
             ("ratio serve()/openssl (goal <= 1.5)", f"{hs['handshake_cpu_ratio']:.2f}x", "best round each side"),
             ("floor: asyncio TLS + canned 101, no websockets", f"{hs['asyncio_tls_floor_cpu_ms_per_handshake']:.3f} ms",
              f"{hs['asyncio_tls_floor_ratio']:.2f}x openssl; rounds {hs['asyncio_tls_floor_cpu_ms_rounds']}"),

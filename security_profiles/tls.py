@@ -99,6 +99,10 @@ def server_context(
         raise UsageError(f"client_cert must be none, required or optional, not {client_cert!r}")
     ctx = _base(0, extra_suites)
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_TICKET
+    # No TLS 1.3 session tickets either: OCPP connections are long-lived, so resumption saves little, while
+    # OpenSSL's server-side session cache grows by ~10 KB per handshake (up to 20,480 sessions) and a
+    # resumed session would skip re-checking the station's certificate against the current trust store.
+    ctx.num_tickets = 0
     for chain in chains:
         try:
             ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
