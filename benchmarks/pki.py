@@ -1,11 +1,16 @@
 """Benchmark: PKI issuance, hierarchy building and chain validation, each against a baseline run alongside.
 
-Usage: ``python benchmarks/pki.py [--certs 1000] [--batches 100,500] [--rounds 5] [--verify 2000]``
+Usage: ``python benchmarks/pki.py [--certs 1000] [--batches 100,500] [--rounds 5] [--verify 2000] [--parts abc]``
 
 (a) issuance from P-256 CSRs (pre-generated, PEM) by ``PkiDirectory.issue_many`` in batches: PEM
-    parsing, the whole CSR policy, signing, and the durable SQLite ledger (one fsynced transaction per
-    batch; figures for batches of 100 and 500 and for one CSR per call) — against pyca's naive loop (load CSR, check its signature, CertificateBuilder + sign, the
-    same extensions, no policy, no ledger). Both pinned to one core; goal >= 2,500 certificates/s.
+    parsing, the whole CSR policy, signing, and the durable SQLite ledger (WAL, synchronous=FULL, one
+    fsynced transaction per batch; figures for batches of 100 and 500 and for one CSR per call) — against
+    pyca's naive loop (load CSR, check its signature, CertificateBuilder + sign, the same extensions, no
+    policy, no ledger). Both pinned to one core; goal >= 2,500 certificates/s, judged on the median round.
+    The machine is shared, so every round is measured twice: wall clock, and CPU seconds of this process
+    (``time.process_time``: no time waiting for the core or for fsync), with the involuntary context
+    switches (``getrusage``) that show how often another process took the core; the rounds alternate
+    their order (pyca, ours / ours, pyca), and the 1-minute load average is sampled after every round.
 (b) building every hierarchy of the default configuration (``PkiDirectory.init``, encrypted and
     unencrypted keys) against a generated shell script of ``openssl genpkey`` + ``req`` + ``x509``
     calls making the same certificates (same key types, subjects, extensions; keys encrypted the same
@@ -13,9 +18,9 @@ Usage: ``python benchmarks/pki.py [--certs 1000] [--batches 100,500] [--rounds 5
 (c) 4-level chain validation (V2G root -> CPO Sub-CA 1 -> Sub-CA 2 -> SECC leaf) through
     ``verify_chain`` against pyca's verifier called directly with a prebuilt policy; goal >= 2,000/s.
 
-Single process. Every figure is the best of ``--rounds`` rounds (ours and the baseline alternate
-within each round, so load from other processes hits both alike); medians are in the JSON line.
-The last line is one JSON object with the figures and ratios.
+Single process. (b) and (c) report the best of ``--rounds`` rounds (ours and the baseline alternate
+within each round), medians in the JSON line; (a) reports best and median rounds, wall and per CPU-s.
+The last line is one JSON object with the figures, ratios and load averages.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -103,6 +109,32 @@ def ours_issue(pki: PkiDirectory, pems: list[bytes], batch: int, at: datetime) -
     return issued
 
 
+def load_1min() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of this process (user + system) and involuntary context switches of one call.
+
+    The CPU time excludes waiting for the core (other processes) and for fsync; the involuntary context
+    switches say how often the scheduler took the core away during the call."""
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - ru0.ru_nivcsw
+
+
+def rates(n: int, samples: list[tuple[float, float, int]]) -> dict[str, float | int]:
+    """Certificates per wall second and per CPU second of the process: best and median round of each."""
+    walls = [w for w, _, _ in samples]
+    cpus = [c for _, c, _ in samples]
+    return {"per_s": n / min(walls), "per_s_median": n / statistics.median(walls),
+            "per_cpu_s": n / min(cpus), "per_cpu_s_median": n / statistics.median(cpus),
+            "cpu_share_median": statistics.median(c / w for w, c, _ in samples),
+            "involuntary_switches_median": int(statistics.median(s for _, _, s in samples))}
+
+
 def bench_issuance(workdir: Path, n: int, batches: list[int], rounds: int, at: datetime) -> dict[str, object]:
     pems = make_csrs(n)
     pki = PkiDirectory.init(workdir / "issue", HierarchyConfig.default(), passphrase=PASSPHRASE, at=at)
@@ -111,32 +143,34 @@ def bench_issuance(workdir: Path, n: int, batches: list[int], rounds: int, at: d
     before = pki.ledger.count()
     ours_issue(pki, pems[:100], 100, at)  # warm-up (and the issuer's certificate template)
     pyca_naive_issue(pems[:100], authority.certificate, ca_key, at)
-    ours_s: dict[int, list[float]] = {b: [] for b in batches}
-    pyca_s: list[float] = []
-    for _ in range(rounds):  # alternate, so that load from other processes hits both alike
-        t0 = time.perf_counter()
-        pyca_naive_issue(pems, authority.certificate, ca_key, at)
-        pyca_s.append(time.perf_counter() - t0)
-        for b in batches:
-            t0 = time.perf_counter()
-            ours_issue(pki, pems, b, at)
-            ours_s[b].append(time.perf_counter() - t0)
+    runs: dict[str, Callable[[], object]] = {"pyca": lambda: pyca_naive_issue(pems, authority.certificate, ca_key, at)}
+    for b in batches:
+        runs[f"batch_{b}"] = lambda b=b: ours_issue(pki, pems, b, at)  # type: ignore[misc]
+    samples: dict[str, list[tuple[float, float, int]]] = {k: [] for k in runs}
+    loads = [load_1min()]
+    for r in range(rounds):  # alternate the order every round, so load from other processes hits all alike
+        for k in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+            samples[k].append(timed(runs[k]))
+        loads.append(load_1min())
     # one CSR per call: one fsynced transaction per certificate (fewer certificates, one round)
     single = pems[: min(n, 100)]
-    t0 = time.perf_counter()
-    ours_issue(pki, single, 1, at)
-    single_s = time.perf_counter() - t0
+    single_wall, single_cpu, _ = timed(lambda: ours_issue(pki, single, 1, at))
     recorded = pki.ledger.count() - before
     pki.close()
     expected = 100 + n * rounds * len(batches) + len(single)
     if recorded != expected:
         raise SystemExit(f"ledger holds {recorded} new rows, expected {expected}")
-    pb, pm = best_and_median(pyca_s)
-    out: dict[str, object] = {"n": n, "pyca_naive_per_s": n / pb, "pyca_naive_per_s_median": n / pm,
-                              "batch_1_per_s": len(single) / single_s}
+    pyca = rates(n, samples["pyca"])
+    out: dict[str, object] = {"n": n, "pyca_naive": pyca, "batch_1_per_s": len(single) / single_wall,
+                              "batch_1_per_cpu_s": len(single) / single_cpu}
     for b in batches:
-        ob, om = best_and_median(ours_s[b])
-        out[f"batch_{b}"] = {"ours_per_s": n / ob, "ours_per_s_median": n / om, "ratio": pb / ob}
+        ours = rates(n, samples[f"batch_{b}"])
+        # paired ratio: ours against the pyca run of the same round (adjacent in time, under the same load)
+        paired = [p[0] / o[0] for o, p in zip(samples[f"batch_{b}"], samples["pyca"], strict=True)]
+        out[f"batch_{b}"] = ours | {"ratio": float(ours["per_s"]) / float(pyca["per_s"]),
+                                    "ratio_per_cpu_s": float(ours["per_cpu_s"]) / float(pyca["per_cpu_s"]),
+                                    "ratio_paired_median": statistics.median(paired)}
+    out["load_average_1min"] = {"min": min(loads), "max": max(loads), "samples": loads}
     return out
 
 
@@ -298,6 +332,8 @@ def _rounded(obj: object) -> object:
         return round(obj, 4) if obj < 100 else round(obj, 1)
     if isinstance(obj, dict):
         return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
     return obj
 
 
@@ -308,48 +344,73 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--verify", type=int, default=2000, help="validations per round in (c)")
     ap.add_argument("--cpu", type=int, default=None, help="core to pin (a) to (default: the last one allowed)")
+    ap.add_argument("--parts", default="abc", help="which measurements to run (a, b, c; default all)")
     args = ap.parse_args()
     at = datetime.now(UTC).replace(microsecond=0)
     batches = [int(b) for b in args.batches.split(",")]
     allowed = os.sched_getaffinity(0)
     cpu = args.cpu if args.cpu is not None else max(allowed)
+    load_start = load_1min()
+    a: dict[str, object] = {}
+    b: dict[str, float | int] = {}
+    c: dict[str, float | int] = {}
     with tempfile.TemporaryDirectory(prefix="ocppsec-bench-pki-") as tmp:
         work = Path(tmp)
-        os.sched_setaffinity(0, {cpu})
-        try:
-            a = bench_issuance(work, args.certs, batches, args.rounds, at)
-        finally:
-            os.sched_setaffinity(0, allowed)
-        b = bench_hierarchies(work, args.rounds, at)
-    c = bench_verify(args.verify, args.rounds, at)
+        if "a" in args.parts:
+            os.sched_setaffinity(0, {cpu})
+            try:
+                a = bench_issuance(work, args.certs, batches, args.rounds, at)
+            finally:
+                os.sched_setaffinity(0, allowed)
+        if "b" in args.parts:
+            b = bench_hierarchies(work, args.rounds, at)
+    if "c" in args.parts:
+        c = bench_verify(args.verify, args.rounds, at)
 
-    main_batch = max(batches)
-    issue_main = a[f"batch_{main_batch}"]
-    assert isinstance(issue_main, dict)
-    goals = {"issuance": issue_main["ours_per_s"] >= 2500,
-             "hierarchies": b["speedup_enc"] >= 5 and b["speedup_plain"] >= 5, "verify": c["ours_per_s"] >= 2000}
+    goals: dict[str, bool] = {}
     rows: list[list[object]] = []
-    for bs in batches:
-        r = a[f"batch_{bs}"]
-        assert isinstance(r, dict)
-        rows.append([f"(a) issue from CSRs, certs/s, batches of {bs} (CPU {cpu})", r["ours_per_s"], a["pyca_naive_per_s"],
-                     "pyca naive loop", r["ratio"], ">= 2,500/s", "yes" if r["ours_per_s"] >= 2500 else "NO"])
-    rows.append([f"(a) issue from CSRs, certs/s, one CSR per call (CPU {cpu})", a["batch_1_per_s"], a["pyca_naive_per_s"],
-                 "pyca naive loop", float(a["batch_1_per_s"]) / float(a["pyca_naive_per_s"]), "(fsync each)", ""])  # type: ignore[arg-type]
-    rows += [
-        [f"(b) build all hierarchies, encrypted keys, s ({b['certificates']} certs)", b["ours_enc_s"],
-         b["openssl_enc_s"], "openssl CLI script", b["speedup_enc"], ">= 5x", "yes" if b["speedup_enc"] >= 5 else "NO"],
-        ["(b) build all hierarchies, unencrypted keys, s", b["ours_plain_s"], b["openssl_plain_s"],
-         "openssl CLI script", b["speedup_plain"], ">= 5x", "yes" if b["speedup_plain"] >= 5 else "NO"],
-        ["(c) verify 4-level SECC chain, chains/s", c["ours_per_s"], c["pyca_direct_per_s"],
-         "pyca verifier, prebuilt", c["ratio"], ">= 2,000/s", "yes" if goals["verify"] else "NO"],
-    ]
+    if a:
+        pyca = a["pyca_naive"]
+        assert isinstance(pyca, dict)
+        main_batch = a[f"batch_{max(batches)}"]
+        assert isinstance(main_batch, dict)
+        # judged on the median round (wall clock); the best round and the per-CPU-second rates are reported too
+        goals["issuance"] = main_batch["per_s_median"] >= 2500
+        goals["issuance_per_cpu_s"] = main_batch["per_cpu_s_median"] >= 2500
+        for bs in batches:
+            r = a[f"batch_{bs}"]
+            assert isinstance(r, dict)
+            rows.append([f"(a) issue from CSRs, certs/s wall, batches of {bs} (CPU {cpu}), median round",
+                         r["per_s_median"], pyca["per_s_median"], "pyca naive loop", r["ratio_paired_median"], ">= 2,500/s",
+                         "yes" if r["per_s_median"] >= 2500 else "NO"])
+            rows.append(["(a)   same, best round", r["per_s"], pyca["per_s"], "pyca naive loop", r["ratio"], "", ""])
+            rows.append(["(a)   same, certs per CPU-second of the process, median round", r["per_cpu_s_median"],
+                         pyca["per_cpu_s_median"], "pyca naive loop",
+                         float(r["per_cpu_s_median"]) / float(pyca["per_cpu_s_median"]), ">= 2,500/s",
+                         "yes" if r["per_cpu_s_median"] >= 2500 else "NO"])
+        rows.append([f"(a) issue from CSRs, certs/s, one CSR per call (CPU {cpu})", a["batch_1_per_s"], pyca["per_s"],
+                     "pyca naive loop", float(a["batch_1_per_s"]) / float(pyca["per_s"]), "(fsync each)", ""])  # type: ignore[arg-type]
+    if b:
+        goals["hierarchies"] = b["speedup_enc"] >= 5 and b["speedup_plain"] >= 5
+        rows += [
+            [f"(b) build all hierarchies, encrypted keys, s ({b['certificates']} certs)", b["ours_enc_s"],
+             b["openssl_enc_s"], "openssl CLI script", b["speedup_enc"], ">= 5x", "yes" if b["speedup_enc"] >= 5 else "NO"],
+            ["(b) build all hierarchies, unencrypted keys, s", b["ours_plain_s"], b["openssl_plain_s"],
+             "openssl CLI script", b["speedup_plain"], ">= 5x", "yes" if b["speedup_plain"] >= 5 else "NO"],
+        ]
+    if c:
+        goals["verify"] = c["ours_per_s"] >= 2000
+        rows.append(["(c) verify 4-level SECC chain, chains/s", c["ours_per_s"], c["pyca_direct_per_s"],
+                     "pyca verifier, prebuilt", c["ratio"], ">= 2,000/s", "yes" if goals["verify"] else "NO"])
     print_table(["measurement", "ocppsec", "baseline", "baseline is", "ratio", "goal", "met"], rows)
-    print(f"best of {args.rounds} rounds; ratio = ocppsec speed / baseline speed; peak RSS {peak_rss_kib() / 1024:.0f} MiB")
+    print(f"{args.rounds} rounds, alternating order; (a) goal judged on the median round; ratio = ocppsec speed / baseline"
+          f" speed (median rows: paired per round); load average (1 min) {load_start:.2f} at start, {load_1min():.2f} at end;"
+          f" {os.cpu_count()} cores; peak RSS {peak_rss_kib() / 1024:.0f} MiB")
     print(json.dumps(_rounded({
         "benchmark": "pki", "python": sys.version.split()[0], "cryptography": cryptography.__version__,
-        "rounds": args.rounds, "issuance": a, "hierarchies": b, "verify": c, "goals_met": goals,
-        "peak_rss_kib": peak_rss_kib(),
+        "rounds": args.rounds, "cores": os.cpu_count(),
+        "load_average_1min": {"start": load_start, "end": load_1min()},
+        "issuance": a, "hierarchies": b, "verify": c, "goals_met": goals, "peak_rss_kib": peak_rss_kib(),
     })))
 
 
