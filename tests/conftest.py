@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from _postgres import PostgresCluster, find_bindir, throwaway_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -23,3 +26,23 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.fail(f"conformance vectors not found at {VECTORS}: CI must have shared/ beside the checkout")
     return VECTORS
+
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throw-away PostgreSQL cluster for the whole session (initdb takes a second)."""
+    if find_bindir() is None:
+        pytest.fail("PostgreSQL binaries not installed (scripts/test.sh installs the Debian package)")
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh database in the session cluster (restarted if a test stopped it to simulate an outage)."""
+    if not postgres_cluster.running:
+        postgres_cluster.start()
+    return postgres_cluster.create_database(f"t{next(_db_numbers)}")

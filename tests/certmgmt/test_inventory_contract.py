@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _postgres import PostgresCluster, find_bindir, throwaway_cluster
+from _postgres import PostgresCluster
 from click.testing import CliRunner
 
 from ocppsec.cli.main import cli
@@ -41,21 +40,6 @@ from ocppsec.pki.lifecycle import load_inventory_file
 from ocppsec.pki.versions import OcppVersion
 
 from .conftest import CSO, NOW, SERIAL, make_store
-
-_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    if find_bindir() is None:
-        pytest.fail("PostgreSQL binaries not installed (apt-get install postgresql)")
-    with throwaway_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def pg_url(postgres_cluster: PostgresCluster) -> str:
-    return postgres_cluster.create_database(f"inv{next(_numbers)}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import sys
@@ -20,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _postgres import PostgresCluster, find_bindir, throwaway_cluster
 
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
@@ -33,7 +31,6 @@ SCHEMA_DIRS = {
     "2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas",
     "2.1": Path(ocpp.__file__).parent / "v21" / "schemas",
 }
-_db_numbers = itertools.count(1)
 
 
 def validate(version: str, action: str, payload: dict[str, Any], response: bool = False) -> None:
@@ -85,16 +82,4 @@ def root_pem(pki_dir: PkiDirectory, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    if find_bindir() is None:
-        pytest.fail("PostgreSQL binaries not installed (apt-get install postgresql)")
-    with throwaway_cluster() as cluster:
-        yield cluster
 
-
-@pytest.fixture
-def pg_url(postgres_cluster: PostgresCluster) -> str:
-    if not postgres_cluster.running:
-        postgres_cluster.start()
-    return postgres_cluster.create_database(f"rev{next(_db_numbers)}")

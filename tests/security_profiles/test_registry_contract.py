@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import multiprocessing
 import signal
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _postgres import PostgresCluster, find_bindir, throwaway_cluster
 from click.testing import CliRunner
 
 from ocppsec.cli.main import cli
@@ -38,21 +36,11 @@ from .helpers import run
 from .test_cli import _wait_port
 from .test_gateway import raw_upstream
 
-_numbers = itertools.count(1)
 OLD, NEW = "old-password-000001", "new-password-000002"
 
 
-@pytest.fixture(scope="module")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    if find_bindir() is None:
-        pytest.fail("PostgreSQL binaries not installed (apt-get install postgresql)")
-    with throwaway_cluster() as cluster:
-        yield cluster
 
 
-@pytest.fixture
-def pg_url(postgres_cluster: PostgresCluster) -> str:
-    return postgres_cluster.create_database(f"reg{next(_numbers)}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
