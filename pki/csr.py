@@ -21,13 +21,13 @@ from ipaddress import ip_address
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
-from ocppsec.pki._der import encode_tlv, split_sequence
+from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
 from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
-from ocppsec.pki.names import make_name, name_attributes
+from ocppsec.pki.names import make_name, name_attributes, read_simple_name
 from ocppsec.pki.profiles import CnKind, Profile
 
 __all__ = [
@@ -169,18 +169,6 @@ def _check_cn(cn: str, profile: Profile, ctx: PolicyContext) -> list[Violation]:
     return out
 
 
-def _csr_hash_violations(csr: x509.CertificateSigningRequest, profile: Profile, pub: PublicKey) -> list[Violation]:
-    if isinstance(pub, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
-        return []
-    h = csr.signature_hash_algorithm
-    if h is None or isinstance(h, hashes.SHA1 | hashes.MD5):
-        name = h.name if h else "none"
-        return [Violation("A00.FR.504", f"CSR is signed with {name}; SHA-256 or stronger is required")]
-    if h.digest_size < 32:
-        return [Violation(profile.cite("hash"), f"CSR signature hash {h.name} is weaker than SHA-256")]
-    return []
-
-
 def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> bool:
     """PKCS#10 self-signature check with the already parsed key (no second parse of the request's key).
 
@@ -206,14 +194,134 @@ def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> boo
 
 def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
     """Run the whole policy; never raises for policy problems, returns every violation."""
-    return _check_csr(csr, profile, ctx)[0]
+    return _check_csr(csr, profile, ctx).report
+
+
+# signatureAlgorithm (DER) of requests whose self-signature is checked without pyca's algorithm objects:
+# ecdsa-with-SHA256/384/512 (RFC 5758: no parameters) and sha256/384/512WithRSAEncryption (NULL parameters)
+_EC_SIGNATURES: Mapping[bytes, tuple[hashes.HashAlgorithm, ec.ECDSA]] = {
+    bytes.fromhex("300a06082a8648ce3d0403" + n): (h, ec.ECDSA(h))
+    for n, h in (("02", hashes.SHA256()), ("03", hashes.SHA384()), ("04", hashes.SHA512()))
+}
+_RSA_SIGNATURES: Mapping[bytes, hashes.HashAlgorithm] = {
+    bytes.fromhex("300d06092a864886f70d0101" + n + "0500"): h
+    for n, h in (("0b", hashes.SHA256()), ("0c", hashes.SHA384()), ("0d", hashes.SHA512()))
+}
+_PKCS1V15 = padding.PKCS1v15()
+
+
+class _CheckedCsr:
+    """A request after the policy: the report, and what issuance reuses of what the policy read."""
+
+    __slots__ = ("_subject_text", "csr", "public_key", "report", "spki", "subject_der")
+
+    def __init__(self, csr: x509.CertificateSigningRequest, report: CsrReport, public_key: PublicKey | None,
+                 spki: bytes | None, subject_der: bytes | None, subject_text: str | None) -> None:
+        self.csr = csr
+        self.report = report
+        self.public_key = public_key
+        self.spki = spki  # the request's SubjectPublicKeyInfo DER (None: not read)
+        self.subject_der = subject_der  # the subject Name DER, when pyca would re-encode it to these bytes
+        self._subject_text = subject_text
+
+    def subject_name(self) -> x509.Name:
+        """The subject as pyca's Name (parsed on demand)."""
+        return self.csr.subject
+
+    @property
+    def subject_text(self) -> str:
+        """The subject as ``Name.rfc4514_string()`` writes it."""
+        if self._subject_text is None:
+            self._subject_text = self.csr.subject.rfc4514_string()
+        return self._subject_text
+
+
+def _csr_parts(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
+    """``(request info, subject Name, SubjectPublicKeyInfo, signatureAlgorithm, signature)``, DER, or None."""
+    try:
+        info, algorithm, bits = split_sequence(csr.public_bytes(Encoding.DER))
+        parts = split_sequence(info)
+    except ValueError:
+        return None
+    if len(parts) < 3 or bits[:1] != b"\x03":
+        return None
+    _, start, end = read_tlv(bits)
+    if end != len(bits) or start == end or bits[start] != 0:
+        return None  # not a whole number of octets
+    return info, parts[1], parts[2], algorithm, bits[start + 1 :]
+
+
+def _hash_violations(h: hashes.HashAlgorithm | None, profile: Profile, pub: PublicKey) -> list[Violation]:
+    if isinstance(pub, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
+        return []
+    if h is None or isinstance(h, hashes.SHA1 | hashes.MD5):
+        name = h.name if h else "none"
+        return [Violation("A00.FR.504", f"CSR is signed with {name}; SHA-256 or stronger is required")]
+    if h.digest_size < 32:
+        return [Violation(profile.cite("hash"), f"CSR signature hash {h.name} is weaker than SHA-256")]
+    return []
 
 
 def _check_csr(
     csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None,
-) -> tuple[CsrReport, PublicKey | None, x509.Name]:
-    """:func:`check_csr`, also handing back the request's parsed public key and subject (issuance reuses them)."""
+) -> _CheckedCsr:
+    """:func:`check_csr`, also handing back what issuance reuses (parsed key, SPKI and subject DER, subject text).
+
+    The request's DER is read once: the signed request info, SPKI, signature algorithm and signature are
+    sliced out of it; a plain subject (see :func:`~ocppsec.pki.names.read_simple_name`) is read from its
+    DER, others through pyca's Name. Common signature algorithms are verified with prebuilt parameters;
+    the rest go through pyca's. The checks and the report are the same either way."""
     ctx = ctx or PolicyContext()
+    parts = _csr_parts(csr)
+    if parts is None:
+        return _check_csr_with_pyca(csr, profile, ctx)
+    info, subject_der, spki, algorithm, signature = parts
+    violations: list[Violation] = []
+    try:
+        pub: PublicKey | None = load_der_public_key(spki)  # type: ignore[assignment]  # what csr.public_key() does
+    except Exception:  # unsupported key algorithm in the request
+        pub = None
+        violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
+    if pub is not None:
+        ec_known = _EC_SIGNATURES.get(algorithm)
+        rsa_hash = _RSA_SIGNATURES.get(algorithm)
+        h: hashes.HashAlgorithm | None
+        if ec_known is not None and isinstance(pub, ec.EllipticCurvePublicKey):
+            h = ec_known[0]
+            try:
+                pub.verify(signature, info, ec_known[1])
+                valid = True
+            except Exception:  # InvalidSignature
+                valid = False
+        elif rsa_hash is not None and isinstance(pub, rsa.RSAPublicKey):
+            h = rsa_hash
+            try:
+                pub.verify(signature, info, _PKCS1V15, rsa_hash)
+                valid = True
+            except Exception:  # InvalidSignature
+                valid = False
+        else:
+            h = csr.signature_hash_algorithm
+            valid = _signature_valid(csr, pub)
+        if not valid:
+            violations.append(
+                Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
+            )
+        violations += check_public_key(pub, profile)
+        violations += _hash_violations(h, profile, pub)
+    simple = read_simple_name(subject_der)
+    if simple is not None:
+        attrs, text = simple
+        reused: bytes | None = subject_der
+    else:
+        attrs, text, reused = name_attributes(csr.subject), None, None
+    violations += _check_attributes(attrs, profile, ctx)
+    report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
+    return _CheckedCsr(csr, report, pub, spki, reused, text)
+
+
+def _check_csr_with_pyca(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext) -> _CheckedCsr:
+    """The policy through pyca's accessors alone (for requests :func:`_csr_parts` cannot slice)."""
     violations: list[Violation] = []
     try:
         pub: PublicKey | None = csr.public_key()
@@ -226,12 +334,11 @@ def _check_csr(
                 Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
             )
         violations += check_public_key(pub, profile)
-        violations += _csr_hash_violations(csr, profile, pub)
-    subject = csr.subject
-    attrs = name_attributes(subject)
+        violations += _hash_violations(csr.signature_hash_algorithm, profile, pub)
+    attrs = name_attributes(csr.subject)
     violations += _check_attributes(attrs, profile, ctx)
     report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
-    return report, pub, subject
+    return _CheckedCsr(csr, report, pub, None, None, None)
 
 
 def verify_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:

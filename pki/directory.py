@@ -266,7 +266,8 @@ class PkiDirectory:
         context = ctx or self.policy_context()
         checked = []  # (report, public key, subject): the key and subject the policy parsed are reused below
         for n, csr in enumerate(csrs):
-            report, pub, subject = _check_csr(csr, leaf_profile, context)
+            c = _check_csr(csr, leaf_profile, context)
+            report, pub, subject = c.report, c.public_key, c.subject_name()
             if not report.ok or pub is None:
                 where = f" (request {n + 1})" if len(csrs) > 1 else ""
                 raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", report.violations,

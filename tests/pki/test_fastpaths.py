@@ -9,6 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ocppsec.pki import Hierarchy
 from ocppsec.pki import builder as B
@@ -17,7 +19,7 @@ from ocppsec.pki.keys import LocalKey
 from ocppsec.pki.names import make_name
 from ocppsec.pki.profiles import PROFILES
 
-from .corpus import AT, iso20_config
+from .corpus import AT, CASES, Factory, iso20_config
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,8 @@ def test_ledger_record_pem_and_fingerprint_are_pycas(h: Hierarchy) -> None:
     for n in range(1, 400):  # until a DER length whose base64 fills its last line exactly has been seen
         if 0 in lengths and n > 60:
             break
-        cert = h.issue_leaf("charging-station", ca="csms-root", subject={"O": "Example CSO", "CN": "S" * n}, at=AT).certificate
+        subject = {"O": "Example CSO" + "x" * (n // 64), "CN": "S" * (1 + n % 64)}  # CN: at most 64 octets
+        cert = h.issue_leaf("charging-station", ca="csms-root", subject=subject, at=AT).certificate
         lengths.add(len(cert.public_bytes(Encoding.DER)) % 48)
         rec = record_for(cert, issuer_ca="csms-root", role="charging-station", issued_at=AT)
         assert rec.pem == cert.public_bytes(Encoding.PEM).decode()
@@ -142,3 +145,157 @@ def test_issue_many_records_what_record_for_reads_back(tmp_path: Path) -> None:
         assert res.record == record_for(cert, issuer_ca="csms-root", role="charging-station", issued_at=at, station="CS-1")
         assert pki.ledger.find_serial(res.record.serial, "csms-root")[0].pem == cert.public_bytes(Encoding.PEM).decode()
     pki.close()
+
+
+# -- the CSR policy reads the request's DER once: same report as through pyca's accessors ---------------
+_OID_HEX = {"CN": "550403", "O": "55040a", "C": "550406", "DC": "0992268993f22c640119", "ST": "550408", "L": "550407",
+            "OU": "55040b", "serialNumber": "550405"}
+_P256 = ec.generate_private_key(ec.SECP256R1())
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    from ocppsec.pki._der import encode_tlv
+
+    return encode_tlv(tag, body)
+
+
+def _csr_with_subject(subject_der: bytes, key: ec.EllipticCurvePrivateKey = _P256) -> x509.CertificateSigningRequest:
+    """A P-256 request whose subject is exactly ``subject_der`` (signed by hand: pyca would re-encode it)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    info = _der(0x30, b"\x02\x01\x00" + subject_der + spki + b"\xa0\x00")
+    signature = key.sign(info, ec.ECDSA(hashes.SHA256()))
+    return x509.load_der_x509_csr(_der(0x30, info + bytes.fromhex("300a06082a8648ce3d040302") + _der(0x03, b"\x00" + signature)))
+
+
+def _raw_name(rdns: list[list[tuple[str, int, bytes]]]) -> bytes:
+    return _der(0x30, b"".join(
+        _der(0x31, b"".join(_der(0x30, _der(0x06, bytes.fromhex(_OID_HEX[k])) + _der(tag, v)) for k, tag, v in rdn))
+        for rdn in rdns))
+
+
+def _pyca_reading(csr: x509.CertificateSigningRequest) -> tuple[dict[str, list[str]], str, bytes] | None:
+    """name_attributes, rfc4514_string and the re-encoding of pyca's Name; None when pyca raises or warns."""
+    import warnings
+
+    from ocppsec.pki.names import name_attributes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            name = csr.subject
+            return name_attributes(name), name.rfc4514_string(), name.public_bytes()
+        except (ValueError, Warning):
+            return None
+
+
+def _assert_name_read_like_pyca(subject_der: bytes) -> bool:
+    """The one-pass reading equals pyca's, and the subject DER is what pyca's builder would write; True if read."""
+    from ocppsec.pki.csr import PolicyContext, _check_csr, _check_csr_with_pyca, _csr_parts
+    from ocppsec.pki.names import read_simple_name
+
+    try:
+        csr = _csr_with_subject(subject_der)
+    except ValueError:  # pyca refuses the request (e.g. a PrintableString with '*'): never reaches the policy
+        assert read_simple_name(subject_der) is None
+        return False
+    parts = _csr_parts(csr)
+    assert parts is not None and parts[1] == subject_der
+    fast = read_simple_name(subject_der)
+    pyca = _pyca_reading(csr)
+    if fast is None:
+        return False
+    assert pyca is not None, subject_der.hex()
+    assert fast == pyca[:2]
+    assert pyca[2] == subject_der  # so the certificate may carry the request's subject bytes as they are
+    profile = PROFILES["charging-station"]
+    checked = _check_csr(csr, profile)
+    assert checked.subject_der == subject_der and checked.subject_text == pyca[1]
+    assert checked.report == _check_csr_with_pyca(csr, profile, PolicyContext()).report
+    return True
+
+
+U, P, IA5, BMP, T61 = 0x0C, 0x13, 0x16, 0x1E, 0x14
+NAME_CASES: list[tuple[list[list[tuple[str, int, bytes]]], bool]] = [
+    ([[("O", U, b"Example CSO")], [("CN", U, b"SN-0001")]], True),
+    ([[("C", P, b"DE")], [("O", U, "Ünïcødé GmbH".encode())], [("DC", IA5, b"CPO")], [("CN", U, b"DE*EXA*E1234567")]], True),
+    ([[("CN", U, 'Zähler, "Nr" +1; <a> \\ b'.encode())]], True),
+    ([[("CN", U, b"#x")], [("O", U, b" lead")], [("OU", U, b"trail ")], [("L", U, b" ")], [("ST", U, b"a\x00b")]], True),
+    ([[("O", U, b"")], [("CN", U, b"x" * 64)]], True),
+    ([[("CN", P, b"Printable (ok) = +,-./:?'")]], True),
+    ([], True),
+    ([[("CN", U, b"x" * 65)]], False),  # pyca warns: CN over 64 octets
+    ([[("CN", U, b"")]], False),  # pyca warns: empty CN
+    ([[("C", P, b"DEU")]], False),  # pyca warns: C not 2 characters
+    ([[("CN", U, b"\xff\xfe")]], False),  # not UTF-8: pyca raises
+    ([[("CN", P, b"not*printable@")]], False),
+    ([[("CN", IA5, "Zähler".encode())]], False),
+    ([[("CN", BMP, "SN".encode("utf-16-be"))]], False),
+    ([[("CN", T61, b"SN")]], False),
+    ([[("serialNumber", P, b"1234")], [("CN", U, b"SN")]], False),  # attribute type outside ATTRIBUTE_OIDS
+    ([[("CN", U, b"a"), ("O", U, b"b")]], False),  # multi-valued RDN
+    ([[("O", U, b"o" * 130)], [("CN", U, b"SN")]], False),  # RDN longer than 127 octets
+]
+
+
+@pytest.mark.parametrize(("rdns", "read"), NAME_CASES)
+def test_simple_names_read_like_pyca(rdns: list[list[tuple[str, int, bytes]]], read: bool) -> None:
+    assert _assert_name_read_like_pyca(_raw_name(rdns)) is read
+
+
+def test_long_names_read_like_pyca() -> None:
+    """Names of 128 octets and more (long-form outer length) are read too."""
+    rdns = [[("C", P, b"DE")], [("ST", U, b"s" * 60)], [("O", U, b"o" * 60)], [("OU", U, b"u" * 60)], [("DC", IA5, b"CPO")],
+            [("CN", U, b"c" * 64)]]
+    assert len(_raw_name(rdns)) > 255
+    assert _assert_name_read_like_pyca(_raw_name(rdns[2:]))  # 128-255 octets
+    assert _assert_name_read_like_pyca(_raw_name(rdns))
+
+
+_ATTR = st.tuples(st.sampled_from(sorted(_OID_HEX)), st.sampled_from([U, U, P, IA5, BMP]),
+                  st.one_of(st.text(max_size=70).map(lambda s: s.encode("utf-8", "surrogatepass")),
+                            st.text(alphabet="ABCxyz09 '()+,-./:=?*#\\\"", max_size=8).map(str.encode),
+                            st.binary(max_size=70)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_ATTR, min_size=1, max_size=2), max_size=5))
+def test_random_names_read_like_pyca_or_left_to_it(rdns: list[list[tuple[str, int, bytes]]]) -> None:
+    _assert_name_read_like_pyca(_raw_name(rdns))
+
+
+def test_check_csr_fast_path_equals_pyca_accessors(factory: Factory) -> None:
+    """Every corpus request and a request of each signature algorithm: the same report both ways."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from ocppsec.pki.csr import PolicyContext, _check_csr, _check_csr_with_pyca, _csr_parts, make_csr
+
+    cases = [(x509.load_pem_x509_csr(c.build(factory)), c.profile, c.context()) for c in CASES if c.kind == "csr"]
+    assert len(cases) > 20
+    station = {"O": "Example CSO", "CN": "SN-0001"}
+    rsa_key = rsa.generate_private_key(65537, 2048)
+    for h in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512()):
+        for key in (rsa_key, ec.generate_private_key(ec.SECP384R1())):
+            csr = x509.CertificateSigningRequestBuilder().subject_name(make_name(station)).sign(key, h)
+            cases.append((csr, "charging-station", PolicyContext()))
+    pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+    cases.append((x509.CertificateSigningRequestBuilder().subject_name(make_name(station))
+                  .sign(rsa_key, hashes.SHA256(), rsa_padding=pss), "charging-station", PolicyContext()))
+    cases.append((make_csr(ed448.Ed448PrivateKey.generate(), station), "secc-20", PolicyContext()))
+    fast_signatures = 0
+    for csr, profile, ctx in cases:
+        fast = _check_csr(csr, PROFILES[profile], ctx)
+        slow = _check_csr_with_pyca(csr, PROFILES[profile], ctx)
+        assert fast.report == slow.report, (profile, fast.report, slow.report)
+        assert fast.subject_text == csr.subject.rfc4514_string()
+        parts = _csr_parts(csr)
+        assert parts is not None
+        assert parts[0] == csr.tbs_certrequest_bytes and parts[4] == csr.signature
+        if fast.public_key is not None:
+            assert fast.public_key == csr.public_key()
+        fast_signatures += parts[3].hex() in ("300a06082a8648ce3d040302", "300d06092a864886f70d01010b0500")
+    assert fast_signatures > 10
+
