@@ -8,9 +8,10 @@ the certificate here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -333,7 +334,8 @@ def _build_from_template(
     nb = request.not_before
     na = request.not_after
     kind = _issuer_kind(issuer_key)
-    if kind is None or serial <= 0 or serial.bit_length() > _MAX_SERIAL_BITS or nb.year < 1950 or na < nb:
+    nb_year = nb.astimezone(UTC).year if nb.tzinfo is not None else nb.year  # the year encoded (UTCTime from 1950)
+    if kind is None or serial <= 0 or serial.bit_length() > _MAX_SERIAL_BITS or nb_year < 1950 or na < nb:
         return None
     p = request.profile
     key: _TemplateKey = (issuer_certificate, kind[0], p.is_ca, p.path_length, p.critical_extensions,
@@ -357,3 +359,91 @@ def _build_from_template(
     return x509.load_der_x509_certificate(
         encode_tlv(0x30, tbs + template.algorithm + encode_tlv(0x03, b"\x00" + signature))
     )
+
+
+# -- batches: one issuer, profile and validity for many certificates ------------------------------------
+_EC_SPKI_HEADERS: dict[str, bytes] = {}  # curve name -> DER of pyca's P-xxx SPKI up to the uncompressed point
+
+
+def _spki_for(pub: PublicKey, spki: bytes | None) -> tuple[bytes, bytes]:
+    """:func:`_spki_and_key_id`, taking a request's SPKI DER as it is when it is byte for byte what pyca writes.
+
+    For EC keys that is the case when it has pyca's header for the curve (named curve, BIT STRING with
+    no unused bits) and an uncompressed point of the curve's size: the point was validated when the key
+    was loaded, so its coordinates are canonical. Anything else (compressed points, RSA) is re-encoded."""
+    if spki is not None and isinstance(pub, ec.EllipticCurvePublicKey):
+        curve = pub.curve.name
+        point_len = 1 + 2 * ((pub.curve.key_size + 7) // 8)
+        header = _EC_SPKI_HEADERS.get(curve)
+        if header is None:
+            canonical = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            _EC_SPKI_HEADERS[curve] = header = canonical[:-point_len]
+        n = len(header)
+        if len(spki) == n + point_len and spki[n] == 4 and spki.startswith(header):
+            return spki, hashlib.sha1(spki[n:]).digest()  # noqa: S324 - RFC 5280 key identifier, not a signature
+    return _spki_and_key_id(pub)
+
+
+class _BatchBuilder:
+    """Builds the certificates of one batch (same issuer, profile, validity and URLs) from DER pieces.
+
+    What :func:`build_certificate` works out per certificate (issuer kind, template lookup, validity
+    encoding, signature parameters) is worked out once here; per certificate only the serial, subject,
+    SPKI and SKI are encoded and the TBS signed. A request's subject Name and SPKI DER are put into the
+    certificate as they are when they are what pyca would encode (the caller vouches for the subject, see
+    :func:`ocppsec.pki.names.read_simple_name`; :func:`_spki_for` checks the SPKI). Until the issuer's
+    template for a shape has been admitted, and for every shape or issuer key the template path does not
+    cover, certificates go through :func:`build_certificate`: the result is the same certificate either way."""
+
+    def __init__(self, profile: Profile, issuer_certificate: x509.Certificate, issuer_key: SigningKey, not_before: datetime,
+                 validity_days: int | None, ocsp_url: str | None, crl_url: str | None) -> None:
+        self.profile = profile
+        self.issuer_certificate = issuer_certificate
+        self.issuer_key = issuer_key
+        self.not_before = not_before
+        self.validity_days = validity_days
+        self.ocsp_url = ocsp_url
+        self.crl_url = crl_url
+        self._sign: Callable[[bytes], bytes] | None = None
+        self._validity = b""
+        self._keys: dict[bool, _TemplateKey] = {}
+        nb = not_before
+        na = nb + timedelta(days=validity_days or profile.validity_days)  # as CertificateRequest.not_after
+        nb_year = nb.astimezone(UTC).year if nb.tzinfo is not None else nb.year  # the year encoded (UTCTime from 1950)
+        kind = _issuer_kind(issuer_key) if isinstance(issuer_key, LocalKey) else None
+        if kind is None or nb_year < 1950 or na < nb:
+            return
+        assert isinstance(issuer_key, LocalKey)
+        priv, h = issuer_key.private_key, kind[1]
+        if isinstance(priv, ec.EllipticCurvePrivateKey) and h is not None:
+            self._sign = functools.partial(priv.sign, signature_algorithm=ec.ECDSA(h))
+        elif isinstance(priv, rsa.RSAPrivateKey) and h is not None:
+            self._sign = functools.partial(priv.sign, padding=padding.PKCS1v15(), algorithm=h)
+        elif isinstance(priv, ed448.Ed448PrivateKey):
+            self._sign = priv.sign
+        self._validity = encode_tlv(0x30, _der_time(nb) + _der_time(na))
+        self._keys = {is_rsa: (issuer_certificate, kind[0], profile.is_ca, profile.path_length, profile.critical_extensions,
+                               profile.key_usage, is_rsa, ocsp_url, crl_url) for is_rsa in (False, True)}
+
+    def build(
+        self, subject: Callable[[], x509.Name], subject_der: bytes | None, public_key: PublicKey, spki: bytes | None,
+        serial: int,
+    ) -> tuple[x509.Certificate, bytes]:
+        """The certificate and its DER. ``subject`` gives the subject Name (called only when needed);
+        ``subject_der``, when given, must be exactly what ``subject().public_bytes()`` returns."""
+        sign = self._sign
+        if sign is not None and serial > 0 and serial.bit_length() <= _MAX_SERIAL_BITS:
+            template = _templates.get(self._keys[isinstance(public_key, rsa.RSAPublicKey)])
+            if template is not None and template is not _UNSEEN:
+                spki_der, key_id = _spki_for(public_key, spki)
+                tbs = encode_tlv(0x30, b"".join((
+                    template.head, _der_integer(serial), template.algorithm, template.issuer, self._validity,
+                    subject_der if subject_der is not None else subject().public_bytes(), spki_der,
+                    encode_tlv(0xA3, encode_tlv(0x30, template.ext_before + template.ski_prefix + key_id + template.ext_after)),
+                )))
+                der = encode_tlv(0x30, tbs + template.algorithm + encode_tlv(0x03, b"\x00" + sign(tbs)))
+                return x509.load_der_x509_certificate(der), der
+        request = CertificateRequest(self.profile, subject(), public_key, self.not_before, self.validity_days, serial, (),
+                                     self.ocsp_url, self.crl_url)
+        cert = build_certificate(request, issuer_certificate=self.issuer_certificate, issuer_key=self.issuer_key)
+        return cert, cert.public_bytes(Encoding.DER)

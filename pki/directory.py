@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial
+from ocppsec.pki.builder import _BatchBuilder, new_serial
 from ocppsec.pki.csr import CsrReport, PolicyContext, _check_csr
 from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
 from ocppsec.pki.hierarchy import (
@@ -41,7 +41,8 @@ from ocppsec.pki.ledger import (
     CertificateRecord,
     Ledger,
     SqliteLedger,
-    _record,
+    _encoded_validity,
+    _issued_record,
     is_ledger_url,
     open_ledger,
     record_for,
@@ -264,30 +265,32 @@ class PkiDirectory:
         authority = self.ca(ca)
         leaf_profile = profile or default_leaf_profile(authority.profile)
         context = ctx or self.policy_context()
-        checked = []  # (report, public key, subject): the key and subject the policy parsed are reused below
+        checked = []  # the policy's reading of each request (key, SPKI and subject DER, subject text) is reused below
         for n, csr in enumerate(csrs):
             c = _check_csr(csr, leaf_profile, context)
-            report, pub, subject = c.report, c.public_key, c.subject_name()
-            if not report.ok or pub is None:
+            pub = c.public_key
+            if not c.report.ok or pub is None:
                 where = f" (request {n + 1})" if len(csrs) > 1 else ""
-                raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", report.violations,
+                raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", c.report.violations,
                                   hint="nothing was issued or recorded")
-            checked.append((report, pub, subject))
+            checked.append((c, pub))
         network = self.config.network
         ocsp = network.get("ocsp_url", "").replace("{issuer}", ca) or None
         crl = network.get("crl_url", "").replace("{issuer}", ca) or None
-        issuer_certificate, issuer_key = authority.certificate, authority.key
         sub_cas, root = authority.sub_cas, authority.root
+        # per batch: issuer template, validity, signature parameters; the validity and CA flag as the ledger keeps them
+        builder = _BatchBuilder(leaf_profile, authority.certificate, authority.key, at, validity_days, ocsp, crl)
+        not_before, not_after = _encoded_validity(at, at + timedelta(days=validity_days or leaf_profile.validity_days))
+        is_ca, role = leaf_profile.is_ca, leaf_profile.name
         for _attempt in range(3):
             results = []
-            for report, pub, subject in checked:
-                request = CertificateRequest(leaf_profile, subject, pub, at, validity_days, new_serial(), (), ocsp, crl)
-                cert = build_certificate(request, issuer_certificate=issuer_certificate, issuer_key=issuer_key)
-                issued = IssuedCertificate(cert, sub_cas, root)
-                # the subject and CA flag were just encoded into cert from these values: no re-parsing
-                record = _record(cert, subject, leaf_profile.is_ca, issuer_ca=ca, role=leaf_profile.name, issued_at=at,
-                                 station=station)
-                results.append(IssueResult(issued, report, record))
+            for c, pub in checked:
+                serial = new_serial()
+                cert, der = builder.build(c.subject_name, c.subject_der, pub, c.spki, serial)
+                # the serial, subject, validity and CA flag were just encoded into cert from these values: no re-parsing
+                record = _issued_record(der, serial, c.subject_text, not_before, not_after, is_ca, issuer_ca=ca, role=role,
+                                        issued_at=at, station=station)
+                results.append(IssueResult(IssuedCertificate(cert, sub_cas, root), c.report, record))
             try:
                 self.ledger.add([r.record for r in results])
             except DuplicateError:

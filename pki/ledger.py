@@ -93,6 +93,29 @@ def _record(
     )
 
 
+def _issued_record(
+    der: bytes, serial: int, subject: str, not_before: datetime, not_after: datetime, is_ca: bool, *, issuer_ca: str,
+    role: str, issued_at: datetime, station: str | None = None,
+) -> CertificateRecord:
+    """:func:`record_for` from the values an issuer just encoded into ``der`` (nothing parsed back).
+
+    ``subject`` is the subject's ``rfc4514_string()``; ``not_before``/``not_after`` the validity as encoded
+    (UTC, whole seconds), as ``not_valid_before_utc``/``not_valid_after_utc`` read it."""
+    return CertificateRecord(
+        serial=format(serial, "x"), issuer_ca=issuer_ca, role=role, subject=subject, not_before=not_before,
+        not_after=not_after, issued_at=issued_at, fingerprint=hashlib.sha256(der).hexdigest(), pem=_certificate_pem(der),
+        is_ca=is_ca, station=station,
+    )
+
+
+def _encoded_validity(not_before: datetime, not_after: datetime) -> tuple[datetime, datetime]:
+    """The validity dates as a certificate carries them: UTC (naive means UTC), whole seconds."""
+    return tuple(  # type: ignore[return-value]
+        (d.astimezone(UTC) if d.tzinfo is not None else d.replace(tzinfo=UTC)).replace(microsecond=0)
+        for d in (not_before, not_after)
+    )
+
+
 def _certificate_pem(der: bytes) -> str:
     """PEM exactly as ``Certificate.public_bytes(Encoding.PEM)`` writes it (64-character lines)."""
     b64 = base64.b64encode(der).decode("ascii")
@@ -186,12 +209,26 @@ def _row(r: sqlite3.Row | tuple[object, ...]) -> CertificateRecord:
     )
 
 
-def _params(rec: CertificateRecord) -> tuple[object, ...]:
-    return (
-        rec.serial, rec.issuer_ca, rec.role, rec.subject, _ts(rec.not_before), _ts(rec.not_after),
-        _ts(rec.issued_at), rec.fingerprint, rec.pem, rec.name, int(rec.is_ca), rec.key_ref, rec.status,
-        _ts(rec.revoked_at), rec.revocation_reason, rec.station,
-    )
+_INSERT = f"INSERT INTO certificates ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+
+
+def _rows(records: Sequence[CertificateRecord]) -> list[tuple[object, ...]]:
+    """The INSERT parameters of every record; a batch shares its few timestamps, so each is formatted once."""
+    texts: dict[datetime, str | None] = {}
+
+    def ts(dt: datetime | None) -> str | None:
+        if dt is None:
+            return None
+        text = texts.get(dt)
+        if text is None:
+            text = texts[dt] = _ts(dt)
+        return text
+
+    return [
+        (r.serial, r.issuer_ca, r.role, r.subject, ts(r.not_before), ts(r.not_after), ts(r.issued_at), r.fingerprint,
+         r.pem, r.name, int(r.is_ca), r.key_ref, r.status, ts(r.revoked_at), r.revocation_reason, r.station)
+        for r in records
+    ]
 
 
 class SqliteLedger:
@@ -234,12 +271,10 @@ class SqliteLedger:
             self._db.execute("COMMIT")
 
     def add(self, records: Sequence[CertificateRecord]) -> None:
+        rows = _rows(records)  # before the transaction: the write lock is held only for the inserts and the commit
         try:
             with self._tx() as db:
-                db.executemany(
-                    f"INSERT INTO certificates ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                    [_params(r) for r in records],
-                )
+                db.executemany(_INSERT, rows)
         except sqlite3.IntegrityError as exc:
             raise DuplicateError(
                 f"ledger refused the record: {exc}", hint="a certificate with this serial or name exists already"

@@ -299,3 +299,58 @@ def test_check_csr_fast_path_equals_pyca_accessors(factory: Factory) -> None:
         fast_signatures += parts[3].hex() in ("300a06082a8648ce3d040302", "300d06092a864886f70d01010b0500")
     assert fast_signatures > 10
 
+
+def _compressed_point_csr(key: ec.EllipticCurvePrivateKey, subject: x509.Name) -> x509.CertificateSigningRequest:
+    """A request whose SPKI carries the compressed point (pyca's builder always writes it uncompressed)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from ocppsec.pki._der import split_sequence
+
+    algorithm = split_sequence(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))[0]
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+    spki = _der(0x30, algorithm + _der(0x03, b"\x00" + point))
+    info = _der(0x30, b"\x02\x01\x00" + subject.public_bytes() + spki + b"\xa0\x00")
+    signature = key.sign(info, ec.ECDSA(hashes.SHA256()))
+    return x509.load_der_x509_csr(_der(0x30, info + bytes.fromhex("300a06082a8648ce3d040302") + _der(0x03, b"\x00" + signature)))
+
+
+def test_issue_many_builds_what_pycas_builder_builds(tmp_path: Path) -> None:
+    """Batch issuance from DER pieces (request subject and SPKI reused as they are) equals pyca's builder,
+    for plain subjects, subjects only pyca reads, compressed points, RSA and P-384 keys, and odd times."""
+    from ocppsec.pki.csr import make_csr
+    from ocppsec.pki.directory import PkiDirectory
+    from ocppsec.pki.hierarchy import HierarchyConfig
+
+    pki = PkiDirectory.init(tmp_path / "pki", HierarchyConfig.default(), passphrase=None, at=AT)
+    profile = PROFILES["charging-station"]
+    authority = pki.ca("csms-root")
+    station = {"O": "Example CSO", "CN": "SN-0001"}
+    multi = x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example CSO"),
+                                                       x509.NameAttribute(NameOID.COMMON_NAME, "SN-7")])])
+    bmp = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example CSO"),
+                     x509.NameAttribute(NameOID.COMMON_NAME, "SN-8", _type=x509.name._ASN1Type.BMPString)])
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    csrs = [
+        make_csr(ec.generate_private_key(ec.SECP256R1()), station, profile),
+        make_csr(ec.generate_private_key(ec.SECP256R1()), {"O": "Example CSO", "CN": "Zähler, \"Nr\" +1"}, profile),
+        make_csr(ec.generate_private_key(ec.SECP384R1()), station, profile),
+        make_csr(rsa.generate_private_key(65537, 2048), station, profile),
+        x509.CertificateSigningRequestBuilder().subject_name(multi).sign(p256, B.hashes.SHA256()),
+        x509.CertificateSigningRequestBuilder().subject_name(bmp).sign(p256, B.hashes.SHA256()),
+        _compressed_point_csr(p256, make_name(station)),
+    ]
+    assert csrs[-1].public_key() == p256.public_key()
+    for at in (AT, AT.replace(microsecond=5), AT.astimezone(timezone(timedelta(hours=-5))), datetime(2049, 6, 1)):
+        for batch in (csrs, csrs[:1], csrs[::-1]):
+            for res in pki.issue_many(batch, ca="csms-root", at=at, validity_days=None if at is AT else 9000):
+                cert = res.issued.certificate
+                csr = next(c for c in batch if c.public_key() == cert.public_key() and c.subject == cert.subject)
+                request = CertificateRequest(profile, csr.subject, csr.public_key(), at, None if at is AT else 9000,
+                                             cert.serial_number, (), "http://ocsp.example.com/csms-root", None)
+                expected = _slow(request, authority.certificate, authority.key)  # type: ignore[arg-type]
+                assert cert.tbs_certificate_bytes == expected.tbs_certificate_bytes
+                cert.verify_directly_issued_by(authority.certificate)
+                assert res.record.subject == csr.subject.rfc4514_string()
+                assert (res.record.not_before, res.record.not_after) == (cert.not_valid_before_utc, cert.not_valid_after_utc)
+    pki.close()
