@@ -109,6 +109,26 @@ def check_public_key(pub: PublicKey, profile: Profile) -> list[Violation]:
     return out
 
 
+_KeyVerdict = tuple[Profile, tuple[Violation, ...], str]
+_key_verdicts: dict[tuple[type, object, int], _KeyVerdict] = {}
+
+
+def _key_verdict(pub: PublicKey, profile: Profile) -> tuple[tuple[Violation, ...], str]:
+    """:func:`check_public_key` and :func:`describe_public_key`, remembered per key type, curve or size and profile.
+
+    Both depend on nothing else (type, curve name and size, RSA modulus size), so requests with keys of
+    one kind share the verdict instead of repeating the isinstance checks against pyca's key ABCs."""
+    curve = getattr(pub, "curve", None)
+    size = (curve.name, curve.key_size) if curve is not None else getattr(pub, "key_size", None)
+    key = (type(pub), size, id(profile))
+    entry = _key_verdicts.get(key)
+    if entry is None or entry[0] is not profile:  # `is`: an id can be reused once a profile is gone
+        if len(_key_verdicts) >= 256:
+            _key_verdicts.clear()
+        entry = _key_verdicts[key] = (profile, tuple(check_public_key(pub, profile)), describe_public_key(pub))
+    return entry[1], entry[2]
+
+
 def _first(attrs: Mapping[str, list[str]], key: str) -> str | None:
     values = attrs.get(key)
     return values[0] if values else None
@@ -307,8 +327,12 @@ def _check_csr(
             violations.append(
                 Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
             )
-        violations += check_public_key(pub, profile)
-        violations += _hash_violations(h, profile, pub)
+        key_violations, described = _key_verdict(pub, profile)
+        violations += key_violations
+        if ec_known is None and rsa_hash is None:  # the hashes of the prebuilt algorithms are all SHA-256 or stronger
+            violations += _hash_violations(h, profile, pub)
+    else:
+        described = "unsupported"
     simple = read_simple_name(subject_der)
     if simple is not None:
         attrs, text = simple
@@ -316,8 +340,7 @@ def _check_csr(
     else:
         attrs, text, reused = name_attributes(csr.subject), None, None
     violations += _check_attributes(attrs, profile, ctx)
-    report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
-    return _CheckedCsr(csr, report, pub, spki, reused, text)
+    return _CheckedCsr(csr, CsrReport(profile.name, attrs, described, tuple(violations)), pub, spki, reused, text)
 
 
 def _check_csr_with_pyca(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext) -> _CheckedCsr:
