@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
-from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
+from ocppsec.pki._der import encode_tlv, split_sequence
 from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
@@ -256,19 +256,39 @@ class _CheckedCsr:
         return self._subject_text
 
 
+def _bounds(data: bytes, pos: int) -> tuple[int, int]:
+    """Start and end of the contents of the DER element at ``pos`` (lengths of up to two octets)."""
+    n = data[pos + 1]
+    if n < 0x80:
+        return pos + 2, pos + 2 + n
+    if n == 0x81:
+        return pos + 3, pos + 3 + data[pos + 2]
+    if n == 0x82:
+        return pos + 4, pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
+    raise ValueError("DER length over 65535 octets")
+
+
 def _csr_parts(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
-    """``(request info, subject Name, SubjectPublicKeyInfo, signatureAlgorithm, signature)``, DER, or None."""
+    """``(request info, subject Name, SubjectPublicKeyInfo, signatureAlgorithm, signature)``, DER, or None.
+
+    pyca has parsed the request strictly already; this only finds the element boundaries again."""
+    der = csr.public_bytes(Encoding.DER)
     try:
-        info, algorithm, bits = split_sequence(csr.public_bytes(Encoding.DER))
-        parts = split_sequence(info)
-    except ValueError:
+        start, end = _bounds(der, 0)
+        info_start, info_end = _bounds(der, start)
+        _, alg_end = _bounds(der, info_end)
+        bits_start, bits_end = _bounds(der, alg_end)
+        _, version_end = _bounds(der, info_start)
+        _, subject_end = _bounds(der, version_end)
+        _, spki_end = _bounds(der, subject_end)
+    except (IndexError, ValueError):
         return None
-    if len(parts) < 3 or bits[:1] != b"\x03":
+    if (der[0] != 0x30 or end != len(der) or der[start] != 0x30 or der[alg_end] != 0x03 or bits_end != end
+            or spki_end > info_end or der[version_end] != 0x30 or der[subject_end] != 0x30 or bits_start == bits_end
+            or der[bits_start] != 0):  # the signature must be a whole number of octets
         return None
-    _, start, end = read_tlv(bits)
-    if end != len(bits) or start == end or bits[start] != 0:
-        return None  # not a whole number of octets
-    return info, parts[1], parts[2], algorithm, bits[start + 1 :]
+    return (der[start:info_end], der[version_end:subject_end], der[subject_end:spki_end], der[info_end:alg_end],
+            der[bits_start + 1 : bits_end])
 
 
 def _hash_violations(h: hashes.HashAlgorithm | None, profile: Profile, pub: PublicKey) -> list[Violation]:
