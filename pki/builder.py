@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -363,6 +364,16 @@ def _build_from_template(
 
 # -- batches: one issuer, profile and validity for many certificates ------------------------------------
 _EC_SPKI_HEADERS: dict[str, bytes] = {}  # curve name -> DER of pyca's P-xxx SPKI up to the uncompressed point
+_KEY_CLASSES: dict[type, str] = {}  # concrete public key type -> "ec" | "rsa" | "other"
+
+
+def _key_class(pub: PublicKey) -> str:
+    """``ec``, ``rsa`` or ``other``, looked up by the key's concrete type (pyca's key ABCs make isinstance slow)."""
+    kind = _KEY_CLASSES.get(type(pub))
+    if kind is None:
+        kind = "ec" if isinstance(pub, ec.EllipticCurvePublicKey) else "rsa" if isinstance(pub, rsa.RSAPublicKey) else "other"
+        _KEY_CLASSES[type(pub)] = kind
+    return kind
 
 
 def _spki_for(pub: PublicKey, spki: bytes | None) -> tuple[bytes, bytes]:
@@ -371,13 +382,13 @@ def _spki_for(pub: PublicKey, spki: bytes | None) -> tuple[bytes, bytes]:
     For EC keys that is the case when it has pyca's header for the curve (named curve, BIT STRING with
     no unused bits) and an uncompressed point of the curve's size: the point was validated when the key
     was loaded, so its coordinates are canonical. Anything else (compressed points, RSA) is re-encoded."""
-    if spki is not None and isinstance(pub, ec.EllipticCurvePublicKey):
-        curve = pub.curve.name
-        point_len = 1 + 2 * ((pub.curve.key_size + 7) // 8)
-        header = _EC_SPKI_HEADERS.get(curve)
+    if spki is not None and _key_class(pub) == "ec":
+        curve = cast(ec.EllipticCurvePublicKey, pub).curve
+        point_len = 1 + 2 * ((curve.key_size + 7) // 8)
+        header = _EC_SPKI_HEADERS.get(curve.name)
         if header is None:
             canonical = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-            _EC_SPKI_HEADERS[curve] = header = canonical[:-point_len]
+            _EC_SPKI_HEADERS[curve.name] = header = canonical[:-point_len]
         n = len(header)
         if len(spki) == n + point_len and spki[n] == 4 and spki.startswith(header):
             return spki, hashlib.sha1(spki[n:]).digest()  # noqa: S324 - RFC 5280 key identifier, not a signature
@@ -433,7 +444,7 @@ class _BatchBuilder:
         ``subject_der``, when given, must be exactly what ``subject().public_bytes()`` returns."""
         sign = self._sign
         if sign is not None and serial > 0 and serial.bit_length() <= _MAX_SERIAL_BITS:
-            template = _templates.get(self._keys[isinstance(public_key, rsa.RSAPublicKey)])
+            template = _templates.get(self._keys[_key_class(public_key) == "rsa"])
             if template is not None and template is not _UNSEEN:
                 spki_der, key_id = _spki_for(public_key, spki)
                 tbs = encode_tlv(0x30, b"".join((

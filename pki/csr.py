@@ -17,6 +17,7 @@ import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from ocppsec.pki._der import encode_tlv, split_sequence
-from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
+from ocppsec.pki.builder import _key_class, resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
 from ocppsec.pki.names import make_name, name_attributes, read_simple_name
@@ -326,17 +327,18 @@ def _check_csr(
         ec_known = _EC_SIGNATURES.get(algorithm)
         rsa_hash = _RSA_SIGNATURES.get(algorithm)
         h: hashes.HashAlgorithm | None
-        if ec_known is not None and isinstance(pub, ec.EllipticCurvePublicKey):
+        key_class = _key_class(pub)
+        if ec_known is not None and key_class == "ec":
             h = ec_known[0]
             try:
-                pub.verify(signature, info, ec_known[1])
+                cast(ec.EllipticCurvePublicKey, pub).verify(signature, info, ec_known[1])
                 valid = True
             except Exception:  # InvalidSignature
                 valid = False
-        elif rsa_hash is not None and isinstance(pub, rsa.RSAPublicKey):
+        elif rsa_hash is not None and key_class == "rsa":
             h = rsa_hash
             try:
-                pub.verify(signature, info, _PKCS1V15, rsa_hash)
+                cast(rsa.RSAPublicKey, pub).verify(signature, info, _PKCS1V15, rsa_hash)
                 valid = True
             except Exception:  # InvalidSignature
                 valid = False
