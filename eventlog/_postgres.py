@@ -161,16 +161,8 @@ class PostgresStore:
             cur.execute("SELECT version FROM ocppsec_schema WHERE component = %s", (migrations.COMPONENT,))
             row = cur.fetchone()
             current = int(row[0]) if row else 0
-            if current > migrations.LATEST:
-                raise StoreError(
-                    f"event store {self.location} has schema version {current}, newer than this ocppsec "
-                    f"({migrations.LATEST})",
-                    hint="upgrade ocppsec",
-                )
-            for step in migrations.MIGRATIONS:
-                if step.version > current:
-                    for statement in step.postgres:
-                        cur.execute(statement)
+            for statement in migrations.pending_statements(current, self.location, "postgres"):
+                cur.execute(statement)
             if current < migrations.LATEST:
                 cur.execute(
                     "INSERT INTO ocppsec_schema (component, version) VALUES (%s, %s) "

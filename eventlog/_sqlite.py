@@ -121,16 +121,8 @@ class SqliteStore:
                 "SELECT version FROM ocppsec_schema WHERE component = ?", (migrations.COMPONENT,)
             ).fetchone()
             current = row[0] if row else 0
-            if current > migrations.LATEST:
-                raise StoreError(
-                    f"event store {self._path} has schema version {current}, newer than this ocppsec "
-                    f"({migrations.LATEST})",
-                    hint="upgrade ocppsec",
-                )
-            for step in migrations.MIGRATIONS:
-                if step.version > current:
-                    for statement in step.sqlite:
-                        db.execute(statement)
+            for statement in migrations.pending_statements(current, str(self._path), "sqlite"):
+                db.execute(statement)
             if current < migrations.LATEST:
                 db.execute(
                     "INSERT INTO ocppsec_schema (component, version) VALUES (?, ?) "

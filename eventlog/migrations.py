@@ -32,8 +32,11 @@ to index than a locale collation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["COMPONENT", "LATEST", "MIGRATIONS", "Migration"]
+from ocppsec.pki.errors import StoreError
+
+__all__ = ["COMPONENT", "LATEST", "MIGRATIONS", "Migration", "pending_statements"]
 
 COMPONENT = "eventlog"
 
@@ -89,6 +92,16 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 LATEST = MIGRATIONS[-1].version
+
+
+def pending_statements(current: int, location: str, backend: Literal["sqlite", "postgres"]) -> list[str]:
+    """The statements that bring a store at schema ``current`` to :data:`LATEST` (refuses a newer schema)."""
+    if current > LATEST:
+        raise StoreError(
+            f"event store {location} has schema version {current}, newer than this ocppsec ({LATEST})",
+            hint="upgrade ocppsec",
+        )
+    return [sql for step in MIGRATIONS if step.version > current for sql in getattr(step, backend)]
 
 SCHEMA_TABLE_SQLITE = (
     "CREATE TABLE IF NOT EXISTS ocppsec_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
