@@ -94,8 +94,6 @@ def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, cs
             raise UsageError(f"--ca-key {item!r} must be NAME=pkcs11:...")
         keys[name] = uri
     passphrase = passphrase_for_writing(no_encrypt)
-    if (directory / "ledger.db").exists() and passphrase is not None:
-        _check_existing_passphrase(directory, passphrase)
     pki_dir = PkiDirectory.init(directory, config, passphrase=passphrase, at=parse_time(at_text), ca_keys=keys)
     try:
         records = pki_dir.ledger.all()
@@ -104,18 +102,6 @@ def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, cs
         else:
             click.echo(f"PKI in {directory}: {len(records)} certificates")
             _table(records)
-    finally:
-        pki_dir.close()
-
-
-def _check_existing_passphrase(directory: Path, passphrase: bytes) -> None:
-    """Resuming init must use the same passphrase as the keys already there."""
-    pki_dir = PkiDirectory.open(directory, passphrase)
-    try:
-        for rec in pki_dir.ledger.all():
-            if rec.key_ref and rec.key_ref.startswith("file:"):
-                load_key_file(directory / rec.key_ref[5:], passphrase)
-                break
     finally:
         pki_dir.close()
 
