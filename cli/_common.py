@@ -83,7 +83,7 @@ def passphrase_for_reading(required: bool = True) -> bytes | None:
     if value is not None:
         return value.encode()
     if sys.stdin.isatty():
-        return click.prompt("key passphrase", hide_input=True).encode()
+        return str(click.prompt("key passphrase", hide_input=True)).encode()
     if required:
         raise UsageError(
             "the keys are encrypted and no passphrase was given",
@@ -102,7 +102,7 @@ def passphrase_for_writing(no_encrypt: bool) -> bytes | None:
             raise UsageError(f"{PASSPHRASE_ENV} is empty", hint="set a passphrase or pass --no-encrypt")
         return value.encode()
     if sys.stdin.isatty():
-        return click.prompt("new key passphrase", hide_input=True, confirmation_prompt=True).encode()
+        return str(click.prompt("new key passphrase", hide_input=True, confirmation_prompt=True)).encode()
     raise UsageError(
         "new private keys are encrypted at rest, but no passphrase was given",
         hint=f"set {PASSPHRASE_ENV}, run on a terminal, or pass --no-encrypt to store keys unencrypted",

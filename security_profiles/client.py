@@ -114,8 +114,9 @@ async def connect(
                 verify_server_identity(peer_certificate(ssl_object), expected, allow_wildcards=allow_wildcards)
             except VerificationError as exc:
                 holder["error"] = exc
-                if isinstance(transport, asyncio.Transport):
-                    transport.abort()
+                abort = getattr(transport, "abort", None)  # asyncio's or uvloop's TLS transport
+                if abort is not None:
+                    abort()
 
     def fail(message: str, event: str | None, cause: BaseException | None = None) -> CsmsConnectionError:
         if event is not None and sink is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,26 @@ from ocppsec.security_profiles.tls import CertChain
 
 CSO = "Example CSO"
 FAST = ScryptCost(n=2**10, r=8, p=1)  # cheap hashes keep the suite fast; the scheme is the same
+
+
+# The modules whose tests drive real connections run on both event loops serve()/connect() support.
+BOTH_LOOPS = {"test_profiles_loopback", "test_client_checks", "test_gateway", "test_gateway_splice",
+              "test_gateway_csr_signing"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_LOOPS:
+        metafunc.parametrize("loop_kind", ["asyncio", "uvloop"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The event loop ``helpers.run`` uses for this test (asyncio's unless the module runs on both)."""
+    from .helpers import LOOP
+
+    LOOP["name"] = getattr(request, "param", "asyncio")
+    yield LOOP["name"]
+    LOOP["name"] = "asyncio"
 
 
 def write_issued(issued: IssuedCertificate, directory: Path, name: str) -> CertChain:

@@ -16,12 +16,17 @@ from ocppsec.security_profiles.tls import server_context
 from .conftest import CSO, Pki
 
 T = TypeVar("T")
+LOOP = {"name": "asyncio"}  # the event loop run() uses; the conftest's loop_kind fixture sets it per test
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
     async def main() -> T:
         return await asyncio.wait_for(coro, timeout)
 
+    if LOOP["name"] == "uvloop":
+        import uvloop
+
+        return uvloop.run(main())
     return asyncio.run(main())
 
 

@@ -18,7 +18,7 @@ from ocppsec.security_profiles.registry import MemoryRegistry, set_pending_passw
 from ocppsec.security_profiles.tls import MANDATORY_TLS12_SUITES, client_context
 
 from .conftest import FAST, KEY_16, PASSWORD_201, Pki
-from .helpers import run, running, wait_event
+from .helpers import run, running, tls_context_for, wait_event
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 
@@ -278,3 +278,22 @@ def test_slow_client_is_dropped_without_blocking_others(registry: MemoryRegistry
             idle_writer.close()
 
     run(main())
+
+
+def test_tls_handshake_runs_on_the_loops_own_tls_protocol(loop_kind: str, pki: Pki) -> None:
+    """serve() drives the handshake itself (to see its failures) with the running loop's TLS protocol:
+    uvloop's compiled one on uvloop, asyncio's with a 4 KiB read buffer on asyncio's loop."""
+    from ocppsec.security_profiles.server import _SmallBufferSSLProtocol, _tls_protocol
+
+    ctx = tls_context_for({3}, pki)
+
+    async def main() -> type:
+        loop = asyncio.get_running_loop()
+        return type(_tls_protocol(loop, asyncio.Protocol(), ctx, loop.create_future(), 5.0))
+
+    cls = run(main())
+    if loop_kind == "uvloop":
+        assert (cls.__module__, cls.__name__) == ("uvloop.loop", "SSLProtocol")
+    else:
+        assert cls is _SmallBufferSSLProtocol
+        assert cls.max_size == 4 * 1024
