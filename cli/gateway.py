@@ -29,7 +29,7 @@ from ocppsec.security_profiles.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry, open_registry
-from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE
+from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, on_uvloop
 from ocppsec.security_profiles.tls import CertChain, server_context
 
 __all__ = ["gateway"]
@@ -124,7 +124,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         async with gw.serve(host, port):
             scheme = "wss" if policy.tls else "ws"
-            on = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+            on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
             click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop)"
                        f" -> {upstream}", err=True)
             await stop.wait()

@@ -42,7 +42,7 @@ from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.tls import classify_tls_failure, peer_certificate
 
-__all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "serve"]
+__all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "on_uvloop", "serve"]
 
 DEFAULT_MAX_SIZE = 64 * 1024
 _log = logging.getLogger("ocppsec.security_profiles.server")
@@ -60,16 +60,21 @@ class _SmallBufferSSLProtocol(sslproto.SSLProtocol):
     max_size = 4 * 1024
 
 
+def on_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is a uvloop loop (without importing uvloop when nobody has)."""
+    uv = sys.modules.get("uvloop.loop")
+    return uv is not None and isinstance(loop, uv.Loop)
+
+
 def _tls_protocol(loop: asyncio.AbstractEventLoop, app: asyncio.Protocol, ctx: ssl.SSLContext,
                   waiter: asyncio.Future[None], handshake_timeout: float) -> asyncio.BaseProtocol:
     """The running loop's server-side TLS protocol for ``app``; ``waiter`` completes with the handshake.
 
     uvloop's own (compiled) protocol on a uvloop loop, which costs less CPU per handshake than asyncio's
-    pure-Python one (see benchmarks/profiles.py); asyncio's with a 4 KiB read buffer otherwise. uvloop
-    is detected without importing it.
+    pure-Python one (see benchmarks/profiles.py); asyncio's with a 4 KiB read buffer otherwise.
     """
-    uv = sys.modules.get("uvloop.loop")
-    if uv is not None and isinstance(loop, uv.Loop):
+    if on_uvloop(loop):
+        uv = sys.modules["uvloop.loop"]  # its stub does not declare SSLProtocol
         proto: asyncio.BaseProtocol = uv.SSLProtocol(loop, app, ctx, waiter, True, None,
                                                      ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=5.0)
         return proto
