@@ -49,8 +49,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/_postgres.py
 
-from ocppsec.eventlog.model import SecurityEvent, Source
 from ocppsec.eventlog.store import EventQuery, EventStore, open_store
+from ocppsec.pki.events.model import SecurityEvent, Source
 from ocppsec.pki.versions import OcppVersion
 
 GOAL_INGEST = 100_000

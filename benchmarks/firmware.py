@@ -30,7 +30,7 @@ import json, resource, sys, time
 from pathlib import Path
 from cryptography import x509
 from ocppsec.firmware_signing import sign_file, verify_file
-from ocppsec.pki.keyfile import load_key_file
+from ocppsec.pki.keys.files import load_key_file
 mode, image, key, cert, root, sig = sys.argv[1:7]
 certificate = x509.load_pem_x509_certificate(Path(cert).read_bytes())
 t0 = time.perf_counter()

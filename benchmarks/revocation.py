@@ -32,15 +32,15 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.crl import build_crl, crl_entries
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.ledger import CertificateRecord
-from ocppsec.pki.ocsp import OCSP_RESPONDER_ROLE, CertId
-from ocppsec.pki.ocsp_client import build_request, check_response
-from ocppsec.pki.ocsp_server import load_authorities
+from ocppsec.pki.revocation.client import build_request, check_response
+from ocppsec.pki.revocation.crl import build_crl, crl_entries
+from ocppsec.pki.revocation.ocsp import OCSP_RESPONDER_ROLE, CertId
+from ocppsec.pki.revocation.server import load_authorities
 
 
 def free_port() -> int:

@@ -28,8 +28,8 @@ from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import OcppsecError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import HierarchyConfig, IssuedCertificate, default_config_text
-from ocppsec.pki.keyfile import atomic_write, key_to_pem
 from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.keys.files import atomic_write, key_to_pem
 from ocppsec.pki.lint import lint_certificate
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.profiles import PROFILES
@@ -137,7 +137,7 @@ def step_hash_data(ctx: DemoContext) -> str:
 
 def step_firmware(ctx: DemoContext) -> str:
     from ocppsec.firmware_signing import firmware_object, sign_file, verify_file
-    from ocppsec.pki.keyfile import load_key_file
+    from ocppsec.pki.keys.files import load_key_file
     from ocppsec.pki.versions import OcppVersion
 
     pki = ctx.directory
@@ -225,10 +225,10 @@ def step_profile3(ctx: DemoContext) -> str:
 
 def step_revocation(ctx: DemoContext) -> str:
     """Revoke a second station certificate, sign the CRL, and ask our OCSP responder about both."""
-    from ocppsec.pki.crl import build_crl, crl_entries
-    from ocppsec.pki.ocsp import CertId, OcspResponder
-    from ocppsec.pki.ocsp_client import query
-    from ocppsec.pki.ocsp_server import OcspHttpServer, load_authorities
+    from ocppsec.pki.revocation.client import query
+    from ocppsec.pki.revocation.crl import build_crl, crl_entries
+    from ocppsec.pki.revocation.ocsp import CertId, OcspResponder
+    from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
 
     pki = ctx.directory
     csr = make_csr(generate_key(KeySpec.P256), {"O": ctx.cso_name, "CN": "CS-DEMO-LOST"}, PROFILES["charging-station"])

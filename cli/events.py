@@ -20,11 +20,11 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time
-from ocppsec.eventlog import catalogue
-from ocppsec.eventlog.model import format_timestamp
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent, open_store
 from ocppsec.pki.errors import StoreError, UsageError
+from ocppsec.pki.events import catalogue
+from ocppsec.pki.events.model import format_timestamp
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["events"]

@@ -27,8 +27,8 @@ from ocppsec.firmware_signing import (
 )
 from ocppsec.firmware_signing.files import image_size
 from ocppsec.pki.errors import InputError, UsageError
-from ocppsec.pki.keyfile import load_key_pem
 from ocppsec.pki.keys import SigningKey
+from ocppsec.pki.keys.files import load_key_pem
 from ocppsec.pki.pem import load_certificate, load_certificates
 from ocppsec.pki.versions import OcppVersion
 
@@ -49,7 +49,7 @@ def _progress(path: str, enabled: bool, label: str) -> Iterator[Callable[[int], 
 
 def _load_key(spec: str) -> SigningKey:
     if spec.strip().lower().startswith("pkcs11:"):
-        from ocppsec.pki.pkcs11 import open_pkcs11_key
+        from ocppsec.pki.keys.pkcs11 import open_pkcs11_key
 
         return open_pkcs11_key(spec)
     data = read_input_file(spec, "key")

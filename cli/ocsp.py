@@ -10,8 +10,8 @@ import click
 from ocppsec.cli._common import passphrase_for_reading
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import UsageError
-from ocppsec.pki.ocsp import OcspResponder
-from ocppsec.pki.ocsp_server import OcspHttpServer, load_authorities, parse_listen
+from ocppsec.pki.revocation.ocsp import OcspResponder
+from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities, parse_listen
 
 __all__ = ["ocsp"]
 

@@ -27,8 +27,8 @@ from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import ChainError, InputError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
-from ocppsec.pki.keyfile import atomic_write, key_to_pem, load_key_file
 from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.keys.files import atomic_write, key_to_pem, load_key_file
 from ocppsec.pki.ledger import CertificateRecord
 from ocppsec.pki.lint import guess_profile, lint_certificate
 from ocppsec.pki.names import name_value

@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time, passphrase_for_reading, read_input_file
 from ocppsec.pki.certmgmt.inventory import inventory_location
-from ocppsec.pki.crl import build_crl, crl_entries, parse_reason
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import NotFoundError, UsageError
-from ocppsec.pki.keyfile import atomic_write
+from ocppsec.pki.keys.files import atomic_write
 from ocppsec.pki.ledger import CertificateRecord
-from ocppsec.pki.lifecycle import ExpiryPolicy, find_expiring, load_inventory_file
+from ocppsec.pki.lifecycle.expiry import ExpiryPolicy, find_expiring
+from ocppsec.pki.lifecycle.inventory_file import load_inventory_file
 from ocppsec.pki.pem import load_certificate
+from ocppsec.pki.revocation.crl import build_crl, crl_entries, parse_reason
 
 __all__ = ["COMMANDS", "crl_cmd", "expiring_cmd", "revoke_cmd"]
 

@@ -19,7 +19,6 @@ Errors: everything raised on purpose is an :class:`ocppsec.pki.errors.OcppsecErr
 means "retry later", :class:`LogFormatError` (an InputError) means "not our log format".
 """
 
-from ocppsec.eventlog.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
 from ocppsec.eventlog.getlog import (
     GetLogMachine,
     GetLogPolicy,
@@ -29,19 +28,8 @@ from ocppsec.eventlog.getlog import (
     LogStatus,
     UploadOutcome,
 )
-from ocppsec.eventlog.ingest import IngestReport, event_from_frame, ingest_payloads
 from ocppsec.eventlog.logfile import LogFormatError, ParsedLog, parse_log, render_log
-from ocppsec.eventlog.model import (
-    EventInputError,
-    Rejection,
-    SecurityEvent,
-    Source,
-    format_timestamp,
-    normalize_event,
-    parse_timestamp,
-)
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver, sanitize_filename
-from ocppsec.eventlog.sink import EventSink, FanOutSink, MemorySink, event_from_error
 from ocppsec.eventlog.station import OfflineQueue, RollingLog, StationSecurityLog
 from ocppsec.eventlog.store import (
     DEFAULT_STORE,
@@ -55,6 +43,18 @@ from ocppsec.eventlog.store import (
     open_store,
 )
 from ocppsec.eventlog.upload import GetLogDriver, UploadResult, http_upload
+from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
+from ocppsec.pki.events.ingest import IngestReport, event_from_frame, ingest_payloads
+from ocppsec.pki.events.model import (
+    EventInputError,
+    Rejection,
+    SecurityEvent,
+    Source,
+    format_timestamp,
+    normalize_event,
+    parse_timestamp,
+)
+from ocppsec.pki.events.sink import EventSink, FanOutSink, MemorySink, event_from_error
 
 __all__ = [
     "CATALOGUE",

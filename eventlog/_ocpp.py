@@ -8,7 +8,7 @@ constructors live here.
 
 SecurityEventNotification is handled with the package's schema validation switched off on purpose: the
 CSMS must keep security evidence, so an over-long techInfo is truncated and flagged, a timestamp without
-a zone is read as UTC and flagged, and unknown types are kept (see :mod:`ocppsec.eventlog.model`);
+a zone is read as UTC and flagged, and unknown types are kept (see :mod:`ocppsec.pki.events.model`);
 only an event without a usable type or timestamp is answered with a CallError (FormatViolation).
 """
 
@@ -23,9 +23,11 @@ from typing import Any, TypeVar, cast
 
 from ocpp import routing
 
-from ocppsec.eventlog import catalogue
 from ocppsec.eventlog.getlog import GetLogPolicy, GetLogReply, GetLogRequest, GetLogStatus, LogStatus
-from ocppsec.eventlog.model import (
+from ocppsec.eventlog.station import StationSecurityLog
+from ocppsec.eventlog.upload import GetLogDriver, Uploader, http_upload
+from ocppsec.pki.events import catalogue
+from ocppsec.pki.events.model import (
     EventInputError,
     SecurityEvent,
     Source,
@@ -33,9 +35,7 @@ from ocppsec.eventlog.model import (
     normalize_event,
     parse_timestamp,
 )
-from ocppsec.eventlog.sink import EventSink
-from ocppsec.eventlog.station import StationSecurityLog
-from ocppsec.eventlog.upload import GetLogDriver, Uploader, http_upload
+from ocppsec.pki.events.sink import EventSink
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = [

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ocppsec.eventlog import migrations
-from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.eventlog.store import (
     AddResult,
     EventQuery,
@@ -38,6 +37,7 @@ from ocppsec.eventlog.store import (
     where_clause,
 )
 from ocppsec.pki.errors import StoreError, UsageError
+from ocppsec.pki.events.model import SecurityEvent
 from ocppsec.pki.versions import OcppVersion
 
 try:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ocppsec.eventlog import migrations
-from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.eventlog.store import (
     AddResult,
     EventQuery,
@@ -32,6 +31,7 @@ from ocppsec.eventlog.store import (
     where_clause,
 )
 from ocppsec.pki.errors import StoreError
+from ocppsec.pki.events.model import SecurityEvent
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["SqliteStore"]

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ocppsec.eventlog.model import (
+from ocppsec.pki.errors import InputError
+from ocppsec.pki.events.model import (
     EventInputError,
     Rejection,
     SecurityEvent,
@@ -29,7 +30,6 @@ from ocppsec.eventlog.model import (
     normalize_event,
     parse_timestamp,
 )
-from ocppsec.pki.errors import InputError
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["FORMAT", "LogFormatError", "LogHeader", "ParsedLog", "parse_log", "render_log"]

@@ -18,7 +18,7 @@ tech_info       techInfo (at most 255 characters)
 ocpp_version    "1.6", "2.0.1", "2.1" or NULL (own components)
 source          ocpp | upload | local | station
 received_at     when the CSMS received it
-flags           comma-separated repairs (see ocppsec.eventlog.model)
+flags           comma-separated repairs (see ocppsec.pki.events.model)
 dedup_key       64-bit SHA-256 prefix over (station, ts, canonical type, techInfo)
 
 One unique index on (station_id, ts, dedup_key) is both the de-duplication constraint and the index of

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from ocppsec.eventlog import catalogue
 from ocppsec.eventlog._files import append_lines
 from ocppsec.eventlog.logfile import render_log
-from ocppsec.eventlog.model import EventInputError, SecurityEvent, Source, normalize_event
 from ocppsec.pki.errors import StoreError
+from ocppsec.pki.events import catalogue
+from ocppsec.pki.events.model import EventInputError, SecurityEvent, Source, normalize_event
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["QUEUE_ONCE", "OfflineQueue", "RollingLog", "StationSecurityLog"]

@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-from ocppsec.eventlog import catalogue
 from ocppsec.eventlog._files import append_lines
-from ocppsec.eventlog.model import SecurityEvent
 from ocppsec.pki.errors import InputError, StoreError, UsageError
+from ocppsec.pki.events import catalogue
+from ocppsec.pki.events.model import SecurityEvent
 
 __all__ = [
     "DEFAULT_STORE",

@@ -3,7 +3,7 @@
 Key backends sign messages (:class:`~ocppsec.pki.keys.SigningKey`); a 1 GiB image is not a message
 one hands to a signer, so the image is hashed here in one pass and the *digest* is signed:
 in-memory keys through pyca's ``Prehashed``, other backends through ``sign_digest`` (the PKCS#11 key
-of :mod:`ocppsec.pki.pkcs11` implements it: CKM_ECDSA / CKM_RSA_PKCS_PSS / CKM_RSA_PKCS with a
+of :mod:`ocppsec.pki.keys.pkcs11` implements it: CKM_ECDSA / CKM_RSA_PKCS_PSS / CKM_RSA_PKCS with a
 DigestInfo). Every new signature is verified against the public key before it is returned.
 """
 

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
         IssuedCertificate,
         default_config_text,
     )
-    from ocppsec.pki.keyfile import load_key_file, load_key_pem, write_key_file
     from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key, key_spec_of
+    from ocppsec.pki.keys.files import load_key_file, load_key_pem, write_key_file
     from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger
     from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate, verify_profile
     from ocppsec.pki.names import make_name, name_attributes, name_value
@@ -109,8 +109,8 @@ _LAZY: dict[str, str] = {
     "load_certificate": "ocppsec.pki.pem",
     "load_certificates": "ocppsec.pki.pem",
     "load_csr": "ocppsec.pki.pem",
-    "load_key_file": "ocppsec.pki.keyfile",
-    "load_key_pem": "ocppsec.pki.keyfile",
+    "load_key_file": "ocppsec.pki.keys.files",
+    "load_key_pem": "ocppsec.pki.keys.files",
     "make_csr": "ocppsec.pki.csr",
     "make_name": "ocppsec.pki.names",
     "name_attributes": "ocppsec.pki.names",
@@ -122,7 +122,7 @@ _LAZY: dict[str, str] = {
     "verify_csr": "ocppsec.pki.csr",
     "verify_issued_chain": "ocppsec.pki.chain",
     "verify_profile": "ocppsec.pki.lint",
-    "write_key_file": "ocppsec.pki.keyfile",
+    "write_key_file": "ocppsec.pki.keys.files",
 }
 
 

@@ -35,8 +35,8 @@ from ocppsec.pki.hierarchy import (
     make_root,
     request_for,
 )
-from ocppsec.pki.keyfile import atomic_write, load_key_file, write_key_file
 from ocppsec.pki.keys import LocalKey, PrivateKey, SigningKey, generate_key
+from ocppsec.pki.keys.files import atomic_write, load_key_file, write_key_file
 from ocppsec.pki.ledger import (
     CertificateRecord,
     Ledger,
@@ -61,7 +61,7 @@ def open_signing_key(key_ref: str, base: Path, passphrase: bytes | None) -> Sign
     if key_ref.startswith("pkcs11:"):
         import importlib
 
-        backend = importlib.import_module("ocppsec.pki.pkcs11")  # needs python-pkcs11 (extra "hsm")
+        backend = importlib.import_module("ocppsec.pki.keys.pkcs11")  # needs python-pkcs11 (extra "hsm")
         key: SigningKey = backend.open_pkcs11_key(key_ref)
         return key
     if key_ref.startswith("file:"):

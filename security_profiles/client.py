@@ -24,8 +24,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from ocppsec.eventlog.sink import EventSink
 from ocppsec.pki.errors import OcppsecError, UsageError, VerificationError
+from ocppsec.pki.events.sink import EventSink, local_event
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles import events as ev
 from ocppsec.security_profiles.basic_auth import authorization_header
@@ -121,7 +121,7 @@ async def connect(
     def fail(message: str, event: str | None, cause: BaseException | None = None) -> CsmsConnectionError:
         if event is not None and sink is not None:
             at = datetime.now(UTC)
-            sink.record(ev.local_event(event, station_id=identity, tech_info=message[:255], at=at))
+            sink.record(local_event(event, station_id=identity, tech_info=message[:255], at=at))
         return CsmsConnectionError(message, security_event=event)
 
     url = identity_url(endpoint, identity)

@@ -12,7 +12,7 @@ are taken out of the relay:
 2. the station's CALLRESULT / CALLERROR to that id: consumed (never forwarded upstream) and recorded
    in the inventory (``installed`` / ``rejected``).
 
-Every payload goes through the station's version :class:`~ocppsec.pki.certmgmt._codec.Codec`; this
+Every payload goes through the station's version :class:`~ocppsec.pki.certmgmt.codec.Codec`; this
 module has no OCPP version ``if``. Detection is cheap: a frame is parsed only when it contains the
 text ``SignCertificate`` or, while a CertificateSigned of ours is outstanding, when it is a response.
 :class:`SigningSession` is sans-I/O (frames in, frames out); the gateway runs :meth:`SigningSession.answer`
@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ocppsec.pki.certmgmt import CertificateService, CertificateSignedOrder, Outcome, StationInfo, Status
-from ocppsec.pki.certmgmt._codec import Codec
-from ocppsec.pki.certmgmt.ocpp_handlers import codec_for, validate_payload
+from ocppsec.pki.certmgmt.codec import Codec
+from ocppsec.pki.certmgmt.codecs import codec_for
+from ocppsec.pki.certmgmt.ocpp_handlers import validate_payload
 from ocppsec.pki.errors import OcppsecError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.registry import StationRegistry

@@ -34,12 +34,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import State
 from websockets.typing import Data, Subprotocol
 
-from ocppsec.eventlog.model import EventInputError, Source, normalize_event
-from ocppsec.eventlog.sink import EventSink
+from ocppsec.pki.events.model import EventInputError, Source, normalize_event
+from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, supported
 from ocppsec.security_profiles.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
-from ocppsec.security_profiles.events import NullSink, SafeSink
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, StationConnection, serve

@@ -34,9 +34,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Data, Subprotocol
 
-from ocppsec.eventlog.sink import EventSink
+from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink, local_event, peer_station_id
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles.events import NullSink, SafeSink, local_event, peer_station_id
 from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
 from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.registry import StationRegistry

@@ -17,7 +17,7 @@ Errors::
     OcppsecError subclasses (InputError, UsageError, StoreError, ...) are raised only for misuse of the API.
 """
 
-from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt.codec import Codec
 from ocppsec.pki.certmgmt.inventory import (
     INVENTORY_FILE,
     InventoryEntry,

@@ -2,7 +2,7 @@
 
 :func:`csms_charge_point_class` and :func:`station_charge_point_class` build a subclass of the
 version's ``ocpp.vXX.ChargePoint`` with ``@on`` handlers for the certificate messages; the payloads
-come from the version's :class:`~ocppsec.pki.certmgmt._codec.Codec` (no version ``if`` here).
+come from the version's :class:`~ocppsec.pki.certmgmt.codec.Codec` (no version ``if`` here).
 
 Handlers that carry long PEM fields (SignCertificate, CertificateSigned, InstallCertificate) validate
 their request against the official JSON schema themselves, tolerating only ``maxLength`` on the PEM
@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.certmgmt import v16, v21, v201
-from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt.codec import Codec
+from ocppsec.pki.certmgmt.codecs import codec_for
 from ocppsec.pki.certmgmt.inventory import ReconcileReport
 from ocppsec.pki.certmgmt.model import (
     CertificateUse,
@@ -43,10 +43,9 @@ from ocppsec.pki.errors import OcppsecError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["CODECS", "codec_for", "csms_charge_point_class", "station_charge_point_class", "validate_payload"]
+__all__ = ["csms_charge_point_class", "station_charge_point_class", "validate_payload"]
 
 LOG = logging.getLogger("ocppsec.certmgmt")
-CODECS: dict[OcppVersion, Codec] = {OcppVersion.V16: v16.CODEC, OcppVersion.V201: v201.CODEC, OcppVersion.V21: v21.CODEC}
 Clock = Callable[[], datetime]
 
 
@@ -71,11 +70,6 @@ def after(action: str) -> Callable[[_F], _F]:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def codec_for(version: OcppVersion | str) -> Codec:
-    v = version if isinstance(version, OcppVersion) else OcppVersion.parse(version)
-    return CODECS[v]
 
 
 def _ocpp(codec: Codec) -> Any:

@@ -53,8 +53,8 @@ from ocppsec.pki.chain import verify_issued_chain
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.errors import BackendError, InputError, OcppsecError, StoreError, UsageError, VerificationError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
-from ocppsec.pki.keyfile import atomic_write, key_to_pem, load_key_pem
 from ocppsec.pki.keys import KeySpec, LocalKey, PrivateKey, generate_key
+from ocppsec.pki.keys.files import atomic_write, key_to_pem, load_key_pem
 from ocppsec.pki.names import name_value
 from ocppsec.pki.pem import certificates_to_pem, load_certificates
 from ocppsec.pki.profiles import get_profile

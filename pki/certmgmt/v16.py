@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from ocppsec.pki.certmgmt._codec import Codec, installed_types_for
+from ocppsec.pki.certmgmt.codec import Codec, installed_types_for
 from ocppsec.pki.certmgmt.model import (
     EVENT_DISCARDED_RENEWED,
     EVENT_INVALID_STATION_CERTIFICATE,

@@ -22,7 +22,7 @@ from ocppsec.pki.certmgmt import (
     StationConfig,
     StationInfo,
 )
-from ocppsec.pki.certmgmt._codec import Codec
+from ocppsec.pki.certmgmt.codec import Codec
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 SERIAL = "SN-0001"

@@ -15,7 +15,7 @@ from ocppsec.pki.certmgmt import (
     SignRequest,
     Status,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import CODECS
+from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.keys import KeySpec, LocalKey, generate_key
 from ocppsec.pki.profiles import get_profile

@@ -16,7 +16,7 @@ from ocppsec.pki.certmgmt import (
     StationCertificateStore,
     Status,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import CODECS
+from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.chain import verify_issued_chain
 from ocppsec.pki.pem import load_certificates
 from ocppsec.pki.versions import OcppVersion

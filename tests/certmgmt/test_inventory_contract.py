@@ -31,12 +31,12 @@ from ocppsec.pki.certmgmt import (
     inventory_location,
     open_inventory,
 )
+from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.certmgmt.inventory import entry_for
-from ocppsec.pki.certmgmt.ocpp_handlers import CODECS
 from ocppsec.pki.certmgmt.pg_inventory import PostgresInventory
 from ocppsec.pki.errors import StoreError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
-from ocppsec.pki.lifecycle import load_inventory_file
+from ocppsec.pki.lifecycle.inventory_file import load_inventory_file
 from ocppsec.pki.versions import OcppVersion
 
 from .conftest import CSO, NOW, SERIAL, make_store

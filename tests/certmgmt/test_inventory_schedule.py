@@ -23,7 +23,7 @@ from ocppsec.pki.certmgmt import (
     renewal_due,
     signing_retry_delays,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import CODECS
+from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.versions import OcppVersion

@@ -36,7 +36,8 @@ from ocppsec.pki.certmgmt import (
     Status,
     Trigger,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import CODECS, csms_charge_point_class, station_charge_point_class
+from ocppsec.pki.certmgmt.codecs import CODECS
+from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.versions import OcppVersion

@@ -12,9 +12,9 @@ import websockets
 
 from ocppsec.pki.certmgmt import CertificateService, CertificateUse, RootType, StationCertificateStore
 from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
-from ocppsec.pki.certmgmt.renewal import TriggerRenewalExecutor, trigger_for
 from ocppsec.pki.hierarchy import Hierarchy
 from ocppsec.pki.lifecycle import Action, ExpiringItem, PlanItem, run_renewals
+from ocppsec.pki.lifecycle.executor import TriggerRenewalExecutor, trigger_for
 from ocppsec.pki.versions import OcppVersion
 
 from .conftest import CSO, SERIAL, pem

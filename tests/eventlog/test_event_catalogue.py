@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocppsec.eventlog import catalogue
+from ocppsec.pki.events import catalogue
 from ocppsec.pki.versions import OcppVersion
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocppsec.eventlog import MemorySink, event_from_error
-from ocppsec.eventlog.model import (
+from ocppsec.eventlog.store import EventQuery
+from ocppsec.pki.errors import InputError, UsageError, VerificationError
+from ocppsec.pki.events.model import (
     FLAG_FUTURE,
     FLAG_NAIVE,
     FLAG_TRUNCATED,
@@ -21,8 +23,6 @@ from ocppsec.eventlog.model import (
     normalize_event,
     parse_timestamp,
 )
-from ocppsec.eventlog.store import EventQuery
-from ocppsec.pki.errors import InputError, UsageError, VerificationError
 from ocppsec.pki.versions import OcppVersion
 
 AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

@@ -25,10 +25,10 @@ from ocpp.exceptions import OCPPError
 
 from ocppsec.eventlog import v16, v21, v201
 from ocppsec.eventlog.getlog import GetLogRequest, GetLogStatus, LogStatus
-from ocppsec.eventlog.model import FLAG_NAIVE, FLAG_TRUNCATED, FLAG_UNKNOWN, normalize_event
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.station import StationSecurityLog
 from ocppsec.eventlog.store import EventQuery, EventStore, open_store
+from ocppsec.pki.events.model import FLAG_NAIVE, FLAG_TRUNCATED, FLAG_UNKNOWN, normalize_event
 
 VERSIONS = [pytest.param(v16, id="1.6"), pytest.param(v201, id="2.0.1"), pytest.param(v21, id="2.1")]
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ocppsec.eventlog.logfile import LogFormatError, parse_log, render_log
-from ocppsec.eventlog.model import FLAG_NAIVE, FLAG_TRUNCATED, Source, normalize_event
 from ocppsec.eventlog.station import OfflineQueue, RollingLog, StationSecurityLog
+from ocppsec.pki.events.model import FLAG_NAIVE, FLAG_TRUNCATED, Source, normalize_event
 from ocppsec.pki.versions import OcppVersion
 
 AT = datetime(2026, 11, 23, 12, tzinfo=UTC)

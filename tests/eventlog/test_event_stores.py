@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ocppsec.eventlog.model import SecurityEvent, Source, normalize_event
 from ocppsec.eventlog.store import BufferedSink, EventQuery, EventStore, StoreUnavailableError, open_store
 from ocppsec.pki.errors import StoreError, UsageError
+from ocppsec.pki.events.model import SecurityEvent, Source, normalize_event
 from ocppsec.pki.versions import OcppVersion
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

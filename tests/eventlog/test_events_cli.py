@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ocppsec.cli.main import main
-from ocppsec.eventlog.model import normalize_event
 from ocppsec.eventlog.store import EventQuery, open_store
+from ocppsec.pki.events.model import normalize_event
 from ocppsec.pki.versions import OcppVersion
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -113,7 +113,7 @@ SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 @pytest.fixture(scope="session")
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
     """A throw-away SoftHSM2 token in a temporary directory, initialised without prompts."""
-    from ocppsec.pki.pkcs11 import close_sessions
+    from ocppsec.pki.keys.pkcs11 import close_sessions
 
     if shutil.which("softhsm2-util") is None or not Path(SOFTHSM_MODULE).is_file():
         pytest.fail("SoftHSM2 is not installed (Debian package softhsm2); .ci/run installs it")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ocppsec.pki.keyfile import write_key_file
 from ocppsec.pki.keys import KeySpec
-from ocppsec.pki.pkcs11 import generate_pkcs11_key
+from ocppsec.pki.keys.files import write_key_file
+from ocppsec.pki.keys.pkcs11 import generate_pkcs11_key
 
 from .conftest import AT, ManufacturerPki, Signer, Token
 from .test_wire import _validate

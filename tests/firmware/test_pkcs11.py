@@ -16,8 +16,7 @@ from ocppsec.pki.builder import CertificateRequest, build_certificate
 from ocppsec.pki.errors import BackendError, KeyError_, UsageError, WrongPassphraseError
 from ocppsec.pki.hierarchy import HierarchyConfig, make_root
 from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key
-from ocppsec.pki.names import make_name
-from ocppsec.pki.pkcs11 import (
+from ocppsec.pki.keys.pkcs11 import (
     PIN_ENV,
     Pkcs11Key,
     close_sessions,
@@ -25,6 +24,7 @@ from ocppsec.pki.pkcs11 import (
     open_pkcs11_key,
     parse_pkcs11_uri,
 )
+from ocppsec.pki.names import make_name
 from ocppsec.pki.profiles import get_profile
 
 from .conftest import AT, ManufacturerPki, Token

@@ -13,7 +13,7 @@ the path is built; extended key usages are the verifier's (serverAuth for SERVER
 A case is *agree* when our outcome equals limbo's expected one. A differing case is *not applicable*
 when it belongs to a class pyca's harness declares unsupported (its skip list and unsupported features,
 signature-algorithm or other-EKU restrictions) or is a ``crl::`` case (revocation is checked by
-``ocppsec.pki.crl``, not by path validation); otherwise it is *disagree*. Every differing case gets a
+``ocppsec.pki.revocation.crl``, not by path validation); otherwise it is *disagree*. Every differing case gets a
 one-line explanation from :data:`EXPLANATIONS`.
 """
 
@@ -55,7 +55,7 @@ UNSUPPORTED_FEATURES: Mapping[str, str] = {
     "pedantic-rfc5280": "strict RFC 5280 reading widely ignored by validators, pyca included",
     "rfc5280-incompatible-with-webpki": "pyca follows CABF where it relaxes RFC 5280",
     "has-policy-constraints": "pyca does not process certificate policies / policyConstraints",
-    "has-crl": "revocation: CRLs are checked by ocppsec.pki.crl, not by path validation",
+    "has-crl": "revocation: CRLs are checked by ocppsec.pki.revocation.crl, not by path validation",
 }
 PYCA_SKIPPED_CASES: Mapping[str, str] = {
     "pathlen::self-issued-certs-pathlen": "pyca counts self-issued intermediates towards pathLen (like Go and webpki)",
@@ -101,10 +101,10 @@ EXPLANATIONS: Mapping[str, str] = {
     "webpki::forbidden-rsa-not-divisible-by-8-in-root":
         "CABF 6.1.5 RSA modulus divisible by 8 is not checked by pyca (its harness means to skip this case but misspells the id)",
     # -- not applicable: classes pyca's harness skips
-    "crl::revoked-certificate-with-crl": "revocation: the leaf is revoked by a CRL; path validation does not read CRLs (ocppsec.pki.crl does)",
-    "crl::crlnumber-missing": "revocation: the CRL lacks cRLNumber; path validation does not read CRLs (ocppsec.pki.crl does)",
-    "crl::crlnumber-critical": "revocation: the CRL marks cRLNumber critical; path validation does not read CRLs (ocppsec.pki.crl does)",
-    "crl::issuer-missing-crlsign": "revocation: CRL issuer without cRLSign; path validation does not read CRLs (ocppsec.pki.crl does)",
+    "crl::revoked-certificate-with-crl": "revocation: the leaf is revoked by a CRL; path validation does not read CRLs (ocppsec.pki.revocation.crl does)",
+    "crl::crlnumber-missing": "revocation: the CRL lacks cRLNumber; path validation does not read CRLs (ocppsec.pki.revocation.crl does)",
+    "crl::crlnumber-critical": "revocation: the CRL marks cRLNumber critical; path validation does not read CRLs (ocppsec.pki.revocation.crl does)",
+    "crl::issuer-missing-crlsign": "revocation: CRL issuer without cRLSign; path validation does not read CRLs (ocppsec.pki.revocation.crl does)",
     "crl::issuer-no-keyusage-extension":
         "pyca's CA extension policy requires keyUsage on every CA (CABF), so the CA without keyUsage is refused before any CRL matters",
     "pathlen::validation-ignores-pathlen-in-leaf":
@@ -287,7 +287,7 @@ def render(outcomes: Sequence[Outcome]) -> str:
         "",
         f"*Not applicable* = a case we get wrong in a class pyca's harness declares unsupported ({in_classes} cases",
         "are in such classes; those we get right count as agree), or a `crl::` case (revocation is",
-        "`ocppsec.pki.crl`'s job, not path validation's).",
+        "`ocppsec.pki.revocation.crl`'s job, not path validation's).",
         "",
         "## Cases we differ on",
         "",

@@ -13,11 +13,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.crl import CrlEntry, build_crl, crl_entries, parse_reason
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import ChainError, UsageError
 from ocppsec.pki.keys import LocalKey, PublicKey, SignatureScheme
-from ocppsec.pki.revocation import (
+from ocppsec.pki.revocation.check import (
     CrlError,
     RevokedError,
     check_crl_status,
@@ -25,6 +24,7 @@ from ocppsec.pki.revocation import (
     load_crl,
     verify_chain_with_crls,
 )
+from ocppsec.pki.revocation.crl import CrlEntry, build_crl, crl_entries, parse_reason
 from revocation.conftest import AT, issue_station
 
 

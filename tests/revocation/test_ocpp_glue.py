@@ -11,16 +11,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki import ocsp_v16, ocsp_v21, ocsp_v201
-from ocppsec.pki.crl import build_crl, crl_entries
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import IssuedCertificate
 from ocppsec.pki.keys import KeySpec, generate_key
-from ocppsec.pki.ocsp import OcspResponder
-from ocppsec.pki.ocsp_ocpp import (
+from ocppsec.pki.revocation import v16 as ocsp_v16
+from ocppsec.pki.revocation import v21 as ocsp_v21
+from ocppsec.pki.revocation import v201 as ocsp_v201
+from ocppsec.pki.revocation.crl import build_crl, crl_entries
+from ocppsec.pki.revocation.ocsp import OcspResponder
+from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.status import (
     AuthorizeStatus,
     ChainStatusRequest,
     CsmsRevocationService,
@@ -28,7 +31,6 @@ from ocppsec.pki.ocsp_ocpp import (
     StationOcspCache,
     ocsp_url_of,
 )
-from ocppsec.pki.ocsp_server import OcspHttpServer, load_authorities
 from revocation.conftest import validate
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -19,9 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import VerificationError
-from ocppsec.pki.ocsp import OCSP_RESPONDER_ROLE, CertId, CertStatus, OcspAuthority, OcspResponder, parse_request
-from ocppsec.pki.ocsp_client import build_request, check_response, fetch, query
-from ocppsec.pki.ocsp_server import OcspHttpServer, load_authorities, parse_listen
+from ocppsec.pki.revocation.client import build_request, check_response, fetch, query
+from ocppsec.pki.revocation.ocsp import OCSP_RESPONDER_ROLE, CertId, CertStatus, OcspAuthority, OcspResponder, parse_request
+from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities, parse_listen
 from revocation.conftest import AT, Issued, issue_station
 from revocation.test_crl import ExternalKey
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig, IssuedCertificate
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.security_profiles.basic_auth import ScryptCost, hash_password

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import StationConnection, serve

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ocppsec.eventlog.sink import MemorySink
 from ocppsec.pki.errors import UsageError
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry

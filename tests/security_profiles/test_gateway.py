@@ -12,7 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 
-from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.client import connect
 from ocppsec.security_profiles.gateway import Gateway

@@ -28,7 +28,6 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 
-from ocppsec.eventlog.sink import MemorySink
 from ocppsec.pki.certmgmt import (
     CertificateService,
     CertificateUse,
@@ -42,6 +41,7 @@ from ocppsec.pki.certmgmt import (
 from ocppsec.pki.certmgmt.ocpp_handlers import station_charge_point_class
 from ocppsec.pki.chain import verify_chain
 from ocppsec.pki.directory import PkiDirectory
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.versions import OcppVersion

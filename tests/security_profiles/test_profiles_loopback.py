@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import authorization_header, hash_password
 from ocppsec.security_profiles.client import CsmsConnectionError, connect

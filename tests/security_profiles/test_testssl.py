@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ocppsec.eventlog.sink import MemorySink
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.registry import MemoryRegistry
 from ocppsec.security_profiles.tls import MANDATORY_TLS12_SUITES
 

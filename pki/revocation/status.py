@@ -1,4 +1,4 @@
-"""OCPP glue for certificate status, version-neutral (wire shapes live in ocsp_v16 / ocsp_v201 / ocsp_v21).
+"""OCPP glue for certificate status, version-neutral (wire shapes live in the v16 / v201 / v21 codecs).
 
 CSMS side — :class:`CsmsRevocationService`:
 
@@ -32,9 +32,9 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from ocppsec.pki.errors import InputError, OcppsecError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
-from ocppsec.pki.ocsp import CertId, CertStatus, OcspResponder, issuer_hashes
-from ocppsec.pki.ocsp_client import OcspResult, build_request, check_response, fetch, fetch_crl
-from ocppsec.pki.revocation import check_serial_status, load_crl
+from ocppsec.pki.revocation.check import check_serial_status, load_crl
+from ocppsec.pki.revocation.client import OcspResult, build_request, check_response, fetch, fetch_crl
+from ocppsec.pki.revocation.ocsp import CertId, CertStatus, OcspResponder, issuer_hashes
 
 __all__ = [
     "AuthorizeStatus",

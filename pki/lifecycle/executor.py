@@ -1,6 +1,6 @@
-"""Fleet renewal through the certificate service: the executor that sends the triggers.
+"""Adapter: the renewal executor that sends station triggers on an asyncio loop.
 
-:func:`ocppsec.pki.lifecycle.run_renewals` walks a renewal plan in bounded batches; for station and SECC
+:func:`ocppsec.pki.lifecycle.renewal.run_renewals` walks a renewal plan in bounded batches; for station and SECC
 certificates each item becomes a TriggerMessage (1.6: ExtendedTriggerMessage) to the station, after which
 the station's SignCertificate comes through the :class:`~ocppsec.pki.certmgmt.service.CertificateService`
 like any other. The executor only needs a way to reach a connected station: ``send_trigger(station,
@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ocppsec.pki.certmgmt.model import Trigger
-from ocppsec.pki.lifecycle import Action, PlanItem, RenewalOutcome
+from ocppsec.pki.lifecycle.renewal import Action, PlanItem, RenewalOutcome
 
 __all__ = ["TriggerRenewalExecutor", "trigger_for"]
 

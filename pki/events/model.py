@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ocppsec.eventlog import catalogue
 from ocppsec.pki.errors import InputError
+from ocppsec.pki.events import catalogue
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = [

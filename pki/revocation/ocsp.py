@@ -48,12 +48,12 @@ from ocppsec.pki.builder import (
     signature_hash_for,
     stand_in_kind,
 )
-from ocppsec.pki.crl import parse_reason
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.keys import KeySpec, LocalKey, SigningKey, key_spec_of
 from ocppsec.pki.ledger import CertificateRecord
 from ocppsec.pki.profiles import Family, Profile
+from ocppsec.pki.revocation.crl import parse_reason
 
 __all__ = [
     "OCSP_RESPONDER_ROLE",

@@ -8,7 +8,7 @@
 
 HTTP-level problems (body over ``max_request_bytes``, bad base64, missing Content-Length, unknown method)
 get HTTP 400 with a ``malformedRequest`` OCSPResponse; problems inside a well-delivered request are
-answered by the core (:mod:`ocppsec.pki.ocsp`) with HTTP 200 and the OCSP error status. A handler
+answered by the core (:mod:`ocppsec.pki.revocation.ocsp`) with HTTP 200 and the OCSP error status. A handler
 never lets an exception escape (HTTP 500 + ``internalError``), and slow clients time out.
 
 :func:`load_authorities` opens the CAs of a PKI directory and makes sure each has a current delegated
@@ -34,7 +34,7 @@ from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import DuplicateError, UsageError
 from ocppsec.pki.keys import LocalKey, generate_key
 from ocppsec.pki.ledger import CertificateRecord, record_for
-from ocppsec.pki.ocsp import (
+from ocppsec.pki.revocation.ocsp import (
     OCSP_RESPONDER_ROLE,
     OcspAuthority,
     OcspResponder,

@@ -26,12 +26,14 @@ from ocppsec.pki.errors import KeyError_, UsageError
 __all__ = [
     "KeySpec",
     "LocalKey",
+    "PrivateKey",
     "PublicKey",
     "SignatureScheme",
     "SigningKey",
     "describe_public_key",
     "generate_key",
     "key_spec_of",
+    "pss_padding",
     "public_key_bits",
 ]
 

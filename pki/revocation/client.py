@@ -1,6 +1,6 @@
 """OCSP client: build a request, query a responder URL over HTTP, check the response.
 
-- :func:`build_request` — an OCSPRequest for a :class:`~ocppsec.pki.ocsp.CertId` (from a certificate
+- :func:`build_request` — an OCSPRequest for a :class:`~ocppsec.pki.revocation.ocsp.CertId` (from a certificate
   and its issuer, or straight from OCPP OCSPRequestData hash values), with an RFC 8954 nonce by default;
 - :func:`fetch` — POST (or GET, RFC 6960 A.1) to the responder URL; network failures raise
   :class:`OcspUnavailableError` (exit 3), a response over ``max_bytes`` is refused;
@@ -30,7 +30,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ocppsec.pki.errors import InputError, OcppsecError, UsageError, VerificationError
-from ocppsec.pki.ocsp import CertId, CertStatus, issuer_hashes
+from ocppsec.pki.revocation.ocsp import CertId, CertStatus, issuer_hashes
 
 __all__ = [
     "OcspResult",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ocppsec.eventlog.model import EventInputError, Rejection, SecurityEvent, Source, normalize_event
+from ocppsec.pki.events.model import EventInputError, Rejection, SecurityEvent, Source, normalize_event
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["IngestReport", "event_from_frame", "ingest_payloads"]

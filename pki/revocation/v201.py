@@ -1,6 +1,6 @@
 """OCPP 2.0.1 wire shapes of certificate status (GetCertificateStatus M06, Authorize with hash data).
 
-Only names, enums and field limits of 2.0.1 live here; the logic is in :mod:`ocppsec.pki.ocsp_ocpp`.
+Only names, enums and field limits of 2.0.1 live here; the logic is in :mod:`ocppsec.pki.revocation.status`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from ocppsec.pki.errors import InputError
 from ocppsec.pki.hashdata import CertificateHashData
-from ocppsec.pki.ocsp_ocpp import AuthorizeStatus, StatusAnswer
+from ocppsec.pki.revocation.status import AuthorizeStatus, StatusAnswer
 
 __all__ = [
     "CSMS_ROOT_TYPE",

@@ -1,8 +1,10 @@
 """The one interface every producer of security events writes to: ``sink.record(event)``.
 
 Other components (security profiles on a failed handshake, certificate validation, firmware
-verification, the OCPP handlers) only ever see :class:`EventSink`. Stores implement it, and so do the
-in-memory :class:`MemorySink` (tests) and :class:`FanOutSink` (several sinks at once).
+verification, the OCPP handlers) only ever see :class:`EventSink`. The event stores of
+:mod:`ocppsec.eventlog` implement it, and so do the in-memory :class:`MemorySink` (tests),
+:class:`FanOutSink` (several sinks at once), :class:`NullSink` (no store configured) and
+:class:`SafeSink` (a store failure is logged, never raised into a connection).
 
 A sink must not raise for a valid event because of a backend outage if it promises durability; the
 buffering wrapper :class:`ocppsec.eventlog.store.BufferedSink` gives that promise on top of any store.
@@ -10,15 +12,28 @@ buffering wrapper :class:`ocppsec.eventlog.store.BufferedSink` gives that promis
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ocppsec.eventlog.model import SecurityEvent, Source, normalize_event
 from ocppsec.pki.errors import OcppsecError
+from ocppsec.pki.events.model import SecurityEvent, Source, normalize_event
+from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["EventSink", "FanOutSink", "MemorySink", "event_from_error"]
+__all__ = [
+    "EventSink",
+    "FanOutSink",
+    "MemorySink",
+    "NullSink",
+    "SafeSink",
+    "event_from_error",
+    "local_event",
+    "peer_station_id",
+]
+
+_log = logging.getLogger("ocppsec.events")
 
 
 @runtime_checkable
@@ -79,4 +94,39 @@ def event_from_error(error: OcppsecError, *, station_id: str, at: datetime) -> S
         tech_info=str(error)[:255],
         at=at,
         source=Source.LOCAL,
+    )
+
+
+class NullSink:
+    """Discards events (when no event store is configured)."""
+
+    def record(self, event: SecurityEvent) -> None:
+        return None
+
+
+class SafeSink:
+    """Wraps a sink so that a failing store never breaks a connection: errors are logged, not raised."""
+
+    def __init__(self, inner: EventSink) -> None:
+        self.inner = inner
+
+    def record(self, event: SecurityEvent) -> None:
+        try:
+            self.inner.record(event)
+        except Exception:  # a broken store must not stop a server from serving other stations
+            _log.exception("could not record security event %s for %s", event.type, event.station_id)
+
+
+def peer_station_id(identity: str | None, peer: str) -> str:
+    """The station id to file an event under: the identity, or ``peer:<address>`` before it is known."""
+    return identity if identity else f"peer:{peer}"
+
+
+def local_event(
+    type: str, *, station_id: str, tech_info: str | None, at: datetime, version: OcppVersion | None = None,
+) -> SecurityEvent:
+    """An event raised by our own components (techInfo cut to 255 characters, flagged if cut)."""
+    return normalize_event(
+        station_id=station_id[:255], type=type, timestamp=at, tech_info=tech_info, at=at,
+        ocpp_version=version, source=Source.LOCAL,
     )

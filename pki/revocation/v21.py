@@ -1,5 +1,5 @@
 """OCPP 2.1 wire shapes of certificate status: GetCertificateStatus (M06, larger limits) and
-GetCertificateChainStatus (M07, OCSP or CRL per certificate). Logic: :mod:`ocppsec.pki.ocsp_ocpp`."""
+GetCertificateChainStatus (M07, OCSP or CRL per certificate). Logic: :mod:`ocppsec.pki.revocation.status`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from ocppsec.pki.errors import InputError
 from ocppsec.pki.hashdata import CertificateHashData
-from ocppsec.pki.ocsp_ocpp import ChainStatusItem, ChainStatusRequest, Source, StatusAnswer
-from ocppsec.pki.ocsp_v201 import parse_ocsp_request_data, status_response
+from ocppsec.pki.revocation.status import ChainStatusItem, ChainStatusRequest, Source, StatusAnswer
+from ocppsec.pki.revocation.v201 import parse_ocsp_request_data, status_response
 
 __all__ = [
     "CSMS_ROOT_TYPE",

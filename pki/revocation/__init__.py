@@ -1,0 +1,9 @@
+"""Revocation: CRLs, OCSP and certificate status over OCPP.
+
+The pure core: :mod:`.crl` (CRLs built from ledger records), :mod:`.check` (CRL checking on top of
+path validation), :mod:`.ocsp` (the RFC 6960 responder core: bytes in, bytes out, time passed in),
+:mod:`.status` (version-neutral GetCertificateStatus / GetCertificateChainStatus / Authorize glue).
+The OCPP wire shapes sit in the version codecs :mod:`.v16`, :mod:`.v201`, :mod:`.v21`. The adapters
+do the I/O: :mod:`.server` (the HTTP responder) and :mod:`.client` (OCSP and CRL over HTTP).
+Submodules are imported on demand.
+"""
