@@ -11,8 +11,7 @@ import pytest
 from _postgres import PostgresCluster, find_bindir, throwaway_cluster
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-VECTORS = SHARED / "vectors"
+VECTORS = REPO / "tests" / "vectors"  # public conformance vectors, kept in the repository (see its README)
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def at() -> datetime:
 @pytest.fixture
 def vectors() -> Path:
     if not VECTORS.is_dir():
-        pytest.fail(f"conformance vectors not found at {VECTORS}: CI must have shared/ beside the checkout")
+        pytest.fail(f"conformance vectors not found at {VECTORS}: the checkout is incomplete")
     return VECTORS
 
 
