@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki import HierarchyConfig, PkiDirectory, PolicyContext, make_csr
-from ocppsec.pki.certmgmt import CertificateService, LocalCaSigner, SignRequest, SqliteInventory, StationInfo
+from ocppsec.pki.certmgmt import CertificateService, LocalCaSigner, SignRequest, StationInfo, inventory_location, open_inventory
 from ocppsec.pki.keys import KeySpec, LocalKey, generate_key
 from ocppsec.pki.profiles import get_profile
 
@@ -44,7 +44,7 @@ def main() -> None:
         prep = time.perf_counter() - t0
 
         ctx = PolicyContext(cso_name=CSO)
-        inventory = SqliteInventory.beside(pki.path)
+        inventory = open_inventory(inventory_location(pki.path))
         stations = {f"CS{n:06d}": StationInfo(f"CS{n:06d}", serial=s) for n, s in enumerate(serials)}
         service = CertificateService(LocalCaSigner(pki), cso_name=CSO, stations=stations, inventory=inventory)
         ids = list(stations)

@@ -49,7 +49,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/_postgres.py
 
-from ocppsec.eventlog.store import EventQuery, EventStore, open_store
+from ocppsec.eventlog.store import EventQuery, EventStore
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.events.model import SecurityEvent, Source
 from ocppsec.pki.versions import OcppVersion
 
@@ -320,7 +321,7 @@ def main() -> None:
                 else:
                     assert pg_store is not None
                     assert pg_base is not None
-                    from ocppsec.eventlog._postgres import _row
+                    from ocppsec.eventlog.store_sql import pg_row as _row
 
                     now = datetime.now(UTC)
                     pg_rows = [_row(e, now) for e in batch]

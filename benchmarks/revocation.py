@@ -36,7 +36,7 @@ from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.keys import KeySpec, generate_key
-from ocppsec.pki.ledger import CertificateRecord
+from ocppsec.pki.ledger import CertificateRecord, CertificateStatus
 from ocppsec.pki.revocation.client import build_request, check_response
 from ocppsec.pki.revocation.crl import build_crl, crl_entries
 from ocppsec.pki.revocation.ocsp import OCSP_RESPONDER_ROLE, CertId
@@ -184,7 +184,7 @@ def bench_crl(args: argparse.Namespace, work: Path) -> dict[str, float]:
     records = [
         CertificateRecord(serial=format(rnd.getrandbits(127) | (1 << 64), "x"), issuer_ca="csms-root",
                           role="charging-station", subject="CN=x", not_before=now, not_after=now + timedelta(days=700),
-                          issued_at=now, fingerprint=str(n), pem=template.pem, status="revoked", revoked_at=now,
+                          issued_at=now, fingerprint=str(n), pem=template.pem, status=CertificateStatus.REVOKED, revoked_at=now,
                           revocation_reason="keyCompromise" if n % 3 else "superseded")
         for n in range(args.crl_serials)
     ]

@@ -163,7 +163,8 @@ def step_profile3(ctx: DemoContext) -> str:
     import asyncio
     import socket
 
-    from ocppsec.eventlog.store import EventQuery, open_store
+    from ocppsec.eventlog.store import EventQuery
+    from ocppsec.eventlog.store_sql import open_store
     from ocppsec.pki.versions import OcppVersion
     from ocppsec.security_profiles import (
         CertChain,

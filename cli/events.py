@@ -21,10 +21,12 @@ import click
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
-from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent, open_store
+from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.errors import StoreError, UsageError
 from ocppsec.pki.events import catalogue
 from ocppsec.pki.events.model import format_timestamp
+from ocppsec.pki.storage import parse_url
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["events"]
@@ -61,12 +63,13 @@ def _filter_options(func: _F) -> _F:
 
 
 def _open(spec: str, *, must_exist: bool) -> EventStore:
-    if must_exist and "://" not in spec and not Path(spec).exists():
+    url = parse_url(spec, what="event store")
+    if must_exist and url.path is not None and not url.path.exists():
         raise StoreError(
-            f"event store {spec} does not exist",
+            f"event store {url.location} does not exist",
             hint=f"pass --store PATH|URL or set {STORE_ENV}; events are written by the CSMS or `events receive`",
         )
-    return open_store(spec)
+    return open_store(url)
 
 
 def _query(station: str | None, type_: str | None, critical: bool, since: str | None, until: str | None,

@@ -28,7 +28,8 @@ from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
-from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry, open_registry
+from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
+from ocppsec.security_profiles.registry_sql import open_registry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, on_uvloop
 from ocppsec.security_profiles.tls import CertChain, server_context
 
@@ -108,7 +109,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         signing = _csr_signing(pki_dir, ca_name, v2g_ca, inventory_path, registry, cso_name, closers)
     sink = None
     if events_db is not None:
-        from ocppsec.eventlog.store import BufferedSink, open_store
+        from ocppsec.eventlog.store import BufferedSink
+        from ocppsec.eventlog.store_sql import open_store
 
         store = open_store(events_db)
         buffered = BufferedSink(store)

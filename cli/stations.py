@@ -20,9 +20,9 @@ from ocppsec.security_profiles.registry import (
     DEFAULT_REGISTRY,
     StationRecord,
     confirm_password,
-    open_registry,
     set_pending_password,
 )
+from ocppsec.security_profiles.registry_sql import open_registry
 
 __all__ = ["stations"]
 

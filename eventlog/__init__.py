@@ -6,7 +6,8 @@
     model       SecurityEvent (immutable), normalize_event (repair + flag, or EventInputError)
     sink        EventSink.record(event): what every producer of events calls; MemorySink for tests
     ingest      payload batches and raw OCPP-J frames (the gateway) -> events + rejections
-    store       EventStore interface, EventQuery, open_store(path | postgresql:// URL), BufferedSink
+    store       EventStore interface, EventQuery, BufferedSink
+    store_sql   SqlEventStore (SQLite / PostgreSQL), open_store(path | sqlite:// | postgresql:// URL)
     logfile     our log file format (JSON Lines with a header)
     station     station side: RollingLog, OfflineQueue, StationSecurityLog
     getlog      GetLog as a pure state machine
@@ -40,8 +41,8 @@ from ocppsec.eventlog.store import (
     StatRow,
     StoredEvent,
     StoreUnavailableError,
-    open_store,
 )
+from ocppsec.eventlog.store_sql import SqlEventStore, open_store
 from ocppsec.eventlog.upload import GetLogDriver, UploadResult, http_upload
 from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
 from ocppsec.pki.events.ingest import IngestReport, event_from_frame, ingest_payloads
@@ -84,6 +85,7 @@ __all__ = [
     "RollingLog",
     "SecurityEvent",
     "Source",
+    "SqlEventStore",
     "StatRow",
     "StationSecurityLog",
     "StoreUnavailableError",

@@ -1,13 +1,11 @@
 """The event store interface, the query object, and the buffering wrapper that survives outages.
 
-Two implementations share one schema (:mod:`ocppsec.eventlog.migrations`) and one contract test suite:
-
-- SQLite (WAL), the default: a file path (``./ocppsec-events.db``) or ``sqlite:///path``;
-- PostgreSQL (psycopg 3) for several CSMS nodes: a ``postgresql://`` URL.
-
-:func:`open_store` picks one from a path or URL. :class:`BufferedSink` wraps any store: while the store
-is unreachable (:class:`StoreUnavailableError`) events wait in memory and, if a spool file is given, on
-disk, and they are written when the store is back. Nothing is lost and duplicates are stored once.
+The implementation is :class:`ocppsec.eventlog.store_sql.SqlEventStore`, opened by
+:func:`~ocppsec.eventlog.store_sql.open_store` from a SQLite path (``./ocppsec-events.db``),
+``sqlite:///path`` or a ``postgresql://`` URL (several CSMS nodes); one contract test suite runs over both.
+:class:`BufferedSink` wraps any store: while the store is unreachable (:class:`StoreUnavailableError`)
+events wait in memory and, if a spool file is given, on disk, and they are written when the store is
+back. Nothing is lost and duplicates are stored once.
 """
 
 from __future__ import annotations
@@ -21,11 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from ocppsec.eventlog._files import append_lines
-from ocppsec.pki.errors import InputError, StoreError, UsageError
-from ocppsec.pki.events import catalogue
+from ocppsec.pki.errors import InputError, StoreError, StoreUnavailableError, UsageError
 from ocppsec.pki.events.model import SecurityEvent
 
 __all__ = [
@@ -37,15 +34,9 @@ __all__ = [
     "StatRow",
     "StoreUnavailableError",
     "StoredEvent",
-    "open_store",
-    "where_clause",
 ]
 
 DEFAULT_STORE = "./ocppsec-events.db"
-
-
-class StoreUnavailableError(StoreError):
-    """The store cannot be reached right now (database down, network); retrying later may succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,43 +93,6 @@ class EventQuery:
             raise UsageError("query limit must not be negative")
 
 
-def where_clause(
-    q: EventQuery, placeholder: str, convert_time: Callable[[datetime], Any]
-) -> tuple[str, list[Any]]:
-    """SQL ``WHERE ...`` (or empty) and its parameters for ``q``; shared by both backends."""
-    parts: list[str] = []
-    params: list[Any] = []
-    if q.station_id is not None:
-        parts.append(f"station_id = {placeholder}")
-        params.append(q.station_id)
-    if q.type is not None:
-        parts.append(f"canonical_type = {placeholder}")
-        params.append(catalogue.canonical_name(q.type))
-    if q.critical is True:
-        parts.append(f"critical = {placeholder}")
-        params.append(True)
-    elif q.critical is False:
-        parts.append(f"(critical IS NULL OR critical = {placeholder})")
-        params.append(False)
-    if q.since is not None:
-        parts.append(f"ts >= {placeholder}")
-        params.append(convert_time(q.since))
-    if q.until is not None:
-        parts.append(f"ts < {placeholder}")
-        params.append(convert_time(q.until))
-    if q.after_id is not None:
-        parts.append(f"id > {placeholder}")
-        params.append(q.after_id)
-    return (" WHERE " + " AND ".join(parts) if parts else ""), params
-
-
-def order_clause(q: EventQuery) -> str:
-    direction = " DESC" if q.descending else ""
-    if q.order == "id":
-        return f" ORDER BY id{direction}"
-    return f" ORDER BY ts{direction}, id{direction}"
-
-
 @runtime_checkable
 class EventStore(Protocol):
     """What both stores offer. Every method raises :class:`StoreError` (or a subclass) on failure."""
@@ -172,23 +126,6 @@ class EventStore(Protocol):
         """The backend's query plan for ``q`` (to check that the index is used)."""
 
     def close(self) -> None: ...
-
-
-def open_store(spec: str | os.PathLike[str] | None = None) -> EventStore:
-    """Open (and migrate) the store named by a SQLite path, ``sqlite:///path`` or ``postgresql://`` URL."""
-    text = os.fspath(spec) if spec is not None else DEFAULT_STORE
-    if text.startswith(("postgresql://", "postgres://")):
-        from ocppsec.eventlog._postgres import PostgresStore
-
-        return cast(EventStore, PostgresStore(text))  # conformance is checked in _postgres.py
-    if "://" in text and not text.startswith("sqlite://"):
-        raise UsageError(
-            f"unsupported event store {text.split('://')[0]}://",
-            hint="use a SQLite file path or a postgresql:// URL",
-        )
-    from ocppsec.eventlog._sqlite import SqliteStore
-
-    return cast(EventStore, SqliteStore(text.removeprefix("sqlite://")))  # checked in _sqlite.py
 
 
 class BufferedSink:

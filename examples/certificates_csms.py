@@ -28,9 +28,10 @@ from ocppsec.pki.certmgmt import (
     InstalledType,
     LocalCaSigner,
     RootType,
-    SqliteInventory,
     StationInfo,
     Trigger,
+    inventory_location,
+    open_inventory,
 )
 from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class
 from ocppsec.pki.versions import OcppVersion
@@ -54,7 +55,7 @@ async def run(pki_path: Path, port: int, once: bool) -> None:
         PkiDirectory.init(pki_path, HierarchyConfig.default(cso_name=CSO), passphrase=None,
                           at=datetime.now(UTC) - timedelta(minutes=5))
     pki = PkiDirectory.open(pki_path)
-    inventory = SqliteInventory.beside(pki_path)
+    inventory = open_inventory(inventory_location(pki_path))
     service = CertificateService(LocalCaSigner(pki), cso_name=CSO, stations=Stations(), inventory=inventory, ledger=pki.ledger)
     classes = {v.subprotocol: csms_charge_point_class(v, service) for v in OcppVersion}
     done = asyncio.Event()

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     )
     from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key, key_spec_of
     from ocppsec.pki.keys.files import load_key_file, load_key_pem, write_key_file
-    from ocppsec.pki.ledger import CertificateRecord, Ledger, SqliteLedger
+    from ocppsec.pki.ledger import CertificateRecord, CertificateStatus, Ledger
+    from ocppsec.pki.ledger_sql import SqlLedger, open_ledger
     from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate, verify_profile
     from ocppsec.pki.names import make_name, name_attributes, name_value
     from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
@@ -60,6 +61,7 @@ _LAZY: dict[str, str] = {
     "CertificateHashData": "ocppsec.pki.hashdata",
     "CertificateHashDataChain": "ocppsec.pki.hashdata",
     "CertificateRecord": "ocppsec.pki.ledger",
+    "CertificateStatus": "ocppsec.pki.ledger",
     "CertificateRequest": "ocppsec.pki.builder",
     "ChainError": "ocppsec.pki.errors",
     "CnKind": "ocppsec.pki.profiles",
@@ -87,7 +89,7 @@ _LAZY: dict[str, str] = {
     "SignatureError": "ocppsec.pki.errors",
     "SignatureScheme": "ocppsec.pki.keys",
     "SigningKey": "ocppsec.pki.keys",
-    "SqliteLedger": "ocppsec.pki.ledger",
+    "SqlLedger": "ocppsec.pki.ledger_sql",
     "StoreError": "ocppsec.pki.errors",
     "UsageError": "ocppsec.pki.errors",
     "VerificationError": "ocppsec.pki.errors",
@@ -116,6 +118,7 @@ _LAZY: dict[str, str] = {
     "name_attributes": "ocppsec.pki.names",
     "name_value": "ocppsec.pki.names",
     "new_serial": "ocppsec.pki.builder",
+    "open_ledger": "ocppsec.pki.ledger_sql",
     "order_chain": "ocppsec.pki.chain",
     "sign_builder": "ocppsec.pki.builder",
     "verify_chain": "ocppsec.pki.chain",
@@ -143,6 +146,7 @@ __all__ = [
     "CertificateHashDataChain",
     "CertificateRecord",
     "CertificateRequest",
+    "CertificateStatus",
     "ChainError",
     "CnKind",
     "CsrReport",
@@ -168,7 +172,7 @@ __all__ = [
     "SignatureError",
     "SignatureScheme",
     "SigningKey",
-    "SqliteLedger",
+    "SqlLedger",
     "StoreError",
     "UsageError",
     "VerificationError",
@@ -197,6 +201,7 @@ __all__ = [
     "name_attributes",
     "name_value",
     "new_serial",
+    "open_ledger",
     "order_chain",
     "sign_builder",
     "verify_chain",

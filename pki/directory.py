@@ -37,17 +37,10 @@ from ocppsec.pki.hierarchy import (
 )
 from ocppsec.pki.keys import LocalKey, PrivateKey, SigningKey, generate_key
 from ocppsec.pki.keys.files import atomic_write, load_key_file, write_key_file
-from ocppsec.pki.ledger import (
-    CertificateRecord,
-    Ledger,
-    SqliteLedger,
-    _encoded_validity,
-    _issued_record,
-    is_ledger_url,
-    open_ledger,
-    record_for,
-)
+from ocppsec.pki.ledger import CertificateRecord, Ledger, _encoded_validity, _issued_record, record_for
+from ocppsec.pki.ledger_sql import open_ledger
 from ocppsec.pki.profiles import PROFILES, Profile, get_profile
+from ocppsec.pki.storage import Dialect, parse_url
 
 __all__ = ["IssueResult", "PkiDirectory", "default_leaf_profile", "open_signing_key"]
 
@@ -74,7 +67,13 @@ def _open_dir_ledger(root: Path) -> Ledger:
     url_file = root / LEDGER_URL_FILE
     if url_file.is_file():
         return open_ledger(url_file.read_text().strip())
-    return SqliteLedger(root / LEDGER_FILE)
+    return open_ledger(root / LEDGER_FILE)
+
+
+def _require_shared_ledger(url: str) -> None:
+    """``ledger_url`` must name a PostgreSQL database (a SQLite ledger is ``DIR/ledger.db`` itself)."""
+    if parse_url(url, what="ledger").dialect is not Dialect.POSTGRES:
+        raise UsageError(f"not a ledger URL: {url!r}", hint="use postgresql://user@host/database")
 
 
 def default_leaf_profile(ca_profile: Profile) -> Profile:
@@ -105,7 +104,7 @@ class IssueResult:
 class PkiDirectory:
     """A PKI directory opened for use. Keys are loaded lazily with the passphrase given at open."""
 
-    def __init__(self, path: Path, config: HierarchyConfig, ledger: Ledger | SqliteLedger, passphrase: bytes | None) -> None:
+    def __init__(self, path: Path, config: HierarchyConfig, ledger: Ledger, passphrase: bytes | None) -> None:
         self.path = path
         self.config = config
         self.ledger = ledger
@@ -133,8 +132,7 @@ class PkiDirectory:
         if not config_path.exists():
             atomic_write(config_path, config.to_toml().encode(), 0o644)
         if ledger_url is not None:
-            if not is_ledger_url(ledger_url):
-                raise UsageError(f"not a ledger URL: {ledger_url!r}", hint="use postgresql://user@host/database")
+            _require_shared_ledger(ledger_url)
             atomic_write(root / LEDGER_URL_FILE, ledger_url.encode() + b"\n", 0o600)
         ledger = _open_dir_ledger(root)
         pki = cls(root, HierarchyConfig.from_toml(config_path.read_text()), ledger, passphrase)
@@ -191,8 +189,7 @@ class PkiDirectory:
         """Open an existing directory; ``ledger_url`` overrides where its ledger lives (else ``DIR/ledger.url``)."""
         root = Path(path)
         if ledger_url is not None:
-            if not is_ledger_url(ledger_url):
-                raise UsageError(f"not a ledger URL: {ledger_url!r}", hint="use postgresql://user@host/database")
+            _require_shared_ledger(ledger_url)
             config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
             return cls(root, config, open_ledger(ledger_url), passphrase)
         if not (root / LEDGER_FILE).is_file() and not (root / LEDGER_URL_FILE).is_file():

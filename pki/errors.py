@@ -14,7 +14,11 @@ prints ``error: <message>`` (one line, plus the hint) and exits with :attr:`Ocpp
     │   └── SignatureError            a signature did not verify
     ├── KeyError_                     private-key problems: wrong passphrase, unsupported key (exit 1)
     │   └── WrongPassphraseError
-    ├── StoreError                    ledger / event-store / registry I/O (exit 3)
+    ├── StoreError                    ledger / inventory / registry / event-store I/O (exit 3)
+    │   ├── StoreUnavailableError     cannot be reached right now (server gone, lock held); a retry may succeed
+    │   │   └── StoreBusyError        another connection holds the SQLite write lock past the timeout
+    │   ├── StoreReadOnlyError        the database cannot be written (file permissions, read-only mount, standby)
+    │   ├── StoreFullError            the disk (or the database) is full
     │   ├── DuplicateError            a unique constraint (serial, name) would be broken
     │   └── NotFoundError             a named record does not exist
     └── BackendError                  key backend (PKCS#11 token, file system) failed (exit 3)
@@ -39,7 +43,11 @@ __all__ = [
     "OcppsecError",
     "PolicyError",
     "SignatureError",
+    "StoreBusyError",
     "StoreError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "StoreUnavailableError",
     "UsageError",
     "VerificationError",
     "Violation",
@@ -155,6 +163,22 @@ class StoreError(OcppsecError):
     """A ledger, event store or registry operation failed."""
 
     exit_code = 3
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached right now (database down, network, a lock held); retrying later may succeed."""
+
+
+class StoreBusyError(StoreUnavailableError):
+    """Another connection held the SQLite write lock for longer than this one would wait."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store can be read but not written (file or directory permissions, read-only mount, standby server)."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the store (or the database's size limit) is full."""
 
 
 class DuplicateError(StoreError):

@@ -1,7 +1,8 @@
 """Security profiles 1, 2 and 3 for OCPP WebSocket connections, both sides, and the security gateway.
 
 Sans-I/O core: :mod:`.identity`, :mod:`.basic_auth`, :mod:`.profile3`, :mod:`.handshake` (the decision),
-:mod:`.upgrade` (A05 state machines). Adapters: :mod:`.tls` (SSL contexts), :mod:`.registry` (SQLite),
+:mod:`.upgrade` (A05 state machines). Adapters: :mod:`.tls` (SSL contexts), :mod:`.registry` (the interface,
+in memory) and :mod:`.registry_sql` (SQLite / PostgreSQL),
 :mod:`.server` (``serve``), :mod:`.client` (``connect``), :mod:`.ocpp_glue`, :mod:`.gateway`.
 """
 
@@ -29,14 +30,13 @@ from ocppsec.security_profiles.identity import identity_from_path, identity_url,
 from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
-    SqliteRegistry,
     StationRecord,
     StationRegistry,
     confirm_password,
     discard_pending_password,
-    open_registry,
     set_pending_password,
 )
+from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
 from ocppsec.security_profiles.server import StationConnection, serve
 from ocppsec.security_profiles.tls import (
     MANDATORY_TLS12_SUITES,
@@ -58,7 +58,7 @@ __all__ = [
     "Reject",
     "ScryptCost",
     "ServerPolicy",
-    "SqliteRegistry",
+    "SqlRegistry",
     "StationConnection",
     "StationRecord",
     "StationRegistry",

@@ -4,8 +4,8 @@
 - :mod:`.service`: the CSMS certificate service (SignCertificate review → sign → CertificateSigned);
 - :mod:`.signer`: the pluggable signing CA (:class:`CertificateSigner`; local CA; how EST or a roaming
   platform plugs in);
-- :mod:`.inventory`: per-station certificate inventory (SQLite, or PostgreSQL through :mod:`.pg_inventory`,
-  behind :class:`InventoryStore`; :func:`open_inventory`), reconciled with the ledger;
+- :mod:`.inventory`: per-station certificate inventory behind :class:`InventoryStore`, reconciled with the
+  ledger; :mod:`.inventory_sql` its SQLite / PostgreSQL implementation (:func:`open_inventory`);
 - :mod:`.station`: the station's certificate store (keys, CSRs, CertificateSigned checks, roots, delete, list);
 - :mod:`.schedule`: back-off and renewal timing;
 - :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: wire names and shapes per version;
@@ -20,14 +20,15 @@ Errors::
 from ocppsec.pki.certmgmt.codec import Codec
 from ocppsec.pki.certmgmt.inventory import (
     INVENTORY_FILE,
+    EntrySource,
     InventoryEntry,
+    InventoryState,
     InventoryStore,
     ReconcileReport,
-    SqliteInventory,
     inventory_location,
-    open_inventory,
     reconcile,
 )
+from ocppsec.pki.certmgmt.inventory_sql import SqlInventory, open_inventory
 from ocppsec.pki.certmgmt.model import (
     EVENT_DISCARDED_RENEWED,
     EVENT_INVALID_STATION_CERTIFICATE,
@@ -66,9 +67,11 @@ __all__ = [
     "ClientCredential",
     "Codec",
     "DirectoryStationStorage",
+    "EntrySource",
     "InstalledCertificate",
     "InstalledType",
     "InventoryEntry",
+    "InventoryState",
     "InventoryStore",
     "LocalCaSigner",
     "MemoryStationStorage",
@@ -80,7 +83,7 @@ __all__ = [
     "SignRequest",
     "SignedChain",
     "SigningOrder",
-    "SqliteInventory",
+    "SqlInventory",
     "StationCertificateStore",
     "StationConfig",
     "StationInfo",

@@ -24,7 +24,15 @@ from datetime import datetime
 
 from cryptography import x509
 
-from ocppsec.pki.certmgmt.inventory import InventoryStore, IssuedEntryFactory, ReconcileReport, entry_for, reconcile
+from ocppsec.pki.certmgmt.inventory import (
+    EntrySource,
+    InventoryState,
+    InventoryStore,
+    IssuedEntryFactory,
+    ReconcileReport,
+    entry_for,
+    reconcile,
+)
 from ocppsec.pki.certmgmt.model import (
     CertificateUse,
     InstalledCertificate,
@@ -238,20 +246,20 @@ class CertificateService:
     def certificate_signed_result(self, order: CertificateSignedOrder, outcome: Outcome, *, at: datetime) -> None:
         """Record the station's CertificateSigned answer (installed / rejected)."""
         if self.inventory is not None:
-            state = "installed" if outcome.accepted else "rejected"
+            state = InventoryState.INSTALLED if outcome.accepted else InventoryState.REJECTED
             self.inventory.set_state(order.station_id, order.leaf_hash_data, state, at)
 
     def install_result(self, station_id: str, root_type: RootType, certificate: x509.Certificate, outcome: Outcome,
                        *, at: datetime) -> None:
         """Record an InstallCertificate answer: an accepted root becomes part of the station's inventory."""
         if self.inventory is not None and outcome.accepted:
-            self.inventory.upsert([entry_for(station_id, root_type.value, certificate, None, state="installed", at=at,
-                                             source="installed")])
+            self.inventory.upsert([entry_for(station_id, root_type.value, certificate, None, state=InventoryState.INSTALLED,
+                                             at=at, source=EntrySource.INSTALLED)])
 
     def delete_result(self, station_id: str, hash_data: CertificateHashData, outcome: Outcome, *, at: datetime) -> None:
         """Record a DeleteCertificate answer (Accepted or NotFound: the station no longer holds it)."""
         if self.inventory is not None and outcome.status in (Status.ACCEPTED, Status.NOT_FOUND):
-            self.inventory.set_state(station_id, hash_data, "deleted", at)
+            self.inventory.set_state(station_id, hash_data, InventoryState.DELETED, at)
 
     def installed_ids_result(
         self, station_id: str, reported: Sequence[InstalledCertificate], *, at: datetime, kinds: Sequence[str] | None = None,

@@ -16,11 +16,13 @@ def load_inventory_file(path: Path | str) -> list[InventoryItem]:
     ``postgresql://`` URL (the inventory shared by several CSMS nodes) — what
     :func:`~ocppsec.pki.certmgmt.inventory.inventory_location` answers for a PKI directory.
     """
-    from ocppsec.pki.certmgmt.inventory import open_inventory
+    from ocppsec.pki.certmgmt.inventory_sql import open_inventory
+    from ocppsec.pki.storage import parse_url
 
-    if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))) and not Path(path).is_file():
+    url = parse_url(path, what="inventory")
+    if url.path is not None and not url.path.is_file():
         return []
-    store = open_inventory(path)
+    store = open_inventory(url)
     try:
         entries = store.all()
     finally:

@@ -17,10 +17,11 @@ from ocppsec.pki.certmgmt import (
     CertificateUse,
     MemoryStationStorage,
     RootType,
-    SqliteInventory,
+    SqlInventory,
     StationCertificateStore,
     StationConfig,
     StationInfo,
+    open_inventory,
 )
 from ocppsec.pki.certmgmt.codec import Codec
 
@@ -55,14 +56,14 @@ def signer(hierarchy: Hierarchy) -> AuthoritySigner:
 
 
 @pytest.fixture
-def inventory(tmp_path: Path) -> SqliteInventory:
-    inv = SqliteInventory(tmp_path / "inventory.db")
+def inventory(tmp_path: Path) -> SqlInventory:
+    inv = open_inventory(tmp_path / "inventory.db")
     yield inv
     inv.close()
 
 
 @pytest.fixture
-def service(signer: AuthoritySigner, inventory: SqliteInventory) -> CertificateService:
+def service(signer: AuthoritySigner, inventory: SqlInventory) -> CertificateService:
     stations = {"CS001": StationInfo("CS001", serial=SERIAL, secc_ids=(SECC,)),
                 "CS002": StationInfo("CS002", serial="SN-0002", max_chain_size=500)}
     return CertificateService(signer, cso_name=CSO, stations=stations, inventory=inventory)

@@ -25,7 +25,6 @@ from ocppsec.pki.certmgmt import (
     LocalCaSigner,
     RootType,
     SignRequest,
-    SqliteInventory,
     StationInfo,
     Status,
     inventory_location,
@@ -33,10 +32,10 @@ from ocppsec.pki.certmgmt import (
 )
 from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.certmgmt.inventory import entry_for
-from ocppsec.pki.certmgmt.pg_inventory import PostgresInventory
 from ocppsec.pki.errors import StoreError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.lifecycle.inventory_file import load_inventory_file
+from ocppsec.pki.storage import Dialect
 from ocppsec.pki.versions import OcppVersion
 
 from .conftest import CSO, NOW, SERIAL, make_store
@@ -69,7 +68,7 @@ def _entries(certs: dict[str, tuple[object, object]], station: str, state: str =
 
 
 def test_open_inventory_picks_the_backend(inv: InventoryStore, target: str) -> None:
-    assert isinstance(inv, PostgresInventory if target.startswith("postgresql://") else SqliteInventory)
+    assert inv.dialect is (Dialect.POSTGRES if target.startswith("postgresql://") else Dialect.SQLITE)  # type: ignore[attr-defined]
     assert inv.all() == [] and inv.for_station("CS001") == [] and inv.latest_sent("CS001") is None
 
 
@@ -179,19 +178,20 @@ def test_load_inventory_file_of_nothing(tmp_path: Path) -> None:
 
 # -- PostgreSQL specifics --------------------------------------------------------------------------------
 def test_pg_migrations_are_idempotent_and_newer_schemas_refused(pg_url: str) -> None:
-    first, second = PostgresInventory(pg_url), PostgresInventory(pg_url)
+    first, second = open_inventory(pg_url), open_inventory(pg_url)
     assert first.schema_version() == second.schema_version() == 1
     first.close()
     second.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE ocppsec_schema SET version = 99 WHERE component = 'inventory'")
     with pytest.raises(StoreError, match="newer than this ocppsec"):
-        PostgresInventory(pg_url)
+        open_inventory(pg_url)
 
 
 def test_pg_shares_a_database_with_the_ledger_and_registry(pg_url: str, certs: dict[str, tuple[object, object]]) -> None:
-    from ocppsec.pki.ledger import open_ledger
-    from ocppsec.security_profiles.registry import StationRecord, open_registry
+    from ocppsec.pki.ledger_sql import open_ledger
+    from ocppsec.security_profiles.registry import StationRecord
+    from ocppsec.security_profiles.registry_sql import open_registry
 
     ledger, registry, inv = open_ledger(pg_url), open_registry(pg_url), open_inventory(pg_url)
     inv.upsert(_entries(certs, "CS001"))
@@ -208,7 +208,7 @@ def test_pg_shares_a_database_with_the_ledger_and_registry(pg_url: str, certs: d
 
 
 def test_pg_survives_a_dropped_connection(pg_url: str, certs: dict[str, tuple[object, object]]) -> None:
-    inv = PostgresInventory(pg_url)
+    inv = open_inventory(pg_url)
     inv.upsert(_entries(certs, "CS001"))
     with psycopg.connect(pg_url, autocommit=True) as admin:
         killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -249,7 +249,7 @@ def test_directory_on_postgres_keeps_inventory_beside_its_ledger(pg_url: str, tm
     signing = _csr_signing(str(path), "csms-root", None, None, MemoryRegistry([StationRecord("CS001", 3, serial=SERIAL)]),
                            CSO, closers)
     service = signing.service
-    assert isinstance(service.inventory, PostgresInventory) and isinstance(service.signer, LocalCaSigner)
+    assert service.inventory.dialect is Dialect.POSTGRES and isinstance(service.signer, LocalCaSigner)  # type: ignore[union-attr]
     store = make_store(hierarchy)
     outcome, order = service.handle("CS001", SignRequest(store.create_csr(CertificateUse.CHARGING_STATION, at=NOW),
                                                          CertificateUse.CHARGING_STATION), at=NOW)
@@ -259,7 +259,7 @@ def test_directory_on_postgres_keeps_inventory_beside_its_ledger(pg_url: str, tm
     for close in reversed(closers):
         close()
     assert not (path / "inventory.db").exists()
-    inv = PostgresInventory(pg_url)
+    inv = open_inventory(pg_url)
     assert [e.kind for e in inv.all()] == ["charging-station", "mo"]
     inv.close()
 

@@ -17,9 +17,10 @@ from ocppsec.pki.certmgmt import (
     RetrySchedule,
     RootType,
     SignRequest,
-    SqliteInventory,
     StationInfo,
     Status,
+    inventory_location,
+    open_inventory,
     renewal_due,
     signing_retry_delays,
 )
@@ -51,8 +52,8 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> PkiDirectory:
 
 def test_local_ca_signer_records_ledger_and_inventory_and_reconciles(pki_dir: PkiDirectory, hierarchy, tmp_path: Path) -> None:
     signer = LocalCaSigner(pki_dir)
-    inventory = SqliteInventory.beside(pki_dir.path)
-    assert inventory.path == Path(pki_dir.path) / "inventory.db"
+    inventory = open_inventory(inventory_location(pki_dir.path))
+    assert inventory.database.url.path == Path(pki_dir.path) / "inventory.db"
     service = CertificateService(signer, cso_name=CSO, stations={"CS001": StationInfo("CS001", serial=SERIAL, secc_ids=())},
                                  inventory=inventory, ledger=pki_dir.ledger)
     store = make_store(hierarchy)

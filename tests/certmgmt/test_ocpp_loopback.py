@@ -29,12 +29,12 @@ from ocppsec.pki.certmgmt import (
     InstalledType,
     RootType,
     SignRequest,
-    SqliteInventory,
     StationCertificateStore,
     StationConfig,
     StationInfo,
     Status,
     Trigger,
+    open_inventory,
 )
 from ocppsec.pki.certmgmt.codecs import CODECS
 from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
@@ -92,7 +92,7 @@ def test_profile3_station_renews_and_reconnects_then_manages_certificates(versio
     codec = CODECS[version]
     signer = AuthoritySigner({CertificateUse.CHARGING_STATION: h.ca("csms-root"), CertificateUse.COMBINED: h.ca("csms-root"),
                               CertificateUse.V2G: h.ca("cpo-sub-ca-2")}, ocsp_url="http://ocsp.example.com/{issuer}")
-    inventory = SqliteInventory(tmp_path / "inventory.db")
+    inventory = open_inventory(tmp_path / "inventory.db")
     service = CertificateService(signer, cso_name=CSO, stations={"CS001": StationInfo("CS001", serial=SERIAL, secc_ids=(SECC,))},
                                  inventory=inventory)
     storage = DirectoryStationStorage(tmp_path / "station", PASS)

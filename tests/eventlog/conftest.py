@@ -11,7 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from ocppsec.eventlog.store import EventStore, open_store
+from ocppsec.eventlog.store import EventStore
+from ocppsec.eventlog.store_sql import open_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -27,7 +27,8 @@ from ocppsec.eventlog import v16, v21, v201
 from ocppsec.eventlog.getlog import GetLogRequest, GetLogStatus, LogStatus
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.station import StationSecurityLog
-from ocppsec.eventlog.store import EventQuery, EventStore, open_store
+from ocppsec.eventlog.store import EventQuery, EventStore
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.events.model import FLAG_NAIVE, FLAG_TRUNCATED, FLAG_UNKNOWN, normalize_event
 
 VERSIONS = [pytest.param(v16, id="1.6"), pytest.param(v201, id="2.0.1"), pytest.param(v21, id="2.1")]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ocppsec.eventlog.store import BufferedSink, EventQuery, EventStore, StoreUnavailableError, open_store
+from ocppsec.eventlog.store import BufferedSink, EventQuery, EventStore, StoreUnavailableError
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.errors import StoreError, UsageError
 from ocppsec.pki.events.model import SecurityEvent, Source, normalize_event
 from ocppsec.pki.versions import OcppVersion
@@ -128,8 +129,7 @@ def test_flags_and_sources_survive(store: EventStore) -> None:
 
 def test_query_by_station_and_time_uses_the_index(store: EventStore) -> None:
     store.add_many([ev(f"CS{i % 200:03d}", i) for i in range(20_000)])
-    if hasattr(store, "_run"):
-        store._run(lambda conn: conn.execute("ANALYZE security_events"))  # fresh statistics
+    store.database.execute("ANALYZE security_events")  # type: ignore[attr-defined]  # fresh statistics
     q = EventQuery(station_id="CS007", since=T0 + timedelta(days=2), until=T0 + timedelta(days=3))
     plan = store.explain(q)
     assert "security_events_station_ts" in plan, plan
@@ -139,7 +139,7 @@ def test_query_by_station_and_time_uses_the_index(store: EventStore) -> None:
 def test_schema_is_migrated_once_and_reopening_is_harmless(store: EventStore) -> None:
     assert store.schema_version() == 1
     store.add_many(sample())
-    again = open_store(store.location if "postgresql" not in store.location else store._url)  # type: ignore[attr-defined]
+    again = open_store(store.database.url)  # type: ignore[attr-defined]
     try:
         assert again.schema_version() == 1
         assert again.count(EventQuery()) == 6

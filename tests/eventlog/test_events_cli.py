@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ocppsec.cli.main import main
-from ocppsec.eventlog.store import EventQuery, open_store
+from ocppsec.eventlog.store import EventQuery
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.events.model import normalize_event
 from ocppsec.pki.versions import OcppVersion
 

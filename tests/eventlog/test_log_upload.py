@@ -16,7 +16,8 @@ from ocppsec.eventlog.getlog import GetLogPolicy, GetLogRequest, GetLogStatus, L
 from ocppsec.eventlog.logfile import render_log
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver, sanitize_filename
 from ocppsec.eventlog.station import StationSecurityLog
-from ocppsec.eventlog.store import EventQuery, EventStore, open_store
+from ocppsec.eventlog.store import EventQuery, EventStore
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.eventlog.upload import GetLogDriver, http_upload
 from ocppsec.pki.events.model import normalize_event
 from ocppsec.pki.versions import OcppVersion

@@ -1,4 +1,4 @@
-"""The on-disk PKI (PkiDirectory + SqliteLedger): durability under SIGKILL, passphrases, key files, serials,
+"""The on-disk PKI (PkiDirectory + its SQLite ledger): durability under SIGKILL, passphrases, key files, serials,
 atomic batches. Key files only; the PKCS#11 path is tested elsewhere."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from ocppsec.pki import (
     PkiDirectory,
     PolicyContext,
     PolicyError,
-    SqliteLedger,
     UsageError,
     WrongPassphraseError,
     generate_key,
@@ -42,6 +41,7 @@ from ocppsec.pki import (
     verify_issued_chain,
 )
 from ocppsec.pki.ledger import record_for
+from ocppsec.pki.ledger_sql import open_ledger
 
 from .corpus import AT, CSO, iso20_config
 from .helpers import issue
@@ -66,9 +66,9 @@ def ledger_rows(path: Path) -> list[tuple[str, str, str | None, str | None]]:
     """(serial, issuer_ca, name, key_ref) of every row, read with plain sqlite3 (not through the code under test)."""
     db = sqlite3.connect(path / "ledger.db")
     try:
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'certificates'").fetchone():
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_certificates'").fetchone():
             return []  # killed before the schema migration committed: an empty ledger
-        return db.execute("SELECT serial, issuer_ca, name, key_ref FROM certificates ORDER BY id").fetchall()
+        return db.execute("SELECT serial, issuer_ca, name, key_ref FROM ledger_certificates ORDER BY id").fetchall()
     finally:
         db.close()
 
@@ -231,7 +231,7 @@ def test_resuming_init_with_a_wrong_passphrase_writes_nothing(tmp_path: Path) ->
     path = tmp_path / "pki"
     PkiDirectory.init(path, iso20_config("p521"), passphrase=PASS, at=AT).close()
     db = sqlite3.connect(path / "ledger.db")
-    db.execute("DELETE FROM certificates WHERE name != 'csms-root'")
+    db.execute("DELETE FROM ledger_certificates WHERE name != 'csms-root'")
     db.commit()
     db.close()
     with pytest.raises(WrongPassphraseError):
@@ -268,7 +268,7 @@ def test_issue_many_is_all_or_nothing(pki: PkiDirectory, pki_dir: Path) -> None:
 def test_ledger_add_is_atomic_and_refuses_duplicates(tmp_path: Path) -> None:
     h = Hierarchy.build(iso20_config("p521"), at=AT)
     a, b = (issue(h, "charging-station").certificate for _ in range(2))
-    ledger = SqliteLedger(tmp_path / "l.db")
+    ledger = open_ledger(tmp_path / "l.db")
     try:
         ra = record_for(a, issuer_ca="csms-root", role="charging-station", issued_at=AT)
         rb = record_for(b, issuer_ca="csms-root", role="charging-station", issued_at=AT)

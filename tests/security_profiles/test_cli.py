@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from ocppsec.cli.main import cli
-from ocppsec.eventlog.store import EventQuery, open_store
+from ocppsec.eventlog.store import EventQuery
+from ocppsec.eventlog.store_sql import open_store
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import password_matches
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.registry import open_registry
+from ocppsec.security_profiles.registry_sql import open_registry
 
 from .conftest import PASSWORD_201, Pki, free_port
 from .helpers import run

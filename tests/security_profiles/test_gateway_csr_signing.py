@@ -34,9 +34,10 @@ from ocppsec.pki.certmgmt import (
     LocalCaSigner,
     MemoryStationStorage,
     RootType,
-    SqliteInventory,
+    SqlInventory,
     StationCertificateStore,
     StationConfig,
+    open_inventory,
 )
 from ocppsec.pki.certmgmt.ocpp_handlers import station_charge_point_class
 from ocppsec.pki.chain import verify_chain
@@ -108,10 +109,10 @@ def station_store(pki: PkiDirectory, serial: str) -> StationCertificateStore:
     return store
 
 
-def signing_service(pki_dir: Path, registry: MemoryRegistry, tmp_path: Path) -> tuple[CsrSigning, SqliteInventory, PkiDirectory]:
+def signing_service(pki_dir: Path, registry: MemoryRegistry, tmp_path: Path) -> tuple[CsrSigning, SqlInventory, PkiDirectory]:
     pki = PkiDirectory.open(pki_dir, PKI_PASS)
     signer = LocalCaSigner(pki, cas={CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root"})
-    inventory = SqliteInventory(tmp_path / "inventory.db")
+    inventory = open_inventory(tmp_path / "inventory.db")
     service = CertificateService(signer, cso_name=CSO, stations=RegistryStations(registry, cso_name=CSO),
                                  inventory=inventory, ledger=pki.ledger)
     return CsrSigning(service), inventory, pki
@@ -272,10 +273,10 @@ def test_registry_stations_maps_serials() -> None:
 
 def test_gateway_cli_sign_csrs(pki: Pki, pki_dir: Path, tmp_path: Path) -> None:
     """``ocppsec gateway --sign-csrs --pki DIR --ca NAME`` end to end (passphrase from OCPPSEC_PASSPHRASE)."""
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
 
     db = tmp_path / "st.db"
-    reg = SqliteRegistry(db)
+    reg = open_registry(db)
     reg.add(StationRecord("CS-3", 3, serial="SN-0001"))
     reg.close()
     inventory_path = tmp_path / "inv.db"
@@ -323,7 +324,7 @@ def test_gateway_cli_sign_csrs(pki: Pki, pki_dir: Path, tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=15)
         ca_dir.close()
     assert proc.returncode == 0, err
-    inv = SqliteInventory(inventory_path)
+    inv = open_inventory(inventory_path)
     try:
         assert [(e.kind, e.state) for e in inv.for_station("CS-3")] == [("charging-station", "installed")]
     finally:

@@ -12,21 +12,20 @@ from ocppsec.pki.errors import DuplicateError, NotFoundError, UsageError
 from ocppsec.security_profiles.basic_auth import hash_password, password_matches
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
-    SqliteRegistry,
     StationRecord,
     StationRegistry,
     confirm_password,
     discard_pending_password,
-    open_registry,
     set_pending_password,
 )
+from ocppsec.security_profiles.registry_sql import open_registry
 
 from .conftest import FAST
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> StationRegistry:
-    return MemoryRegistry() if request.param == "memory" else SqliteRegistry(tmp_path / "st.db")
+    return MemoryRegistry() if request.param == "memory" else open_registry(tmp_path / "st.db")
 
 
 def test_crud(reg: StationRegistry) -> None:
@@ -67,14 +66,14 @@ def test_bad_records() -> None:
 
 
 def _writer(path: str, start: int) -> None:
-    reg = SqliteRegistry(path)
+    reg = open_registry(path)
     for i in range(start, start + 50):
         reg.add(StationRecord(f"CS-{i}", 3, serial=f"SN-{i}"))
 
 
 def test_shared_by_several_processes(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
-    SqliteRegistry(path)
+    open_registry(path)
     procs = [multiprocessing.get_context("spawn").Process(target=_writer, args=(path, n * 100)) for n in range(3)]
     for p in procs:
         p.start()
@@ -89,7 +88,7 @@ def test_sqlite_get_sees_every_commit_at_once(tmp_path: Path) -> None:
     """get() caches records, but never returns what a fresh SELECT would not: writes by another
     connection, by another process and by itself are all seen by the very next get."""
     path = tmp_path / "cached.db"
-    reader, writer = SqliteRegistry(path), SqliteRegistry(path)
+    reader, writer = open_registry(path), open_registry(path)
     assert reader.get("CS-1") is None and reader.get("CS-1") is None  # a cached miss...
     writer.add(StationRecord("CS-1", 3, serial="SN-1"))
     assert reader.get("CS-1") == StationRecord("CS-1", 3, serial="SN-1")  # ...is not served after an add
@@ -97,8 +96,8 @@ def test_sqlite_get_sees_every_commit_at_once(tmp_path: Path) -> None:
     writer.update(StationRecord("CS-1", 3, serial="SN-2"))
     got = reader.get("CS-1")
     assert got is not None and got.serial == "SN-2"
-    script = ("from ocppsec.security_profiles.registry import SqliteRegistry; import sys; "
-              "SqliteRegistry(sys.argv[1]).remove('CS-1')")
+    script = ("from ocppsec.security_profiles.registry_sql import open_registry; import sys; "
+              "open_registry(sys.argv[1]).remove('CS-1')")
     subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
     assert reader.get("CS-1") is None  # removed by another process
     reader.add(StationRecord("CS-1", 2, password_hash="h"))

@@ -17,19 +17,18 @@ from click.testing import CliRunner
 
 from ocppsec.cli.main import cli
 from ocppsec.pki.errors import DuplicateError, NotFoundError, StoreError, UsageError
+from ocppsec.pki.storage import Dialect
 from ocppsec.security_profiles.basic_auth import hash_password, password_matches
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.pg_registry import PostgresRegistry
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
-    SqliteRegistry,
     StationRecord,
     StationRegistry,
     confirm_password,
     discard_pending_password,
-    open_registry,
     set_pending_password,
 )
+from ocppsec.security_profiles.registry_sql import open_registry
 
 from .conftest import FAST, free_port
 from .helpers import run
@@ -103,12 +102,12 @@ def test_contract_rotation_a01(reg: StationRegistry) -> None:
 
 def test_open_registry_selects_by_spec(tmp_path: Path, pg_url: str) -> None:
     sqlite = open_registry(f"sqlite://{tmp_path / 'a.db'}")
-    assert isinstance(sqlite, SqliteRegistry) and (tmp_path / "a.db").exists()
+    assert sqlite.dialect is Dialect.SQLITE and (tmp_path / "a.db").exists()
     pg = open_registry(pg_url)
-    assert isinstance(pg, PostgresRegistry) and pg.schema_version() == 1
+    assert pg.dialect is Dialect.POSTGRES and pg.schema_version() == 1
     for store in (sqlite, pg):
         store.close()
-    with pytest.raises(UsageError, match="unsupported registry"):
+    with pytest.raises(UsageError, match="unsupported station registry URL"):
         open_registry("mysql://x")
     with pytest.raises(StoreError, match="cannot connect to the station registry") as info:
         open_registry(f"postgresql://postgres:s3cret@/nope?host={tmp_path}")
@@ -116,14 +115,14 @@ def test_open_registry_selects_by_spec(tmp_path: Path, pg_url: str) -> None:
 
 
 def test_pg_rejects_bad_rows_and_newer_schemas(pg_url: str) -> None:
-    reg = PostgresRegistry(pg_url)
+    reg = open_registry(pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO registry_stations (identity, profile) VALUES ('CS-1', 4)")
         conn.execute("UPDATE ocppsec_schema SET version = 7 WHERE component = 'registry'")
     reg.close()
     with pytest.raises(StoreError, match="newer than this ocppsec"):
-        PostgresRegistry(pg_url)
+        open_registry(pg_url)
 
 
 def _writer(spec: str, start: int) -> None:

@@ -1,0 +1,170 @@
+"""The station registry in SQL: one :class:`~ocppsec.security_profiles.registry.StationRegistry` for SQLite and
+PostgreSQL.
+
+:func:`open_registry` takes a file path (default ``./ocppsec-stations.db``), ``sqlite:///path`` or a
+``postgresql://`` URL (``ocppsec stations --stations URL``, ``ocppsec gateway --stations URL``). Every
+write is its own short transaction. The table is ``registry_stations`` and its migrations are the
+component ``registry`` of ``ocppsec_schema``, so it can share a database with the ledger, the inventory
+and the event store. A SQLite registry written before ``ocppsec_schema`` (table ``stations``) is adopted
+on first open.
+
+Reads: in PostgreSQL every :meth:`SqlRegistry.get` reads the current row, so an A01 password rotation or
+an A05 profile change confirmed through one node is what every node sees on the next connection. In
+SQLite, :meth:`~SqlRegistry.get` keeps the records it has read while the file is unchanged: each call asks
+for ``PRAGMA data_version``, which changes whenever another connection (any process) commits, and every
+write through this object empties the cache too; so a get never returns what a plain ``SELECT`` would not,
+and it skips the query and the record validation when nothing was written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
+
+from ocppsec.pki.errors import DuplicateError
+from ocppsec.pki.storage import (
+    Database,
+    Dialect,
+    Migration,
+    Schema,
+    StoreUrl,
+    Transaction,
+    connect,
+    schema_version,
+    table_exists,
+)
+from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRecord, _require
+
+__all__ = ["SCHEMA", "SqlRegistry", "open_registry"]
+
+_INDEX = "CREATE INDEX registry_stations_serial ON registry_stations(serial)"
+
+
+def _adopt(tx: Transaction) -> int:
+    """A SQLite registry from before ``ocppsec_schema`` (``stations``, no version): rename it; its version."""
+    if not table_exists(tx, Dialect.SQLITE, "stations"):
+        return 0
+    tx.execute("ALTER TABLE stations RENAME TO registry_stations")
+    tx.execute("DROP INDEX IF EXISTS stations_serial")
+    tx.execute(_INDEX)
+    return 1
+
+
+SCHEMA = Schema("registry", "station registry", (
+    Migration("stations", (
+        """CREATE TABLE registry_stations (
+            identity TEXT PRIMARY KEY,
+            profile INTEGER NOT NULL CHECK (profile IN (1, 2, 3)),
+            serial TEXT,
+            password_hash TEXT,
+            pending_password_hash TEXT,
+            pending_profile INTEGER CHECK (pending_profile IS NULL OR pending_profile IN (1, 2, 3)),
+            updated_at {TIMESTAMP} NOT NULL DEFAULT CURRENT_TIMESTAMP
+        )""",
+        _INDEX,
+    )),
+), adopt=_adopt)
+
+_COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile"
+_GET = f"SELECT {_COLUMNS} FROM registry_stations WHERE identity = ?"
+_CACHE_MAX = 65_536
+
+
+def _record(row: Sequence[Any]) -> StationRecord:
+    identity, profile, serial, ph, pph, pp = row
+    return StationRecord(identity, int(profile), serial, ph, pph, None if pp is None else int(pp))
+
+
+def _values(r: StationRecord) -> tuple[object, ...]:
+    return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile)
+
+
+class SqlRegistry:
+    """The registry in one SQLite file or PostgreSQL database. Thread-safe."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._lock = threading.Lock()
+        self._cached = database.dialect is Dialect.SQLITE
+        self._cache: dict[str, StationRecord | None] = {}
+        self._cache_version: object = None
+
+    @property
+    def location(self) -> str:
+        return self.database.location
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.database.dialect
+
+    def schema_version(self) -> int:
+        return schema_version(self.database, SCHEMA.component)
+
+    def _now(self) -> object:
+        return self.database.timestamp(datetime.now(UTC))
+
+    def _write(self, sql: str, params: Sequence[object]) -> int:
+        with self._lock:
+            self._cache.clear()  # our own commits do not change data_version
+            self._cache_version = None
+            return self.database.execute(sql, params)
+
+    # -- the StationRegistry interface ------------------------------------------------------------
+    def get(self, identity: str) -> StationRecord | None:
+        db = self.database
+        if not self._cached:
+            row = db.fetchone(_GET, (identity,))
+            return _record(row) if row else None
+        with self._lock:
+            version_row = db.fetchone("PRAGMA data_version")
+            version = version_row[0] if version_row else None
+            if version != self._cache_version:
+                self._cache.clear()
+                self._cache_version = version
+            elif identity in self._cache:
+                return self._cache[identity]
+            row = db.fetchone(_GET, (identity,))
+            record = _record(row) if row else None
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[identity] = record
+            return record
+
+    def add(self, record: StationRecord) -> None:
+        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                            "ON CONFLICT (identity) DO NOTHING", (*_values(record), self._now()))
+        if added == 0:
+            raise DuplicateError(f"station {record.identity!r} is registered already",
+                                 hint="use `ocppsec stations set-password` or remove it first")
+
+    def update(self, record: StationRecord) -> None:
+        changed = self._write(
+            "UPDATE registry_stations SET profile = ?, serial = ?, password_hash = ?, pending_password_hash = ?, "
+            "pending_profile = ?, updated_at = ? WHERE identity = ?",
+            (*_values(record)[1:], self._now(), record.identity),
+        )
+        if changed == 0:
+            _require(None, record.identity)
+
+    def remove(self, identity: str) -> None:
+        if self._write("DELETE FROM registry_stations WHERE identity = ?", (identity,)) == 0:
+            _require(None, identity)
+
+    def list(self) -> list[StationRecord]:
+        """Every station, sorted by identity code point by code point (the same order on both dialects)."""
+        rows = self.database.fetchall(f"SELECT {_COLUMNS} FROM registry_stations")
+        return sorted((_record(r) for r in rows), key=attrgetter("identity"))
+
+    def close(self) -> None:
+        with self._lock:
+            self.database.close()
+
+
+def open_registry(spec: str | os.PathLike[str] | StoreUrl | None = None) -> SqlRegistry:
+    """Open (creating and migrating if needed) the registry at a file path (default :data:`DEFAULT_REGISTRY`),
+    ``sqlite://`` or ``postgresql://`` URL."""
+    return SqlRegistry(connect(spec if spec is not None else DEFAULT_REGISTRY, what="station registry", schema=SCHEMA))
