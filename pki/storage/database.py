@@ -228,6 +228,9 @@ class _Postgres:
         if isinstance(exc, errors.ReadOnlySqlTransaction):
             return StoreReadOnlyError(f"{what} {location} is read-only ({doing}): {cause}",
                                       hint="the URL names a standby or read-only server; use the primary")
+        if isinstance(exc, errors.LockNotAvailable):
+            return StoreBusyError(f"{what} {location} is locked by another connection ({doing}): {cause}",
+                                  hint="another session holds a lock on the table longer than lock_timeout; retry")
         if isinstance(exc, errors.InsufficientPrivilege):
             return StoreError(f"{what} {location}: {doing} not permitted: {cause}",
                               hint="grant the database user the privileges on the ocppsec tables")
