@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,7 +90,7 @@ class _Sqlite:
             if self.page_size and fresh and not self.url.read_only:
                 conn.execute(f"PRAGMA page_size = {int(self.page_size)}")  # only before the file has its first page
             if path is not None and not self.url.read_only:
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             if self.cache_kib:
                 conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
@@ -98,6 +99,22 @@ class _Sqlite:
             conn.close()
             raise
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL. Two connections doing so on a fresh file get SQLITE_BUSY at once (SQLite does
+        not wait there), so the switch is tried again until the busy timeout runs out."""
+        deadline = time.monotonic() + self.url.timeout
+        pause = 0.002
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_BUSY") or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     @staticmethod
     def begin(conn: Any) -> None:
