@@ -55,7 +55,7 @@ from ocppsec.eventlog.store import DEFAULT_STORE, AddResult, EventQuery, EventSt
 from ocppsec.pki.errors import DuplicateError
 from ocppsec.pki.events import catalogue
 from ocppsec.pki.events.model import SecurityEvent
-from ocppsec.pki.storage import Database, Dialect, Migration, Schema, StoreUrl, connect, schema_version
+from ocppsec.pki.storage import Database, Dialect, Migration, Schema, SqlStore, StoreUrl, connect
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = ["SCHEMA", "SqlEventStore", "open_store", "where_clause"]
@@ -192,26 +192,17 @@ def _order_clause(q: EventQuery) -> str:
     return f" ORDER BY ts{direction}, id{direction}"
 
 
-class SqlEventStore:
+class SqlEventStore(SqlStore):
     """Security events in one SQLite file or PostgreSQL database. Thread-safe."""
 
+    SCHEMA = SCHEMA
+
     def __init__(self, database: Database) -> None:
-        self.database = database
+        super().__init__(database)
         sqlite = database.dialect is Dialect.SQLITE
         self._to_db: Callable[[datetime], Any] = _ms if sqlite else _same
         self._from_db: Callable[[Any], datetime] = _from_ms if sqlite else _aware
         self._chunk = 0  # SQLite rows per multi-row INSERT, set on the first write
-
-    @property
-    def location(self) -> str:
-        return self.database.location
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.database.dialect
-
-    def schema_version(self) -> int:
-        return schema_version(self.database, SCHEMA.component)
 
     # -- writing --------------------------------------------------------------------------------------
     def record(self, event: SecurityEvent) -> None:
@@ -345,9 +336,6 @@ class SqlEventStore:
         sql, params = self._select(q)
         prefix = "EXPLAIN QUERY PLAN " if self.database.dialect is Dialect.SQLITE else "EXPLAIN "
         return "\n".join(str(r[-1]) for r in self.database.fetchall(prefix + sql, params))
-
-    def close(self) -> None:
-        self.database.close()
 
 
 def open_store(spec: str | os.PathLike[str] | StoreUrl | None = None) -> SqlEventStore:

@@ -25,17 +25,7 @@ from typing import Any
 
 from ocppsec.pki.errors import NotFoundError
 from ocppsec.pki.ledger import CertificateRecord, CertificateStatus
-from ocppsec.pki.storage import (
-    Database,
-    Dialect,
-    Migration,
-    Schema,
-    StoreUrl,
-    Transaction,
-    connect,
-    schema_version,
-    table_exists,
-)
+from ocppsec.pki.storage import Database, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
 
 __all__ = ["SCHEMA", "SqlLedger", "open_ledger"]
 
@@ -47,18 +37,10 @@ _INDEXES = (
 
 
 def _adopt(tx: Transaction) -> int:
-    """A SQLite ledger from before ``ocppsec_schema``: rename its tables and indexes; its version."""
-    if not table_exists(tx, Dialect.SQLITE, "certificates"):
-        return 0
-    tx.execute("ALTER TABLE certificates RENAME TO ledger_certificates")
-    for old in ("certificates_name", "certificates_not_after", "certificates_station"):
-        tx.execute(f"DROP INDEX IF EXISTS {old}")
-    for sql in _INDEXES:
-        tx.execute(sql)
-    if not table_exists(tx, Dialect.SQLITE, "crl_numbers"):
-        return 1
-    tx.execute("ALTER TABLE crl_numbers RENAME TO ledger_crl_numbers")
-    return 2
+    """A SQLite ledger from before ``ocppsec_schema`` (version 1: certificates; 2: also crl_numbers)."""
+    return adopt_tables(tx, {"certificates": "ledger_certificates", "crl_numbers": "ledger_crl_numbers"},
+                        drop_indexes=("certificates_name", "certificates_not_after", "certificates_station"),
+                        create=_INDEXES)
 
 
 SCHEMA = Schema("ledger", "ledger", (
@@ -97,25 +79,15 @@ _INSERT = f"INSERT INTO ledger_certificates ({_COLUMNS}) VALUES ({', '.join('?' 
 _STATUS = {s.value: s for s in CertificateStatus}
 
 
-class SqlLedger:
+class SqlLedger(SqlStore):
     """The ledger in one SQLite file or PostgreSQL database. Thread-safe."""
 
+    SCHEMA = SCHEMA
+
     def __init__(self, database: Database) -> None:
-        self.database = database
-        db = database
-        self._ts = db.timestamp
-        self._dt = db.datetime
-
-    @property
-    def location(self) -> str:
-        return self.database.location
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.database.dialect
-
-    def schema_version(self) -> int:
-        return schema_version(self.database, SCHEMA.component)
+        super().__init__(database)
+        self._ts = database.timestamp
+        self._dt = database.datetime
 
     def _record(self, r: Sequence[Any]) -> CertificateRecord:
         (serial, issuer_ca, role, subject, nb, na, ia, fp, pem, name, is_ca, key_ref, status, rat, reason, station) = r
@@ -199,9 +171,6 @@ class SqlLedger:
             )
         assert row is not None
         return int(row[0])
-
-    def close(self) -> None:
-        self.database.close()
 
 
 def open_ledger(spec: str | os.PathLike[str] | StoreUrl) -> SqlLedger:

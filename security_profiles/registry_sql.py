@@ -26,17 +26,7 @@ from operator import attrgetter
 from typing import Any
 
 from ocppsec.pki.errors import DuplicateError
-from ocppsec.pki.storage import (
-    Database,
-    Dialect,
-    Migration,
-    Schema,
-    StoreUrl,
-    Transaction,
-    connect,
-    schema_version,
-    table_exists,
-)
+from ocppsec.pki.storage import Database, Dialect, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRecord, _require
 
 __all__ = ["SCHEMA", "SqlRegistry", "open_registry"]
@@ -45,13 +35,8 @@ _INDEX = "CREATE INDEX registry_stations_serial ON registry_stations(serial)"
 
 
 def _adopt(tx: Transaction) -> int:
-    """A SQLite registry from before ``ocppsec_schema`` (``stations``, no version): rename it; its version."""
-    if not table_exists(tx, Dialect.SQLITE, "stations"):
-        return 0
-    tx.execute("ALTER TABLE stations RENAME TO registry_stations")
-    tx.execute("DROP INDEX IF EXISTS stations_serial")
-    tx.execute(_INDEX)
-    return 1
+    """A SQLite registry from before ``ocppsec_schema`` (``stations``, no version; its rows are version 1)."""
+    return adopt_tables(tx, {"stations": "registry_stations"}, drop_indexes=("stations_serial",), create=(_INDEX,))
 
 
 SCHEMA = Schema("registry", "station registry", (
@@ -83,26 +68,17 @@ def _values(r: StationRecord) -> tuple[object, ...]:
     return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile)
 
 
-class SqlRegistry:
+class SqlRegistry(SqlStore):
     """The registry in one SQLite file or PostgreSQL database. Thread-safe."""
 
+    SCHEMA = SCHEMA
+
     def __init__(self, database: Database) -> None:
-        self.database = database
+        super().__init__(database)
         self._lock = threading.Lock()
         self._cached = database.dialect is Dialect.SQLITE
         self._cache: dict[str, StationRecord | None] = {}
         self._cache_version: object = None
-
-    @property
-    def location(self) -> str:
-        return self.database.location
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.database.dialect
-
-    def schema_version(self) -> int:
-        return schema_version(self.database, SCHEMA.component)
 
     def _now(self) -> object:
         return self.database.timestamp(datetime.now(UTC))

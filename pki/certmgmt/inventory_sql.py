@@ -19,17 +19,7 @@ from typing import Any
 
 from ocppsec.pki.certmgmt.inventory import EntrySource, InventoryEntry, InventoryState, hash_key
 from ocppsec.pki.hashdata import CertificateHashData
-from ocppsec.pki.storage import (
-    Database,
-    Dialect,
-    Migration,
-    Schema,
-    StoreUrl,
-    Transaction,
-    connect,
-    schema_version,
-    table_exists,
-)
+from ocppsec.pki.storage import Database, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
 
 __all__ = ["SCHEMA", "SqlInventory", "open_inventory"]
 
@@ -38,13 +28,9 @@ _INDEX = f"CREATE INDEX {_TABLE}_station ON {_TABLE}(station_id, state)"
 
 
 def _adopt(tx: Transaction) -> int:
-    """A SQLite inventory from before ``ocppsec_schema``: rename its table and index; its version."""
-    if not table_exists(tx, Dialect.SQLITE, "station_certificates"):
-        return 0
-    tx.execute(f"ALTER TABLE station_certificates RENAME TO {_TABLE}")
-    tx.execute("DROP INDEX IF EXISTS station_certificates_station")
-    tx.execute(_INDEX)
-    return 1
+    """A SQLite inventory from before ``ocppsec_schema`` (version 1: station_certificates)."""
+    return adopt_tables(tx, {"station_certificates": _TABLE}, drop_indexes=("station_certificates_station",),
+                        create=(_INDEX,))
 
 
 SCHEMA = Schema("inventory", "inventory", (
@@ -82,24 +68,15 @@ _STATES = {s.value: s for s in InventoryState}
 _SOURCES = {s.value: s for s in EntrySource}
 
 
-class SqlInventory:
+class SqlInventory(SqlStore):
     """The inventory in one SQLite file or PostgreSQL database. Thread-safe."""
 
+    SCHEMA = SCHEMA
+
     def __init__(self, database: Database) -> None:
-        self.database = database
+        super().__init__(database)
         self._ts = database.timestamp
         self._dt = database.datetime
-
-    @property
-    def location(self) -> str:
-        return self.database.location
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.database.dialect
-
-    def schema_version(self) -> int:
-        return schema_version(self.database, SCHEMA.component)
 
     def _entry(self, r: Sequence[Any]) -> InventoryEntry:
         sid, kind, hk, serial, state, source, upd, fp, subject, na, pem, rid = r
@@ -146,9 +123,6 @@ class SqlInventory:
     def count(self) -> int:
         row = self.database.fetchone(f"SELECT count(*) FROM {_TABLE}")
         return int(row[0]) if row else 0
-
-    def close(self) -> None:
-        self.database.close()
 
 
 def open_inventory(spec: str | os.PathLike[str] | StoreUrl) -> SqlInventory:

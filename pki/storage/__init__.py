@@ -6,7 +6,8 @@
   managers, busy timeout, WAL + ``synchronous=FULL``, driver errors mapped to
   :class:`~ocppsec.pki.errors.StoreError` subclasses, reconnection after a PostgreSQL restart);
 - :mod:`.migrations`: one migration scheme (``ocppsec_schema``, numbered steps per component, applied
-  under a lock so that concurrent first opens never race).
+  under a lock so that concurrent first opens never race);
+- :mod:`.store`: :class:`SqlStore`, the base of the four store implementations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import os
 
 from ocppsec.pki.storage.database import Database, Transaction
-from ocppsec.pki.storage.migrations import Migration, Schema, migrate, schema_version, table_exists
+from ocppsec.pki.storage.migrations import Migration, Schema, adopt_tables, migrate, schema_version, table_exists
+from ocppsec.pki.storage.store import SqlStore
 from ocppsec.pki.storage.url import Dialect, StoreUrl, parse_url, redact
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     "Dialect",
     "Migration",
     "Schema",
+    "SqlStore",
     "StoreUrl",
     "Transaction",
+    "adopt_tables",
     "connect",
     "migrate",
     "parse_url",

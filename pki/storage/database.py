@@ -34,6 +34,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -51,12 +52,66 @@ from ocppsec.pki.storage.url import Dialect, StoreUrl
 __all__ = ["Database", "Transaction"]
 
 Params = Sequence[Any]
-_DUPLICATE_HINT = "a record with the same key (serial, name, identity) exists already"
 
 
 def _cause(exc: BaseException) -> str:
     """The first line of a driver's message (psycopg adds context lines)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """What a kind of driver error becomes: the StoreError subclass, its message and hint (``str.format``
+    fields: what, location, doing, cause, timeout)."""
+
+    kind: type[StoreError]
+    message: str
+    hint: str | None = None
+
+    def error(self, what: str, location: str, doing: str, exc: BaseException, **extra: str) -> StoreError:
+        fields = {"what": what, "location": location, "doing": doing, "cause": _cause(exc), **extra}
+        return self.kind(self.message.format(**fields), hint=self.hint.format(**fields) if self.hint else None)
+
+
+_REFUSED = "{what} refused the record: {cause}"
+_DUPLICATE = _Failure(DuplicateError, _REFUSED, "a record with the same key (serial, name, identity) exists already")
+_FAILED = _Failure(StoreError, "{what} {location}: {doing} failed: {cause}")
+_READ_ONLY = "{what} {location} is read-only ({doing}): {cause}"
+_LOCKED = "{what} {location} is locked by another connection ({doing}): {cause}"
+_FULL = "{what} {location}: the disk is full ({doing}): {cause}"
+_CANNOT_OPEN = "cannot open {what} {location}: {cause}"
+
+# SQLite: by the extended result code's name (sqlite3 gives it as ``sqlite_errorname``), first match wins
+_SQLITE_FAILURES: tuple[tuple[tuple[str, ...], _Failure], ...] = (
+    (("SQLITE_BUSY", "SQLITE_LOCKED"), _Failure(StoreBusyError, _LOCKED,
+        "another process kept a write transaction open for more than {timeout} s; retry, or let it wait longer "
+        "with sqlite:///PATH?timeout=SECONDS")),
+    (("SQLITE_READONLY",), _Failure(StoreReadOnlyError, _READ_ONLY,
+        "this user must be able to write the file and its directory (SQLite keeps -wal and -shm files beside "
+        "it); open it with sqlite:///PATH?mode=ro to read only")),
+    (("SQLITE_FULL",), _Failure(StoreFullError, _FULL, "free some disk space")),
+    (("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"), _DUPLICATE),
+    (("SQLITE_CONSTRAINT",), _Failure(StoreError, _REFUSED)),
+    (("SQLITE_CANTOPEN",), _Failure(StoreError, _CANNOT_OPEN,
+        "check that the path names a file this user may create or open")),
+    (("SQLITE_NOTADB", "SQLITE_CORRUPT"), _Failure(StoreError, _CANNOT_OPEN, "is it an ocppsec {what} file?")),
+    (("SQLITE_IOERR",), _Failure(StoreError, "{what} {location}: I/O error ({doing}): {cause}",
+        "check the disk and the file system")),
+)
+# PostgreSQL: by psycopg's exception class (psycopg.errors, else psycopg), first match wins
+_POSTGRES_FAILURES: tuple[tuple[tuple[str, ...], _Failure], ...] = (
+    (("UniqueViolation",), _DUPLICATE),
+    (("IntegrityError",), _Failure(StoreError, _REFUSED)),
+    (("DiskFull",), _Failure(StoreFullError, _FULL, "free disk space on the database server")),
+    (("ReadOnlySqlTransaction",), _Failure(StoreReadOnlyError, _READ_ONLY,
+        "the URL names a standby or read-only server (or default_transaction_read_only is on); use the primary")),
+    (("LockNotAvailable",), _Failure(StoreBusyError, _LOCKED,
+        "another session held a lock on the table for longer than lock_timeout; retry")),
+    (("InsufficientPrivilege",), _Failure(StoreError, "{what} {location}: {doing} not permitted: {cause}",
+        "grant the database user the privileges on the ocppsec tables")),
+    (("OperationalError", "InterfaceError"), _Failure(StoreUnavailableError,
+        "{what} {location} is unavailable ({doing}): {cause}", "is PostgreSQL running and reachable?")),
+)
 
 
 class _Sqlite:
@@ -146,32 +201,8 @@ class _Sqlite:
 
     def error(self, exc: BaseException, location: str, doing: str) -> StoreError:
         name = str(getattr(exc, "sqlite_errorname", ""))
-        cause = _cause(exc)
-        what = self.what
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return StoreBusyError(
-                f"{what} {location} is locked by another connection ({doing}): {cause}",
-                hint=f"another process kept a write transaction open for more than {self.url.timeout:g} s; retry, "
-                     "or let it wait longer with sqlite:///PATH?timeout=SECONDS")
-        if name.startswith("SQLITE_READONLY"):
-            return StoreReadOnlyError(
-                f"{what} {location} is read-only ({doing}): {cause}",
-                hint="this user must be able to write the file and its directory (SQLite keeps -wal and -shm files "
-                     "beside it); open it with sqlite:///PATH?mode=ro to read only")
-        if name == "SQLITE_FULL":
-            return StoreFullError(f"{what} {location}: the disk is full ({doing}): {cause}", hint="free some disk space")
-        if name.startswith("SQLITE_CONSTRAINT_UNIQUE") or name.startswith("SQLITE_CONSTRAINT_PRIMARYKEY"):
-            return DuplicateError(f"{what} refused the record: {cause}", hint=_DUPLICATE_HINT)
-        if name.startswith("SQLITE_CONSTRAINT"):
-            return StoreError(f"{what} refused the record: {cause}")
-        if name.startswith("SQLITE_CANTOPEN"):
-            return StoreError(f"cannot open {what} {location}: {cause}",
-                              hint="check that the path names a file this user may create or open")
-        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-            return StoreError(f"cannot open {what} {location}: {cause}", hint=f"is it an ocppsec {what} file?")
-        if name.startswith("SQLITE_IOERR"):
-            return StoreError(f"{what} {location}: I/O error ({doing}): {cause}", hint="check the disk and the file system")
-        return StoreError(f"{what} {location}: {doing} failed: {cause}")
+        failure = next((f for prefixes, f in _SQLITE_FAILURES if name.startswith(prefixes)), _FAILED)
+        return failure.error(self.what, location, doing, exc, timeout=f"{self.url.timeout:g}")
 
     @staticmethod
     def timestamp(dt: datetime | None) -> Any:
@@ -232,29 +263,11 @@ class _Postgres:
         return self.connect()
 
     def error(self, exc: BaseException, location: str, doing: str) -> StoreError:
-        errors = self.psycopg.errors
-        cause = _cause(exc)
-        what = self.what
-        if isinstance(exc, errors.UniqueViolation):
-            return DuplicateError(f"{what} refused the record: {cause}", hint=_DUPLICATE_HINT)
-        if isinstance(exc, self.psycopg.IntegrityError):
-            return StoreError(f"{what} refused the record: {cause}")
-        if isinstance(exc, errors.DiskFull):
-            return StoreFullError(f"{what} {location}: the server's disk is full ({doing}): {cause}",
-                                  hint="free disk space on the database server")
-        if isinstance(exc, errors.ReadOnlySqlTransaction):
-            return StoreReadOnlyError(f"{what} {location} is read-only ({doing}): {cause}",
-                                      hint="the URL names a standby or read-only server; use the primary")
-        if isinstance(exc, errors.LockNotAvailable):
-            return StoreBusyError(f"{what} {location} is locked by another connection ({doing}): {cause}",
-                                  hint="another session holds a lock on the table longer than lock_timeout; retry")
-        if isinstance(exc, errors.InsufficientPrivilege):
-            return StoreError(f"{what} {location}: {doing} not permitted: {cause}",
-                              hint="grant the database user the privileges on the ocppsec tables")
-        if isinstance(exc, self.psycopg.OperationalError | self.psycopg.InterfaceError):
-            return StoreUnavailableError(f"{what} {location} is unavailable ({doing}): {cause}",
-                                         hint="is PostgreSQL running and reachable?")
-        return StoreError(f"{what} {location}: {doing} failed: {cause}")
+        psycopg = self.psycopg
+        failure = next((f for names, f in _POSTGRES_FAILURES
+                        if isinstance(exc, tuple(getattr(psycopg.errors, n, None) or getattr(psycopg, n) for n in names))),
+                       _FAILED)
+        return failure.error(self.what, location, doing, exc)
 
     @staticmethod
     def timestamp(dt: datetime | None) -> Any:

@@ -131,3 +131,22 @@ def migrate(db: Database, schema: Schema) -> int:
                 (schema.component, schema.latest),
             )
     return current
+
+
+def adopt_tables(tx: Transaction, renames: dict[str, str], *, drop_indexes: tuple[str, ...] = (),
+                 create: tuple[str, ...] = ()) -> int:
+    """Bring pre-scheme SQLite tables under their prefixed names: rename each of ``renames`` that exists (in
+    order, stopping at the first one missing), drop the old indexes, create ``create``. Returns how many
+    tables were renamed (which, for the stores, is the version the old file was at)."""
+    renamed = 0
+    for old, new in renames.items():
+        if not table_exists(tx, Dialect.SQLITE, old):
+            break
+        tx.execute(f"ALTER TABLE {old} RENAME TO {new}")
+        renamed += 1
+    if renamed:
+        for index in drop_indexes:
+            tx.execute(f"DROP INDEX IF EXISTS {index}")
+        for sql in create:
+            tx.execute(sql)
+    return renamed

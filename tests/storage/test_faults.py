@@ -244,16 +244,21 @@ def test_a_store_this_user_may_not_write(kind: str, shared_dir: Path) -> None:
     assert ROLLBACK_MASK not in message and "hint:" in message
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_a_read_only_postgres_database(kind: str, pg_url: str) -> None:
-    k = KINDS[kind]
-    store = k.open(pg_url)
-    k.write(store, 1)
+def _one_row_then(kind: str, pg_url: str, setting: str) -> Any:
+    """A store of ``kind`` holding one row, opened again after ``ALTER DATABASE ... SET setting``."""
+    store = KINDS[kind].open(pg_url)
+    KINDS[kind].write(store, 1)
     store.close()
     dbname = pg_url.split("/")[-1].split("?")[0]
     with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on')
-    store = k.open(pg_url)  # an up-to-date schema opens without writing
+        admin.execute(f'ALTER DATABASE "{dbname}" SET {setting}')
+    return KINDS[kind].open(pg_url)  # an up-to-date schema opens without writing
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_read_only_postgres_database(kind: str, pg_url: str) -> None:
+    k = KINDS[kind]
+    store = _one_row_then(kind, pg_url, "default_transaction_read_only = on")
     try:
         assert k.count(store) == 1
         with pytest.raises(StoreReadOnlyError, match="read-only transaction") as info:
@@ -266,15 +271,9 @@ def test_a_read_only_postgres_database(kind: str, pg_url: str) -> None:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_locked_postgres_table(kind: str, pg_url: str) -> None:
     k = KINDS[kind]
-    store = k.open(pg_url)
-    k.write(store, 1)
-    store.close()
-    dbname = pg_url.split("/")[-1].split("?")[0]
     table = {"ledger": "ledger_certificates", "inventory": "inventory_station_certificates",
              "registry": "registry_stations", "events": "security_events"}[kind]
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{dbname}" SET lock_timeout = 200')
-    store = k.open(pg_url)
+    store = _one_row_then(kind, pg_url, "lock_timeout = 200")
     holder = psycopg.connect(pg_url)
     try:
         holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
