@@ -7,9 +7,11 @@
 - :mod:`.inventory`: per-station certificate inventory (SQLite, or PostgreSQL through :mod:`.pg_inventory`,
   behind :class:`InventoryStore`; :func:`open_inventory`), reconciled with the ledger;
 - :mod:`.station`: the station's certificate store (keys, CSRs, CertificateSigned checks, roots, delete, list);
+  :mod:`.station_state` its state as values (:class:`StationState`, :class:`CredentialRole`);
 - :mod:`.schedule`: back-off and renewal timing;
-- :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: wire names and shapes per version;
-- :mod:`.ocpp_handlers`: ChargePoint classes for the ``ocpp`` package, both sides.
+- :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: shapes per version (the names: :mod:`ocppsec.pki.wire`);
+- :mod:`.ocpp_handlers`: the certificate-management parts of the ChargePoint composer
+  (:mod:`ocppsec.pki.chargepoint`), both sides.
 
 Errors::
 
@@ -40,6 +42,7 @@ from ocppsec.pki.certmgmt.model import (
     SignRequest,
     Status,
     Trigger,
+    TriggerStatus,
 )
 from ocppsec.pki.certmgmt.schedule import RetrySchedule, renewal_due, signing_retry_delays
 from ocppsec.pki.certmgmt.service import CertificateService, CertificateSignedOrder, SignDecision, StationInfo
@@ -52,6 +55,7 @@ from ocppsec.pki.certmgmt.station import (
     StationConfig,
     StationStorage,
 )
+from ocppsec.pki.certmgmt.station_state import CredentialRole, PendingCsr, StationState, StoredCredential
 
 __all__ = [
     "EVENT_DISCARDED_RENEWED",
@@ -65,6 +69,7 @@ __all__ = [
     "CertificateUse",
     "ClientCredential",
     "Codec",
+    "CredentialRole",
     "DirectoryStationStorage",
     "InstalledCertificate",
     "InstalledType",
@@ -73,6 +78,7 @@ __all__ = [
     "LocalCaSigner",
     "MemoryStationStorage",
     "Outcome",
+    "PendingCsr",
     "ReconcileReport",
     "RetrySchedule",
     "RootType",
@@ -84,9 +90,12 @@ __all__ = [
     "StationCertificateStore",
     "StationConfig",
     "StationInfo",
+    "StationState",
     "StationStorage",
     "Status",
+    "StoredCredential",
     "Trigger",
+    "TriggerStatus",
     "inventory_location",
     "open_inventory",
     "reconcile",

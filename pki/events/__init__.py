@@ -6,6 +6,7 @@
     model       SecurityEvent (immutable), normalize_event (repair + flag, or EventInputError), timestamps
     sink        EventSink.record(event); MemorySink, FanOutSink, NullSink, SafeSink, local_event
     ingest      SecurityEventNotification payloads both ways (one parser, one writer), batches, raw OCPP-J frames
+    ocpp_handlers  the CSMS part for the ChargePoint composer: SecurityEventNotification into a sink
 
 The event log (:mod:`ocppsec.eventlog`) implements the sink with its stores; the security profiles,
 certificate management and firmware verification record through the interface only.
