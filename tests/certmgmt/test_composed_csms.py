@@ -19,11 +19,11 @@ import pytest
 import websockets
 from ocpp.messages import MessageType, get_validator
 
+from ocppsec.eventlog import EventQuery, open_store
 from ocppsec.eventlog import v16 as log_v16
 from ocppsec.eventlog import v21 as log_v21
 from ocppsec.eventlog import v201 as log_v201
 from ocppsec.eventlog.station import StationSecurityLog
-from ocppsec.eventlog.store import EventQuery, open_store
 from ocppsec.pki import Hierarchy
 from ocppsec.pki.certmgmt import CertificateService, CertificateUse, Status, Trigger, TriggerStatus
 from ocppsec.pki.certmgmt.codecs import CODECS
