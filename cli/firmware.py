@@ -27,6 +27,7 @@ from ocppsec.firmware_signing import (
 )
 from ocppsec.firmware_signing.files import image_size
 from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.events.catalogue import is_critical
 from ocppsec.pki.keys import SigningKey
 from ocppsec.pki.keys.files import load_key_pem
 from ocppsec.pki.pem import load_certificate, load_certificates
@@ -108,12 +109,12 @@ def sign(image: str, key_spec: str, cert_path: str, scheme: str | None, location
 def _render(report: FirmwareVerification, version: OcppVersion) -> dict[str, object]:
     mod = version_module(version)
     data = report.as_dict()
-    event = mod.security_event(report)
+    event = report.security_event
     data["ocpp"] = {
         "version": version.value,
         "updateFirmwareResponseStatus": mod.response_status(report),
         "firmwareStatus": mod.firmware_status(report),
-        "securityEvent": {"type": event.type, "critical": event.critical} if event else None,
+        "securityEvent": {"type": event, "critical": is_critical(event, version)} if event else None,
     }
     return data
 
@@ -164,13 +165,13 @@ def verify(image: str, signature_b64: str | None, signature_file: str | None, ce
         click.echo(report.summary())
         return
     status = mod.response_status(report) if mod.firmware_status(report) is None else mod.firmware_status(report)
-    event = mod.security_event(report)
+    event = report.security_event
     failed = report.failed_step
     assert failed is not None
     assert event is not None
-    critical = "critical" if event.critical else "not critical"
+    critical = "critical" if is_critical(event, version) else "not critical"
     click.echo(f"error: {status}: step {failed.number} failed: {failed.detail} "
-               f"(security event: {event.type}, {critical} in OCPP {version.value})", err=True)
+               f"(security event: {event}, {critical} in OCPP {version.value})", err=True)
     sys.exit(1)
 
 

@@ -1,15 +1,15 @@
-"""Version-neutral glue between the event log and the ``ocpp`` package's ChargePoint.
+"""Version-neutral glue between the event log and the ``ocpp`` package: the GetLog parts of the composer.
 
 Everything that differs between OCPP versions comes from a :class:`Codec`, built by the adapter modules
 :mod:`ocppsec.eventlog.v16`, :mod:`~ocppsec.eventlog.v201` and :mod:`~ocppsec.eventlog.v21`; this
-module never asks which version it serves. The mixins are combined with that version's ChargePoint in
-the adapter modules (``CsmsChargePoint`` and ``StationChargePoint``), which only add their codec; the
-constructors live here.
+module never asks which version it serves. :func:`csms_log_part` (LogStatusNotification, GetLog sent)
+and :func:`station_log_part` (GetLog answered and uploaded, queued critical events delivered) are
+parts for :func:`ocppsec.pki.chargepoint.compose`; the adapter modules compose them with the kernel's
+SecurityEventNotification part (:mod:`ocppsec.pki.events.ocpp_handlers`) into ``CsmsChargePoint`` and
+``StationChargePoint``, and export them for classes that also manage certificates.
 
-SecurityEventNotification is handled with the package's schema validation switched off on purpose: the
-CSMS must keep security evidence, so an over-long techInfo is truncated and flagged, a timestamp without
-a zone is read as UTC and flagged, and unknown types are kept (see :mod:`ocppsec.pki.events.model`);
-only an event without a usable type or timestamp is answered with a CallError (FormatViolation).
+Events go both ways through the kernel's one parser and one writer
+(:func:`~ocppsec.pki.events.ingest.event_from_payload`, :func:`~ocppsec.pki.events.ingest.notification_payload`).
 """
 
 from __future__ import annotations
@@ -19,46 +19,33 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
-
-from ocpp import routing
+from typing import Any
 
 from ocppsec.eventlog.getlog import GetLogPolicy, GetLogReply, GetLogRequest, GetLogStatus, LogStatus
 from ocppsec.eventlog.station import StationSecurityLog
 from ocppsec.eventlog.upload import GetLogDriver, Uploader, http_upload
-from ocppsec.pki.events import catalogue
-from ocppsec.pki.events.model import (
-    EventInputError,
-    SecurityEvent,
-    Source,
-    format_timestamp,
-    normalize_event,
-    parse_timestamp,
-)
-from ocppsec.pki.events.sink import EventSink
+from ocppsec.pki.chargepoint import glue
+from ocppsec.pki.chargepoint.compose import Part, Side, after, on
+from ocppsec.pki.errors import UsageError
+from ocppsec.pki.events.ingest import event_from_payload, notification_payload
+from ocppsec.pki.events.model import EventInputError, SecurityEvent, format_timestamp, parse_timestamp
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = [
+    "CSMS_PART_NAME",
+    "STATION_PART_NAME",
     "Codec",
-    "CsmsSecurityEvents",
-    "StationSecurityEvents",
+    "CsmsLogHandlers",
+    "StationLogHandlers",
+    "csms_log_part",
     "getlog_request_from_payload",
     "getlog_request_to_payload",
     "make_codec",
+    "station_log_part",
 ]
 
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def on(action: str, *, skip_schema_validation: bool = False) -> Callable[[_F], _F]:
-    """``ocpp.routing.on`` with a type."""
-    return cast(Callable[[_F], _F], routing.on(action, skip_schema_validation=skip_schema_validation))
-
-
-def after(action: str) -> Callable[[_F], _F]:
-    """``ocpp.routing.after`` with a type."""
-    return cast(Callable[[_F], _F], routing.after(action))
+CSMS_PART_NAME = "security log (GetLog, LogStatusNotification)"
+STATION_PART_NAME = "security log (GetLog, queued events)"
 
 
 def _utc_now() -> datetime:
@@ -131,36 +118,23 @@ def getlog_request_to_payload(request: GetLogRequest) -> dict[str, Any]:
 def make_codec(
     version: OcppVersion,
     *,
-    call: Any,
-    call_result: Any,
-    format_error: Callable[[str], Exception],
     policy: GetLogPolicy,
     log_statuses: frozenset[LogStatus] = frozenset(LogStatus),
 ) -> Codec:
-    """A codec from what a version module declares: its ``ocpp`` call modules and its differences.
+    """A codec from what a version module declares: its differences (the `ocpp` module and CallError
+    come from the version's wire table).
 
-    ``format_error``: the CallError for a malformed payload, called with the message (an ``ocpp``
-    exception class will do). ``log_statuses``: the UploadLogStatus values the version can send
-    (default all; others are not sent).
+    ``log_statuses``: the UploadLogStatus values the version can send (default all; others are not sent).
     Event names are written in the version's spelling (1.6 names for 1.6).
     """
+    module = glue.ocpp_module(version)
+    call, call_result = module.call, module.call_result
 
-    def event_from_payload(payload: Mapping[str, Any], *, station_id: str, at: datetime) -> SecurityEvent:
-        return normalize_event(
-            station_id=station_id,
-            type=payload.get("type"),
-            timestamp=payload.get("timestamp"),
-            tech_info=payload.get("techInfo"),
-            at=at,
-            ocpp_version=version,
-            source=Source.OCPP,
-        )
+    def from_payload(payload: Mapping[str, Any], *, station_id: str, at: datetime) -> SecurityEvent:
+        return event_from_payload(payload, station_id=station_id, version=version, at=at)
 
     def event_to_payload(event: SecurityEvent) -> dict[str, Any]:
-        payload = {"type": catalogue.name_for(event.type, version), "timestamp": format_timestamp(event.timestamp)}
-        if event.tech_info is not None:
-            payload["techInfo"] = event.tech_info
-        return payload
+        return notification_payload(event.type, timestamp=event.timestamp, tech_info=event.tech_info, version=version)
 
     def event_call(event: SecurityEvent) -> Any:
         payload = event_to_payload(event)
@@ -199,9 +173,12 @@ def make_codec(
     def empty_result(action: str) -> Any:
         return getattr(call_result, action)()
 
+    def format_error(message: str) -> Exception:
+        return glue.format_error(version, message)
+
     return Codec(
         version=version,
-        event_from_payload=event_from_payload,
+        event_from_payload=from_payload,
         event_to_payload=event_to_payload,
         event_call=event_call,
         getlog_from_payload=getlog_request_from_payload,
@@ -216,48 +193,22 @@ def make_codec(
     )
 
 
-class CsmsSecurityEvents:
-    """CSMS-side handlers: stores SecurityEventNotification, follows LogStatusNotification, sends GetLog.
+class CsmsLogHandlers:
+    """CSMS side: follows LogStatusNotification, sends GetLog (``request_security_log``)."""
 
-    Needs ``self.id`` (the station identity) and ``self.call`` from the ``ocpp`` ChargePoint.
-    """
-
-    codec: Codec
-    id: str
+    log_codec: Codec
+    log_statuses: list[tuple[LogStatus, int | None]]
+    _log_status_changed: asyncio.Condition
     call: Callable[..., Any]
-
-    def __init__(
-        self, id: str, connection: Any, *, sink: EventSink, clock: Callable[[], datetime] | None = None, **kw: Any
-    ) -> None:
-        super().__init__(id, connection, **kw)  # type: ignore[call-arg]  # the ocpp ChargePoint, next in the MRO
-        self.setup_security_events(sink, **({"clock": clock} if clock else {}))
-
-    def setup_security_events(self, sink: EventSink, *, clock: Callable[[], datetime] = _utc_now) -> None:
-        self.event_sink = sink
-        self.clock = clock
-        self.log_statuses: list[tuple[str, int | None]] = []
-        self._log_status_changed = asyncio.Condition()
-
-    @on("SecurityEventNotification", skip_schema_validation=True)
-    def ocppsec_on_security_event_notification(self, **kwargs: Any) -> Any:
-        payload = {"type": kwargs.get("type"), "timestamp": kwargs.get("timestamp")}
-        if kwargs.get("tech_info") is not None:
-            payload["techInfo"] = kwargs["tech_info"]
-        try:
-            event = self.codec.event_from_payload(payload, station_id=self.id, at=self.clock())
-        except EventInputError as exc:
-            raise self.codec.format_error(str(exc)) from None
-        self.event_sink.record(event)  # a StoreError becomes a CallError: the station will retry
-        return self.codec.empty_result("SecurityEventNotification")
 
     @on("LogStatusNotification")
     async def ocppsec_on_log_status_notification(self, status: str, request_id: int | None = None, **_: Any) -> Any:
         async with self._log_status_changed:
-            self.log_statuses.append((status, request_id))
+            self.log_statuses.append((LogStatus(status), request_id))  # schema-checked: a value of the enum
             self._log_status_changed.notify_all()
-        return self.codec.empty_result("LogStatusNotification")
+        return self.log_codec.empty_result("LogStatusNotification")
 
-    async def wait_log_status(self, request_id: int, statuses: set[str], timeout: float = 10.0) -> str:
+    async def wait_log_status(self, request_id: int, statuses: set[LogStatus], timeout: float = 10.0) -> LogStatus:
         """Wait until a LogStatusNotification for ``request_id`` with one of ``statuses`` arrived."""
         async with asyncio.timeout(timeout), self._log_status_changed:
             while True:
@@ -267,44 +218,32 @@ class CsmsSecurityEvents:
                 await self._log_status_changed.wait()
 
     async def request_security_log(self, request: GetLogRequest) -> GetLogReply:
-        response = await self.call(self.codec.getlog_call(request), suppress=False)
+        response = await self.call(self.log_codec.getlog_call(request), suppress=False)
         return GetLogReply(GetLogStatus(str(response.status)), response.filename)
 
 
-class StationSecurityEvents:
-    """Station-side handlers: answers GetLog and uploads; delivers queued critical events."""
+def csms_log_part(codec: Codec) -> Part:
+    """The CSMS's GetLog / LogStatusNotification part for ``codec``'s version."""
 
-    codec: Codec
+    def setup(cp: Any, options: Mapping[str, Any]) -> None:
+        cp.log_codec = codec
+        cp.log_statuses = []
+        cp._log_status_changed = asyncio.Condition()
+
+    return Part(CSMS_PART_NAME, codec.version, Side.CSMS, CsmsLogHandlers, setup)
+
+
+class StationLogHandlers:
+    """Station side: answers GetLog and uploads; delivers queued critical events."""
+
+    log_codec: Codec
+    station_log: StationSecurityLog
+    getlog: GetLogDriver
+    _after_getlog: dict[int, list[Any]]
     call: Callable[..., Any]
 
-    def __init__(self, id: str, connection: Any, *, station_log: StationSecurityLog, **options: Any) -> None:
-        super().__init__(id, connection)  # type: ignore[call-arg]  # the ocpp ChargePoint, next in the MRO
-        self.setup_station(station_log, **options)
-
-    def setup_station(
-        self,
-        station_log: StationSecurityLog,
-        *,
-        method: str = "PUT",
-        ssl_context: ssl.SSLContext | None = None,
-        policy: GetLogPolicy | None = None,
-        uploader: Uploader = http_upload,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        self.station_log = station_log
-        self.getlog = GetLogDriver(
-            exporter=station_log,
-            notify=self._notify_log_status,
-            policy=policy or self.codec.policy,
-            method=method,
-            ssl_context=ssl_context,
-            uploader=uploader,
-            clock=clock,
-        )
-        self._after_getlog: dict[int, list[Any]] = {}
-
     async def _notify_log_status(self, status: LogStatus, request_id: int) -> None:
-        message = self.codec.log_status_call(status, request_id)
+        message = self.log_codec.log_status_call(status, request_id)
         if message is not None:  # the version may have no way to say it (1.6: AcceptedCanceled)
             await self.call(message, suppress=False)
 
@@ -323,12 +262,12 @@ class StationSecurityEvents:
             "retryInterval": kwargs.get("retry_interval"),
         }
         try:
-            request = self.codec.getlog_from_payload(payload)
+            request = self.log_codec.getlog_from_payload(payload)
         except EventInputError as exc:
-            raise self.codec.format_error(str(exc)) from None
+            raise self.log_codec.format_error(str(exc)) from None
         reply, actions = self.getlog.handle_request(request)
         self._after_getlog[request.request_id] = actions
-        return self.codec.getlog_result(reply)
+        return self.log_codec.getlog_result(reply)
 
     @after("GetLog")
     async def ocppsec_after_get_log(self, **kwargs: Any) -> None:
@@ -349,9 +288,37 @@ class StationSecurityEvents:
         sent = 0
         for seq, event in self.station_log.queue.pending():
             try:
-                await self.call(self.codec.event_call(event), suppress=False)
+                await self.call(self.log_codec.event_call(event), suppress=False)
             except Exception:  # anything (connection lost, CallError, timeout): keep it queued
                 return sent
             self.station_log.queue.ack(seq)
             sent += 1
         return sent
+
+
+_STATION_OPTIONS = frozenset({"station_log", "method", "ssl_context", "policy", "uploader", "clock"})
+
+
+def station_log_part(codec: Codec) -> Part:
+    """The station's GetLog part for ``codec``'s version.
+
+    Constructor keywords: ``station_log=`` (required), ``method=`` ("PUT"), ``ssl_context=``, ``policy=``
+    (default the version's), ``uploader=``, ``clock=``.
+    """
+
+    def setup(cp: Any, options: Mapping[str, Any]) -> None:
+        station_log: StationSecurityLog | None = options.get("station_log")
+        if station_log is None:
+            raise UsageError("the station's security-log part needs station_log=StationSecurityLog(...)")
+        method: str = options.get("method", "PUT")
+        ssl_context: ssl.SSLContext | None = options.get("ssl_context")
+        policy: GetLogPolicy = options.get("policy") or codec.policy
+        uploader: Uploader = options.get("uploader", http_upload)
+        clock: Callable[[], datetime] = options.get("clock", _utc_now)
+        cp.log_codec = codec
+        cp.station_log = station_log
+        cp.getlog = GetLogDriver(exporter=station_log, notify=cp._notify_log_status, policy=policy, method=method,
+                                 ssl_context=ssl_context, uploader=uploader, clock=clock)
+        cp._after_getlog = {}
+
+    return Part(STATION_PART_NAME, codec.version, Side.STATION, StationLogHandlers, setup, _STATION_OPTIONS)

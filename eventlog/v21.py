@@ -1,41 +1,39 @@
 """OCPP 2.1 adapter: payloads <-> the event model, and ChargePoint classes.
 
 2.1 differences, all declared here: 2.1 event names and critical flags (DiscardedRenewedClientCertificate,
-MaintenanceLoginAccepted/Failed); LogStatusNotification can say AcceptedCanceled; CallError
-FormatViolation; a remoteLocation ending in "/" gets the file name appended (N01.FR.21) and uploads
-above 1 MiB use Expect: 100-continue (N01.FR.22, done by the upload client for every version).
+MaintenanceLoginAccepted/Failed; the catalogue's); LogStatusNotification can say AcceptedCanceled;
+CallError FormatViolation; a remoteLocation ending in "/" gets the file name appended (N01.FR.21) and
+uploads above 1 MiB use Expect: 100-continue (N01.FR.22, done by the upload client for every version).
+
+``CsmsChargePoint(station_id, connection, sink=store)`` stores SecurityEventNotification and follows
+GetLog; ``StationChargePoint(station_id, connection, station_log=log)`` answers GetLog. For one class
+that also manages certificates, pass :data:`CSMS_LOG_PART` / :data:`STATION_LOG_PART` to
+:func:`ocppsec.pki.chargepoint.csms_charge_point_class` / ``station_charge_point_class`` (``parts=``).
 """
 
 from __future__ import annotations
 
-from ocpp.exceptions import FormatViolationError
-from ocpp.v21 import ChargePoint as _ChargePoint
-from ocpp.v21 import call, call_result
-
-from ocppsec.eventlog._ocpp import Codec, CsmsSecurityEvents, StationSecurityEvents, make_codec
+from ocppsec.eventlog._ocpp import Codec, csms_log_part, make_codec, station_log_part
 from ocppsec.eventlog.getlog import GetLogPolicy
+from ocppsec.pki.chargepoint.compose import Side, compose
+from ocppsec.pki.events import ocpp_handlers as event_handlers
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["CODEC", "VERSION", "CsmsChargePoint", "StationChargePoint"]
+__all__ = ["CODEC", "CSMS_LOG_PART", "STATION_LOG_PART", "VERSION", "CsmsChargePoint", "StationChargePoint"]
 
 VERSION = OcppVersion.V21
 
 CODEC: Codec = make_codec(
     VERSION,
-    call=call,
-    call_result=call_result,
-    format_error=FormatViolationError,
     policy=GetLogPolicy(append_filename_to_directory_url=True),
 )
 
+CSMS_LOG_PART = csms_log_part(CODEC)
+STATION_LOG_PART = station_log_part(CODEC)
 
-class CsmsChargePoint(CsmsSecurityEvents, _ChargePoint):  # type: ignore[misc]
-    """A 2.1 station as the CSMS sees it; events go to ``sink`` (optional ``clock``)."""
+CsmsChargePoint = compose(VERSION, Side.CSMS, [event_handlers.csms_part(VERSION), CSMS_LOG_PART], name="CsmsChargePoint",
+                          module=__name__)
+"""A 2.1 station as the CSMS sees it; events go to ``sink`` (optional ``clock``)."""
 
-    codec = CODEC
-
-
-class StationChargePoint(StationSecurityEvents, _ChargePoint):  # type: ignore[misc]
-    """The station side (simulators, tests, embedded use) with its security log."""
-
-    codec = CODEC
+StationChargePoint = compose(VERSION, Side.STATION, [STATION_LOG_PART], name="StationChargePoint", module=__name__)
+"""The station side (simulators, tests, embedded use) with its security log."""

@@ -33,7 +33,8 @@ from ocppsec.pki.certmgmt import (
     inventory_location,
     open_inventory,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class
+from ocppsec.pki.chargepoint import csms_charge_point_class
+from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 
 CSO = "Example CSO"
@@ -57,7 +58,8 @@ async def run(pki_path: Path, port: int, once: bool) -> None:
     pki = PkiDirectory.open(pki_path)
     inventory = open_inventory(inventory_location(pki_path))
     service = CertificateService(LocalCaSigner(pki), cso_name=CSO, stations=Stations(), inventory=inventory, ledger=pki.ledger)
-    classes = {v.subprotocol: csms_charge_point_class(v, service) for v in OcppVersion}
+    events = MemorySink()  # a CSMS gives an event store here: ocppsec.eventlog.open_store(...)
+    classes = {v.subprotocol: csms_charge_point_class(v, service, events=events) for v in OcppVersion}
     done = asyncio.Event()
 
     async def handler(ws: Any) -> None:
@@ -67,7 +69,7 @@ async def run(pki_path: Path, port: int, once: bool) -> None:
         print(f"{station_id} connected ({ws.subprotocol})")
         try:
             status = await cp.trigger(Trigger.SIGN_CHARGING_STATION)
-            print(f"{station_id}: TriggerMessage -> {status}")
+            print(f"{station_id}: TriggerMessage -> {status.value}")
             await asyncio.wait_for(cp.signed.wait(), 30)
             order, outcome = cp.results[-1]
             print(f"{station_id}: CertificateSigned serial {order.chain.leaf.serial_number:x} -> {outcome.status.value}")
@@ -77,6 +79,8 @@ async def run(pki_path: Path, port: int, once: bool) -> None:
             print(f"{station_id}: GetInstalledCertificateIds -> {status_.value}, reconcile {report.to_json()}")
             for entry in inventory.for_station(station_id):
                 print(f"  inventory: {entry.kind:<18} serial {entry.serial} {entry.state}")
+            for event in events.events:
+                print(f"  security event: {event.type} ({event.tech_info or ''})")
         finally:
             if once:
                 done.set()

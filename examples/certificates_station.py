@@ -26,7 +26,7 @@ from ocppsec.pki.certmgmt import (
     StationCertificateStore,
     StationConfig,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import station_charge_point_class
+from ocppsec.pki.chargepoint import station_charge_point_class
 from ocppsec.pki.versions import OcppVersion
 
 
@@ -45,7 +45,7 @@ async def run(url: str, station_id: str, store_path: Path, csms_root: Path, vers
         task.cancel()
     for cred in store.client_credentials():
         leaf = cred.leaf
-        print(f"client certificate ({cred.role}): {leaf.subject.rfc4514_string()} serial {leaf.serial_number:x} "
+        print(f"client certificate ({cred.role.value}): {leaf.subject.rfc4514_string()} serial {leaf.serial_number:x} "
               f"valid until {leaf.not_valid_after_utc:%Y-%m-%d}")
     for entry in store.installed():
         print(f"installed {entry.type.value}: serial {entry.hash_data.serial_number}")

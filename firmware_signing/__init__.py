@@ -36,7 +36,7 @@ from ocppsec.firmware_signing.verification import (
     decode_signature,
     verify_firmware,
 )
-from ocppsec.firmware_signing.wire import SecurityEvent, firmware_object, ocpp_datetime, version_module
+from ocppsec.firmware_signing.wire import firmware_object, version_module
 
 __all__ = [
     "CHUNK_SIZE",
@@ -49,7 +49,6 @@ __all__ = [
     "FirmwareSignatureError",
     "FirmwareVerification",
     "ImageDigest",
-    "SecurityEvent",
     "SignatureAlgorithm",
     "StepOutcome",
     "check_file",
@@ -59,7 +58,6 @@ __all__ = [
     "firmware_object",
     "hash_chunks",
     "iter_file_chunks",
-    "ocpp_datetime",
     "read_signature_file",
     "sign_chunks",
     "sign_digest",

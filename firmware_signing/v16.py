@@ -6,13 +6,15 @@
 - Step 1 failure -> ``SignedUpdateFirmware.conf`` status InvalidCertificate, or RevokedCertificate when the
   certificate is known revoked (WP L01.FR.25); event InvalidFirmwareSigningCertificate.
 - Step 2 -> ``SignedFirmwareStatusNotification`` InvalidSignature + event InvalidFirmwareSignature;
-  step 3 -> SignatureVerified. Both firmware events are *not* critical in the 1.6 table (WP16e2 §8).
+  step 3 -> SignatureVerified. Both firmware events are *not* critical in the 1.6 table (WP16e2 §8; the
+  flags are the event catalogue's).
 """
 
 from __future__ import annotations
 
 from ocppsec.firmware_signing.verification import FirmwareOutcome
 from ocppsec.firmware_signing.wire import FieldLimits, VersionRules
+from ocppsec.pki.wire import v16 as wire_v16
 
 __all__ = [
     "LIMITS",
@@ -28,15 +30,10 @@ __all__ = [
     "status_notification",
 ]
 
-VERSION = "1.6"
-REQUEST_ACTION = "SignedUpdateFirmware"
-STATUS_ACTION = "SignedFirmwareStatusNotification"
 LIMITS = FieldLimits(location=512)
 
 RULES = VersionRules(
-    version=VERSION,
-    request_action=REQUEST_ACTION,
-    status_action=STATUS_ACTION,
+    wire=wire_v16.NAMES,
     limits=LIMITS,
     signature_required=True,
     response_statuses={FirmwareOutcome.SIGNATURE_VERIFIED: "Accepted", FirmwareOutcome.INVALID_SIGNATURE: "Accepted",
@@ -44,9 +41,11 @@ RULES = VersionRules(
                        FirmwareOutcome.REVOKED_CERTIFICATE: "RevokedCertificate"},  # WP L01.FR.25
     firmware_statuses={FirmwareOutcome.SIGNATURE_VERIFIED: "SignatureVerified",
                        FirmwareOutcome.INVALID_SIGNATURE: "InvalidSignature"},
-    critical={"InvalidFirmwareSignature": False, "InvalidFirmwareSigningCertificate": False},
-    tech_info_limit=255,
 )
+
+VERSION = RULES.version
+REQUEST_ACTION = RULES.request_action
+STATUS_ACTION = RULES.status_action
 
 firmware_object = RULES.firmware_object
 request = RULES.request

@@ -7,13 +7,15 @@
   InvalidFirmwareSigningCertificate. A known-revoked certificate is reported as InvalidCertificate too
   (the RevokedCertificate rule L01.FR.25 is a 1.6 white-paper rule).
 - Step 2 -> FirmwareStatusNotification InvalidSignature + InvalidFirmwareSignature (L01.FR.03);
-  step 3 -> SignatureVerified. Both events are critical (errata 2023-12 §2.18.1).
+  step 3 -> SignatureVerified. Both events are critical (errata 2023-12 §2.18.1; the flags are the event
+  catalogue's).
 """
 
 from __future__ import annotations
 
 from ocppsec.firmware_signing.verification import FirmwareOutcome
 from ocppsec.firmware_signing.wire import FieldLimits, VersionRules
+from ocppsec.pki.wire import v201 as wire_v201
 
 __all__ = [
     "LIMITS",
@@ -29,16 +31,10 @@ __all__ = [
     "status_notification",
 ]
 
-VERSION = "2.0.1"
-REQUEST_ACTION = "UpdateFirmware"
-STATUS_ACTION = "FirmwareStatusNotification"
 LIMITS = FieldLimits(location=512)
-TECH_INFO_LIMIT = 255
 
 RULES = VersionRules(
-    version=VERSION,
-    request_action=REQUEST_ACTION,
-    status_action=STATUS_ACTION,
+    wire=wire_v201.NAMES,
     limits=LIMITS,
     signature_required=False,
     response_statuses={FirmwareOutcome.SIGNATURE_VERIFIED: "Accepted", FirmwareOutcome.INVALID_SIGNATURE: "Accepted",
@@ -46,9 +42,11 @@ RULES = VersionRules(
                        FirmwareOutcome.REVOKED_CERTIFICATE: "InvalidCertificate"},
     firmware_statuses={FirmwareOutcome.SIGNATURE_VERIFIED: "SignatureVerified",
                        FirmwareOutcome.INVALID_SIGNATURE: "InvalidSignature"},
-    critical={"InvalidFirmwareSignature": True, "InvalidFirmwareSigningCertificate": True},
-    tech_info_limit=TECH_INFO_LIMIT,
 )
+
+VERSION = RULES.version
+REQUEST_ACTION = RULES.request_action
+STATUS_ACTION = RULES.status_action
 
 firmware_object = RULES.firmware_object
 request = RULES.request

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ocppsec.firmware_signing import v201
 from ocppsec.firmware_signing.wire import FieldLimits
+from ocppsec.pki.wire import v21 as wire_v21
 
 __all__ = [
     "LIMITS",
@@ -24,13 +25,13 @@ __all__ = [
     "status_notification",
 ]
 
-VERSION = "2.1"
-REQUEST_ACTION = v201.REQUEST_ACTION
-STATUS_ACTION = v201.STATUS_ACTION
 LIMITS = FieldLimits(location=2000)
-TECH_INFO_LIMIT = v201.TECH_INFO_LIMIT
 
-RULES = replace(v201.RULES, version=VERSION, limits=LIMITS, min_retries=0)  # retries 0 means no retries
+RULES = replace(v201.RULES, wire=wire_v21.NAMES, limits=LIMITS, min_retries=0)  # retries 0 means no retries
+
+VERSION = RULES.version
+REQUEST_ACTION = RULES.request_action
+STATUS_ACTION = RULES.status_action
 
 firmware_object = RULES.firmware_object
 request = RULES.request

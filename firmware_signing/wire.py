@@ -1,8 +1,10 @@
 """Version-neutral helpers for the OCPP firmware update; the per-version modules hold the data.
 
 ``v16`` (SignedUpdateFirmware.req), ``v201`` and ``v21`` (UpdateFirmwareRequest) each declare one
-:class:`VersionRules` (names, field limits, status tables, event criticality, retries floor) and export
-its bound methods as their module functions; ``v21`` is ``v201`` with other limits.
+:class:`VersionRules` (field limits, status tables, retries floor; the action names are the version's
+:mod:`ocppsec.pki.wire` table) and export its bound methods as their module functions; ``v21`` is
+``v201`` with other limits. The security events are the kernel's (:mod:`ocppsec.pki.events`: the one
+event value, the catalogue's critical flags, the one timestamp format).
 :func:`firmware_object` picks the module for an :class:`~ocppsec.pki.versions.OcppVersion` from a table
 (no version ``if`` here).
 """
@@ -11,22 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
 from ocppsec.firmware_signing.signing import FirmwareSignature
 from ocppsec.firmware_signing.verification import FirmwareOutcome, FirmwareVerification
 from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.events.ingest import notification_payload
+from ocppsec.pki.events.model import SecurityEvent, format_timestamp
+from ocppsec.pki.events.sink import local_event
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.pki.wire.table import WireNames
 
 __all__ = [
     "FieldLimits",
-    "SecurityEvent",
     "VersionRules",
     "build_firmware_object",
     "firmware_object",
-    "ocpp_datetime",
     "version_module",
 ]
 
@@ -38,24 +42,6 @@ class FieldLimits:
     location: int
     signing_certificate: int = 5500
     signature: int = 800
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityEvent:
-    """A security event as a version names and rates it."""
-
-    type: str
-    critical: bool
-
-
-def ocpp_datetime(value: datetime) -> str:
-    """RFC 3339 in UTC with at most 3 fractional digits (201P2 §2.1.4), ``Z`` suffix."""
-    if value.tzinfo is None:
-        raise UsageError("OCPP times must be aware datetimes (UTC)")
-    value = value.astimezone(UTC)
-    millis = value.microsecond // 1000
-    base = value.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
 
 
 def _check(name: str, value: str, limit: int, version: str) -> str:
@@ -82,10 +68,10 @@ def build_firmware_object(
         raise UsageError("the firmware location (download URL) is required")
     obj: dict[str, Any] = {
         "location": _check("location", location, limits.location, version),
-        "retrieveDateTime": ocpp_datetime(retrieve_at),
+        "retrieveDateTime": format_timestamp(retrieve_at),
     }
     if install_at is not None:
-        obj["installDateTime"] = ocpp_datetime(install_at)
+        obj["installDateTime"] = format_timestamp(install_at)
     if signature is None:
         if signature_required:
             raise UsageError(f"OCPP {version} SignedUpdateFirmware needs a signature and a signing certificate")
@@ -103,16 +89,31 @@ def build_firmware_object(
 class VersionRules:
     """What one OCPP version says about a firmware update; its methods are that version module's functions."""
 
-    version: str  # as written in messages, e.g. "2.0.1"
-    request_action: str  # the update request's action name
-    status_action: str  # the status notification's action name
+    wire: WireNames  # the version's wire names (action names)
     limits: FieldLimits
     signature_required: bool  # the request schema requires signingCertificate and signature
     response_statuses: Mapping[FirmwareOutcome, str]  # update response status for every outcome
     firmware_statuses: Mapping[FirmwareOutcome, str]  # status notification after download (absent: refused)
-    critical: Mapping[str, bool]  # security event name -> critical in this version
-    tech_info_limit: int  # SecurityEventNotification techInfo maxLength
     min_retries: int | None = None  # lowest ``retries`` the version allows (None: not checked)
+
+    @property
+    def ocpp_version(self) -> OcppVersion:
+        return self.wire.version
+
+    @property
+    def version(self) -> str:
+        """As written in messages, e.g. ``2.0.1``."""
+        return self.wire.version.value
+
+    @property
+    def request_action(self) -> str:
+        """The update request's action name."""
+        return self.wire.firmware_update_action
+
+    @property
+    def status_action(self) -> str:
+        """The status notification's action name."""
+        return self.wire.firmware_status_action
 
     def firmware_object(
         self, signature: FirmwareSignature, *, location: str, retrieve_at: datetime, install_at: datetime | None = None
@@ -147,19 +148,27 @@ class VersionRules:
         status = self.firmware_status(result)
         return None if status is None else {"status": status, "requestId": request_id}
 
-    def security_event(self, result: FirmwareVerification) -> SecurityEvent | None:
+    def security_event(
+        self, result: FirmwareVerification, *, station_id: str, at: datetime, tech_info: str | None = None
+    ) -> SecurityEvent | None:
+        """The event the station records for ``result`` (critical as this version's catalogue says), or None.
+
+        ``techInfo`` defaults to the failure reason.
+        """
         name = result.security_event
-        return None if name is None else SecurityEvent(name, self.critical[name])
+        if name is None:
+            return None
+        return local_event(name, station_id=station_id, tech_info=tech_info or result.reason, at=at,
+                           version=self.ocpp_version)
 
     def security_event_notification(
         self, result: FirmwareVerification, *, at: datetime, tech_info: str | None = None
     ) -> dict[str, Any] | None:
         """SecurityEventNotification payload (``techInfo`` defaults to the failure reason)."""
-        event = self.security_event(result)
-        if event is None:
+        name = result.security_event
+        if name is None:
             return None
-        info = (tech_info or result.reason)[:self.tech_info_limit]
-        return {"type": event.type, "timestamp": ocpp_datetime(at), "techInfo": info}
+        return notification_payload(name, timestamp=at, tech_info=tech_info or result.reason, version=self.ocpp_version)
 
 
 def version_module(version: OcppVersion) -> ModuleType:

@@ -18,7 +18,6 @@ trouble never stops the others.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Callable
@@ -34,7 +33,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import State
 from websockets.typing import Data, Subprotocol
 
-from ocppsec.pki.events.model import EventInputError, Source, normalize_event
+from ocppsec.pki.events.ingest import ACTION as SECURITY_EVENT_ACTION
+from ocppsec.pki.events.ingest import event_from_frame
+from ocppsec.pki.events.model import EventInputError, SecurityEvent
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, supported
@@ -60,21 +61,15 @@ class GatewayStats:
     per_close_code: dict[int, int] = field(default_factory=dict)
 
 
-def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> Any:
-    """The SecurityEvent a station's SecurityEventNotification CALL carries, or ``None``."""
-    if isinstance(message, bytes) or "SecurityEventNotification" not in message:
+def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
+    """The SecurityEvent a station's SecurityEventNotification CALL carries, or ``None``.
+
+    A cheap substring test first, then the kernel's one parser; an unusable event is logged and dropped.
+    """
+    if isinstance(message, bytes) or SECURITY_EVENT_ACTION not in message:
         return None
     try:
-        frame = json.loads(message)
-    except ValueError:
-        return None
-    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == 2 and frame[2] == "SecurityEventNotification"
-            and isinstance(frame[3], dict)):
-        return None
-    payload = frame[3]
-    try:
-        return normalize_event(station_id=station_id, type=payload.get("type"), timestamp=payload.get("timestamp"),
-                               tech_info=payload.get("techInfo"), at=at, ocpp_version=version, source=Source.OCPP)
+        return event_from_frame(message, station_id=station_id, version=version, at=at)
     except EventInputError as exc:
         _log.info("station %s sent an unusable SecurityEventNotification: %s", station_id, exc.message)
         return None
@@ -205,7 +200,7 @@ class Gateway:
             self.stats.relayed_down += splice.down.count
 
     def _record_station_event(self, station: StationConnection, message: Data) -> None:
-        if isinstance(message, bytes) or "SecurityEventNotification" not in message:
+        if isinstance(message, bytes) or SECURITY_EVENT_ACTION not in message:
             return
         event = security_event_from_frame(message, station_id=station.identity, version=station.version, at=self.clock())
         if event is not None:

@@ -7,9 +7,11 @@
 - :mod:`.inventory`: per-station certificate inventory behind :class:`InventoryStore`, reconciled with the
   ledger; :mod:`.inventory_sql` its SQLite / PostgreSQL implementation (:func:`open_inventory`);
 - :mod:`.station`: the station's certificate store (keys, CSRs, CertificateSigned checks, roots, delete, list);
+  :mod:`.station_state` its state as values (:class:`StationState`, :class:`CredentialRole`);
 - :mod:`.schedule`: back-off and renewal timing;
-- :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: wire names and shapes per version;
-- :mod:`.ocpp_handlers`: ChargePoint classes for the ``ocpp`` package, both sides.
+- :mod:`.v16`, :mod:`.v201`, :mod:`.v21`: shapes per version (the names: :mod:`ocppsec.pki.wire`);
+- :mod:`.ocpp_handlers`: the certificate-management parts of the ChargePoint composer
+  (:mod:`ocppsec.pki.chargepoint`), both sides.
 
 Errors::
 
@@ -41,6 +43,7 @@ from ocppsec.pki.certmgmt.model import (
     SignRequest,
     Status,
     Trigger,
+    TriggerStatus,
 )
 from ocppsec.pki.certmgmt.schedule import RetrySchedule, renewal_due, signing_retry_delays
 from ocppsec.pki.certmgmt.service import CertificateService, CertificateSignedOrder, SignDecision, StationInfo
@@ -53,6 +56,7 @@ from ocppsec.pki.certmgmt.station import (
     StationConfig,
     StationStorage,
 )
+from ocppsec.pki.certmgmt.station_state import CredentialRole, PendingCsr, StationState, StoredCredential
 
 __all__ = [
     "EVENT_DISCARDED_RENEWED",
@@ -66,6 +70,7 @@ __all__ = [
     "CertificateUse",
     "ClientCredential",
     "Codec",
+    "CredentialRole",
     "DirectoryStationStorage",
     "EntrySource",
     "InstalledCertificate",
@@ -76,6 +81,7 @@ __all__ = [
     "LocalCaSigner",
     "MemoryStationStorage",
     "Outcome",
+    "PendingCsr",
     "ReconcileReport",
     "RetrySchedule",
     "RootType",
@@ -87,9 +93,12 @@ __all__ = [
     "StationCertificateStore",
     "StationConfig",
     "StationInfo",
+    "StationState",
     "StationStorage",
     "Status",
+    "StoredCredential",
     "Trigger",
+    "TriggerStatus",
     "inventory_location",
     "open_inventory",
     "reconcile",

@@ -1,17 +1,19 @@
 """The payload codec shared by the per-version modules; every version difference is a field of :class:`Codec`.
 
 A :class:`Codec` turns the neutral nouns of :mod:`.model` into camelCase OCPP payloads and back. The
-tables and switches (wire names of uses, root types, triggers and events; which optional fields a
-version has; the shape of GetInstalledCertificateIds) are filled in by :mod:`.v16`, :mod:`.v201` and
-:mod:`.v21`; this module holds no version name. Parsers raise :class:`~ocppsec.pki.errors.InputError`.
+version's wire names (uses, root types, triggers, the trigger action) are its :mod:`ocppsec.pki.wire`
+table, the security event names and critical flags the event catalogue's; the switches (which optional
+fields a version has, the shape of GetInstalledCertificateIds, field limits) are filled in by :mod:`.v16`,
+:mod:`.v201` and :mod:`.v21`; this module holds no version name. Parsers raise
+:class:`~ocppsec.pki.errors.InputError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ocppsec.pki.certmgmt.model import (
     CertificateUse,
@@ -22,31 +24,20 @@ from ocppsec.pki.certmgmt.model import (
     SignRequest,
     Status,
     Trigger,
+    TriggerStatus,
 )
 from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.events import catalogue
+from ocppsec.pki.events.ingest import notification_payload
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["Codec", "installed_types_for", "ocpp_datetime"]
+if TYPE_CHECKING:
+    from ocppsec.pki.wire.table import WireNames
+
+__all__ = ["Codec"]
 
 Payload = dict[str, Any]
-
-
-def ocpp_datetime(value: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and ``Z`` (201P2 §2.1.4)."""
-    if value.tzinfo is None:
-        raise UsageError("OCPP times must be aware datetimes (UTC)")
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def installed_types_for(roots: Mapping[RootType, str], *, v2g_chain: str | None = None) -> dict[InstalledType, str]:
-    """GetCertificateIdUseEnumType: the installable roots under their InstallCertificate names, plus the V2G
-    chain when the version names one."""
-    table = {InstalledType.for_root(root): name for root, name in roots.items()}
-    if v2g_chain is not None:
-        table[InstalledType.V2G_CHAIN] = v2g_chain
-    return table
 
 
 def _reverse(table: Mapping[Any, str], value: object, what: str) -> Any:
@@ -60,21 +51,42 @@ def _reverse(table: Mapping[Any, str], value: object, what: str) -> Any:
 class Codec:
     """Payload builders and parsers of one OCPP version (see the module docstring)."""
 
-    version: OcppVersion
-    ocpp_package: str  # module of the `ocpp` package holding ChargePoint / call / call_result
-    trigger_action: str  # TriggerMessage, or 1.6 ExtendedTriggerMessage
-    uses: Mapping[CertificateUse, str]  # certificateType wire names; COMBINED absent (field omitted)
-    roots: Mapping[RootType, str]  # InstallCertificateUseEnumType
-    installed_types: Mapping[InstalledType, str]  # GetCertificateIdUseEnumType
-    triggers: Mapping[Trigger, str]  # MessageTrigger names of the certificate triggers
-    events: Mapping[str, str | None]  # neutral event name -> this version's name (None: not defined)
-    critical: Mapping[str, bool]  # wire event name -> critical in this version
+    wire: WireNames  # the version's wire names (ocppsec.pki.wire)
     install_max_chars: int  # InstallCertificate.certificate maxLength
     has_certificate_type: bool  # SignCertificate / CertificateSigned carry certificateType
     has_status_info: bool  # responses carry statusInfo (reasonCode <= 20, additionalInfo <= 512)
     has_request_id: bool  # SignCertificate.requestId / hashRootCertificate, CertificateSigned.requestId
     flat_installed_ids: bool  # request: one required certificateType; response: certificateHashData list
-    schema_suffix: str  # request schema file suffix ("" or "Request")
+
+    # -- the wire table, under the names the methods use --------------------------------------
+    @property
+    def version(self) -> OcppVersion:
+        return self.wire.version
+
+    @property
+    def trigger_action(self) -> str:
+        """TriggerMessage, or 1.6 ExtendedTriggerMessage."""
+        return self.wire.trigger_action
+
+    @property
+    def uses(self) -> Mapping[CertificateUse, str]:
+        """certificateType wire names; COMBINED absent (the field is omitted)."""
+        return self.wire.signing_uses
+
+    @property
+    def roots(self) -> Mapping[RootType, str]:
+        """InstallCertificateUseEnumType."""
+        return self.wire.install_types
+
+    @property
+    def installed_types(self) -> Mapping[InstalledType, str]:
+        """GetCertificateIdUseEnumType."""
+        return self.wire.installed_types
+
+    @property
+    def triggers(self) -> Mapping[Trigger, str]:
+        """MessageTrigger names of the certificate triggers."""
+        return self.wire.certificate_triggers
 
     # -- helpers --------------------------------------------------------------------------------
     def _status(self, outcome: Outcome, allowed: Sequence[Status]) -> Payload:
@@ -248,26 +260,25 @@ class Codec:
                 return trigger
         return None
 
-    def trigger_response(self, status: str) -> Payload:
-        return {"status": status}
+    def trigger_response(self, status: TriggerStatus) -> Payload:
+        return {"status": status.value}
 
-    # -- security events ------------------------------------------------------------------------
+    # -- security events (names and flags: the event catalogue) -----------------------------------
     def event_name(self, neutral: str) -> str | None:
-        return self.events.get(neutral, neutral)
+        """The event's name in this version; None for a catalogue event this version does not define."""
+        definition = catalogue.lookup(neutral)
+        if definition is not None and not definition.defined_in(self.version):
+            return None
+        return catalogue.name_for(neutral, self.version)
 
     def security_event_notification(self, neutral: str, *, at: datetime, tech_info: str | None = None) -> Payload | None:
         """SecurityEventNotification payload, or None when the event does not exist in this version."""
-        name = self.event_name(neutral)
-        if name is None:
+        if self.event_name(neutral) is None:
             return None
-        payload: Payload = {"type": name, "timestamp": ocpp_datetime(at)}
-        if tech_info:
-            payload["techInfo"] = tech_info[:255]
-        return payload
+        return notification_payload(neutral, timestamp=at, tech_info=tech_info, version=self.version)
 
     def is_critical(self, neutral: str) -> bool:
-        name = self.event_name(neutral)
-        return bool(name and self.critical.get(name, False))
+        return bool(catalogue.is_critical(neutral, self.version))
 
     def schema_name(self, action: str, response: bool) -> str:
-        return action + ("Response" if response else self.schema_suffix)
+        return action + ("Response" if response else self.wire.schema_suffix)

@@ -25,6 +25,7 @@ __all__ = [
     "SignRequest",
     "Status",
     "Trigger",
+    "TriggerStatus",
 ]
 
 EVENT_INVALID_STATION_CERTIFICATE = "InvalidChargingStationCertificate"  # A02.FR.07 (1.6: InvalidChargePointCertificate)
@@ -95,6 +96,14 @@ class Trigger(enum.Enum):
             Trigger.SIGN_V2G20: CertificateUse.V2G20,
             Trigger.SIGN_COMBINED: CertificateUse.COMBINED,
         }[self]
+
+
+class TriggerStatus(enum.Enum):
+    """TriggerMessageStatusEnumType (1.6 TriggerMessageStatus of ExtendedTriggerMessage)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    NOT_IMPLEMENTED = "NotImplemented"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Station side: the certificate store of a charging station (keys, CSRs, client and root certificates).
 
-The store decides; a :class:`StationStorage` keeps the state (a JSON document) and the private keys
-(through the key-file backend: PKCS#8, mode 0600, encrypted with the store's passphrase). Every
-operation works on a copy of the state and saves it only when it succeeds, so a refused message leaves
+The store decides; a :class:`StationStorage` keeps the state (an immutable :class:`StationState`, on
+disk the ``state.json`` document) and the private keys (through the key-file backend: PKCS#8, mode
+0600, encrypted with the store's passphrase). Every operation builds the next state and saves it only
+when it succeeds, so a refused message leaves
 the store exactly as it was.
 
 CertificateSigned is accepted only when (A02.FR.06-10, A02.FR.16, A02.FR.26, 2025 errata):
@@ -24,11 +25,10 @@ DiscardedRenewedClientCertificate (A02.FR.10, A02.FR.28-29).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +49,7 @@ from ocppsec.pki.certmgmt.model import (
     Trigger,
 )
 from ocppsec.pki.certmgmt.schedule import DEFAULT_RENEW_BEFORE, renewal_due
+from ocppsec.pki.certmgmt.station_state import CredentialRole, PendingCsr, StationState, StoredCredential
 from ocppsec.pki.chain import verify_issued_chain
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.errors import BackendError, InputError, OcppsecError, StoreError, UsageError, VerificationError
@@ -64,10 +65,12 @@ __all__ = [
     "REASON_TOO_LARGE",
     "REASON_UNKNOWN_REQUEST_ID",
     "ClientCredential",
+    "CredentialRole",
     "DirectoryStationStorage",
     "MemoryStationStorage",
     "StationCertificateStore",
     "StationConfig",
+    "StationState",
     "StationStorage",
 ]
 
@@ -108,11 +111,13 @@ class StationConfig:
 
 
 class StationStorage(Protocol):
-    """Persistence of the station store: one JSON state document and the private keys."""
+    """Persistence of the station store: the state (:class:`StationState`) and the private keys."""
 
-    def load_state(self) -> dict[str, Any]: ...
+    def load_state(self) -> StationState:
+        """The saved state; an empty :class:`StationState` when nothing was saved yet."""
+        ...
 
-    def save_state(self, state: dict[str, Any]) -> None: ...
+    def save_state(self, state: StationState) -> None: ...
 
     def write_key(self, name: str, key: PrivateKey) -> str:
         """Store ``key`` (never in clear unless the storage was opened without a passphrase); return its reference."""
@@ -127,15 +132,15 @@ class MemoryStationStorage:
     """In-memory storage (tests, simulators). Keys are held as encrypted PEM like on disk."""
 
     def __init__(self, passphrase: bytes | None = None) -> None:
-        self._state: dict[str, Any] = {}
+        self._state = StationState()
         self._keys: dict[str, bytes] = {}
         self._passphrase = passphrase
 
-    def load_state(self) -> dict[str, Any]:
-        return copy.deepcopy(self._state)
+    def load_state(self) -> StationState:
+        return self._state
 
-    def save_state(self, state: dict[str, Any]) -> None:
-        self._state = copy.deepcopy(state)
+    def save_state(self, state: StationState) -> None:
+        self._state = state
 
     def write_key(self, name: str, key: PrivateKey) -> str:
         self._keys[name] = key_to_pem(key, self._passphrase)
@@ -163,18 +168,20 @@ class DirectoryStationStorage:
         except OSError as exc:
             raise BackendError(f"cannot create the station store {self.path}: {exc.strerror}") from None
 
-    def load_state(self) -> dict[str, Any]:
+    def load_state(self) -> StationState:
         p = self.path / "state.json"
         if not p.exists():
-            return {}
+            return StationState()
         try:
-            data: dict[str, Any] = json.loads(p.read_text("utf-8"))
+            data = json.loads(p.read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {p}: {exc}") from None
-        return data
+        if not isinstance(data, dict):
+            raise StoreError(f"cannot read {p}: not a JSON object")
+        return StationState.from_json(data)
 
-    def save_state(self, state: dict[str, Any]) -> None:
-        atomic_write(self.path / "state.json", json.dumps(state, indent=1, sort_keys=True).encode(), 0o600)
+    def save_state(self, state: StationState) -> None:
+        atomic_write(self.path / "state.json", json.dumps(state.to_json(), indent=1, sort_keys=True).encode(), 0o600)
 
     def write_key(self, name: str, key: PrivateKey) -> str:
         rel = f"keys/{name}.key.pem"
@@ -210,7 +217,7 @@ class ClientCredential:
     use: CertificateUse
     chain_pem: str
     key_ref: str
-    role: str  # "active" | "renewed"
+    role: CredentialRole
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -264,44 +271,29 @@ class StationCertificateStore:
     def __init__(self, storage: StationStorage, config: StationConfig) -> None:
         self.storage = storage
         self.config = config
-        self._state = self._normalise(storage.load_state())
+        self._state = storage.load_state()
         self.retry_blocked: set[CertificateUse] = set()  # A02.FR.20: no automatic resend until triggered
-        self._counter = int(self._state.get("counter", 0))
 
-    @staticmethod
-    def _normalise(state: dict[str, Any]) -> dict[str, Any]:
-        state.setdefault("roots", {t.value: [] for t in RootType})
-        for t in RootType:
-            state["roots"].setdefault(t.value, [])
-        state.setdefault("csms_root_fallback", None)
-        state.setdefault("client", {})  # use -> {"chain": pem, "key": ref}
-        state.setdefault("renewed", {})
-        state.setdefault("pending", [])  # [{"use", "key", "spki", "request_id", "created"}]
-        state.setdefault("counter", 0)
-        state.setdefault("root_issuers", {})  # fingerprint of a cross-signed root -> PEM of its issuer
-        return state
+    @property
+    def state(self) -> StationState:
+        """The current state (immutable)."""
+        return self._state
 
-    def _commit(self, state: dict[str, Any]) -> None:
+    def _commit(self, state: StationState) -> None:
         self.storage.save_state(state)
         self._state = state
 
-    def _draft(self) -> dict[str, Any]:
-        return copy.deepcopy(self._state)
-
     # -- roots ----------------------------------------------------------------------------------
     def roots(self, root_type: RootType) -> list[x509.Certificate]:
-        return [x509.load_pem_x509_certificate(p.encode()) for p in self._state["roots"][root_type.value]]
+        return [x509.load_pem_x509_certificate(p.encode()) for p in self._state.roots_of(root_type)]
 
     def csms_trust_roots(self) -> list[x509.Certificate]:
         """CSMS roots to trust for the connection, with the AdditionalRootCertificateCheck fallback last."""
         roots = self.roots(RootType.CSMS)
-        fallback = self._state["csms_root_fallback"]
+        fallback = self._state.csms_root_fallback
         if fallback:
             roots.append(x509.load_pem_x509_certificate(fallback.encode()))
         return roots
-
-    def _count_entries(self, state: dict[str, Any]) -> int:
-        return sum(len(v) for v in state["roots"].values())
 
     def install_root(self, root_type: RootType, pem: str, *, at: datetime, max_chars: int) -> Outcome:
         """InstallCertificate (M05): Accepted / Rejected (invalid, limit) / Failed (storage)."""
@@ -318,12 +310,13 @@ class StationCertificateStore:
             return Outcome(Status.REJECTED, REASON_INVALID_CERTIFICATE, "not a CA certificate (basicConstraints CA:false)")
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
             return Outcome(Status.REJECTED, REASON_INVALID_CERTIFICATE, "the certificate is not valid now")
-        state = self._draft()
-        listed: list[str] = state["roots"][root_type.value]
+        state = self._state
+        listed = state.roots_of(root_type)
         fp = _fingerprint(cert)
         existing = [i for i, p in enumerate(listed) if _fingerprint(x509.load_pem_x509_certificate(p.encode())) == fp]
         if existing:  # re-install replaces (M05.FR.17)
-            listed[existing[0]] = _pem(cert)
+            n = existing[0]
+            state = state.with_roots(root_type, (*listed[:n], _pem(cert), *listed[n + 1:]))
         elif root_type is RootType.CSMS and self.config.additional_root_certificate_check and listed:
             old = [x509.load_pem_x509_certificate(p.encode()) for p in listed]
             signer = next((o for o in old if self._issued_by(cert, o)), None)
@@ -331,19 +324,15 @@ class StationCertificateStore:
                 return Outcome(Status.REJECTED, REASON_INVALID_CERTIFICATE,
                                "AdditionalRootCertificateCheck: the new CSMS root is not signed by the installed one",
                                requirement="M05.FR.09")
-            state["csms_root_fallback"] = _pem(signer)  # kept until a connection with the new root succeeds
-            state["root_issuers"][fp] = _pem(signer)  # to compute the new root's hash data later
-            state["roots"][RootType.CSMS.value] = [_pem(cert)]
+            state = replace(state.with_roots(RootType.CSMS, (_pem(cert),)),
+                            csms_root_fallback=_pem(signer),  # kept until a connection with the new root succeeds
+                            root_issuers={**state.root_issuers, fp: _pem(signer)})  # for the new root's hash data
         else:
-            if self._count_entries(state) >= self.config.certificate_entries:
+            if state.root_count >= self.config.certificate_entries:
                 return Outcome(Status.REJECTED, None, f"the store holds {self.config.certificate_entries} certificates already",
                                requirement="M05.FR.07")
-            listed.append(_pem(cert))
-        try:
-            self._commit(state)
-        except OcppsecError as exc:
-            return Outcome(Status.FAILED, None, exc.message[:512])
-        return Outcome.ok()
+            state = state.with_roots(root_type, (*listed, _pem(cert)))
+        return self._save(state)
 
     @staticmethod
     def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -355,20 +344,15 @@ class StationCertificateStore:
 
     def csms_root_connected(self, root: x509.Certificate) -> None:
         """A connection validated with ``root`` succeeded: a new root (not the fallback) retires the fallback."""
-        fallback = self._state["csms_root_fallback"]
+        fallback = self._state.csms_root_fallback
         if fallback and _fingerprint(root) != _fingerprint(x509.load_pem_x509_certificate(fallback.encode())):
-            state = self._draft()
-            state["csms_root_fallback"] = None
-            self._commit(state)
+            self._commit(replace(self._state, csms_root_fallback=None))
 
     def csms_root_failed(self) -> None:
         """The new CSMS root could not connect: restore the old one (M05.FR.13-14 / WP M05.FR.11)."""
-        fallback = self._state["csms_root_fallback"]
+        fallback = self._state.csms_root_fallback
         if fallback:
-            state = self._draft()
-            state["roots"][RootType.CSMS.value] = [fallback]
-            state["csms_root_fallback"] = None
-            self._commit(state)
+            self._commit(replace(self._state.with_roots(RootType.CSMS, (fallback,)), csms_root_fallback=None))
 
     # -- CSRs -----------------------------------------------------------------------------------
     def create_csr(self, use: CertificateUse, *, at: datetime, request_id: int | None = None) -> str:
@@ -377,24 +361,22 @@ class StationCertificateStore:
         profile = get_profile(_PROFILE[use])
         subject = self.config.subject_for(use)
         private = generate_key(spec)
-        state = self._draft()
-        state["counter"] = int(state["counter"]) + 1
-        name = f"{use.value}-{at:%Y%m%dT%H%M%S}-{state['counter']}"
+        state = self._state.next_counter()
+        name = f"{use.value}-{at:%Y%m%dT%H%M%S}-{state.counter}"
         ref = self.storage.write_key(name, private)
         csr = make_csr(LocalKey(private, name), subject, profile)
-        pending = [p for p in state["pending"] if p["use"] == use.value]
+        pending = [p for p in state.pending if p.use is use]
         dropped = pending[: max(0, len(pending) - self.config.max_pending_csrs + 1)]
-        state["pending"] = [p for p in state["pending"] if p not in dropped]
-        state["pending"].append({"use": use.value, "key": ref, "spki": _spki_hash(private.public_key()),
-                                 "request_id": request_id, "created": at.isoformat()})
-        self._commit(state)
+        kept = tuple(p for p in state.pending if p not in dropped)
+        csr_entry = PendingCsr(use, ref, _spki_hash(private.public_key()), request_id, at)
+        self._commit(replace(state, pending=(*kept, csr_entry)))
         for p in dropped:
-            self.storage.delete_key(p["key"])
+            self.storage.delete_key(p.key_ref)
         self.retry_blocked.discard(use)
         return csr.public_bytes(Encoding.PEM).decode("ascii")
 
     def pending_request_ids(self) -> list[int]:
-        return [int(p["request_id"]) for p in self._state["pending"] if p["request_id"] is not None]
+        return [p.request_id for p in self._state.pending if p.request_id is not None]
 
     def trigger(self, trigger: Trigger) -> CertificateUse:
         """A TriggerMessage for a certificate: lifts the A02.FR.20 block; the caller then sends a new CSR."""
@@ -424,22 +406,22 @@ class StationCertificateStore:
             certs = load_certificates(chain_pem, what="certificateChain", strict=True)
         except InputError as exc:
             return _invalid(exc.message, "A02.FR.06")
-        state = self._draft()
-        pending: list[dict[str, Any]] = state["pending"]
+        state = self._state
+        pending = list(state.pending)
         if request_id is not None:
-            pending = [p for p in pending if p["request_id"] == request_id]
+            pending = [p for p in pending if p.request_id == request_id]
             if not pending:
                 return _invalid(f"requestId {request_id} matches no outstanding SignCertificate", "A02.FR.26",
                                 REASON_UNKNOWN_REQUEST_ID)
-        elif require_request_id and any(p["request_id"] is not None for p in pending):
+        elif require_request_id and any(p.request_id is not None for p in pending):
             return _invalid("CertificateSigned lacks the requestId of the SignCertificate", "A02.FR.25")
         if use is not None:
-            pending = [p for p in pending if p["use"] == use.value]
+            pending = [p for p in pending if p.use is use]
         spki = _spki_hash(certs[0].public_key())
-        match = next((p for p in pending if p["spki"] == spki), None)
+        match = next((p for p in pending if p.spki_sha256 == spki), None)
         if match is None:
             return _invalid("the certificate's key matches no outstanding CSR of this station", "A02.FR.06")
-        actual_use = CertificateUse(match["use"])
+        actual_use = match.use
         roots = self.csms_trust_roots() if _ROOT_FOR_USE[actual_use] is RootType.CSMS else self.roots(RootType.V2G)
         if not roots:
             return _invalid(f"no {_ROOT_FOR_USE[actual_use].value} root is installed to verify the chain", "A02.FR.06")
@@ -457,19 +439,19 @@ class StationCertificateStore:
         org = name_value(certs[0].subject, "O")
         if org != expected["O"]:
             return _invalid(f"subject O {org!r} is not {expected['O']!r}", "A02.FR.13")
-        state["pending"] = [p for p in state["pending"] if p is not match and p["key"] != match["key"]]
-        entry = {"chain": certificates_to_pem(certs), "key": match["key"]}
+        state = replace(state, pending=tuple(p for p in state.pending if p is not match and p.key_ref != match.key_ref))
+        entry = StoredCredential(certificates_to_pem(certs), match.key_ref)
         to_delete: list[str] = []
-        if actual_use in _CLIENT_USES and actual_use.value in state["client"]:
-            old_renewed = state["renewed"].get(actual_use.value)
+        if actual_use in _CLIENT_USES and state.credential(CredentialRole.ACTIVE, actual_use) is not None:
+            old_renewed = state.credential(CredentialRole.RENEWED, actual_use)
             if old_renewed:
-                to_delete.append(old_renewed["key"])
-            state["renewed"][actual_use.value] = entry  # switch by reconnecting (A02.FR.08)
+                to_delete.append(old_renewed.key_ref)
+            state = state.with_credential(CredentialRole.RENEWED, actual_use, entry)  # switch by reconnecting (A02.FR.08)
         else:
-            old = state["client"].get(actual_use.value)
+            old = state.credential(CredentialRole.ACTIVE, actual_use)
             if old:
-                to_delete.append(old["key"])
-            state["client"][actual_use.value] = entry  # newest certificate wins (A02.FR.15)
+                to_delete.append(old.key_ref)
+            state = state.with_credential(CredentialRole.ACTIVE, actual_use, entry)  # newest certificate wins (A02.FR.15)
         try:
             self._commit(state)
         except OcppsecError as exc:
@@ -480,27 +462,25 @@ class StationCertificateStore:
         return Outcome.ok()
 
     # -- client certificate life cycle ----------------------------------------------------------
-    def _credential(self, bucket: str, use: CertificateUse) -> ClientCredential | None:
-        entry = self._state[bucket].get(use.value)
-        if not entry:
+    def _credential(self, role: CredentialRole, use: CertificateUse) -> ClientCredential | None:
+        entry = self._state.credential(role, use)
+        if entry is None:
             return None
-        return ClientCredential(use, entry["chain"], entry["key"], "active" if bucket == "client" else bucket)
+        return ClientCredential(use, entry.chain_pem, entry.key_ref, role)
 
     def client_credentials(self, use: CertificateUse = CertificateUse.CHARGING_STATION) -> list[ClientCredential]:
         """What to connect with, in order: the renewed certificate first (A02.FR.08), then the active one."""
-        out = [self._credential("renewed", use), self._credential("client", use)]
+        out = [self._credential(CredentialRole.RENEWED, use), self._credential(CredentialRole.ACTIVE, use)]
         return [c for c in out if c is not None]
 
     def certificate(self, use: CertificateUse) -> ClientCredential | None:
-        return self._credential("client", use)
+        return self._credential(CredentialRole.ACTIVE, use)
 
     def install_client_certificate(self, use: CertificateUse, chain_pem: str, key: PrivateKey) -> None:
         """Factory provisioning: an initial certificate and key (e.g. manufacturer-issued, A00.FR.801)."""
-        state = self._draft()
-        state["counter"] = int(state["counter"]) + 1
-        ref = self.storage.write_key(f"{use.value}-factory-{state['counter']}", key)
-        state["client"][use.value] = {"chain": chain_pem, "key": ref}
-        self._commit(state)
+        state = self._state.next_counter()
+        ref = self.storage.write_key(f"{use.value}-factory-{state.counter}", key)
+        self._commit(state.with_credential(CredentialRole.ACTIVE, use, StoredCredential(chain_pem, ref)))
 
     def connected(self, credential: ClientCredential) -> Outcome | None:
         """A connection with ``credential`` succeeded: keep it, discard the other (A02.FR.10).
@@ -509,20 +489,18 @@ class StationCertificateStore:
         the one discarded (A02.FR.29), else ``None``.
         """
         use = credential.use
-        renewed = self._state["renewed"].get(use.value)
-        if not renewed:
+        renewed = self._state.credential(CredentialRole.RENEWED, use)
+        if renewed is None:
             return None
-        state = self._draft()
-        if credential.role == "renewed":
-            old = state["client"].get(use.value)
-            state["client"][use.value] = state["renewed"].pop(use.value)
-            self._commit(state)
-            if old and old["key"] != renewed["key"]:
-                self.storage.delete_key(old["key"])
+        without_renewed = self._state.with_credential(CredentialRole.RENEWED, use, None)
+        if credential.role is CredentialRole.RENEWED:
+            old = self._state.credential(CredentialRole.ACTIVE, use)
+            self._commit(without_renewed.with_credential(CredentialRole.ACTIVE, use, renewed))
+            if old and old.key_ref != renewed.key_ref:
+                self.storage.delete_key(old.key_ref)
             return None
-        discarded = state["renewed"].pop(use.value)
-        self._commit(state)
-        self.storage.delete_key(discarded["key"])
+        self._commit(without_renewed)
+        self.storage.delete_key(renewed.key_ref)
         return Outcome(Status.ACCEPTED, None, "the renewed client certificate could not connect and was discarded",
                        EVENT_DISCARDED_RENEWED, "A02.FR.29")
 
@@ -530,7 +508,7 @@ class StationCertificateStore:
         """Uses whose active certificate is in its last ``renew_before`` (A03.FR.02)."""
         due = []
         for use in CertificateUse:
-            cred = self._credential("client", use)
+            cred = self._credential(CredentialRole.ACTIVE, use)
             if cred is not None and renewal_due(cred.leaf.not_valid_after_utc, at, self.config.renew_before):
                 due.append(use)
         return due
@@ -540,7 +518,7 @@ class StationCertificateStore:
         """DeleteCertificate (M04): Accepted, Failed (own certificate, last CSMS root, storage), NotFound."""
         alg = hash_data.hash_algorithm
         for root_type in RootType:
-            listed = self._state["roots"][root_type.value]
+            listed = self._state.roots_of(root_type)
             for n, pem in enumerate(listed):
                 cert = x509.load_pem_x509_certificate(pem.encode())
                 found = _hash_or_none(cert, self._root_issuer(cert), alg)
@@ -549,29 +527,24 @@ class StationCertificateStore:
                 if root_type is RootType.CSMS and len(listed) == 1:
                     return Outcome(Status.FAILED, None, "refusing to delete the last CSMS root certificate",
                                    requirement="M04.FR.06")
-                state = self._draft()
-                del state["roots"][root_type.value][n]
-                return self._save(state)
-        for bucket in ("client", "renewed"):
-            for use_value, entry in self._state[bucket].items():
-                chain = load_certificates(entry["chain"])
+                return self._save(self._state.with_roots(root_type, (*listed[:n], *listed[n + 1:])))
+        for role in CredentialRole:
+            for use, entry in self._state.credentials(role).items():
+                chain = load_certificates(entry.chain_pem)
                 for n, cert in enumerate(chain):
                     issuer = chain[n + 1] if n + 1 < len(chain) else self._issuer_root(cert)
                     if issuer is None or not compute_hash_data(cert, issuer, alg).matches(hash_data):
                         continue
-                    use = CertificateUse(use_value)
                     if use in _CLIENT_USES or n > 0:
                         return Outcome(Status.FAILED, None, "refusing to delete the station's own certificate",
                                        requirement="M04.FR.06")
-                    state = self._draft()
-                    removed = state[bucket].pop(use_value)
-                    outcome = self._save(state)
+                    outcome = self._save(self._state.with_credential(role, use, None))
                     if outcome.accepted:
-                        self.storage.delete_key(removed["key"])
+                        self.storage.delete_key(entry.key_ref)
                     return outcome
         return Outcome(Status.NOT_FOUND)
 
-    def _save(self, state: dict[str, Any]) -> Outcome:
+    def _save(self, state: StationState) -> Outcome:
         try:
             self._commit(state)
         except OcppsecError as exc:
@@ -600,7 +573,7 @@ class StationCertificateStore:
                         out.append(InstalledCertificate(t, hd))
                 continue
             for use in (CertificateUse.V2G, CertificateUse.V2G20):
-                cred = self._credential("client", use)
+                cred = self._credential(CredentialRole.ACTIVE, use)
                 if cred is None:
                     continue
                 chain = cred.chain
@@ -616,11 +589,11 @@ class StationCertificateStore:
         """The certificate that issued an installed root: itself, or the old root of a cross-signed CSMS root."""
         if cert.issuer == cert.subject:
             return cert
-        known = self._state["root_issuers"].get(_fingerprint(cert))
+        known = self._state.root_issuers.get(_fingerprint(cert))
         if known:
             return x509.load_pem_x509_certificate(known.encode())
         return self._issuer_root(cert) or cert
 
     def snapshot(self) -> str:
         """The state document as canonical JSON (tests compare it to prove 'store unchanged')."""
-        return json.dumps(self._state, sort_keys=True)
+        return json.dumps(self._state.to_json(), sort_keys=True)

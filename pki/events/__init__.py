@@ -5,7 +5,8 @@
     catalogue   every security event of 1.6-WP / 2.0.1 (2023 errata) / 2.1, names and critical flags
     model       SecurityEvent (immutable), normalize_event (repair + flag, or EventInputError), timestamps
     sink        EventSink.record(event); MemorySink, FanOutSink, NullSink, SafeSink, local_event
-    ingest      SecurityEventNotification payload batches and raw OCPP-J frames -> events + rejections
+    ingest      SecurityEventNotification payloads both ways (one parser, one writer), batches, raw OCPP-J frames
+    ocpp_handlers  the CSMS part for the ChargePoint composer: SecurityEventNotification into a sink
 
 The event log (:mod:`ocppsec.eventlog`) implements the sink with its stores; the security profiles,
 certificate management and firmware verification record through the interface only.
@@ -14,7 +15,13 @@ certificate management and firmware verification record through the interface on
 from __future__ import annotations
 
 from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
-from ocppsec.pki.events.ingest import IngestReport, event_from_frame, ingest_payloads
+from ocppsec.pki.events.ingest import (
+    IngestReport,
+    event_from_frame,
+    event_from_payload,
+    ingest_payloads,
+    notification_payload,
+)
 from ocppsec.pki.events.model import (
     EventInputError,
     Rejection,
@@ -51,6 +58,7 @@ __all__ = [
     "canonical_name",
     "event_from_error",
     "event_from_frame",
+    "event_from_payload",
     "format_timestamp",
     "ingest_payloads",
     "is_critical",
@@ -58,6 +66,7 @@ __all__ = [
     "lookup",
     "name_for",
     "normalize_event",
+    "notification_payload",
     "parse_timestamp",
     "peer_station_id",
 ]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ocppsec.pki.errors import InputError
+from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.events import catalogue
 from ocppsec.pki.versions import OcppVersion
 
@@ -100,8 +100,15 @@ def _ms(value: datetime) -> datetime:
 
 
 def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds: ``2026-11-23T12:00:00.000Z``."""
-    v = value.astimezone(UTC)
+    """The one OCPP date-time writer: RFC 3339 in UTC, always three fractional digits, ``Z``.
+
+    ``2026-11-23T12:00:00.000Z``: microseconds are truncated to milliseconds (201P2 §2.1.4 allows at
+    most three digits), and the fixed width keeps text order equal to time order in our files.
+    Raises :class:`~ocppsec.pki.errors.UsageError` for a naive datetime (its zone would be a guess).
+    """
+    if value.tzinfo is None:
+        raise UsageError("OCPP times must be aware datetimes (UTC)", hint="pass datetime.now(UTC) or similar")
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
     return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
 
 
@@ -122,7 +129,10 @@ def parse_timestamp(text: object) -> tuple[datetime, bool]:
     naive = value.tzinfo is None
     if naive:
         value = value.replace(tzinfo=UTC)
-    return _ms(value), naive
+    try:
+        return _ms(value), naive
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 lies before year 1 in UTC
+        raise EventInputError(f"timestamp {raw[:40]!r} is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ certificates each item becomes a TriggerMessage (1.6: ExtendedTriggerMessage) to
 the station's SignCertificate comes through the :class:`~ocppsec.pki.certmgmt.service.CertificateService`
 like any other. The executor only needs a way to reach a connected station: ``send_trigger(station,
 trigger) -> status``, e.g. the ``trigger`` method of the CSMS ChargePoint from
-:func:`ocppsec.pki.certmgmt.ocpp_handlers.csms_charge_point_class` for that station.
+:func:`ocppsec.pki.chargepoint.csms_charge_point_class` for that station.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import concurrent.futures
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ocppsec.pki.certmgmt.model import Trigger
+from ocppsec.pki.certmgmt.model import Trigger, TriggerStatus
 from ocppsec.pki.lifecycle.renewal import Action, PlanItem, RenewalOutcome
 
 __all__ = ["TriggerRenewalExecutor", "trigger_for"]
 
-SendTrigger = Callable[[str, Trigger], Coroutine[Any, Any, str]]
+SendTrigger = Callable[[str, Trigger], Coroutine[Any, Any, TriggerStatus]]
 
 
 def trigger_for(item: PlanItem) -> Trigger | None:
@@ -50,7 +50,8 @@ class TriggerRenewalExecutor:
             return RenewalOutcome(False, f"{item.action.value}: not renewed by a station trigger")
         if item.station is None:
             return RenewalOutcome(False, f"serial {item.item.serial}: no station is known for this certificate")
-        future: concurrent.futures.Future[str] = asyncio.run_coroutine_threadsafe(self._send(item.station, trigger), self._loop)
+        future: concurrent.futures.Future[TriggerStatus] = asyncio.run_coroutine_threadsafe(
+            self._send(item.station, trigger), self._loop)
         try:
             status = future.result(self._timeout)
         except TimeoutError:
@@ -58,4 +59,4 @@ class TriggerRenewalExecutor:
             return RenewalOutcome(False, f"{item.station}: no answer to the trigger within {self._timeout:g} s")
         except Exception as exc:  # the station is offline, the call errored: report, keep going
             return RenewalOutcome(False, f"{item.station}: trigger failed ({exc})")
-        return RenewalOutcome(status == "Accepted", f"{item.station}: trigger {trigger.value} {status}")
+        return RenewalOutcome(status is TriggerStatus.ACCEPTED, f"{item.station}: trigger {trigger.value} {status.value}")

@@ -4,6 +4,7 @@ The pure core: :mod:`.crl` (CRLs built from ledger records), :mod:`.check` (CRL 
 path validation), :mod:`.ocsp` (the RFC 6960 responder core: bytes in, bytes out, time passed in),
 :mod:`.status` (version-neutral GetCertificateStatus / GetCertificateChainStatus / Authorize glue).
 The OCPP wire shapes sit in the version codecs :mod:`.v16`, :mod:`.v201`, :mod:`.v21`. The adapters
-do the I/O: :mod:`.server` (the HTTP responder) and :mod:`.client` (OCSP and CRL over HTTP).
+do the I/O: :mod:`.server` (the HTTP responder), :mod:`.client` (OCSP and CRL over HTTP) and
+:mod:`.ocpp_handlers` (the certificate-status parts of the ChargePoint composer, both sides).
 Submodules are imported on demand.
 """

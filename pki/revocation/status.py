@@ -38,6 +38,7 @@ from ocppsec.pki.revocation.ocsp import CertId, CertStatus, OcspResponder, issue
 
 __all__ = [
     "AuthorizeStatus",
+    "ChainStatus",
     "ChainStatusItem",
     "ChainStatusRequest",
     "CsmsRevocationService",
@@ -51,6 +52,15 @@ __all__ = [
 class Source(enum.Enum):
     OCSP = "OCSP"
     CRL = "CRL"
+
+
+class ChainStatus(enum.Enum):
+    """CertificateStatusEnumType (2.1 GetCertificateChainStatus): one certificate's status."""
+
+    GOOD = "Good"
+    REVOKED = "Revoked"
+    UNKNOWN = "Unknown"
+    FAILED = "Failed"  # no URL gave an answer
 
 
 class AuthorizeStatus(enum.Enum):
@@ -87,7 +97,7 @@ class ChainStatusRequest:
 class ChainStatusItem:
     hash_data: CertificateHashData
     source: Source
-    status: str  # Good | Revoked | Unknown | Failed (CertificateStatusEnumType)
+    status: ChainStatus
     next_update: datetime
 
 
@@ -108,7 +118,9 @@ def ocsp_url_of(cert: x509.Certificate) -> str | None:
 Fetcher = Callable[[str, bytes], bytes]
 CrlFetcher = Callable[[str], bytes]
 
-_STATUS_WORD = {CertStatus.GOOD: "Good", CertStatus.REVOKED: "Revoked", CertStatus.UNKNOWN: "Unknown"}
+_STATUS_WORD = {CertStatus.GOOD: ChainStatus.GOOD, CertStatus.REVOKED: ChainStatus.REVOKED,
+                CertStatus.UNKNOWN: ChainStatus.UNKNOWN}
+_CRL_WORD = {"good": ChainStatus.GOOD, "revoked": ChainStatus.REVOKED, "unknown": ChainStatus.UNKNOWN}
 
 
 def _default_fetch(url: str, request: bytes) -> bytes:
@@ -168,7 +180,7 @@ class CsmsRevocationService:
                 except Exception:  # noqa: S112 - any failure of one URL: try the next, else Failed
                     continue
                 break
-            out.append(item or ChainStatusItem(req.hash_data, req.source, "Failed", at + failed_next_update))
+            out.append(item or ChainStatusItem(req.hash_data, req.source, ChainStatus.FAILED, at + failed_next_update))
         return out
 
     def _one(self, req: ChainStatusRequest, url: str, *, at: datetime) -> ChainStatusItem:
@@ -183,8 +195,8 @@ class CsmsRevocationService:
             raise InputError("the CRL issuer is not known here, so its signature cannot be checked")
         crl = load_crl(self.crl_fetcher(url))
         status = check_serial_status(cert_id.serial, issuer, [crl], at=at)
-        word = {"good": "Good", "revoked": "Revoked", "unknown": "Unknown"}[status.status]
-        return ChainStatusItem(req.hash_data, req.source, word, status.next_update or crl.next_update_utc or at)
+        return ChainStatusItem(req.hash_data, req.source, _CRL_WORD[status.status],
+                               status.next_update or crl.next_update_utc or at)
 
     def authorize_status(self, items: Sequence[tuple[CertificateHashData, str]], *, at: datetime) -> AuthorizeStatus:
         """AuthorizeRequest.iso15118CertificateHashData: every certificate of the contract chain must be good."""

@@ -2,7 +2,7 @@
 
 vendorId ``org.openchargealliance.iso15118pnc``, messageId = the 2.0.1 message name, data = the 2.0.1
 payload as a JSON string; the answer is DataTransfer.conf with ``data`` = the 2.0.1 response as JSON.
-Roots for the OCPP connection keep their white-paper names (``CentralSystemRootCertificate``).
+The names are the 1.6 table of :mod:`ocppsec.pki.wire`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from ocppsec.pki.errors import InputError
+from ocppsec.pki.wire import v16 as wire_v16
 
-__all__ = ["CSMS_ROOT_TYPE", "PNC_VENDOR_ID", "unwrap_data_transfer", "wrap_request", "wrap_response"]
+__all__ = [
+    "PNC_MESSAGES",
+    "PNC_VENDOR_ID",
+    "refused",
+    "rejected",
+    "unknown_vendor",
+    "unwrap_data_transfer",
+    "unwrap_response",
+    "wrap_request",
+    "wrap_response",
+]
 
-PNC_VENDOR_ID = "org.openchargealliance.iso15118pnc"
-CSMS_ROOT_TYPE = "CentralSystemRootCertificate"
-PNC_MESSAGES = ("Authorize", "GetCertificateStatus")
+PNC_VENDOR_ID: str = wire_v16.NAMES.pnc_vendor_id or ""
+PNC_MESSAGES = wire_v16.NAMES.pnc_message_ids
 
 
 def unwrap_data_transfer(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -27,13 +37,17 @@ def unwrap_data_transfer(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any
     message_id = payload.get("messageId")
     if message_id not in PNC_MESSAGES:
         raise InputError(f"unsupported PnC messageId {message_id!r}")
+    return str(message_id), _json_object(payload, "DataTransfer")
+
+
+def _json_object(payload: Mapping[str, Any], what: str) -> dict[str, Any]:
     try:
         inner = json.loads(str(payload.get("data", "")))
     except json.JSONDecodeError:
-        raise InputError("DataTransfer data is not JSON") from None
+        raise InputError(f"{what} data is not JSON") from None
     if not isinstance(inner, dict):
-        raise InputError("DataTransfer data is not a JSON object")
-    return str(message_id), inner
+        raise InputError(f"{what} data is not a JSON object")
+    return inner
 
 
 def wrap_request(message_id: str, inner: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,6 +59,23 @@ def wrap_response(inner: Mapping[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted", "data": json.dumps(inner, separators=(",", ":"))}
 
 
+def unwrap_response(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The 2.0.1-shaped response inside DataTransfer.conf, or None when the CSMS did not accept the message."""
+    if payload.get("status") != "Accepted":
+        return None
+    return _json_object(payload, "DataTransfer.conf")
+
+
 def rejected() -> dict[str, Any]:
-    """A DataTransfer we cannot understand (unknown messageId or bad data)."""
+    """A PnC DataTransfer whose messageId is not handled here."""
     return {"status": "UnknownMessageId"}
+
+
+def unknown_vendor() -> dict[str, Any]:
+    """A DataTransfer for another vendorId."""
+    return {"status": "UnknownVendorId"}
+
+
+def refused() -> dict[str, Any]:
+    """A PnC message handled here whose data cannot be read."""
+    return {"status": "Rejected"}

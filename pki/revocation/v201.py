@@ -1,6 +1,7 @@
 """OCPP 2.0.1 wire shapes of certificate status (GetCertificateStatus M06, Authorize with hash data).
 
-Only names, enums and field limits of 2.0.1 live here; the logic is in :mod:`ocppsec.pki.revocation.status`.
+Only shapes and field limits of 2.0.1 live here (the action name: the 2.0.1 table of :mod:`ocppsec.pki.wire`);
+the logic is in :mod:`ocppsec.pki.revocation.status`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 from ocppsec.pki.errors import InputError
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.revocation.status import AuthorizeStatus, StatusAnswer
+from ocppsec.pki.wire import v201 as wire_v201
 
 __all__ = [
-    "CSMS_ROOT_TYPE",
     "GET_CERTIFICATE_STATUS",
     "MAX_OCSP_RESULT",
     "authorize_hash_data",
@@ -22,8 +23,7 @@ __all__ = [
     "parse_get_certificate_status",
 ]
 
-GET_CERTIFICATE_STATUS = "GetCertificateStatus"
-CSMS_ROOT_TYPE = "CSMSRootCertificate"  # InstallCertificateUseEnumType
+GET_CERTIFICATE_STATUS = wire_v201.NAMES.certificate_status_action
 MAX_OCSP_RESULT = 5500  # GetCertificateStatusResponse.ocspResult maxLength
 MAX_RESPONDER_URL = 512
 MAX_ADDITIONAL_INFO = 512

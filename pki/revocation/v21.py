@@ -1,5 +1,6 @@
 """OCPP 2.1 wire shapes of certificate status: GetCertificateStatus (M06, larger limits) and
-GetCertificateChainStatus (M07, OCSP or CRL per certificate). Logic: :mod:`ocppsec.pki.revocation.status`."""
+GetCertificateChainStatus (M07, OCSP or CRL per certificate). Names: the 2.1 table of :mod:`ocppsec.pki.wire`;
+logic: :mod:`ocppsec.pki.revocation.status`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ocppsec.pki.errors import InputError
+from ocppsec.pki.events.model import format_timestamp
 from ocppsec.pki.hashdata import CertificateHashData
 from ocppsec.pki.revocation.status import ChainStatusItem, ChainStatusRequest, Source, StatusAnswer
 from ocppsec.pki.revocation.v201 import parse_ocsp_request_data, status_response
+from ocppsec.pki.wire import v21 as wire_v21
 
 __all__ = [
-    "CSMS_ROOT_TYPE",
     "GET_CERTIFICATE_CHAIN_STATUS",
     "GET_CERTIFICATE_STATUS",
     "MAX_OCSP_RESULT",
@@ -22,9 +24,8 @@ __all__ = [
     "parse_get_certificate_status",
 ]
 
-GET_CERTIFICATE_STATUS = "GetCertificateStatus"
-GET_CERTIFICATE_CHAIN_STATUS = "GetCertificateChainStatus"
-CSMS_ROOT_TYPE = "CSMSRootCertificate"
+GET_CERTIFICATE_STATUS = wire_v21.NAMES.certificate_status_action
+GET_CERTIFICATE_CHAIN_STATUS: str = wire_v21.NAMES.chain_status_action or ""
 MAX_OCSP_RESULT = 18000  # schema maxLength (the minimum a 2.1 station supports)
 MAX_RESPONDER_URL = 2000
 MAX_ADDITIONAL_INFO = 1024
@@ -67,7 +68,7 @@ def parse_get_certificate_chain_status(payload: Mapping[str, Any]) -> list[Chain
 
 def get_certificate_chain_status_response(items: Sequence[ChainStatusItem]) -> dict[str, Any]:
     return {"certificateStatus": [
-        {"certificateHashData": i.hash_data.to_ocpp(), "source": i.source.value, "status": i.status,
-         "nextUpdate": i.next_update.isoformat().replace("+00:00", "Z")}
+        {"certificateHashData": i.hash_data.to_ocpp(), "source": i.source.value, "status": i.status.value,
+         "nextUpdate": format_timestamp(i.next_update)}
         for i in items
     ]}

@@ -11,6 +11,7 @@ from ocppsec.pki.certmgmt import (
     EVENT_DISCARDED_RENEWED,
     CertificateService,
     CertificateUse,
+    CredentialRole,
     InstalledType,
     SignRequest,
     StationCertificateStore,
@@ -106,15 +107,15 @@ def test_renewal_reconnect_with_new_certificate_discards_old(service, store) -> 
     _, order = service.handle("CS001", SignRequest(first), at=NOW)
     assert order is not None and store.certificate_signed(order.chain_pem, CertificateUse.CHARGING_STATION, at=NOW).accepted
     old = store.client_credentials()[0]
-    assert old.role == "active"
+    assert old.role is CredentialRole.ACTIVE
     second = store.create_csr(CertificateUse.CHARGING_STATION, at=NOW + timedelta(hours=1))
     _, order2 = service.handle("CS001", SignRequest(second), at=NOW + timedelta(hours=1))
     assert order2 is not None
     assert store.certificate_signed(order2.chain_pem, None, at=NOW + timedelta(hours=1)).accepted
     creds = store.client_credentials()
-    assert [c.role for c in creds] == ["renewed", "active"]  # reconnect with the new one first (A02.FR.08)
+    assert [c.role for c in creds] == [CredentialRole.RENEWED, CredentialRole.ACTIVE]  # reconnect with the new one first (A02.FR.08)
     assert store.connected(creds[0]) is None  # new one worked: old discarded (A02.FR.10)
-    assert [c.role for c in store.client_credentials()] == ["active"]
+    assert [c.role for c in store.client_credentials()] == [CredentialRole.ACTIVE]
     assert store.client_credentials()[0].leaf == order2.chain.leaf
     with pytest.raises(Exception):
         store.storage.open_key(old.key_ref)  # the old key is gone
@@ -129,7 +130,7 @@ def test_renewed_certificate_that_cannot_connect_is_discarded_with_event(service
     _renewed, active = store.client_credentials()
     outcome = store.connected(active)  # fell back to the old certificate (A02.FR.28)
     assert outcome is not None and outcome.event == EVENT_DISCARDED_RENEWED
-    assert [c.role for c in store.client_credentials()] == ["active"]
+    assert [c.role for c in store.client_credentials()] == [CredentialRole.ACTIVE]
     v16, v201 = CODECS[OcppVersion.V16], CODECS[OcppVersion.V201]
     note = v201.security_event_notification(outcome.event, at=NOW, tech_info=outcome.tech_info())
     assert note is not None and note["type"] == "DiscardedRenewedClientCertificate"

@@ -25,6 +25,7 @@ from ocppsec.pki.certmgmt import (
     AuthoritySigner,
     CertificateService,
     CertificateUse,
+    CredentialRole,
     DirectoryStationStorage,
     InstalledType,
     RootType,
@@ -34,6 +35,7 @@ from ocppsec.pki.certmgmt import (
     StationInfo,
     Status,
     Trigger,
+    TriggerStatus,
     open_inventory,
 )
 from ocppsec.pki.certmgmt.codecs import CODECS
@@ -131,7 +133,7 @@ def test_profile3_station_renews_and_reconnects_then_manages_certificates(versio
             await _until(lambda: connections)
             csms_cp, seen = connections[0]
             assert seen.serial_number == factory.certificate.serial_number
-            assert await csms_cp.trigger(Trigger.SIGN_CHARGING_STATION) == "Accepted"
+            assert await csms_cp.trigger(Trigger.SIGN_CHARGING_STATION) is TriggerStatus.ACCEPTED
             await asyncio.wait_for(station_cp.renewed.wait(), 20)
             await _until(lambda: csms_cp.results)
             order, answer = csms_cp.results[0]
@@ -142,13 +144,13 @@ def test_profile3_station_renews_and_reconnects_then_manages_certificates(versio
 
             # 2. reconnect with the renewed certificate; the CSMS sees it; the old one is discarded
             renewed = store.client_credentials()[0]
-            assert renewed.role == "renewed" and renewed.leaf.serial_number == order.chain.leaf.serial_number
+            assert renewed.role is CredentialRole.RENEWED and renewed.leaf.serial_number == order.chain.leaf.serial_number
             ws, station_cp, task = await station_connect(renewed)
             assert store.connected(renewed) is None
             await _until(lambda: len(connections) == 2)
             csms_cp, seen = connections[1]
             assert seen.serial_number == order.chain.leaf.serial_number
-            assert [c.role for c in store.client_credentials()] == ["active"]
+            assert [c.role for c in store.client_credentials()] == [CredentialRole.ACTIVE]
             assert inventory.find("CS001", order.leaf_hash_data).state == "installed"
 
             # 3. install, list, delete (mixed-case hash data with leading zeros)
@@ -194,10 +196,13 @@ def test_profile3_station_renews_and_reconnects_then_manages_certificates(versio
                 assert response["status"] == "Rejected"
                 if codec.has_status_info:
                     assert response["statusInfo"]["reasonCode"] == reason
-                await _until(lambda n=n: len(csms_cp.events) >= n)
-                event = csms_cp.events[n - 1]
-                assert event["type"] == codec.event_name("InvalidChargingStationCertificate")
-                _schema(version, "SecurityEventNotification", event, response=False)
+                await _until(lambda n=n: len(csms_cp.event_sink) >= n)  # the CSMS's own MemorySink by default
+                received = csms_cp.event_sink.events[n - 1]
+                assert (received.station_id, received.ocpp_version) == ("CS001", version)
+                assert received.type == codec.event_name("InvalidChargingStationCertificate")
+                assert received.canonical_type == "InvalidChargingStationCertificate"
+                assert received.tech_info == station_cp.sent_events[n - 1]["techInfo"]
+                _schema(version, "SecurityEventNotification", station_cp.sent_events[n - 1], response=False)
             assert store.snapshot() == after_csr and after_csr != before  # only the CSR's pending key was added
             bogus_install = await csms_cp.send_raw("InstallCertificate", codec.install_certificate_request(
                 RootType.CSMS, pem(root) + "trailing"))

@@ -10,7 +10,14 @@ from typing import Any
 
 import websockets
 
-from ocppsec.pki.certmgmt import CertificateService, CertificateUse, RootType, StationCertificateStore
+from ocppsec.pki.certmgmt import (
+    CertificateService,
+    CertificateUse,
+    CredentialRole,
+    RootType,
+    StationCertificateStore,
+    TriggerStatus,
+)
 from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
 from ocppsec.pki.hierarchy import Hierarchy
 from ocppsec.pki.lifecycle import Action, ExpiringItem, PlanItem, run_renewals
@@ -68,10 +75,11 @@ def test_planned_renewals_trigger_stations_which_renew_through_the_service(
             task.cancel()
             await ws.close()
 
-    async def send_trigger(station: str, trigger: Any) -> str:
+    async def send_trigger(station: str, trigger: Any) -> TriggerStatus:
         if station not in csms:
             raise ConnectionError(f"{station} is not connected")
-        return str(await csms[station].trigger(trigger))
+        status: TriggerStatus = await csms[station].trigger(trigger)
+        return status
 
     thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
     thread.start()
@@ -90,7 +98,7 @@ def test_planned_renewals_trigger_stations_which_renew_through_the_service(
         cp = station_holder["cp"]
         asyncio.run_coroutine_threadsafe(asyncio.wait_for(cp.renewed.wait(), 10), loop).result(15)
         creds = store.client_credentials()
-        assert creds[0].role == "renewed"
+        assert creds[0].role is CredentialRole.RENEWED
         assert creds[0].leaf.serial_number != old.certificate.serial_number
         assert creds[0].leaf.not_valid_after_utc > old.certificate.not_valid_after_utc
     finally:

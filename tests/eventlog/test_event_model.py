@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ocppsec.eventlog import MemorySink, event_from_error
 from ocppsec.eventlog.store import EventQuery
 from ocppsec.pki.errors import InputError, UsageError, VerificationError
+from ocppsec.pki.events.ingest import event_from_frame, event_from_payload, ingest_payloads, notification_payload
 from ocppsec.pki.events.model import (
     FLAG_FUTURE,
     FLAG_NAIVE,
@@ -169,8 +170,6 @@ def test_json_round_trip(station: str, type_: str, tech: str | None, millis: int
 
 
 def test_batch_ingest_keeps_the_good_items() -> None:
-    from ocppsec.eventlog import ingest_payloads
-
     report = ingest_payloads(
         [
             {"type": "StartupOfTheDevice", "timestamp": "2026-11-23T10:00:00Z"},
@@ -189,8 +188,6 @@ def test_batch_ingest_keeps_the_good_items() -> None:
 
 
 def test_gateway_frames() -> None:
-    from ocppsec.eventlog import event_from_frame
-
     frame = '[2, "abc", "SecurityEventNotification", {"type": "InvalidTLSVersion", "timestamp": "2026-11-23T10:00:00Z"}]'
     e = event_from_frame(frame, station_id="CS1", version=OcppVersion.V201, at=AT)
     assert e is not None and e.critical is True
@@ -199,3 +196,33 @@ def test_gateway_frames() -> None:
     assert event_from_frame("garbage", station_id="CS1", version=None, at=AT) is None
     with pytest.raises(EventInputError):
         event_from_frame('[2, "a", "SecurityEventNotification", {"type": "X"}]', station_id="CS1", version=None, at=AT)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_timestamps_outside_the_utc_range_are_rejected_not_raised(text: str) -> None:
+    # the offset moves them before year 1 or after year 9999 in UTC (OverflowError in datetime)
+    with pytest.raises(EventInputError, match="out of range"):
+        parse_timestamp(text)
+    frame = f'[2, "a", "SecurityEventNotification", {{"type": "ResetOrReboot", "timestamp": "{text}"}}]'
+    with pytest.raises(EventInputError):
+        event_from_frame(frame, station_id="CS1", version=OcppVersion.V201, at=AT)
+    report = ingest_payloads([{"type": "ResetOrReboot", "timestamp": text}], station_id="CS1", version=None, at=AT)
+    assert report.events == () and [r.index for r in report.rejections] == [0]
+
+
+def test_the_one_timestamp_writer() -> None:
+    assert format_timestamp(datetime(2026, 11, 23, 12, 0, 0, 999999, tzinfo=UTC)) == "2026-11-23T12:00:00.999Z"  # cut
+    assert format_timestamp(datetime(2026, 11, 23, 13, 0, tzinfo=timezone(timedelta(hours=1)))) == "2026-11-23T12:00:00.000Z"
+    with pytest.raises(UsageError, match="aware"):
+        format_timestamp(datetime(2026, 11, 23, 12, 0))  # a naive time would be read as local time
+
+
+def test_notification_payload_is_the_inverse_of_the_parser() -> None:
+    for version, wire in ((OcppVersion.V16, "InvalidCentralSystemCertificate"), (OcppVersion.V201, "InvalidCsmsCertificate")):
+        payload = notification_payload("InvalidCsmsCertificate", timestamp=AT, tech_info="x" * 300, version=version)
+        assert payload == {"type": wire, "timestamp": "2026-11-23T12:00:00.000Z", "techInfo": "x" * 255}
+        back = event_from_payload(payload, station_id="CS1", version=version, at=AT)
+        assert back.canonical_type == "InvalidCsmsCertificate" and back.tech_info == "x" * 255
+    assert "techInfo" not in notification_payload("VendorX", timestamp=AT, tech_info="", version=OcppVersion.V21)
+    with pytest.raises(EventInputError, match="JSON object"):
+        event_from_payload(["not", "an", "object"], station_id="CS1", version=None, at=AT)

@@ -105,8 +105,8 @@ def test_security_events_and_getlog_round_trip(adapter: ModuleType, tmp_path: Pa
                 request = GetLogRequest("SecurityLog", 42, rx.remote_location("CS-1", 42), retries=1, retry_interval=1)
                 reply = await peer.request_security_log(request)
                 assert reply.status is GetLogStatus.ACCEPTED and reply.filename
-                assert await peer.wait_log_status(42, {"Uploaded", "UploadFailure"}) == "Uploaded"
-                assert [s for s, rid in peer.log_statuses if rid == 42] == ["Uploading", "Uploaded"]
+                assert await peer.wait_log_status(42, {LogStatus.UPLOADED, LogStatus.UPLOAD_FAILURE}) is LogStatus.UPLOADED
+                assert [s for s, rid in peer.log_statuses if rid == 42] == [LogStatus.UPLOADING, LogStatus.UPLOADED]
                 (upload,) = rx.received
                 if version.value == "2.1":  # N01.FR.21: file name appended to the directory URL
                     assert upload.path.name == f"42-{reply.filename}"
@@ -142,7 +142,7 @@ def test_upload_failure_and_cancel_are_reported(adapter: ModuleType, tmp_path: P
                 url = rx.remote_location("CS-2", 1)
                 reply = await peer.request_security_log(GetLogRequest("SecurityLog", 1, url, retries=1, retry_interval=0))
                 assert reply.status is GetLogStatus.ACCEPTED
-                assert await peer.wait_log_status(1, {"PermissionDenied", "Uploaded"}) == "PermissionDenied"
+                assert await peer.wait_log_status(1, {LogStatus.PERMISSION_DENIED, LogStatus.UPLOADED}) is LogStatus.PERMISSION_DENIED
 
                 # a long retry wait, then a new GetLog cancels it
                 dead = "http://127.0.0.1:9/never"
@@ -154,16 +154,16 @@ def test_upload_failure_and_cancel_are_reported(adapter: ModuleType, tmp_path: P
                 good = url.replace("http://", "http://logs:right@")
                 reply = await peer.request_security_log(GetLogRequest("SecurityLog", 3, good))
                 assert reply.status is GetLogStatus.ACCEPTED_CANCELED
-                assert await peer.wait_log_status(3, {"Uploaded"}) == "Uploaded"
+                assert await peer.wait_log_status(3, {LogStatus.UPLOADED}) is LogStatus.UPLOADED
                 statuses = [s for s, rid in peer.log_statuses if rid == 2]
                 if adapter.VERSION.value == "1.6":
-                    assert statuses == ["Uploading"]  # 1.6 cannot say AcceptedCanceled
+                    assert statuses == [LogStatus.UPLOADING]  # 1.6 cannot say AcceptedCanceled
                 else:
-                    assert statuses == ["Uploading", "AcceptedCanceled"]
+                    assert statuses == [LogStatus.UPLOADING, LogStatus.ACCEPTED_CANCELED]
 
                 ftp = await peer.request_security_log(GetLogRequest("SecurityLog", 4, "ftp://u:p@127.0.0.1/x"))
                 assert ftp.status is GetLogStatus.ACCEPTED
-                assert await peer.wait_log_status(4, {"NotSupportedOperation"}) == "NotSupportedOperation"
+                assert await peer.wait_log_status(4, {LogStatus.NOT_SUPPORTED_OPERATION}) is LogStatus.NOT_SUPPORTED_OPERATION
 
     asyncio.run(scenario())
     store.close()

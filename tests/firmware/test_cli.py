@@ -107,7 +107,8 @@ def test_sign_json_prints_the_firmware_object(files: dict[str, Path], version: s
                   "--retrieve-at", AT_TEXT, "--install-at", "2026-11-24T03:00:00Z")
     assert run.code == 0, run.err
     obj = json.loads(run.out)
-    assert obj["retrieveDateTime"] == AT_TEXT
+    assert obj["retrieveDateTime"] == "2026-11-23T12:00:00.000Z"  # AT_TEXT in the one OCPP format (3 digits)
+    assert obj["installDateTime"] == "2026-11-24T03:00:00.000Z"
     schema = {"1.6": ("v16", "SignedUpdateFirmware"), "2.0.1": ("v201", "UpdateFirmwareRequest"),
               "2.1": ("v21", "UpdateFirmwareRequest")}[version]
     _validate(*schema, {"requestId": 1, "firmware": obj})

@@ -16,13 +16,13 @@ from ocppsec.firmware_signing import (
     FirmwareSignature,
     check_firmware,
     firmware_object,
-    ocpp_datetime,
     sign_chunks,
     v16,
     v21,
     v201,
 )
 from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.events.model import Source, format_timestamp
 from ocppsec.pki.keys import KeySpec
 from ocppsec.pki.versions import OcppVersion
 
@@ -78,7 +78,7 @@ def test_firmware_object_dispatches_on_version(signatures: dict[str, FirmwareSig
         assert obj == module.firmware_object(sig, location="https://x.example/fw", retrieve_at=AT)
         assert "installDateTime" not in obj
     assert firmware_object(sig, location="https://x.example/fw", retrieve_at=AT)["retrieveDateTime"] == \
-        "2026-11-23T12:00:00Z"
+        "2026-11-23T12:00:00.000Z"  # the one OCPP format: always three fractional digits
 
 
 def test_location_limits_per_version(signatures: dict[str, FirmwareSignature]) -> None:
@@ -107,10 +107,12 @@ def test_oversized_signature_and_certificate_refused(signatures: dict[str, Firmw
         v16.firmware_object(no_cert, location="https://x.example/fw", retrieve_at=AT)
 
 
-def test_ocpp_datetime() -> None:
-    assert ocpp_datetime(AT.replace(microsecond=123456)) == "2026-11-23T12:00:00.123Z"
-    with pytest.raises(UsageError):
-        ocpp_datetime(AT.replace(tzinfo=None))
+def test_firmware_times_use_the_one_ocpp_format(signatures: dict[str, FirmwareSignature]) -> None:
+    at = AT.replace(microsecond=123999)
+    obj = v16.firmware_object(signatures["ecdsa"], location="https://x.example/fw", retrieve_at=at, install_at=at)
+    assert obj["retrieveDateTime"] == obj["installDateTime"] == format_timestamp(at) == "2026-11-23T12:00:00.123Z"
+    with pytest.raises(UsageError, match="aware"):
+        v201.firmware_object(signatures["ecdsa"], location="https://x.example/fw", retrieve_at=AT.replace(tzinfo=None))
 
 
 def test_statuses_and_events_validate(pki: ManufacturerPki, signatures: dict[str, FirmwareSignature]) -> None:
@@ -140,13 +142,15 @@ def test_statuses_and_events_validate(pki: ManufacturerPki, signatures: dict[str
         assert module.status_notification(verified, request_id=7) == {"status": "SignatureVerified", "requestId": 7}
         assert module.status_notification(bad_sig, request_id=7) == {"status": "InvalidSignature", "requestId": 7}
         assert module.status_notification(bad_cert, request_id=7) is None  # refused before download
-        assert module.security_event(verified) is None
-        ev_sig = module.security_event(bad_sig)
-        ev_cert = module.security_event(bad_cert)
+        assert module.security_event(verified, station_id="CS-1", at=AT) is None
+        ev_sig = module.security_event(bad_sig, station_id="CS-1", at=AT)
+        ev_cert = module.security_event(bad_cert, station_id="CS-1", at=AT)
         assert ev_sig is not None
         assert ev_cert is not None
-        assert (ev_sig.type, ev_sig.critical) == ("InvalidFirmwareSignature", critical)
+        assert (ev_sig.type, ev_sig.critical) == ("InvalidFirmwareSignature", critical)  # the catalogue's flag
         assert (ev_cert.type, ev_cert.critical) == ("InvalidFirmwareSigningCertificate", critical)
+        assert ev_sig.ocpp_version is module.RULES.ocpp_version and ev_sig.source == Source.LOCAL
+        assert ev_sig.tech_info == bad_sig.reason[:255] and ev_sig.timestamp == AT
         payload = module.security_event_notification(bad_sig, at=AT)
         assert payload is not None
         assert payload["type"] == "InvalidFirmwareSignature"

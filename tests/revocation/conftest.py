@@ -1,4 +1,5 @@
-"""Fixtures of the revocation tests: a PKI directory (fresh copy per test), certificates, PostgreSQL."""
+"""Fixtures of the revocation tests: a PKI directory (fresh copy per test), certificates, an OCSP responder
+over HTTP with a good and a revoked SECC chain, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.hierarchy import HierarchyConfig
+from ocppsec.pki.hierarchy import HierarchyConfig, IssuedCertificate
 from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.revocation.ocsp import OcspResponder
+from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.status import ocsp_url_of
 
 AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(microsecond=0)
 SCHEMA_DIRS = {
     "1.6": Path(ocpp.__file__).parent / "v16" / "schemas",
     "2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas",
@@ -82,4 +87,23 @@ def root_pem(pki_dir: PkiDirectory, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def v2g(pki_dir: PkiDirectory) -> Iterator[tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]]:
+    """A responder for the CPO sub-CAs over HTTP, a good SECC chain and a revoked one (AIA → the responder)."""
+    responder = OcspResponder(load_authorities(pki_dir, ["v2g-root", "cpo-sub-ca-1", "cpo-sub-ca-2"], at=NOW), pki_dir.ledger)
+    server = OcspHttpServer(("127.0.0.1", 0), responder, refresh_interval=None)
+    server.start()
+    issued = []
+    for sn in ("DEABCS1234567890", "DEABCS0000000001"):
+        csr = make_csr(generate_key(KeySpec.P256), {"CN": sn, "O": "Example CSO", "C": "DE", "DC": "CPO"})
+        issued.append(pki_dir.issue_from_csr(csr, ca="cpo-sub-ca-2", at=NOW - timedelta(hours=1)).issued)
+    pki_dir.ledger.revoke(format(issued[1].certificate.serial_number, "x"), "cpo-sub-ca-2", NOW, "keyCompromise")
+    yield server, issued[0], issued[1]
+    server.stop()
 
+
+def ocsp_url_for(server: OcspHttpServer, cert: IssuedCertificate | x509.Certificate) -> str:
+    """The test responder's URL for a certificate's AIA OCSP URL (same path, our host and port)."""
+    aia = ocsp_url_of(cert if isinstance(cert, x509.Certificate) else cert.certificate)
+    assert aia is not None and aia.startswith("http://ocsp.example.com/")  # what the hierarchy file configures
+    return server.url + "/" + aia.rsplit("/", 1)[1]

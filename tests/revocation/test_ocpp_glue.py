@@ -5,63 +5,36 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import IssuedCertificate
-from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.revocation import v16 as ocsp_v16
 from ocppsec.pki.revocation import v21 as ocsp_v21
 from ocppsec.pki.revocation import v201 as ocsp_v201
 from ocppsec.pki.revocation.crl import build_crl, crl_entries
-from ocppsec.pki.revocation.ocsp import OcspResponder
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.server import OcspHttpServer
 from ocppsec.pki.revocation.status import (
     AuthorizeStatus,
+    ChainStatus,
     ChainStatusRequest,
     CsmsRevocationService,
     Source,
     StationOcspCache,
-    ocsp_url_of,
 )
-from revocation.conftest import validate
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def v2g(pki_dir: PkiDirectory) -> Iterator[tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]]:
-    """A responder for the CPO sub-CAs over HTTP, a good SECC chain and a revoked one (AIA → the responder)."""
-    responder = OcspResponder(load_authorities(pki_dir, ["v2g-root", "cpo-sub-ca-1", "cpo-sub-ca-2"], at=NOW), pki_dir.ledger)
-    server = OcspHttpServer(("127.0.0.1", 0), responder, refresh_interval=None)
-    server.start()
-    issued = []
-    for sn in ("DEABCS1234567890", "DEABCS0000000001"):
-        csr = make_csr(generate_key(KeySpec.P256), {"CN": sn, "O": "Example CSO", "C": "DE", "DC": "CPO"})
-        issued.append(pki_dir.issue_from_csr(csr, ca="cpo-sub-ca-2", at=NOW - timedelta(hours=1)).issued)
-    pki_dir.ledger.revoke(format(issued[1].certificate.serial_number, "x"), "cpo-sub-ca-2", NOW, "keyCompromise")
-    yield server, issued[0], issued[1]
-    server.stop()
-
-
-def _url(server: OcspHttpServer, cert: IssuedCertificate) -> str:
-    aia = ocsp_url_of(cert.certificate)
-    assert aia is not None and aia.startswith("http://ocsp.example.com/")  # what the hierarchy file configures
-    return server.url + "/" + aia.rsplit("/", 1)[1]
+from revocation.conftest import NOW, ocsp_url_for, validate
 
 
 def test_get_certificate_status_all_versions(v2g: tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]) -> None:
     server, good, bad = v2g
     service = CsmsRevocationService()  # no local responder: goes over HTTP to the responderURL
     hd = compute_hash_data(good.certificate, good.sub_cas[0])
-    request = ocsp_v201.get_certificate_status_request(hd, _url(server, good))
+    request = ocsp_v201.get_certificate_status_request(hd, ocsp_url_for(server, good))
     validate("2.0.1", "GetCertificateStatus", request)
     validate("2.1", "GetCertificateStatus", request)
     parsed_hd, url = ocsp_v201.parse_get_certificate_status(request)
@@ -73,7 +46,7 @@ def test_get_certificate_status_all_versions(v2g: tuple[OcspHttpServer, IssuedCe
         assert response["status"] == "Accepted" and base64.b64decode(response["ocspResult"]) == answer.ocsp_der
     # revoked is still Accepted: the station staples what the responder said (M06)
     hd_bad = compute_hash_data(bad.certificate, bad.sub_cas[0])
-    assert service.certificate_status(hd_bad, _url(server, bad), at=NOW).result.status.value == "revoked"  # type: ignore[union-attr]
+    assert service.certificate_status(hd_bad, ocsp_url_for(server, bad), at=NOW).result.status.value == "revoked"  # type: ignore[union-attr]
     # 1.6: the same through DataTransfer
     dt = ocsp_v16.wrap_request("GetCertificateStatus", request)
     validate("1.6", "DataTransfer", dt)
@@ -130,7 +103,7 @@ def test_chain_status_v21_ocsp_and_crl(pki_dir: PkiDirectory,
     hd_good = compute_hash_data(good.certificate, good.sub_cas[0])
     hd_bad = compute_hash_data(bad.certificate, bad.sub_cas[0])
     payload = {"certificateStatusRequests": [
-        {"certificateHashData": hd_good.to_ocpp(), "source": "OCSP", "urls": ["http://127.0.0.1:9/", _url(server, good)]},
+        {"certificateHashData": hd_good.to_ocpp(), "source": "OCSP", "urls": ["http://127.0.0.1:9/", ocsp_url_for(server, good)]},
         {"certificateHashData": hd_bad.to_ocpp(), "source": "CRL", "urls": ["http://crl.example/cpo2.crl"]},
         {"certificateHashData": hd_good.to_ocpp(), "source": "CRL", "urls": ["http://crl.example/cpo2.crl"]},
         {"certificateHashData": hd_good.to_ocpp(), "source": "CRL", "urls": ["http://crl.example/missing.crl"]},
@@ -140,6 +113,7 @@ def test_chain_status_v21_ocsp_and_crl(pki_dir: PkiDirectory,
     response = ocsp_v21.get_certificate_chain_status_response(items)
     validate("2.1", "GetCertificateChainStatus", response, response=True)
     assert [i["status"] for i in response["certificateStatus"]] == ["Good", "Revoked", "Good", "Failed"]
+    assert all(i["nextUpdate"].endswith(".000Z") for i in response["certificateStatus"])  # the one OCPP format
     assert items[1].next_update == NOW + timedelta(days=1)
     with pytest.raises(InputError):
         ocsp_v21.parse_get_certificate_chain_status({"certificateStatusRequests": [
@@ -147,7 +121,7 @@ def test_chain_status_v21_ocsp_and_crl(pki_dir: PkiDirectory,
     with pytest.raises(InputError):
         ocsp_v21.parse_get_certificate_chain_status({"certificateStatusRequests": []})
     assert service.chain_status([ChainStatusRequest(hd_good, Source.CRL, ("http://crl.example/cpo2.crl",))],
-                                at=NOW)[0].status == "Good"
+                                at=NOW)[0].status is ChainStatus.GOOD
 
 
 def test_authorize_with_hash_data(v2g: tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]) -> None:
@@ -155,7 +129,7 @@ def test_authorize_with_hash_data(v2g: tuple[OcspHttpServer, IssuedCertificate, 
     service = CsmsRevocationService()
 
     def items(cert: IssuedCertificate) -> list[dict[str, str]]:
-        return [{**compute_hash_data(cert.certificate, cert.sub_cas[0]).to_ocpp(), "responderURL": _url(server, cert)}]
+        return [{**compute_hash_data(cert.certificate, cert.sub_cas[0]).to_ocpp(), "responderURL": ocsp_url_for(server, cert)}]
 
     for cert, expected in ((good, AuthorizeStatus.ACCEPTED), (bad, AuthorizeStatus.REVOKED)):
         payload = {"idToken": {"idToken": "DEABCC1234567", "type": "eMAID"}, "iso15118CertificateHashData": items(cert)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.client import connect
-from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway import Gateway, security_event_from_frame
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry
 
@@ -102,6 +104,24 @@ def test_ocpp_station_through_gateway_to_ocpp_csms(version: OcppVersion, identit
         assert event.ocpp_version is version
 
     run(main())
+
+
+def test_station_event_frames_go_through_the_one_parser(caplog: pytest.LogCaptureFixture) -> None:
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def parse(frame: str | bytes) -> Any:
+        return security_event_from_frame(frame, station_id="CS-1", version=OcppVersion.V16, at=at)
+
+    event = parse('[2,"1","SecurityEventNotification",{"type":"InvalidCentralSystemCertificate","timestamp":"2026-11-23T11:00:00Z"}]')
+    assert event.canonical_type == "InvalidCsmsCertificate" and event.critical is False  # 1.6 flag, catalogue's
+    assert parse(b'[2,"1","SecurityEventNotification",{}]') is None  # binary frames are relayed, not read
+    assert parse('[2,"1","Heartbeat",{}]') is None and parse("SecurityEventNotification, but no JSON") is None
+    with caplog.at_level(logging.INFO, logger="ocppsec.security_profiles.gateway"):
+        # unusable: logged at info and dropped, never raised into the relay
+        assert parse('[2,"1","SecurityEventNotification",{"type":"ResetOrReboot","timestamp":"0001-01-01T00:00:00+05:00"}]') is None
+        assert parse('[2,"1","SecurityEventNotification",["no", "object"]]') is None
+    assert [r.levelno for r in caplog.records] == [logging.INFO, logging.INFO]
+    assert "out of range" in caplog.records[0].getMessage()
 
 
 def test_frames_relayed_unchanged_and_upstream_close_codes(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
