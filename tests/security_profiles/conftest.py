@@ -128,3 +128,17 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@dataclass(frozen=True)
+class RelayCase:
+    """A gateway ``relay`` option and the relay the gateway must then use for every station."""
+
+    option: str
+    expected: str
+
+
+@pytest.fixture(params=[RelayCase("auto", "splice"), RelayCase("tasks", "tasks")], ids=["splice", "tasks"])
+def relay(request: pytest.FixtureRequest) -> RelayCase:
+    """Both relays of the gateway: ``auto`` must choose the splice on the websockets version installed."""
+    return request.param  # type: ignore[no-any-return]
