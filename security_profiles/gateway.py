@@ -220,6 +220,11 @@ class Gateway:
             self.sessions.remove(session)
             await upstream.close()
 
+    def planned_relay(self) -> Relay:
+        """The relay stations will get: the splice unless ``relay`` is ``tasks`` or this websockets version is
+        outside the splice's verified range (a connection lacking one of its internals still gets the tasks)."""
+        return Relay.SPLICE if self.relay is not Relay.TASKS and websockets_supported() else Relay.TASKS
+
     def _choose_relay(self, station: StationConnection, upstream: ClientConnection) -> Relay:
         """The splice unless ``relay`` is ``tasks`` or a connection lacks what it needs (then logged once)."""
         if self.relay is Relay.TASKS:

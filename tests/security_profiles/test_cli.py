@@ -104,8 +104,9 @@ def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> N
     raise AssertionError("gateway did not start")
 
 
-@pytest.mark.parametrize(("loop", "expected"), [("auto", "uvloop"), ("asyncio", "asyncio")])
-def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("loop", "relay", "expected"), [("auto", "auto", "uvloop loop, splice relay"),
+                                                      ("asyncio", "tasks", "asyncio loop, tasks relay")])
+def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: Pki, tmp_path: Path) -> None:
     db, events = str(tmp_path / "st.db"), str(tmp_path / "events.db")
     assert invoke("stations", "add", "CS-3", "--profile", "3", "--serial", "SN-0001", "--stations", db)[0] == 0
     assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
@@ -113,7 +114,8 @@ def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path
     cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2,3",
            "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
            str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
-           "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop]
+           "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop,
+           "--relay", relay]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_port(port, proc)
@@ -140,7 +142,7 @@ def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "gateway listening on wss://127.0.0.1" in err
-    assert f"{expected} loop" in err
+    assert expected in err
     store = open_store(events)
     stored = store.query(EventQuery(station_id="CS-2"))
     assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"]
@@ -149,7 +151,7 @@ def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path
 def test_gateway_usage_errors(pki: Pki) -> None:
     base = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", "127.0.0.1:1", "--upstream", "ws://x/"]
     for extra in (["--profile", "3"], ["--profile", "4"], ["--profile", "1", "--trust", str(pki.cso_root)],
-                  ["--profile", "1", "--loop", "trio"]):
+                  ["--profile", "1", "--loop", "trio"], ["--profile", "1", "--relay", "fast"]):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr

@@ -55,6 +55,7 @@ def test_relay_keeps_order_fragments_and_early_frames(registry: MemoryRegistry, 
                                                       relay: RelayCase) -> None:
     up = free_port()
     gw = _gateway(registry, sink, up, relay.option)
+    assert gw.planned_relay() == relay.expected
 
     async def main() -> None:
         async with slow_then_echo_upstream(up, 0.3) as got, gw.serve("127.0.0.1", port):
@@ -108,6 +109,7 @@ def test_unsupported_websockets_version_falls_back_to_tasks_logged_once(
         _gateway(registry, sink, 1, "fast")
     up = free_port()
     gw = _gateway(registry, sink, up, "auto")
+    assert gw.planned_relay() is Relay.TASKS
 
     async def main() -> None:
         async with slow_then_echo_upstream(up, 0), gw.serve("127.0.0.1", port):
