@@ -90,6 +90,40 @@ def test_duplicate_station(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "registered already" in proc.stderr
 
 
+BANG = "a-password-with-a-bang!"  # "!" is outside 2.0.1 Edition 2's passwordString, fine per the 2025 errata
+
+
+def test_stations_password_rules(tmp_path: Path) -> None:
+    """The registry takes passwords per the 2025 errata by default; --strict-password-rules keeps Edition 2's."""
+    db = str(tmp_path / "st.db")
+    for identity, password in (("CS-A", BANG), ("CS-B", "ü" * 16 + "!#%&'()"), ("CS-C", "z" * 64)):
+        code, out = invoke("stations", "add", identity, "--password-from-env", "PW", "--stations", db, env={"PW": password})
+        assert code == 0, out
+        rec = open_registry(db).get(identity)
+        assert rec is not None and rec.password_hash and password_matches(rec.password_hash, password.encode())
+        assert password not in out
+    code, out = invoke("stations", "set-password", "CS-A", "--password-from-env", "PW", "--stations", db,
+                       env={"PW": "another-one-with-a-bang!"})
+    assert code == 0, out
+    code, out = invoke("stations", "add", "CS-S", "--generate", "--strict-password-rules", "--stations", db, "--json")
+    assert code == 0, out
+    generated = json.loads(out)["password"]
+    assert len(generated) == 40 and generated.replace("-", "").replace("_", "").isascii()
+    cmd = [sys.executable, "-m", "ocppsec.cli.main", "stations"]
+    for args, password in [(["add", "CS-D", "--strict-password-rules"], BANG),  # Edition 2 refuses "!"
+                           (["add", "CS-E", "--strict-password-rules"], "y" * 41),  # and more than 40
+                           (["add", "CS-F"], "z" * 65),  # the errata: at most 64
+                           (["set-password", "CS-A", "--strict-password-rules"], BANG)]:
+        proc = subprocess.run([*cmd, *args, "--password-from-env", "PW", "--stations", db],
+                              env={**os.environ, "PW": password}, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert "password rules" in proc.stderr and password not in proc.stderr + proc.stdout
+        assert "!" not in proc.stderr  # not even the offending character
+    rec = open_registry(db).get("CS-A")
+    assert rec is not None and rec.password_hash and password_matches(rec.password_hash, b"another-one-with-a-bang!")
+    assert open_registry(db).get("CS-D") is None
+
+
 def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> None:
     import socket
 

@@ -11,11 +11,12 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+from ocppsec.pki.errors import PolicyError
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import authorization_header, hash_password
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.registry import MemoryRegistry, set_pending_password
+from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord, set_pending_password
 from ocppsec.security_profiles.tls import MANDATORY_TLS12_SUITES, client_context
 
 from .conftest import FAST, KEY_16, PASSWORD_201, Pki
@@ -140,6 +141,34 @@ async def _openssl_client(port: int, *args: str) -> str:
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), 20)
     return out.decode(errors="replace")
+
+
+def test_passwords_per_the_2025_errata_end_to_end(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                   port: int) -> None:
+    """The errata rules are the default on both sides: a station sends, and the CSMS accepts, "!" and other
+    printable characters and 64 characters. A station held to Edition 2's rules (or a 65-character
+    password) is refused before anything is sent."""
+    bang, longest = "p@ss!word#with%odd&chars'", "L" * 63 + "!"
+    registry.add(StationRecord("CS-5", 2, password_hash=hash_password(bang, cost=FAST)))
+    registry.add(StationRecord("CS-6", 2, password_hash=hash_password(longest, cost=FAST)))
+
+    async def main() -> None:
+        async with running({2}, registry, sink, pki, port) as server:
+            url = f"wss://localhost:{port}/"
+            for identity, password in (("CS-5", bang), ("CS-6", longest)):
+                c = await connect(url, identity, profile=2, password=password, csms_roots=[pki.csms_root])
+                assert await roundtrip(c) == f"{identity}|2|2.0.1|hello"
+                with pytest.raises(PolicyError, match="password rules") as err:
+                    await connect(url, identity, profile=2, password=password, csms_roots=[pki.csms_root],
+                                  password_rules="edition2")
+                assert password not in str(err.value)
+            with pytest.raises(PolicyError, match="16 to 64"):
+                await connect(url, "CS-6", profile=2, password=longest + "x", csms_roots=[pki.csms_root])
+            state = server.profile_state
+            assert (state.accepted, state.refused) == (2, 0)  # the refused attempts never reached the CSMS
+
+    run(main())
+
 
 
 @pytest.mark.parametrize("profiles", [{2}, {3}])
