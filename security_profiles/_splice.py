@@ -63,6 +63,9 @@ INTERNALS: tuple[tuple[str, str], ...] = (
 )
 
 
+_MISSING = object()
+
+
 def _version_tuple(text: str) -> tuple[int, ...]:
     match = re.match(r"\d+(?:\.\d+)*", text)
     return tuple(int(part) for part in match.group(0).split(".")) if match else ()
@@ -100,9 +103,6 @@ def unsupported_reason(connection: Any) -> str | None:
 def supported(connection: Any) -> bool:
     """True if ``connection`` is a websockets asyncio connection the splice can drive (see :func:`unsupported_reason`)."""
     return unsupported_reason(connection) is None
-
-
-_MISSING = object()
 
 
 class _Direction:
