@@ -148,12 +148,12 @@ def test_slow_reader_is_held_at_the_source_and_others_keep_their_round_trip(
             await slow.send("flood")
 
             def held() -> bool:
+                sample()
                 return flood.paused and not session.upstream.transport.is_reading()
 
             await until(held, "the upstream's writer paused and the gateway no longer reading it")
-            sample()
-            stalled_at = flood.sent
-            assert 0 < stalled_at < FLOOD
+            # what the buffers on the way hold (kernel, TLS layers, the gateway's) is a small part of the flood
+            assert 0 < flood.sent < FLOOD // 4
             # bounded by the flow-control limits, not by the megabytes the upstream wanted to send: the two
             # write-buffer high-water marks, plus what one read of the upstream's socket can bring (its kernel
             # buffer: Linux doubles what was asked) and the message in hand; the task relay also holds
@@ -162,7 +162,8 @@ def test_slow_reader_is_held_at_the_source_and_others_keep_their_round_trip(
             if relay.expected == "tasks":
                 bound += 16 * len(flood_message(0))
             assert peak["bytes"] <= bound, (peak, bound)
-            assert flood.transport.get_write_buffer_size() > flood.transport.get_write_buffer_limits()[1]
+            # the upstream's writer is paused: its transport holds more than its low-water mark, its send() waits
+            assert flood.transport.get_write_buffer_size() > flood.transport.get_write_buffer_limits()[0]
 
             other = await connect(f"wss://localhost:{port}/", "CS-4", profile=3, csms_roots=[pki.csms_root],
                                   client_chain=pki.station("SN-0004"))
@@ -175,9 +176,9 @@ def test_slow_reader_is_held_at_the_source_and_others_keep_their_round_trip(
                 assert await asyncio.wait_for(other.recv(), 5) == heartbeat
                 round_trips.append(loop.time() - start)
             assert max(round_trips) < 1.0, round_trips
-            # the slow station is still held while the other one was served
-            assert flood.sent == stalled_at and held()
-            sample()
+            # the slow station is still held while the other one was served: no further than the buffers allow
+            await until(held, "the slow station's flood held again")
+            assert flood.sent < FLOOD // 4
             assert peak["bytes"] <= bound, (peak, bound)
 
             slow.transport.resume_reading()  # it reads again: the whole flood arrives, in order
