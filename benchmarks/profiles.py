@@ -12,7 +12,10 @@
    with our 4 KiB TLS read buffer, on uvloop, and, for comparison, with asyncio's default 256 KiB
    buffer. Goal: <= 64 KiB each.
 3. Heartbeat round trips through the gateway (profile 3, on uvloop and on asyncio's loop) to a plain
-   upstream CSMS with many stations connected. Goal: >= 3,000/s with 1,000 stations.
+   upstream CSMS with many stations connected. Goal: >= 3,000/s with 1,000 stations. Each loop runs
+   rounds with the splice relay and with the task relay (``Gateway(relay=...)``) alternating, their
+   order swapped every round; the gateway's CPU per round trip of the two is compared round by round
+   (ADR 12), with the 1-minute load average sampled every round.
 
 Every server runs in its own process (this script re-invoked with ``--role``). Prints a table, then as
 its LAST line one JSON object with the figures.
@@ -27,6 +30,7 @@ import os
 import resource
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -228,7 +232,7 @@ async def role_gateway(args: argparse.Namespace) -> None:
     ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
                          client_cert="required")
     gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=SqliteRegistry(args.registry),
-                 upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None)
+                 upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None, relay=args.relay)
     async with gw.serve("127.0.0.1", args.port):
         await asyncio.Future()
 
@@ -462,12 +466,13 @@ def bench_idle(pki: dict[str, Any], registry: str, count: int, default_buffer: b
         server.wait()
 
 
-def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str) -> dict[str, float]:
-    """``loop``: the gateway's event loop (the upstream CSMS and the stations run on asyncio's)."""
+def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str,
+                     relay: str = "splice") -> dict[str, float]:
+    """``loop``: the gateway's event loop (the upstream CSMS and the stations run on asyncio's); ``relay``: its relay."""
     up, port = free_port(), free_port()
     upstream = spawn("upstream", "--port", str(up))
     gateway = spawn("gateway", "--port", str(port), "--upstream", str(up), "--pki", json.dumps(pki), "--registry", registry,
-                    loop=loop)
+                    "--relay", relay, loop=loop)
     clients: list[subprocess.Popen[str]] = []
     try:
         wait_port(up)
@@ -506,12 +511,45 @@ def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds:
             c.wait(60)
         return {"stations": stations, "heartbeats_per_second": total / elapsed, "round_trips": total,
                 "gateway_cpu_us_per_round_trip": gw_cpu / max(total, 1) * 1e6, "connect_seconds": connect_s,
-                "gateway_rss_mib": gw_rss}
+                "gateway_rss_mib": gw_rss, "load_average": os.getloadavg()[0]}
     finally:
         for p in (*clients, gateway, upstream):
             if p.poll() is None:
                 p.terminate()
                 p.wait()
+
+
+RELAYS = ("splice", "tasks")
+
+
+def bench_relays(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str,
+                 rounds: int) -> dict[str, Any]:
+    """Heartbeat rounds on ``loop`` with the splice and the task relay alternating (order swapped every round)."""
+    per: dict[str, list[dict[str, float]]] = {r: [] for r in RELAYS}
+    paired_cpu: list[float] = []
+    paired_rate: list[float] = []
+    for n in range(rounds):
+        figures = {}
+        for relay in (RELAYS if n % 2 == 0 else RELAYS[::-1]):
+            figures[relay] = bench_heartbeats(pki, registry, stations, seconds, loop, relay)
+            per[relay].append(figures[relay])
+        paired_cpu.append(figures["tasks"]["gateway_cpu_us_per_round_trip"] / figures["splice"]["gateway_cpu_us_per_round_trip"])
+        paired_rate.append(figures["splice"]["heartbeats_per_second"] / figures["tasks"]["heartbeats_per_second"])
+
+    def summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+        cpu = [r["gateway_cpu_us_per_round_trip"] for r in rows]
+        rate = [r["heartbeats_per_second"] for r in rows]
+        return {"stations": rows[0]["stations"], "heartbeats_per_second": statistics.median(rate),
+                "heartbeats_per_second_best": max(rate), "heartbeats_per_second_rounds": [round(x) for x in rate],
+                "gateway_cpu_us_per_round_trip": statistics.median(cpu), "gateway_cpu_us_per_round_trip_best": min(cpu),
+                "gateway_cpu_us_rounds": [round(x, 1) for x in cpu], "gateway_rss_mib": max(r["gateway_rss_mib"] for r in rows),
+                "load_average_rounds": [round(r["load_average"], 2) for r in rows]}
+
+    return {relay: summary(rows) for relay, rows in per.items()} | {
+        "cpu_ratio_tasks_to_splice_rounds": [round(x, 3) for x in paired_cpu],
+        "cpu_ratio_tasks_to_splice": statistics.median(paired_cpu),
+        "rate_ratio_splice_to_tasks_rounds": [round(x, 3) for x in paired_rate],
+        "rate_ratio_splice_to_tasks": statistics.median(paired_rate)}
 
 
 def main() -> None:
@@ -531,6 +569,9 @@ def main() -> None:
     ap.add_argument("--handshake-seconds", type=float, default=3, help="per round and side")
     ap.add_argument("--handshake-rounds", type=int, default=3, help="alternating serve()/openssl rounds")
     ap.add_argument("--heartbeat-seconds", type=float, default=8)
+    ap.add_argument("--heartbeat-rounds", type=int, default=3, help="rounds per relay and loop (splice/tasks alternating)")
+    ap.add_argument("--heartbeat-loops", default="uvloop,asyncio", help="the gateway's loops for the heartbeat part")
+    ap.add_argument("--relay", choices=["auto", "splice", "tasks"], default="auto", help="the gateway role's relay")
     ap.add_argument("--only", choices=["handshake", "idle", "heartbeats"], action="append",
                     help="run only these parts (repeatable); default: all")
     args = ap.parse_args()
@@ -548,7 +589,7 @@ def main() -> None:
     parts = set(args.only or ("handshake", "idle", "heartbeats"))
     hs: dict[str, Any] = {}
     idle: dict[str, dict[str, float]] = {}
-    hb: dict[str, dict[str, float]] = {}
+    hb: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         pki = make_pki(d, args.stations)
@@ -561,8 +602,8 @@ def main() -> None:
             idle["uvloop"] = bench_idle(pki, registry, args.idle, default_buffer=False, loop="uvloop")
             idle["asyncio_default_buffer"] = bench_idle(pki, registry, min(args.idle, 1000), default_buffer=True)
         if "heartbeats" in parts:
-            for loop in ("uvloop", "asyncio"):
-                hb[loop] = bench_heartbeats(pki, registry, args.stations, args.heartbeat_seconds, loop)
+            for loop in (x.strip() for x in args.heartbeat_loops.split(",") if x.strip()):
+                hb[loop] = bench_relays(pki, registry, args.stations, args.heartbeat_seconds, loop, args.heartbeat_rounds)
     rows = []
     goals: dict[str, bool] = {}
     if hs:
@@ -586,14 +627,19 @@ def main() -> None:
             goals[f"rss_kib_per_idle_connection_le_64_{name}"] = idle[name]["rss_kib_per_connection"] <= 64
             goals[f"idle_connections_ge_10000_{name}"] = idle[name]["connections"] >= 10000
     if hb:
-        for loop, fig in hb.items():
-            rows += [
-                (f"heartbeats through gateway ({loop}), {fig['stations']:.0f} profile-3 stations",
-                 f"{fig['heartbeats_per_second']:.0f} /s", "goal >= 3000/s"),
-                (f"gateway ({loop}) CPU per round trip", f"{fig['gateway_cpu_us_per_round_trip']:.0f} us",
-                 f"=> {1e6 / fig['gateway_cpu_us_per_round_trip']:.0f}/s per gateway core"),
-            ]
-            goals[f"heartbeats_per_second_ge_3000_{loop}"] = fig["heartbeats_per_second"] >= 3000
+        for loop, both in hb.items():
+            for relay in RELAYS:
+                fig = both[relay]
+                rows += [
+                    (f"heartbeats through gateway ({loop}, {relay}), {fig['stations']:.0f} profile-3 stations",
+                     f"{fig['heartbeats_per_second']:.0f} /s",
+                     f"median; rounds {fig['heartbeats_per_second_rounds']}" + ("; goal >= 3000/s" if relay == "splice" else "")),
+                    (f"gateway ({loop}, {relay}) CPU per round trip", f"{fig['gateway_cpu_us_per_round_trip']:.1f} us",
+                     f"median; rounds {fig['gateway_cpu_us_rounds']}; load {fig['load_average_rounds']}"),
+                ]
+            rows.append((f"gateway ({loop}) CPU per round trip, tasks / splice", f"{both['cpu_ratio_tasks_to_splice']:.2f}x",
+                         f"median of paired rounds {both['cpu_ratio_tasks_to_splice_rounds']}"))
+            goals[f"heartbeats_per_second_ge_3000_{loop}"] = both["splice"]["heartbeats_per_second"] >= 3000
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>12}  note")
     for name, value, note in rows:

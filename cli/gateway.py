@@ -26,7 +26,7 @@ from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.csr_signing import CsrSigning, RegistryStations
-from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway import Gateway, Relay
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
 from ocppsec.security_profiles.registry_sql import open_registry
@@ -69,11 +69,15 @@ def _host_port(text: str) -> tuple[str, int]:
               help="certificate inventory: a SQLite path or postgresql:// URL (default: beside DIR's ledger)")
 @click.option("--loop", "loop_name", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto", show_default=True,
               help="event loop: uvloop (compiled, less CPU per TLS handshake) when installed, else asyncio's")
+@click.option("--relay", "relay_name", type=click.Choice([r.value for r in Relay]), default=Relay.AUTO.value,
+              show_default=True,
+              help="how messages are relayed: splice (no task per message; needs a websockets version it was verified on), "
+                   "tasks (two tasks per station), auto (the splice where supported)")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
 def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
-            v2g_ca: str | None, inventory_path: str | None, loop_name: str, verbose: int) -> None:
+            v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, verbose: int) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
     import os
 
@@ -117,7 +121,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         sink = buffered
         closers.append(buffered.close)
     gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
-                 csr_signing=signing)
+                 csr_signing=signing, relay=relay_name)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -127,8 +131,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         async with gw.serve(host, port):
             scheme = "wss" if policy.tls else "ws"
             on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
-            click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop)"
-                       f" -> {upstream}", err=True)
+            click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop, "
+                       f"{gw.planned_relay()} relay) -> {upstream}", err=True)
             await stop.wait()
 
     try:

@@ -8,6 +8,7 @@ in memory) and :mod:`.registry_sql` (SQLite / PostgreSQL),
 
 from ocppsec.security_profiles.basic_auth import (
     BasicCredentials,
+    PasswordRules,
     ScryptCost,
     authorization_header,
     check_password,
@@ -15,6 +16,7 @@ from ocppsec.security_profiles.basic_auth import (
     hash_password,
     parse_authorization,
     password_matches,
+    verify_password_rules,
 )
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.handshake import (
@@ -55,6 +57,7 @@ __all__ = [
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
+    "PasswordRules",
     "Reject",
     "ScryptCost",
     "ServerPolicy",
@@ -83,6 +86,7 @@ __all__ = [
     "server_context",
     "set_pending_password",
     "validate_identity",
+    "verify_password_rules",
     "verify_server_identity",
     "verify_station_certificate",
 ]

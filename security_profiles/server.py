@@ -157,6 +157,7 @@ class _ProfileConnection(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tls_started = False
+        self._tcp_transport: asyncio.BaseTransport | None = None
         self.peer = "unknown"
         self.decision: Accept | Reject | None = None
         self.station: StationConnection | None = None
@@ -169,6 +170,7 @@ class _ProfileConnection(ServerConnection):
             super().connection_made(transport)
             return
         self._tls_started = True
+        self._tcp_transport = transport  # the socket's transport under TLS; its protocol is the TLS protocol
         self.peer = _peer(transport)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -338,4 +340,7 @@ def serve(
         **{"server_header": None, "logger": _ws_log, **kwargs},
     )
     server.profile_state = state  # type: ignore[attr-defined]
+    inner = getattr(server, "server", None)  # websockets < 17.3: serve() wraps the Server that `async with` gives
+    if isinstance(inner, Server):
+        inner.profile_state = state  # type: ignore[attr-defined]
     return server
