@@ -25,8 +25,8 @@ import click
 from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway import Gateway, Relay
+from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
 from ocppsec.security_profiles.registry_sql import open_registry

@@ -47,8 +47,8 @@ from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.client import connect
-from ocppsec.security_profiles.csr_signing import ID_PREFIX, CsrSigning, RegistryStations, parse_sign_certificate
 from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway.csr_signing import ID_PREFIX, CsrSigning, RegistryStations, parse_sign_certificate
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
 

@@ -46,7 +46,7 @@ from ocppsec.pki.events.model import EventInputError, SecurityEvent
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
-from ocppsec.security_profiles.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
+from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, StationConnection, serve
