@@ -10,6 +10,7 @@ Each accepted TCP connection goes through:
 2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
    (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
    status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
+   The ``admit`` steps (:class:`Admission`) run next and may still refuse an accepted station.
 3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
    ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
 """
@@ -41,7 +42,7 @@ from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.tls import classify_tls_failure, peer_certificate
 
-__all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "on_uvloop", "serve"]
+__all__ = ["DEFAULT_MAX_SIZE", "Admission", "AdmissionStep", "StationConnection", "on_uvloop", "serve"]
 
 DEFAULT_MAX_SIZE = 64 * 1024
 _log = logging.getLogger("ocppsec.security_profiles.server")
@@ -88,6 +89,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Admission:
+    """An accepted handshake before the station gets its 101: what an admission step may look at.
+
+    Steps (``serve(admit=...)``) run in order after the handshake decision accepted the station and may
+    still refuse it (a revoked certificate, an upstream that refuses the station); what they put into
+    :attr:`context` reaches the handler as :attr:`StationConnection.context`.
+    """
+
+    __slots__ = ("_ssl_object", "context", "decision", "headers", "peer", "tls")
+
+    def __init__(self, decision: Accept, peer: str, headers: Headers, tls: TlsFacts | None,
+                 ssl_object: ssl.SSLObject | None) -> None:
+        self.decision = decision
+        self.peer = peer
+        self.headers = headers
+        self.tls = tls
+        self._ssl_object = ssl_object
+        self.context: dict[str, Any] = {}
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The station's TLS client certificate (DER), or None without one."""
+        if self._ssl_object is None:
+            return None
+        return self._ssl_object.getpeercert(binary_form=True)
+
+
+AdmissionStep = Callable[[Admission], Awaitable[Reject | None]]
+
+
 @dataclass
 class _ServeState:
     policy: ServerPolicy
@@ -96,6 +126,7 @@ class _ServeState:
     ssl_context: ssl.SSLContext | None
     tls_handshake_timeout: float
     clock: Callable[[], datetime] = _now
+    admit: AdmissionStep | None = None
     failures: int = 0
     refused: int = 0
     accepted: int = 0
@@ -121,6 +152,7 @@ class StationConnection:
         assert decision.subprotocol is not None
         self.version: OcppVersion = decision.version
         self.subprotocol: str = decision.subprotocol
+        self.context: dict[str, Any] = {}  # what the admission steps handed on (see Admission)
 
     @property
     def id(self) -> str:
@@ -160,6 +192,7 @@ class _ProfileConnection(ServerConnection):
         self._tcp_transport: asyncio.BaseTransport | None = None
         self.peer = "unknown"
         self.decision: Accept | Reject | None = None
+        self.admission: Admission | None = None
         self.station: StationConnection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -245,6 +278,13 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
         decision = await asyncio.to_thread(decide, facts, state.policy, state.registry.get, at=at)
     else:
         decision = decide(facts, state.policy, state.registry.get, at=at)
+    if isinstance(decision, Accept) and state.admit is not None:
+        admission = Admission(decision, connection.peer, request.headers, facts.tls,
+                              connection.transport.get_extra_info("ssl_object"))
+        refusal = await state.admit(admission)
+        connection.admission = admission
+        if refusal is not None:
+            decision = refusal
     connection.decision = decision
     if isinstance(decision, Reject):
         state.refused += 1
@@ -297,6 +337,7 @@ def serve(
     ping_interval: float | None = 30.0,
     ping_timeout: float | None = 30.0,
     clock: Callable[[], datetime] = _now,
+    admit: AdmissionStep | None = None,
     **kwargs: Any,
 ) -> Server:
     """Serve OCPP stations at ``policy``'s profile(s); ``handler`` gets each authenticated connection.
@@ -305,6 +346,8 @@ def serve(
     ``ssl_context`` is required for profiles 2/3 (see :func:`~.tls.server_context`) and must be ``None``
     for profile 1. ``max_size``: the largest frame accepted (larger ones close with 1009). Responses carry
     no ``Server`` header (pass ``server_header=...`` to add one); other ``kwargs`` go to websockets' ``serve``.
+    ``admit``: an async step run after the handshake decision accepted a station, before its 101; it may
+    refuse the station with a :class:`~.handshake.Reject` (answered and recorded like any refusal).
     """
     from ocppsec.pki.errors import UsageError
 
@@ -313,7 +356,7 @@ def serve(
     if not policy.tls and ssl_context is not None:
         raise UsageError("profile 1 is plain ws://; do not pass a TLS context")
     safe = SafeSink(sink if sink is not None else NullSink())
-    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock)
+    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit)
     connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
 
     async def _handler(websocket: ServerConnection) -> None:
@@ -324,6 +367,8 @@ def serve(
             return
         assert isinstance(decision, Accept)
         websocket.station = StationConnection(websocket, decision)
+        if websocket.admission is not None:
+            websocket.station.context = websocket.admission.context
         await handler(websocket.station)
 
     server = ws_serve(

@@ -47,9 +47,9 @@ from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
-from ocppsec.security_profiles.handshake import ServerPolicy
+from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
-from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, StationConnection, serve
+from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
 
 __all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "security_event_from_frame"]
 
@@ -157,6 +157,9 @@ class Gateway:
         self.server: Server | None = None
         self.sessions: list[RelaySession] = []  # the stations being relayed now
         self._fallback_logged = False
+        # Checks run after the handshake decision accepted a station, before its 101, in this order; the
+        # first refusal wins (see server.Admission).
+        self.admission_steps: list[AdmissionStep] = []
 
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
@@ -164,9 +167,16 @@ class Gateway:
             self.handle, host, port, policy=self.policy, registry=self.registry, ssl_context=self.ssl_context,
             sink=self.sink, max_size=self.max_size, open_timeout=self.open_timeout,
             tls_handshake_timeout=self.tls_handshake_timeout, ping_interval=self.ping_interval,
-            ping_timeout=self.ping_interval, clock=self.clock, **kwargs,
+            ping_timeout=self.ping_interval, clock=self.clock, admit=self._admit, **kwargs,
         )
         return self.server
+
+    async def _admit(self, admission: Admission) -> Reject | None:
+        for step in self.admission_steps:
+            refusal = await step(admission)
+            if refusal is not None:
+                return refusal
+        return None
 
     async def _open_upstream(self, station: StationConnection) -> ClientConnection | None:
         url = f"{self.upstream}/{quote(station.identity, safe='')}"
