@@ -10,8 +10,10 @@ responder knows. (ECDSA signatures stay random; nothing depends on their bytes.)
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -184,8 +186,35 @@ def ocsp_setup() -> OcspSetup:
     return OcspSetup(OcspResponder([authority], MemoryLookup(records)), ca.certificate, good, revoked)
 
 
-@cache
-def event_store() -> SqlEventStore:
-    """A real SQLite event store in a temporary folder (removed with the process' temp files)."""
-    folder = Path(tempfile.mkdtemp(prefix="ocppsec-fuzz-"))
-    return open_store(folder / "events.db")
+class _EventStores:
+    """A real SQLite event store in a temporary folder, replaced by a fresh one every ``ROTATE`` writes.
+
+    Fuzzed events are mostly distinct, so de-duplication does not bound the file; rotating does (a long
+    campaign would otherwise grow it by gigabytes)."""
+
+    ROTATE = 50_000
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="ocppsec-fuzz-"))
+        atexit.register(shutil.rmtree, self.folder, True)
+        self.store: SqlEventStore | None = None
+        self.writes = 0
+
+    def get(self, events: int) -> SqlEventStore:
+        self.writes += events
+        if self.store is not None and self.writes > self.ROTATE:
+            self.store.close()
+            for path in self.folder.iterdir():
+                path.unlink()
+            self.store, self.writes = None, events
+        if self.store is None:
+            self.store = open_store(self.folder / "events.db")
+        return self.store
+
+
+_event_stores = _EventStores()
+
+
+def event_store(events: int = 1) -> SqlEventStore:
+    """The event store to write ``events`` events to."""
+    return _event_stores.get(events)

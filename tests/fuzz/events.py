@@ -26,7 +26,7 @@ def store_events(events: Sequence[SecurityEvent]) -> None:
     """Write accepted events to the SQLite store and read them back: neither may fail for an accepted event."""
     if not events:
         return
-    store = m.event_store()
+    store = m.event_store(len(events))
     never_raises(store.add_many, events)
     for event in events:
         event.to_json_line()
