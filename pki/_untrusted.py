@@ -56,8 +56,7 @@ def pyca_input(what: str, *, requirement: str | None = None, error: type[Ocppsec
 def read_certificate(cert: x509.Certificate, *, what: str = "certificate") -> x509.Certificate:
     """Read every lazily parsed field of ``cert`` once; raise :class:`InputError` if one cannot be parsed."""
     with pyca_input(f"{what} cannot be parsed"):
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
+        _ = cert.subject, cert.issuer  # pyca decodes every attribute value when it parses a Name
         for ext in cert.extensions:
             _ = ext.value
         cert.public_key()
@@ -69,7 +68,7 @@ def read_certificate(cert: x509.Certificate, *, what: str = "certificate") -> x5
 def read_csr(csr: x509.CertificateSigningRequest, *, what: str = "CSR") -> x509.CertificateSigningRequest:
     """Read a request's subject, attributes and extensions once; raise :class:`InputError` if one cannot be parsed."""
     with pyca_input(f"{what} cannot be parsed", requirement="A02.FR.03"):
-        csr.subject.rfc4514_string()
+        _ = csr.subject
         for ext in csr.extensions:
             _ = ext.value
         for attr in csr.attributes:
