@@ -32,6 +32,17 @@ def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return [(m.group(1).decode("ascii"), m.group(0)) for m in _BLOCK.finditer(data)]
 
 
+def _as_bytes(data: bytes | str, what: str) -> bytes:
+    """``data`` as bytes; text that cannot be UTF-8 (a lone surrogate, which JSON can carry) is not PEM."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return data.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what}: not text (an unpaired surrogate at character {exc.start})",
+                         hint="PEM is ASCII text") from None
+
+
 def _describe(data: bytes) -> str:
     if not data.strip():
         return "it is empty"
@@ -50,7 +61,7 @@ def load_certificates(data: bytes | str, *, what: str = "certificate", strict: b
 
     ``strict``: only ``CERTIFICATE`` blocks and whitespace are allowed (the CertificateSigned format).
     """
-    raw = data.encode() if isinstance(data, str) else data
+    raw = _as_bytes(data, what)
     blocks = pem_blocks(raw)
     if not blocks:
         if raw[:1] == b"\x30" and not strict:
@@ -89,7 +100,7 @@ def load_certificate(data: bytes | str, *, what: str = "certificate") -> x509.Ce
 
 def load_csr(data: bytes | str, *, what: str = "CSR") -> x509.CertificateSigningRequest:
     """A PKCS#10 request, PEM (``CERTIFICATE REQUEST``) or DER."""
-    raw = data.encode() if isinstance(data, str) else data
+    raw = _as_bytes(data, what)
     blocks = [b for b in pem_blocks(raw) if b[0] in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")]
     try:
         if blocks:

@@ -91,7 +91,8 @@ def never_raises(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
-        raise ContractViolation(f"{getattr(fn, '__qualname__', fn)} raised {type(exc).__name__}: {exc}") from exc
+        # ascii(): the message may hold what the input held (lone surrogates), and must still print
+        raise ContractViolation(f"{getattr(fn, '__qualname__', fn)} raised {type(exc).__name__}: {str(exc)!a}") from exc
 
 
 def harness_names() -> list[str]:

@@ -1,8 +1,8 @@
 """One hostile input per class of input that broke the contract, made from the toolkit's own output.
 
 The unit tests in ``test_hostile_inputs.py`` use them directly; ``python -m tests.fuzz._hostile`` writes
-each, in its harness' input format, to ``findings/<harness>/<class>`` (the minimised findings the replay
-test runs). Each function says what it changes.
+each that is not saved yet, in its harness' input format, to ``findings/<harness>/<class>`` (the
+minimised findings the replay test runs). Each function says what it changes.
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ def lone_surrogate_event() -> str:
     return '{"type": "Tamper\\ud800", "timestamp": "2026-11-23T11:00:00Z", "techInfo": "x\\udc00y"}'
 
 
+def chain_with_lone_surrogate() -> str:
+    """The station's CertificateSigned chain with a lone surrogate in its base64 (JSON can carry "\\udf15")."""
+    chain = m.station_base().chains[CertificateUse.CHARGING_STATION]
+    return chain[:40] + "\udf15" + chain[40:]
+
+
 MALFORMED_PATH = "//[?"
 
 
@@ -135,6 +141,8 @@ def findings() -> dict[str, dict[str, bytes]]:
         "station": {
             "install-root-unparseable-issuer": join(b"\x01" + root_with_unparseable_issuer(), b"\x03"),
             "certificate-signed-unparseable-extension": join(b"\x04" + leaf_with_unparseable_extension()),
+            "certificate-signed-lone-surrogate": join(b"\x04" + chain_with_lone_surrogate().encode("utf-8", "surrogatepass")),
+            "install-root-lone-surrogate": join(b"\x01" + chain_with_lone_surrogate().encode("utf-8", "surrogatepass")),
             "certificate-signed-then-unparseable-root": join(b"\x04" + cs_chain.encode(),
                                                              bytes([1 | (3 << 2)]) + root_with_unparseable_issuer()),
         },
@@ -163,6 +171,7 @@ def _log_with(*lines: str) -> bytes:
 
 
 def write_findings(select: Callable[[str], bool] = lambda name: True) -> int:
+    """Write the findings that are not saved yet (saved ones stay as they are: ECDSA signatures differ per run)."""
     written = 0
     for harness_name, inputs in findings().items():
         if not select(harness_name):
@@ -170,8 +179,9 @@ def write_findings(select: Callable[[str], bool] = lambda name: True) -> int:
         folder = FINDINGS / harness_name
         folder.mkdir(parents=True, exist_ok=True)
         for label, data in inputs.items():
-            (folder / label).write_bytes(data)
-            written += 1
+            if not (folder / label).exists():
+                (folder / label).write_bytes(data)
+                written += 1
     return written
 
 

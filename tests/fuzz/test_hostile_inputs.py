@@ -80,6 +80,18 @@ def test_certificate_signed_with_unparseable_extension_is_rejected() -> None:
     assert store.client_credentials() == []
 
 
+def test_certificate_text_with_lone_surrogate_is_refused_not_an_encoding_error() -> None:
+    store = m.station_base().fresh()
+    chain = h.chain_with_lone_surrogate()
+    with pytest.raises(InputError, match="surrogate"):
+        load_certificates(chain)
+    with pytest.raises(InputError, match="surrogate"):
+        load_csr(chain)
+    outcome = store.certificate_signed(chain, CertificateUse.CHARGING_STATION, at=m.NOW)
+    assert outcome.status is Status.REJECTED and outcome.requirement == "A02.FR.06"
+    assert store.install_root(RootType.MO, chain, at=m.NOW, max_chars=5500).status is Status.REJECTED
+
+
 # -- timestamps at the edge of the range -------------------------------------------------------------
 @pytest.mark.parametrize("make", [h.timestamp_year1_positive_offset, h.timestamp_year9999_negative_offset])
 def test_timestamp_out_of_utc_range_is_event_input_error(make) -> None:
