@@ -63,6 +63,14 @@ def test_compute_hash_data_of_unparseable_certificate_is_input_error() -> None:
         compute_hash_data(cert, cert)
 
 
+def test_check_firmware_with_unparseable_certificate_object_reports_invalid_certificate() -> None:
+    from ocppsec.firmware_signing import FirmwareOutcome, check_firmware
+
+    cert = x509.load_pem_x509_certificate(h.root_with_unparseable_issuer())
+    result = check_firmware([b"image"], "AAAA", cert, [m.hierarchy().ca("manufacturer-root").certificate], at=m.NOW)
+    assert result.outcome is FirmwareOutcome.INVALID_CERTIFICATE and "cannot be parsed" in result.reason
+
+
 def test_install_root_with_unparseable_issuer_is_rejected_and_store_stays_usable() -> None:
     store = m.station_base().fresh()
     before = store.snapshot()
