@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from ocppsec.pki.certmgmt import CertificateUse, InstalledType, RootType
@@ -184,3 +185,23 @@ def test_cli_init_with_config_that_is_not_utf8_exits_with_usage_error(tmp_path: 
                            "--no-encrypt"], capture_output=True, text=True, check=False, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class _PeerStub:
+    """What ``peer_certificate`` reads of an SSL object: the peer's DER."""
+
+    def __init__(self, der: bytes) -> None:
+        self.der = der
+
+    def getpeercert(self, binary_form: bool = False) -> bytes:
+        return self.der
+
+
+def test_peer_certificate_pyca_cannot_read_is_treated_as_none() -> None:
+    from ocppsec.security_profiles.tls import peer_certificate
+
+    bad = x509.load_pem_x509_certificate(h.root_with_unparseable_issuer()).public_bytes(Encoding.DER)
+    assert peer_certificate(_PeerStub(bad)) is None  # type: ignore[arg-type]
+    assert peer_certificate(_PeerStub(b"\x30\x03\x02\x01\x00")) is None  # type: ignore[arg-type]
+    good = m.hierarchy().ca("csms-root").certificate
+    assert peer_certificate(_PeerStub(good.public_bytes(Encoding.DER))) == good  # type: ignore[arg-type]
