@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from ocppsec.pki.certmgmt import CertificateUse, InstalledType, RootType
+from ocppsec.pki.certmgmt import CertificateUse, RootType
 from ocppsec.pki.errors import InputError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.pem import load_certificate
@@ -52,9 +52,8 @@ def TestOneInput(data: bytes) -> None:
             if creds:
                 never_raises(store.connected, creds[-1 if param & 8 else 0])
             never_raises(store.renewals_due, at=at)
-    for algorithm in ("SHA256", "SHA384", "SHA512"):
-        never_raises(store.installed, None, algorithm)
-    never_raises(store.installed, [InstalledType.V2G_CHAIN])
+    algorithm = ("SHA256", "SHA384", "SHA512")[len(data) % 3]  # one listing per input: the store's hot spot
+    never_raises(store.installed, None, algorithm)
     for use in CertificateUse:
         for cred in never_raises(store.client_credentials, use):
             never_raises(lambda c=cred: (c.chain, c.leaf, c.fingerprint))
