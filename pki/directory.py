@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ocppsec.pki._io import file_error
 from ocppsec.pki.builder import _BatchBuilder, new_serial
 from ocppsec.pki.csr import CsrReport, PolicyContext, _check_csr
 from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
@@ -124,10 +125,13 @@ class PkiDirectory:
         """
         root = Path(path)
         plan = config.plan()
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "certs").mkdir(exist_ok=True)
-        (root / "keys").mkdir(mode=0o700, exist_ok=True)
-        os.chmod(root / "keys", 0o700)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "certs").mkdir(exist_ok=True)
+            (root / "keys").mkdir(mode=0o700, exist_ok=True)
+            os.chmod(root / "keys", 0o700)
+        except OSError as exc:
+            raise file_error(exc, what="PKI directory", action="create") from None
         config_path = root / CONFIG_FILE
         if not config_path.exists():
             atomic_write(config_path, config.to_toml().encode(), 0o644)
