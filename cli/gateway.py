@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
+from ocppsec.cli._common import PASSPHRASE_ENV, listening_on, passphrase_for_reading
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway import Gateway, Relay
@@ -123,12 +123,21 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
     gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
                  csr_signing=signing, relay=relay_name)
 
+    received: list[int] = []
+
     async def main() -> None:
         stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        async with gw.serve(host, port):
+                asyncio.get_running_loop().add_signal_handler(sig, on_signal, sig)
+        async with contextlib.AsyncExitStack() as stack:
+            with listening_on(listen):  # port taken: one line naming it, exit 3
+                await stack.enter_async_context(gw.serve(host, port))
             scheme = "wss" if policy.tls else "ws"
             on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
             click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop, "
@@ -141,6 +150,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         for close in reversed(closers):
             close()
         registry.close()
+    if received[:1] == [signal.SIGINT]:
+        raise KeyboardInterrupt  # stopped gracefully; Ctrl-C still exits 130 (SIGTERM: 0)
 
 
 def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:

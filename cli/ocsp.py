@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ocppsec.cli._common import passphrase_for_reading
+from ocppsec.cli._common import listening_on, passphrase_for_reading
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.ocsp import OcspResponder
@@ -46,17 +46,16 @@ def serve_cmd(directory: Path, listen: str, ca_names: tuple[str, ...], no_delega
                               refresh_before=timedelta(hours=refresh_hours))
     count = responder.preproduce(at=now)
     try:
-        server = OcspHttpServer((host, port), responder, max_request_bytes=max_request_bytes,
-                                access_log=None if quiet else (lambda line: click.echo(line, err=True)))
-    except OSError as exc:
+        with listening_on(listen):
+            server = OcspHttpServer((host, port), responder, max_request_bytes=max_request_bytes,
+                                    access_log=None if quiet else (lambda line: click.echo(line, err=True)))
+    except BaseException:
         pki_dir.close()
-        raise UsageError(f"cannot listen on {listen}: {exc.strerror}") from None
+        raise
     click.echo(f"OCSP responder for {', '.join(a.name for a in authorities)} on {server.url} "
                f"({count} answers pre-produced)", err=True)
     try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # Ctrl-C: KeyboardInterrupt, exit 130 (cli/main.py)
     finally:
         server.server_close()
         pki_dir.close()

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ocppsec.cli._common import (
     echo_json,
@@ -20,20 +20,24 @@ from ocppsec.cli._common import (
     passphrase_for_reading,
     passphrase_for_writing,
     read_input_file,
+    read_text_file,
 )
 from ocppsec.pki.chain import verify_chain, verify_issued_chain
 from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
-from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.errors import ChainError, InputError, UsageError
+from ocppsec.pki.errors import UsageError
 from ocppsec.pki.hashdata import compute_hash_data
-from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
 from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.keys.files import atomic_write, key_to_pem, load_key_file
-from ocppsec.pki.ledger import CertificateRecord
 from ocppsec.pki.lint import guess_profile, lint_certificate
 from ocppsec.pki.names import name_value
 from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
 from ocppsec.pki.profiles import PROFILES, get_profile
+
+if TYPE_CHECKING:
+    from ocppsec.pki.ledger import CertificateRecord
+
+# The PKI directory (ledger, storage, SQLite) and the hierarchy builder are imported by the commands that
+# use them: `pki verify`, `lint`, `hashdata` start without them (ADR 20).
 
 __all__ = ["pki"]
 
@@ -46,6 +50,8 @@ def pki() -> None:
 @pki.command("config")
 def config_cmd() -> None:
     """Print the built-in hierarchy configuration (TOML), to copy and edit."""
+    from ocppsec.pki.hierarchy import default_config_text
+
     click.echo(default_config_text(), nl=False)
 
 
@@ -69,7 +75,7 @@ def profiles_cmd(as_json: bool) -> None:
 
 @pki.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="Hierarchy TOML (default: the built-in one, see `ocppsec pki config`).")
 @click.option("--cso-name", help="CSO organisation name (O of station and CSMS certificates).")
 @click.option("--csms-fqdn", help="FQDN of the CSMS (CN of its server certificates).")
@@ -82,6 +88,9 @@ def profiles_cmd(as_json: bool) -> None:
 def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, csms_fqdn: str | None, iso20: bool,
              ca_keys: tuple[str, ...], no_encrypt: bool, at_text: str | None, as_json: bool) -> None:
     """Build every CA and certificate of the hierarchy into DIRECTORY (resumable)."""
+    from ocppsec.pki.directory import PkiDirectory
+    from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
+
     raw = read_input_file(str(config_file), "configuration") if config_file else default_config_text().encode()
     if iso20:
         raw = raw.replace(b"[iso15118_20]\nenabled = false", b"[iso15118_20]\nenabled = true")
@@ -118,26 +127,28 @@ def _table(records: Sequence[CertificateRecord]) -> None:
 @pki.command("issue")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--ca", "ca_name", required=True, help="Name of the issuing CA (e.g. csms-root, cpo-sub-ca-2).")
-@click.option("--csr", "csr_file", required=True, type=click.Path(dir_okay=False), help="PKCS#10 request (PEM or DER).")
+@click.option("--csr", "csr_file", required=True, type=click.Path(), help="PKCS#10 request (PEM or DER).")
 @click.option("--profile", "profile_name", help="Profile of the new certificate (default: what the CA issues).")
 @click.option("--expected-cn", help="The requester's identity: CN must equal it (station serial, SECC ID).")
-@click.option("--serial-registry", "registry_file", type=click.Path(dir_okay=False),
+@click.option("--serial-registry", "registry_file", type=click.Path(),
               help="File of known station serial numbers (one per line): a station CN must be among them.")
 @click.option("--validity-days", type=click.IntRange(1, 36500))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the chain here.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write the chain here.")
 @click.option("--at", "at_text", metavar="TIME")
 @click.option("--json", "as_json", is_flag=True)
 def issue_cmd(directory: Path, ca_name: str, csr_file: str, profile_name: str | None, expected_cn: str | None,
               registry_file: str | None, validity_days: int | None, out_file: Path | None, at_text: str | None,
               as_json: bool) -> None:
     """Issue a certificate from a CSR under the profile's policy; print the chain as CertificateSigned carries it."""
+    from ocppsec.pki.directory import PkiDirectory
+
     csr = load_csr(read_input_file(csr_file, "CSR"), what=f"CSR {csr_file}")
     profile = get_profile(profile_name) if profile_name else None
     pki_dir = PkiDirectory.open(directory, passphrase_for_reading())
     try:
         ctx = pki_dir.policy_context(expected_cn=expected_cn)
         if registry_file:
-            lines = read_input_file(registry_file, "serial registry").decode("utf-8", "replace").splitlines()
+            lines = read_text_file(registry_file, "serial registry", limit=64 << 20).splitlines()
             ctx = replace(ctx, serial_registry=frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#")))
         result = pki_dir.issue_from_csr(csr, ca=ca_name, at=parse_time(at_text), profile=profile, ctx=ctx,
                                         validity_days=validity_days)
@@ -163,8 +174,8 @@ def issue_cmd(directory: Path, ca_name: str, csr_file: str, profile_name: str | 
 @click.option("--country", help="Subject C (two letters).")
 @click.option("--dc", help="Subject DC (e.g. CPO for SECC certificates).")
 @click.option("--key-type", type=click.Choice([k.value for k in KeySpec]), help="Default: the profile's key type.")
-@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="CSR file (default stdout).")
+@click.option("--key-out", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="CSR file (default stdout).")
 @click.option("--no-encrypt", is_flag=True, help="Store the new key unencrypted.")
 def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc: str | None, key_type: str | None,
             key_out: Path, out_file: Path | None, no_encrypt: bool) -> None:
@@ -189,8 +200,8 @@ def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc
 
 
 @pki.command("verify")
-@click.argument("chain_file", type=click.Path(dir_okay=False))
-@click.option("--trust", "trust_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+@click.argument("chain_file", type=click.Path())
+@click.option("--trust", "trust_files", multiple=True, required=True, type=click.Path(),
               help="Trusted root certificate(s) (PEM); repeatable.")
 @click.option("--profile", "profile_name", help="Also lint the leaf against this profile.")
 @click.option("--expected-cn", help="Leaf CN must equal this (FQDN or station serial).")
@@ -207,18 +218,12 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
     profile = get_profile(profile_name) if profile_name else guess_profile(leaf)
     roots_fp = {r.fingerprint(hashes.SHA256()) for r in roots}
     intermediates = [c for c in rest if c.fingerprint(hashes.SHA256()) not in roots_fp]
-    try:
-        if lenient:
-            verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
-                                    expected_cn=expected_cn)
-        else:
-            verified = verify_issued_chain(certs, roots, at=at, max_depth=profile.max_chain_depth, expected_cn=expected_cn)
-        lint = lint_certificate(leaf, profile) if profile_name else None
-    except (ChainError, InputError) as exc:
-        if as_json:
-            echo_json({"valid": False, "error": str(exc)})
-            sys.exit(1)
-        raise
+    if lenient:  # a failure is one error line (with --json: the JSON error object), cli/main.py
+        verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
+                                expected_cn=expected_cn)
+    else:
+        verified = verify_issued_chain(certs, roots, at=at, max_depth=profile.max_chain_depth, expected_cn=expected_cn)
+    lint = lint_certificate(leaf, profile) if profile_name else None
     ok = lint is None or lint.ok
     if as_json:
         echo_json({"valid": ok, "chain": [c.subject.rfc4514_string() for c in verified.chain],
@@ -234,7 +239,7 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
 
 
 @pki.command("lint")
-@click.argument("cert_file", type=click.Path(dir_okay=False))
+@click.argument("cert_file", type=click.Path())
 @click.option("--profile", "profile_name", help="Profile to check against (default: guessed from the certificate).")
 @click.option("--cso-name", help="Check that O equals this CSO name.")
 @click.option("--json", "as_json", is_flag=True)
@@ -256,8 +261,8 @@ def lint_cmd(cert_file: str, profile_name: str | None, cso_name: str | None, as_
 
 
 @pki.command("hashdata")
-@click.argument("cert_file", type=click.Path(dir_okay=False))
-@click.option("--issuer", "issuer_file", type=click.Path(dir_okay=False),
+@click.argument("cert_file", type=click.Path())
+@click.option("--issuer", "issuer_file", type=click.Path(),
               help="The issuing certificate (omit for a self-signed root).")
 @click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -286,6 +291,8 @@ def hashdata_cmd(cert_file: str, issuer_file: str | None, hash_name: str, as_jso
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(directory: Path, expiring_days: int | None, at_text: str | None, as_json: bool) -> None:
     """List every certificate in the ledger (a table on a terminal)."""
+    from ocppsec.pki.directory import PkiDirectory
+
     pki_dir = PkiDirectory.open(directory)
     try:
         if expiring_days is None:
@@ -305,10 +312,12 @@ def list_cmd(directory: Path, expiring_days: int | None, at_text: str | None, as
 @click.argument("name")
 @click.option("--chain", "with_chain", is_flag=True, help="Append the issuing CAs (root last).")
 @click.option("--key", "with_key", is_flag=True, help="Append the private key (encrypted as stored).")
-@click.option("--pkcs12", "p12_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--pkcs12", "p12_file", type=click.Path(path_type=Path),
               help="Write certificate, chain and key as PKCS#12 (protected with the passphrase).")
 def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12_file: Path | None) -> None:
     """Print a named certificate (PEM) from the directory, optionally with chain and key."""
+    from ocppsec.pki.directory import PkiDirectory
+
     need_key = with_key or p12_file is not None
     pki_dir = PkiDirectory.open(directory, passphrase_for_reading() if p12_file else None)
     try:
@@ -323,6 +332,8 @@ def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12
         if p12_file is not None:
             assert key_path is not None
             passphrase = passphrase_for_reading()
+            from cryptography.hazmat.primitives.serialization import pkcs12
+
             key = load_key_file(key_path, passphrase).private_key
             enc = (serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption())
             blob = pkcs12.serialize_key_and_certificates(name.encode(), key, chain[0], chain[1:] or None, enc)  # type: ignore[arg-type]
@@ -331,7 +342,7 @@ def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12
             return
         out = certificates_to_pem(chain if with_chain else chain[:1])
         if with_key and key_path is not None:
-            out += key_path.read_text()
+            out += read_text_file(key_path, "key file")
         click.echo(out, nl=False)
     finally:
         pki_dir.close()

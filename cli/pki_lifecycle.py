@@ -5,21 +5,20 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time, passphrase_for_reading, read_input_file
-from ocppsec.pki.certmgmt.inventory import inventory_location
-from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import NotFoundError, UsageError
 from ocppsec.pki.keys.files import atomic_write
-from ocppsec.pki.ledger import CertificateRecord
-from ocppsec.pki.lifecycle.expiry import ExpiryPolicy, find_expiring
-from ocppsec.pki.lifecycle.inventory_file import load_inventory_file
 from ocppsec.pki.pem import load_certificate
 from ocppsec.pki.revocation.crl import build_crl, crl_entries, parse_reason
+
+if TYPE_CHECKING:
+    from ocppsec.pki.ledger import CertificateRecord
 
 __all__ = ["COMMANDS", "crl_cmd", "expiring_cmd", "revoke_cmd"]
 
@@ -41,7 +40,7 @@ def _pick(matches: list[CertificateRecord], what: str, ca: str | None) -> Certif
 @click.command("revoke")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("serial", required=False)
-@click.option("--cert", "cert_file", type=click.Path(dir_okay=False), help="The certificate to revoke (PEM/DER).")
+@click.option("--cert", "cert_file", type=click.Path(), help="The certificate to revoke (PEM/DER).")
 @click.option("--reason", required=True, help="RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, ...")
 @click.option("--ca", "ca_name", help="Issuing CA, when the serial is ambiguous.")
 @click.option("--at", "at_text", metavar="TIME", help="Revocation time (default now).")
@@ -50,6 +49,8 @@ def _pick(matches: list[CertificateRecord], what: str, ca: str | None) -> Certif
 def revoke_cmd(directory: Path, serial: str | None, cert_file: str | None, reason: str, ca_name: str | None,
                at_text: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Record a revocation in the ledger (CRLs and the OCSP responder pick it up)."""
+    from ocppsec.pki.directory import PkiDirectory
+
     if (serial is None) == (cert_file is None):
         raise UsageError("give either SERIAL or --cert FILE")
     flag = parse_reason(reason)
@@ -82,7 +83,7 @@ def revoke_cmd(directory: Path, serial: str | None, cert_file: str | None, reaso
 @click.command("crl")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--ca", "ca_name", required=True, help="The CA whose CRL to sign.")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write here (default stdout).")
 @click.option("--next-update-hours", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
               help="nextUpdate = thisUpdate + this.")
 @click.option("--der", is_flag=True, help="DER instead of PEM.")
@@ -91,6 +92,8 @@ def revoke_cmd(directory: Path, serial: str | None, cert_file: str | None, reaso
 def crl_cmd(directory: Path, ca_name: str, out_file: Path | None, next_update_hours: float, der: bool,
             at_text: str | None, ledger_url: str | None) -> None:
     """Sign the CA's CRL from the ledger's revocations (new CRL number each time)."""
+    from ocppsec.pki.directory import PkiDirectory
+
     at = parse_time(at_text)
     pki_dir = PkiDirectory.open(directory, passphrase_for_reading(), ledger_url=ledger_url)
     try:
@@ -134,6 +137,11 @@ def _threshold(item: str) -> tuple[str, timedelta]:
 def expiring_cmd(directory: Path, within_days: float | None, thresholds: tuple[str, ...], at_text: str | None,
                  ledger_url: str | None, as_json: bool) -> None:
     """Certificates we issued and certificates stations hold that expire soon, with the action each needs."""
+    from ocppsec.pki.certmgmt.inventory import inventory_location
+    from ocppsec.pki.directory import PkiDirectory
+    from ocppsec.pki.lifecycle.expiry import ExpiryPolicy, find_expiring
+    from ocppsec.pki.lifecycle.inventory_file import load_inventory_file
+
     at = parse_time(at_text)
     pki_dir = PkiDirectory.open(directory, ledger_url=ledger_url)
     try:
