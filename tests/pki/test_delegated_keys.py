@@ -74,6 +74,16 @@ def test_all_four_builders_sign_with_a_remote_key(kind: str) -> None:
     assert set(key.calls) == {expected} and len(key.calls) == 4
 
 
+@pytest.mark.parametrize("kind", ["ec", "rsa"])
+def test_a_signature_the_public_key_refuses_stops_signing(kind: str) -> None:
+    priv = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else rsa.generate_private_key(65537, 2048)
+    key = RemoteKey(LocalKey(priv), garbage=True)
+    with pytest.raises(KeyError_, match="does not verify"):
+        _root(key)
+    with pytest.raises(KeyError_, match="does not verify"):
+        make_csr(key, {"O": "Example CSO", "CN": "SN-1"})
+
+
 def test_a_delegated_key_never_gives_itself_away() -> None:
     ec_key = as_private_key(RemoteKey(LocalKey(ec.generate_private_key(ec.SECP256R1()))))
     rsa_key = as_private_key(RemoteKey(LocalKey(rsa.generate_private_key(65537, 2048))))
