@@ -23,7 +23,8 @@ letting certificates out that nobody can verify.
 
 from __future__ import annotations
 
-from typing import NoReturn, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import NoReturn, Protocol, Self, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -92,20 +93,52 @@ def _refuse(label: str, what: str) -> NoReturn:
                     hint="keys held in a token sign; they cannot be exported or used for key agreement")
 
 
-class DelegatedEcKey(ec.EllipticCurvePrivateKey):
-    """An EC private key for pyca whose ECDSA signatures are made by :meth:`_sign_ecdsa` (DER signatures)."""
+class _Delegated:
+    """What both delegated key types share: a label, refusals, and checking the first signature of each kind."""
 
-    def __init__(self, public: ec.EllipticCurvePublicKey, label: str) -> None:
-        self._public = public
+    def __init__(self, public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey, label: str) -> None:
         self._label = label
+        self._description = describe_public_key(public)
         self._verified: set[tuple[object, ...]] = set()  # kinds of signature seen to verify
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({describe_public_key(self._public)}, {self._label!r})"
+        return f"{type(self).__name__}({self._description}, {self._label!r})"
 
     @property
     def label(self) -> str:
         return self._label
+
+    def _first_checked(self, kind: tuple[object, ...], verify: Callable[[], None]) -> None:
+        """Run ``verify`` (raising InvalidSignature) the first time a signature of ``kind`` is made."""
+        if kind in self._verified:
+            return
+        try:
+            verify()
+        except (InvalidSignature, ValueError):
+            raise KeyError_(f"the key {self._label} made a {kind[0]} signature its public key does not verify",
+                            hint="the token's public and private key objects may not belong together") from None
+        self._verified.add(kind)
+
+    def private_numbers(self) -> NoReturn:
+        _refuse(self._label, "the private numbers")
+
+    def private_bytes(self, encoding: serialization.Encoding, format: serialization.PrivateFormat,
+                      encryption_algorithm: serialization.KeySerializationEncryption) -> bytes:
+        _refuse(self._label, "the private key encoding")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class DelegatedEcKey(_Delegated, ec.EllipticCurvePrivateKey):
+    """An EC private key for pyca whose ECDSA signatures are made by :meth:`_sign_ecdsa` (DER signatures)."""
+
+    def __init__(self, public: ec.EllipticCurvePublicKey, label: str) -> None:
+        super().__init__(public, label)
+        self._public = public
 
     def _sign_ecdsa(self, data: bytes, algorithm: SignHash) -> bytes:
         """Sign ``data`` (a message, or a digest when ``algorithm`` is Prehashed); a DER ECDSA signature."""
@@ -117,16 +150,10 @@ class DelegatedEcKey(ec.EllipticCurvePrivateKey):
         if signature_algorithm.deterministic_signing:
             raise KeyError_(f"the EC key {self._label} cannot sign deterministically (RFC 6979)",
                             hint="sign without ecdsa_deterministic")
-        data = bytes(data)
-        signature = self._sign_ecdsa(data, signature_algorithm.algorithm)
-        kind = ("ecdsa", hash_of(signature_algorithm.algorithm).name)
-        if kind not in self._verified:
-            try:
-                self._public.verify(signature, data, signature_algorithm)
-            except (InvalidSignature, ValueError):
-                raise KeyError_(f"the EC key {self._label} made an ECDSA signature its public key does not verify",
-                                hint="the token's public and private key objects may not belong together") from None
-            self._verified.add(kind)
+        message = bytes(data)
+        signature = self._sign_ecdsa(message, signature_algorithm.algorithm)
+        self._first_checked(("ECDSA", hash_of(signature_algorithm.algorithm).name),
+                            lambda: self._public.verify(signature, message, signature_algorithm))
         return signature
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -143,34 +170,13 @@ class DelegatedEcKey(ec.EllipticCurvePrivateKey):
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         _refuse(self._label, "ECDH key agreement")
 
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        _refuse(self._label, "the private value")
 
-    def private_bytes(self, encoding: serialization.Encoding, format: serialization.PrivateFormat,
-                      encryption_algorithm: serialization.KeySerializationEncryption) -> bytes:
-        _refuse(self._label, "the private key encoding")
-
-    def __copy__(self) -> DelegatedEcKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> DelegatedEcKey:
-        return self
-
-
-class DelegatedRsaKey(rsa.RSAPrivateKey):
+class DelegatedRsaKey(_Delegated, rsa.RSAPrivateKey):
     """An RSA private key for pyca whose PKCS#1 v1.5 and PSS signatures are made by :meth:`_sign_rsa`."""
 
     def __init__(self, public: rsa.RSAPublicKey, label: str) -> None:
+        super().__init__(public, label)
         self._public = public
-        self._label = label
-        self._verified: set[tuple[object, ...]] = set()  # kinds of signature seen to verify
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({describe_public_key(self._public)}, {self._label!r})"
-
-    @property
-    def label(self) -> str:
-        return self._label
 
     def _sign_rsa(self, data: bytes, pad: PKCS1v15 | PSS, algorithm: SignHash) -> bytes:
         """Sign ``data`` (a message, or a digest when ``algorithm`` is Prehashed) with ``pad``."""
@@ -182,19 +188,13 @@ class DelegatedRsaKey(rsa.RSAPrivateKey):
             raise KeyError_(f"the RSA key {self._label} signs with PKCS#1 v1.5 or PSS, not {pad.name}")
         if isinstance(algorithm, utils.NoDigestInfo):
             raise KeyError_(f"the RSA key {self._label} signs DigestInfo-wrapped hashes only")
-        data = bytes(data)
-        signature = self._sign_rsa(data, pad, algorithm)
+        message = bytes(data)
+        signature = self._sign_rsa(message, pad, algorithm)
         h = hash_of(algorithm)
-        kind: tuple[object, ...] = ("pkcs1v15", h.name)
+        kind: tuple[object, ...] = ("RSA PKCS#1 v1.5", h.name)
         if isinstance(pad, PSS):
-            kind = ("pss", h.name, pss_mgf_hash(pad).name, pss_salt_length(pad, self._public, h))
-        if kind not in self._verified:
-            try:
-                self._public.verify(signature, data, pad, algorithm)
-            except (InvalidSignature, ValueError):
-                raise KeyError_(f"the RSA key {self._label} made a signature its public key does not verify",
-                                hint="the token's public and private key objects may not belong together") from None
-            self._verified.add(kind)
+            kind = ("RSA-PSS", h.name, pss_mgf_hash(pad).name, pss_salt_length(pad, self._public, h))
+        self._first_checked(kind, lambda: self._public.verify(signature, message, pad, algorithm))
         return signature
 
     def public_key(self) -> rsa.RSAPublicKey:
@@ -206,19 +206,6 @@ class DelegatedRsaKey(rsa.RSAPrivateKey):
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
         _refuse(self._label, "RSA decryption")
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        _refuse(self._label, "the private numbers")
-
-    def private_bytes(self, encoding: serialization.Encoding, format: serialization.PrivateFormat,
-                      encryption_algorithm: serialization.KeySerializationEncryption) -> bytes:
-        _refuse(self._label, "the private key encoding")
-
-    def __copy__(self) -> DelegatedRsaKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> DelegatedRsaKey:
-        return self
 
 
 _ECDSA_SCHEMES = {"sha256": SignatureScheme.ECDSA_SHA256, "sha384": SignatureScheme.ECDSA_SHA384,
