@@ -86,6 +86,9 @@ class IssuancePipeline:
     records go (``None``: records are made but kept nowhere, for in-memory CAs). ``backdate``: how far
     notBefore lies before ``at`` (clock skew of the requesters). ``issuer_name``: the CA's name in the
     ledger (default: the authority's name).
+
+    Its configuration does not change once made; all it keeps is the shared base builder of the last few
+    validities it issued (pyca builders are immutable, so sharing one is safe).
     """
 
     def __init__(
@@ -197,7 +200,7 @@ class IssuancePipeline:
         stations: Sequence[str | None] | None = None,
     ) -> list[IssueResult]:
         """Steps 2-4 for requests that passed this profile's policy; records are committed before return."""
-        for attempt in range(SERIAL_ATTEMPTS):
+        for _attempt in range(SERIAL_ATTEMPTS):
             signed = []
             for request in requests:
                 serial = new_serial()
@@ -206,10 +209,8 @@ class IssuancePipeline:
             try:
                 records = self.record(signed, at=at, station=station, stations=stations)
             except DuplicateError:
-                if attempt + 1 < SERIAL_ATTEMPTS:
-                    continue  # a serial clash: sign again with fresh serials, nothing was recorded
-                raise DuplicateError(f"could not record the batch after {SERIAL_ATTEMPTS} attempts") from None
+                continue  # a serial clash: sign again with fresh serials, nothing was recorded
             sub_cas, root = self._sub_cas, self._root
             return [IssueResult(IssuedCertificate(s.certificate, sub_cas, root), s.request, r)
                     for s, r in zip(signed, records, strict=True)]
-        raise AssertionError("unreachable")  # the loop returns or raises
+        raise DuplicateError(f"could not record the batch after {SERIAL_ATTEMPTS} attempts")

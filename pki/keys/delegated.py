@@ -41,10 +41,10 @@ from cryptography.utils import Buffer
 from ocppsec.pki.errors import KeyError_
 from ocppsec.pki.keys.base import LocalKey, PrivateKey, SignatureScheme, SigningKey, describe_public_key
 
-__all__ = ["DelegatedEcKey", "DelegatedRsaKey", "HasPrivateKey", "as_private_key", "hash_of", "message_digest", "pss_mgf_hash",
-           "pss_salt_length"]
+__all__ = ["DelegatedEcKey", "DelegatedRsaKey", "HasPrivateKey", "SignHash", "as_private_key", "hash_of", "message_digest",
+           "pss_mgf_hash", "pss_salt_length"]
 
-SignHash = hashes.HashAlgorithm | utils.Prehashed
+SignHash = hashes.HashAlgorithm | utils.Prehashed  # what sign() hashes with, or what a digest was made with
 RsaHash = hashes.HashAlgorithm | utils.Prehashed | utils.NoDigestInfo
 
 

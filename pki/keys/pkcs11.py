@@ -347,12 +347,12 @@ class Pkcs11Key:
         except p11.PKCS11Error as exc:
             raise BackendError(f"PKCS#11 signing with {self.label} failed: {exc!r}") from None
 
-    def _scheme_arguments(self, scheme: SignatureScheme) -> tuple[Any, hashes.HashAlgorithm]:
-        """pyca's padding (or ECDSA) and hash for ``scheme``, checked against the key type."""
+    def _padding_for(self, scheme: SignatureScheme) -> tuple[PKCS1v15 | PSS | None, hashes.HashAlgorithm]:
+        """The RSA padding (None: ECDSA) and the hash of ``scheme``, checked against the key type."""
         h = scheme.hash_algorithm
         if h is not None:
             if scheme.is_ecdsa and isinstance(self._public, ec.EllipticCurvePublicKey):
-                return ec.ECDSA(h), h
+                return None, h
             if isinstance(self._public, rsa.RSAPublicKey):
                 if scheme is SignatureScheme.RSA_PSS_SHA256:
                     return pss_padding(), h
@@ -363,25 +363,27 @@ class Pkcs11Key:
             hint="choose a scheme that matches the key type",
         )
 
-    def _sign_with(self, data: bytes, scheme: SignatureScheme, algorithm: SignHash) -> bytes:
-        how, _ = self._scheme_arguments(scheme)
+    def _sign_with(self, data: bytes, scheme: SignatureScheme, *, prehashed: bool) -> bytes:
+        """Sign through :attr:`private_key`, as pyca's builders do."""
+        pad, h = self._padding_for(scheme)
+        algorithm: SignHash = utils.Prehashed(h) if prehashed else h
         key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
+        if pad is None:
+            assert isinstance(key, ec.EllipticCurvePrivateKey)  # _padding_for checked the key type
             return key.sign(data, ec.ECDSA(algorithm))
-        assert isinstance(key, rsa.RSAPrivateKey)  # private_key is EC or RSA
-        return key.sign(data, how, algorithm)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return key.sign(data, pad, algorithm)
 
     def sign_digest(self, digest: bytes, scheme: SignatureScheme) -> bytes:
         """Sign a digest made with ``scheme``'s hash (ECDSA -> DER; PSS; PKCS#1 v1.5 via DigestInfo)."""
         h = scheme.hash_algorithm
         if h is None or len(digest) != h.digest_size:
             raise UsageError(f"a {scheme.value} digest has {h.digest_size if h else '?'} bytes, got {len(digest)}")
-        return self._sign_with(digest, scheme, utils.Prehashed(h))
+        return self._sign_with(digest, scheme, prehashed=True)
 
     def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
         """Sign a message (SigningKey protocol)."""
-        _, h = self._scheme_arguments(scheme)
-        return self._sign_with(data, scheme, h)
+        return self._sign_with(data, scheme, prehashed=False)
 
 
 _HASH_NAMES = ("sha256", "sha384", "sha512")
