@@ -267,7 +267,7 @@ class CertificateService:
     def handle_many(
         self, requests: Sequence[tuple[str, SignRequest]], *, at: datetime,
     ) -> list[tuple[Outcome, CertificateSignedOrder | None]]:
-        """Review and sign a batch (one CA/ledger transaction and one inventory transaction)."""
+        """Review and sign a batch (one ledger transaction per CA, one inventory transaction)."""
         return self.sign([self.review(sid, req) for sid, req in requests], at=at)
 
     # -- answers from the station ------------------------------------------------------------------
