@@ -16,8 +16,9 @@ from ocppsec.pki.certmgmt import (
     LocalCaSigner,
     SigningOrder,
     SignRequest,
-    SqliteInventory,
     StationInfo,
+    inventory_location,
+    open_inventory,
 )
 from ocppsec.pki.certmgmt.inventory import IssuedEntryFactory
 from ocppsec.pki.csr import make_csr
@@ -48,7 +49,7 @@ def _requests() -> list[tuple[str, SignRequest]]:
 
 def test_a_mixed_batch_through_the_local_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pki = PkiDirectory.init(tmp_path / "pki", HierarchyConfig.default(cso_name=CSO), passphrase=None, at=NOW)
-    inventory = SqliteInventory.beside(pki.path)
+    inventory = open_inventory(inventory_location(pki.path))
     service = CertificateService(LocalCaSigner(pki), cso_name=CSO, stations=STATIONS, inventory=inventory)
     validations: list[object] = []
     original = IssuancePipeline.validate
@@ -72,7 +73,7 @@ def test_a_mixed_batch_through_the_local_ca(tmp_path: Path, monkeypatch: pytest.
             expected.hash_key, expected.serial, expected.fingerprint, expected.not_after, "sent")
         assert pki.ledger.find_serial(chain.record.serial, chain.issuer)[0].fingerprint == chain.record.fingerprint
     assert {o.chain.issuer for _, o in answers if o} == {"csms-root", "cpo-sub-ca-2"}
-    assert inventory.count() == 4
+    assert len(inventory.all()) == 4
     inventory.close()
     pki.close()
 
