@@ -384,3 +384,77 @@ def test_profile_change_closes_a_connected_station(pki: Pki, fleet: Fleet, sink:
         snapshot.close()
         other_node.close()
         registry.close()
+
+
+# -- a CRL over HTTP ------------------------------------------------------------------------------------------------
+class CrlServer:
+    """Serves ``body`` at any path over HTTP on 127.0.0.1 and counts the requests."""
+
+    def __init__(self, body: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.body = body
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/csms-root.crl"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_crl_url_fetched_again_closes_and_refuses(pki: Pki, fleet: Fleet, sink: MemorySink, port: int, tmp_path: Path) -> None:
+    from ocppsec.security_profiles.gateway.revocation_io import CrlUrl
+
+    victim = fleet.station("crl-url")
+    server = CrlServer(fleet.write_crl(tmp_path / "root.crl").read_bytes())
+    source = CrlUrl(server.url, refresh=0.3)
+    checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")], crls=[source])
+
+    async def main() -> None:
+        async with guarded(pki, fleet, registry_for(victim), sink, port, free_port(), checker=checker):
+            conn = await station_connects(pki, port, victim)
+            fleet.revoke(victim)
+            server.body = fleet.write_crl(tmp_path / "root.crl").read_bytes()  # the CA publishes a new CRL
+            await closed_within(conn)
+            assert "403" in await refused(pki, port, victim)
+            assert server.requests >= 2 and source.loads >= 2
+
+    try:
+        run(main())
+    finally:
+        server.close()
+
+
+def test_crl_url_unreachable_at_start_counts_as_unknown(pki: Pki, fleet: Fleet, sink: MemorySink, port: int) -> None:
+    from ocppsec.security_profiles.gateway.revocation_io import CrlUrl
+
+    station = fleet.station("crl-url-down")
+    checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")],
+                                crls=[CrlUrl(f"http://127.0.0.1:{free_port()}/x.crl", timeout=1)])
+
+    async def main() -> None:
+        async with guarded(pki, fleet, registry_for(station), sink, port, free_port(), checker=checker):
+            assert "403" in await refused(pki, port, station)
+            event = await wait_event(sink, "InvalidChargingStationCertificate")
+            assert "not loaded" in event.tech_info and "fail-closed" in event.tech_info
+
+    run(main())
