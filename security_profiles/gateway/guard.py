@@ -54,6 +54,7 @@ _log = logging.getLogger("ocppsec.security_profiles.gateway.guard")
 CERTIFICATE_CONTEXT_KEY = "station_certificate"
 POLICY_VIOLATION = 1008
 RECONFIGURATION = "ReconfigurationOfSecurityParameters"
+PARSED_MAX = 65_536  # station certificates kept parsed (about 2 KB each)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class StationGuard:
         self._closes: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._parsed: dict[bytes, StationCertificate] = {}  # DER -> facts: a reconnecting station is not parsed again
         self._unsubscribe: list[object] = []
         if revocation is not None:
             gateway.admission_steps.append(self.admit)
@@ -98,11 +100,16 @@ class StationGuard:
         if der is None:
             return None
         identity = admission.decision.identity
-        try:
-            cert = StationCertificate.from_der(der)
-        except InputError as exc:
-            self.stats.refused += 1
-            return Reject(exc.message, 403, ev.INVALID_CS_CERTIFICATE, REQUIREMENT, identity)
+        cert = self._parsed.get(der)
+        if cert is None:
+            try:
+                cert = StationCertificate.from_der(der)
+            except InputError as exc:
+                self.stats.refused += 1
+                return Reject(exc.message, 403, ev.INVALID_CS_CERTIFICATE, REQUIREMENT, identity)
+            if len(self._parsed) >= PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[der] = cert
         admission.context[CERTIFICATE_CONTEXT_KEY] = cert
         verdict = await checker.verdict(cert)
         checker.checks += 1

@@ -109,7 +109,6 @@ class StationCertificate:
     serial: int
     issuer: bytes  # the issuer Name, DER
     issuer_key: bytes  # the authorityKeyIdentifier's keyIdentifier, else the issuer Name (see issuer_keys)
-    subject: str
     ocsp_url: str | None  # the AIA OCSP URL, if any
 
     @classmethod
@@ -117,7 +116,6 @@ class StationCertificate:
         try:
             cert = x509.load_der_x509_certificate(der)
             issuer = cert.issuer.public_bytes()
-            subject = cert.subject.rfc4514_string()
             url = ocsp_url_of(cert)
             try:
                 aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
@@ -125,7 +123,7 @@ class StationCertificate:
                 aki = None
         except ValueError as exc:
             raise InputError(f"unreadable station certificate: {exc}") from None
-        return cls(cert, hashlib.sha256(der).hexdigest(), cert.serial_number, issuer, aki or _name_key(issuer), subject, url)
+        return cls(cert, hashlib.sha256(der).hexdigest(), cert.serial_number, issuer, aki or _name_key(issuer), url)
 
     @property
     def serial_hex(self) -> str:
