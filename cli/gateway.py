@@ -225,7 +225,7 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
                              hint="auto asks each certificate's AIA responder")
         checker_ocsp = OcspChecker(ocsp, timeout=timeout, max_age=timedelta(seconds=max_age))
     issuers = [c for path in trust for c in load_certificates(Path(path).read_bytes())]
-    ledger = LedgerSource.from_directory(pki_dir) if pki_dir else None
+    ledger = LedgerSource.from_directory(pki_dir, trusted=issuers) if pki_dir else None
     return RevocationChecker(issuers=issuers, crls=sources, ledger=ledger, ocsp=checker_ocsp,
                              fail=fail or FailMode.CLOSED)
 

@@ -39,6 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki.errors import OcppsecError, UsageError
 from ocppsec.pki.ledger import CertificateStatus, Ledger
@@ -319,13 +320,23 @@ class LedgerSource:
         self._close = close
 
     @classmethod
-    def from_directory(cls, path: str | os.PathLike[str], **kwargs: Any) -> LedgerSource:
-        """The ledger of the PKI directory at ``path`` (its own connection; no key is opened)."""
+    def from_directory(cls, path: str | os.PathLike[str], *, trusted: Sequence[x509.Certificate] | None = None,
+                       **kwargs: Any) -> LedgerSource:
+        """The ledger of the PKI directory at ``path`` (its own connection; no key is opened).
+
+        ``trusted``: read only the CAs that chain to one of these roots (the gateway's ``--trust``: no other CA
+        can have issued a certificate a station gets through the TLS handshake with); None: every CA."""
         from ocppsec.pki.directory import PkiDirectory
 
         pki = PkiDirectory.open(Path(path))
         try:
             names = [e.name for e in pki.config.plan().cas]
+            if trusted is not None:
+                roots = {c.public_bytes(Encoding.DER) for c in trusted}
+                names = [n for n in names if (chain := pki.chain_of(n)) and chain[-1].public_bytes(Encoding.DER) in roots]
+                if not names:
+                    raise UsageError(f"the PKI directory {path} holds no CA under the trusted roots",
+                                     hint="--pki names the directory whose CA issued the station certificates")
         except Exception:
             pki.close()
             raise

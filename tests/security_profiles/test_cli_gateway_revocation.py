@@ -44,6 +44,7 @@ def test_revocation_options_are_checked(pki: Pki, tmp_path: Path, fleet_template
         (["--profile", "2", "--pki", str(fleet_template)], "only profile 3 has"),
         (["--ca", "csms-root", "--pki", str(fleet_template)], "only make sense with --sign-csrs"),
         (["--crl", str(not_a_crl)], "--crl: not a CRL"),
+        (["--pki", str(fleet_template)], "holds no CA under the trusted roots"),  # --trust names another hierarchy
         (["--ocsp-timeout", "0"], "--ocsp-timeout"),
     ]
     for extra, message in cases:

@@ -162,7 +162,8 @@ def test_crl_past_next_update_honours_the_fail_mode(fail: FailMode, pki: Pki, fl
 def test_ledger_revocation_refuses_and_closes(pki: Pki, any_ledger_fleet: Fleet, sink: MemorySink, port: int) -> None:
     fleet = any_ledger_fleet
     victim, bystander = fleet.station("ledger-victim"), fleet.station("ledger-bystander")
-    ledger = LedgerSource.from_directory(fleet.dir)
+    ledger = LedgerSource.from_directory(fleet.dir, trusted=[fleet.pki.ca_certificate("csms-root")])
+    assert ledger.ca_names == ("csms-root",)  # the only CA under that root: the others are not read
     checker = RevocationChecker(ledger=ledger)
 
     async def main() -> None:
