@@ -11,7 +11,8 @@ short timeout. Everything else runs in background tasks whose blocking work goes
 - :class:`CrlUrl` (``--crl URL``): fetched at start, then again ``refresh`` seconds after each fetch or a
   margin ahead of the CRL's nextUpdate, whichever comes first; a failed fetch is retried after ``retry``.
 - :class:`LedgerSource` (``--pki DIR``): the ledger's revoked certificates (by fingerprint) and revoked
-  CAs, read every ``interval`` seconds (SQLite: skipped while ``PRAGMA data_version`` stands still).
+  CAs, probed every ``interval`` seconds (the ledger's revocation count, an index-only query) and read
+  again when the probe moved, and at least every ``full_every``.
 - :class:`OcspChecker` (``--ocsp auto|URL``): answers cached per certificate until the earlier of their
   nextUpdate and thisUpdate + ``max_age``; concurrent misses for one certificate share one query; a
   responder that failed is not asked again for ``retry_after`` seconds (misses are then unknown at once).
@@ -306,13 +307,16 @@ class LedgerSource:
     ``max_age``: how long the last successful read stands in when the ledger cannot be read."""
 
     def __init__(self, ledger: Ledger, ca_names: Sequence[str], *, interval: float = 2.0,
-                 max_age: timedelta = timedelta(seconds=30), close: Callable[[], None] | None = None) -> None:
+                 max_age: timedelta = timedelta(seconds=30), full_every: timedelta = timedelta(minutes=1),
+                 close: Callable[[], None] | None = None) -> None:
         if not ca_names:
             raise UsageError("the ledger revocation source needs at least one CA name")
         self.ledger = ledger
         self.ca_names = tuple(ca_names)
         self.interval = interval
         self.max_age = max_age
+        self.full_every = full_every  # read everything at least this often, whatever the probe says
+        self._full_at: datetime | None = None
         self.state = LedgerState()
         self.ca_certificates: list[x509.Certificate] = []
         self.reads = 0
@@ -343,7 +347,12 @@ class LedgerSource:
         return cls(pki.ledger, names, close=pki.close, **kwargs)
 
     def _probe(self) -> object:
-        """SQLite's data_version (None: no cheap probe, read every time)."""
+        """A cheap value that moves with every revocation (None: no probe, read every time): the ledger's
+        ``revocation_marker()`` (:class:`~ocppsec.pki.ledger_sql.SqlLedger`: an index-only count), else
+        SQLite's data_version."""
+        marker = getattr(self.ledger, "revocation_marker", None)
+        if callable(marker):
+            return marker()
         db = getattr(self.ledger, "database", None)
         if db is None or getattr(db, "dialect", None) is None or db.dialect.name != "SQLITE":
             return None
@@ -353,7 +362,8 @@ class LedgerSource:
     def read(self, at: datetime) -> LedgerState | None:
         """Read the ledger (blocking); the new state, or None when SQLite says nothing changed."""
         marker = self._probe()
-        if marker is not None and marker == self._marker and self.state.read_at is not None:
+        full = self._full_at is None or at >= self._full_at
+        if marker is not None and marker == self._marker and self.state.read_at is not None and not full:
             return None
         revoked: dict[str, LedgerRevocation] = {}
         revoked_cas: dict[bytes, LedgerRevocation] = {}
@@ -373,6 +383,7 @@ class LedgerSource:
             for r in self.ledger.revoked(name):
                 revoked[r.fingerprint] = LedgerRevocation(r.serial, r.issuer_ca, r.revocation_reason, r.revoked_at)
         self._marker = marker
+        self._full_at = at + self.full_every
         self.reads += 1
         self.ca_certificates = certificates
         return LedgerState(revoked, revoked_cas, frozenset(cas), at)
