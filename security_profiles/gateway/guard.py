@@ -1,6 +1,6 @@
 """The gateway's guard: revocation at the handshake, and the re-check of connected stations.
 
-:class:`StationGuard` adds one admission step to a :class:`~.core.Gateway` (``Gateway.admission_steps``):
+:class:`StationGuard` adds one admission step to a :class:`~.core.Gateway` (the first of ``Gateway.admission_steps``):
 a profile-3 station's certificate is checked by the :class:`~.revocation_io.RevocationChecker` before the
 station gets its 101 (refused: HTTP 403, InvalidChargingStationCertificate). The certificate goes into the
 connection's context (``station.context["station_certificate"]``).
@@ -88,7 +88,7 @@ class StationGuard:
         self._parsed: dict[bytes, StationCertificate] = {}  # DER -> facts: a reconnecting station is not parsed again
         self._unsubscribe: list[object] = []
         if revocation is not None:
-            gateway.admission_steps.append(self.admit)
+            gateway.admission_steps.insert(0, self.admit)  # first: a revoked station costs the upstream nothing
 
     # -- the handshake ------------------------------------------------------------------------------------
     async def admit(self, admission: Admission) -> Reject | None:
