@@ -98,10 +98,10 @@ def _host_port(text: str) -> tuple[str, int]:
 @click.option("--crl", "crls", multiple=True, metavar="FILE|URL",
               help="CRL station certificates are checked against (repeatable; files reloaded when they change)")
 @click.option("--ocsp", "ocsp", metavar="auto|URL", help="check station certificates by OCSP: auto (their AIA) or a responder")
-@click.option("--ocsp-timeout", type=click.FloatRange(0.1, 30), default=3.0, show_default=True,
-              help="seconds a handshake waits for an OCSP answer not in the cache")
-@click.option("--ocsp-max-age", type=click.IntRange(1), default=3600, show_default=True,
-              help="seconds an OCSP answer is used at most (sooner when its nextUpdate says so)")
+@click.option("--ocsp-timeout", type=click.FloatRange(0.1, 30), default=None,
+              help="seconds a handshake waits for an OCSP answer not in the cache  [default: 3]")
+@click.option("--ocsp-max-age", type=click.IntRange(1), default=None,
+              help="seconds an OCSP answer is used at most (sooner when its nextUpdate says so)  [default: 3600]")
 @click.option("--revocation-fail", "revocation_fail", type=click.Choice([m.value for m in FailMode]), default=None,
               help="a certificate no source can answer for: closed refuses it (the default), open admits it")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
@@ -109,7 +109,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
             v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
-            ocsp: str | None, ocsp_timeout: float, ocsp_max_age: int, revocation_fail: str | None, verbose: int) -> None:
+            ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
+            verbose: int) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
     import os
 
@@ -138,7 +139,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         raise UsageError("--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
     if pki_dir and not sign_csrs and 3 not in profiles:
         raise UsageError("--pki without --sign-csrs enforces the ledger's revocations, which only profile 3 has")
-    checker = _revocation(profiles, trust, crls, pki_dir, ocsp, ocsp_timeout, ocsp_max_age, revocation_fail)
+    checker = _revocation(profiles, trust, crls, pki_dir, ocsp, ocsp_timeout, ocsp_max_age, revocation_fail, sign_csrs)
     registry = open_registry(stations_db)
     snapshot = RegistrySnapshot(registry)
     closers: list[Callable[[], None]] = []
@@ -167,9 +168,12 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         try:
             await guard.start()
-        except CrlError as exc:
+        except BaseException as exc:
             await guard.stop()
-            raise UsageError(f"--crl: {exc.message}", hint=exc.hint or "give a CRL its CA (--trust or --pki) issued") from None
+            if isinstance(exc, CrlError):
+                hint = exc.hint or "give a CRL its CA (--trust or --pki) issued"
+                raise UsageError(f"--crl: {exc.message}", hint=hint) from None
+            raise
         try:
             async with gw.serve(host, port):
                 scheme = "wss" if policy.tls else "ws"
@@ -192,13 +196,19 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
 
 
 def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[str, ...], pki_dir: str | None,
-                ocsp: str | None, timeout: float, max_age: int, fail: str | None) -> RevocationChecker | None:
-    """The revocation checker the options ask for (None: no revocation checks); usage errors for bad options."""
+                ocsp: str | None, timeout: float | None, max_age: int | None, fail: str | None,
+                sign_csrs: bool) -> RevocationChecker | None:
+    """The revocation checker the options ask for (None: no revocation checks); usage errors for bad options.
+
+    ``--pki`` enforces the ledger's revocations; given for ``--sign-csrs`` with a directory none of whose CAs
+    is under the ``--trust`` roots, it has nothing to say about the stations and is left out."""
     from datetime import timedelta
     from pathlib import Path
 
     from ocppsec.pki.pem import load_certificates
 
+    if ocsp is None and (timeout is not None or max_age is not None):
+        raise UsageError("--ocsp-timeout/--ocsp-max-age need --ocsp auto|URL")
     if not (crls or ocsp or pki_dir):
         if fail is not None:
             raise UsageError("--revocation-fail needs a revocation source", hint="--crl FILE|URL, --ocsp auto|URL or --pki DIR")
@@ -223,9 +233,19 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
         if ocsp != "auto" and not ocsp.startswith(("http://", "https://")):
             raise UsageError(f"--ocsp {ocsp!r} is neither auto nor an http(s) URL",
                              hint="auto asks each certificate's AIA responder")
-        checker_ocsp = OcspChecker(ocsp, timeout=timeout, max_age=timedelta(seconds=max_age))
+        checker_ocsp = OcspChecker(ocsp, timeout=timeout or 3.0, max_age=timedelta(seconds=max_age or 3600))
     issuers = [c for path in trust for c in load_certificates(Path(path).read_bytes())]
-    ledger = LedgerSource.from_directory(pki_dir, trusted=issuers) if pki_dir else None
+    ledger = None
+    if pki_dir:
+        try:
+            ledger = LedgerSource.from_directory(pki_dir, trusted=issuers)
+        except UsageError:
+            if not sign_csrs:
+                raise
+    if not (sources or ledger or checker_ocsp):
+        if fail is not None:
+            raise UsageError("--revocation-fail: --pki holds no CA under the --trust roots, and no other source is given")
+        return None
     return RevocationChecker(issuers=issuers, crls=sources, ledger=ledger, ocsp=checker_ocsp,
                              fail=fail or FailMode.CLOSED)
 

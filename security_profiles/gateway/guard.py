@@ -54,7 +54,7 @@ _log = logging.getLogger("ocppsec.security_profiles.gateway.guard")
 CERTIFICATE_CONTEXT_KEY = "station_certificate"
 POLICY_VIOLATION = 1008
 RECONFIGURATION = "ReconfigurationOfSecurityParameters"
-PARSED_MAX = 65_536  # station certificates kept parsed (about 2 KB each)
+PARSED_MAX = 32_768  # station certificates kept parsed (their DER and a few fields: about 1.5 KB each)
 
 
 @dataclass

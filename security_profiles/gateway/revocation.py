@@ -102,9 +102,10 @@ def issuer_keys(ca: x509.Certificate) -> frozenset[bytes]:
 
 @dataclass(frozen=True, slots=True)
 class StationCertificate:
-    """The facts of a station certificate the sources are asked about (parsed once per handshake)."""
+    """The facts of a station certificate the sources are asked about (parsed once, kept small: no parsed
+    certificate object is held, :attr:`certificate` parses the DER again for the rare caller that needs it)."""
 
-    certificate: x509.Certificate
+    der: bytes
     fingerprint: str  # SHA-256 of the DER, hex: the ledger's key
     serial: int
     issuer: bytes  # the issuer Name, DER
@@ -123,7 +124,14 @@ class StationCertificate:
                 aki = None
         except ValueError as exc:
             raise InputError(f"unreadable station certificate: {exc}") from None
-        return cls(cert, hashlib.sha256(der).hexdigest(), cert.serial_number, issuer, aki or _name_key(issuer), url)
+        return cls(der, hashlib.sha256(der).hexdigest(), cert.serial_number, issuer, aki or _name_key(issuer), url)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
+    def __repr__(self) -> str:
+        return f"StationCertificate(serial={self.serial_hex}, fingerprint={self.fingerprint[:16]}...)"
 
     @property
     def serial_hex(self) -> str:

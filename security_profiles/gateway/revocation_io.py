@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ocppsec.pki.errors import OcppsecError, UsageError
 from ocppsec.pki.ledger import CertificateStatus, Ledger
 from ocppsec.pki.revocation.check import CrlError, CrlIndex, index_crl, load_crl
-from ocppsec.pki.revocation.ocsp import CertId, CertStatus
+from ocppsec.pki.revocation.ocsp import CertId, CertStatus, issuer_hashes
 from ocppsec.security_profiles.gateway.revocation import (
     CrlState,
     FailMode,
@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway.revocation")
+MAX_REFRESHING = 32  # connected stations' OCSP answers fetched again at once (the rest wait for a later sweep)
 T = TypeVar("T")
 
 
@@ -134,9 +135,11 @@ class Issuers:
         for ca in candidates:
             if key_id(ca) == cert.issuer_key:
                 return ca
+        parsed = cert.certificate if candidates else None
         for ca in candidates:
+            assert parsed is not None
             try:
-                cert.certificate.verify_directly_issued_by(ca)
+                parsed.verify_directly_issued_by(ca)
             except (ValueError, TypeError, InvalidSignature):
                 continue
             return ca
@@ -488,7 +491,8 @@ class OcspChecker:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ocsp-query")
         self.queries += 1
         try:
-            result = await self._query(url, CertId.for_certificate(cert.certificate, issuer), issuer=issuer, at=at,
+            cert_id = CertId("sha256", *issuer_hashes(issuer, "sha256"), cert.serial)
+            result = await self._query(url, cert_id, issuer=issuer, at=at,
                                        timeout=self.timeout, executor=self._executor)
         except asyncio.CancelledError:
             raise
@@ -639,7 +643,7 @@ class RevocationChecker:
         """Fetch ``cert``'s OCSP answer again in the background when the cached one has expired (connected
         stations); a change of its status counts as a change of the revocations."""
         ocsp = self.ocsp
-        if ocsp is None or ocsp.url_for(cert) is None or ocsp.in_flight(cert):
+        if ocsp is None or ocsp.url_for(cert) is None or ocsp.in_flight(cert) or len(self._refreshing) >= MAX_REFRESHING:
             return
         at = self.clock()
         if ocsp.cached(cert, at=at) is not None:

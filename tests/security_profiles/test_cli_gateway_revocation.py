@@ -46,6 +46,7 @@ def test_revocation_options_are_checked(pki: Pki, tmp_path: Path, fleet_template
         (["--crl", str(not_a_crl)], "--crl: not a CRL"),
         (["--pki", str(fleet_template)], "holds no CA under the trusted roots"),  # --trust names another hierarchy
         (["--ocsp-timeout", "0"], "--ocsp-timeout"),
+        (["--crl", str(not_a_crl), "--ocsp-max-age", "60"], "need --ocsp auto|URL"),
     ]
     for extra, message in cases:
         args = _base(pki) + extra + ["--stations", stations]

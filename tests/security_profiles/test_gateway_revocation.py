@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.cli.main import cli
 from ocppsec.pki.events.sink import MemorySink
@@ -457,5 +458,25 @@ def test_crl_url_unreachable_at_start_counts_as_unknown(pki: Pki, fleet: Fleet, 
             assert "403" in await refused(pki, port, station)
             event = await wait_event(sink, "InvalidChargingStationCertificate")
             assert "not loaded" in event.tech_info and "fail-closed" in event.tech_info
+
+    run(main())
+
+
+def test_concurrent_ocsp_misses_share_one_query(fleet: Fleet) -> None:
+    from ocppsec.security_profiles.gateway.revocation import StationCertificate, Status
+
+    station = fleet.station("ocsp-burst")
+    cert = StationCertificate.from_der(station.certificate.public_bytes(Encoding.DER))
+    issuer = fleet.pki.ca_certificate("csms-root")
+
+    async def main() -> None:
+        with ocsp_responder(fleet) as (server, responder):
+            ocsp = OcspChecker(server.url)
+            try:
+                answers = await asyncio.gather(*(ocsp.answer(cert, issuer, at=NOW) for _ in range(10)))
+            finally:
+                ocsp.close()
+            assert {a.status for a in answers if a is not None} == {Status.GOOD} and len(answers) == 10
+            assert responder.stats.on_demand == 1 and ocsp.queries == 1
 
     run(main())
