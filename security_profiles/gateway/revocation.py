@@ -251,8 +251,8 @@ def crl_findings(cert: StationCertificate, crls: Sequence[CrlState], *, at: date
         if state.index is None:
             out.append(Finding(Status.UNKNOWN, source, f"not loaded ({state.error or 'not read yet'})"))
             continue
-        if cert.issuer_key not in state.issuer:
-            continue  # another CA's CRL
+        if cert.issuer_key not in state.issuer or not state.index.covers(ca=False):
+            continue  # another CA's CRL, or one for CA certificates only
         answer = state.index.status(cert.serial, at=at, ca=False)
         if answer.revoked:
             out.append(Finding(Status.REVOKED, source, _reason_text(answer.reason), answer.reason, answer.revoked_at))

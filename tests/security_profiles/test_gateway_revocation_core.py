@@ -133,3 +133,30 @@ def test_check_crl_picks_the_signing_issuer(h: Hierarchy) -> None:
         check_crl(data, Issuers([other.ca("csms-root").certificate]), at=AT)
     with pytest.raises(CrlError, match="not a CRL"):
         check_crl(b"garbage", Issuers([ca.certificate]), at=AT)
+
+
+def test_a_crl_for_ca_certificates_only_says_nothing_about_stations(h: Hierarchy) -> None:
+    from ocppsec.pki.revocation.crl import sign_crl_builder
+
+    cert = station(h, "SN-IDP")
+    ca = h.ca("csms-root")
+    idp = x509.IssuingDistributionPoint(None, None, only_contains_user_certs=False, only_contains_ca_certs=True,
+                                        only_some_reasons=None, indirect_crl=False, only_contains_attribute_certs=False)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.certificate.subject).last_update(AT - timedelta(hours=1))
+               .next_update(AT + timedelta(days=1)).add_extension(x509.CRLNumber(1), critical=False)
+               .add_extension(idp, critical=True))
+    crl = sign_crl_builder(builder, ca.key)
+    state = RevocationState(crls=(CrlState.loaded("ca-only.crl", index_crl(crl, ca.certificate, at=AT), ca.certificate),))
+    assert evaluate(cert, state, at=AT).findings == ()
+
+
+def test_auto_ocsp_skips_certificates_without_an_aia(h: Hierarchy) -> None:
+    from ocppsec.security_profiles.gateway.revocation_io import OcspChecker
+
+    with_aia = station(h, "SN-AIA")
+    issued = h.issue_leaf("charging-station", ca="csms-root", subject={"O": "Example CSO", "CN": "SN-NOAIA"},
+                          at=AT - timedelta(hours=1))
+    without = StationCertificate.from_der(issued.certificate.public_bytes(Encoding.DER))
+    auto, fixed = OcspChecker("auto"), OcspChecker("http://ocsp.local/")
+    assert auto.url_for(with_aia) == "http://ocsp.test/csms-root" and auto.url_for(without) is None
+    assert fixed.url_for(without) == "http://ocsp.local/"
