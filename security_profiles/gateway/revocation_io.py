@@ -177,9 +177,15 @@ class CrlSource:
         self.loads = 0
 
     def _loaded(self, checked: tuple[CrlIndex, x509.Certificate]) -> bool:
-        """Take a new index; True when it differs from the one held (another CRL number or issue time)."""
+        """Take a new index; True when it differs from the one held (another CRL number or issue time).
+
+        A CRL of the same issuer with a lower CRLNumber than the one held is refused (an old CRL served again
+        would bring back a revoked certificate): the held one stays in force."""
         index, issuer = checked
         old = self.state.index
+        if old is not None and old.issuer == index.issuer and index.number < old.number:
+            self._failed(f"an older CRL (#{index.number}, the one in force is #{old.number}) was refused")
+            return False
         self.state = CrlState.loaded(self.name, index, issuer)
         self.loads += 1
         return old is None or (old.number, old.this_update, old.entries) != (index.number, index.this_update, index.entries)

@@ -480,3 +480,25 @@ def test_concurrent_ocsp_misses_share_one_query(fleet: Fleet) -> None:
             assert responder.stats.on_demand == 1 and ocsp.queries == 1
 
     run(main())
+
+
+def test_an_older_crl_does_not_replace_a_newer_one(pki: Pki, fleet: Fleet, tmp_path: Path) -> None:
+    from ocppsec.security_profiles.gateway.revocation_io import Issuers
+
+    victim = fleet.station("crl-rollback")
+    old = fleet.write_crl(tmp_path / "old.crl").read_bytes()  # #1: lists nothing
+    fleet.revoke(victim)
+    crl = fleet.write_crl(tmp_path / "root.crl")  # #2: lists the victim
+    source = CrlFile(crl)
+    source.initial(Issuers([fleet.pki.ca_certificate("csms-root")]), at=NOW)
+    assert source.state.index is not None and source.state.index.number == 2
+    checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")], crls=[source])
+
+    async def main() -> None:
+        async with checker:
+            crl.write_bytes(old)  # someone puts the old CRL back
+            await until(lambda: source.state.error is not None)
+            assert "older CRL (#1, the one in force is #2) was refused" in source.state.error  # type: ignore[operator]
+            assert source.state.index is not None and source.state.index.number == 2
+
+    run(main())
