@@ -35,7 +35,7 @@ from enum import StrEnum
 
 from cryptography import x509
 
-from ocppsec.pki.errors import InputError
+from ocppsec.pki._untrusted import pyca_input
 from ocppsec.pki.revocation.check import CrlIndex
 from ocppsec.pki.revocation.status import ocsp_url_of
 from ocppsec.security_profiles import events as ev
@@ -114,7 +114,9 @@ class StationCertificate:
 
     @classmethod
     def from_der(cls, der: bytes) -> StationCertificate:
-        try:
+        """The facts of ``der``; :class:`~ocppsec.pki.errors.InputError` for a certificate pyca cannot read (the
+        TLS layer accepted it, and pyca is stricter than OpenSSL)."""
+        with pyca_input("the station certificate cannot be parsed", requirement=REQUIREMENT):
             cert = x509.load_der_x509_certificate(der)
             issuer = cert.issuer.public_bytes()
             url = ocsp_url_of(cert)
@@ -122,8 +124,6 @@ class StationCertificate:
                 aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
             except x509.ExtensionNotFound:
                 aki = None
-        except ValueError as exc:
-            raise InputError(f"unreadable station certificate: {exc}") from None
         return cls(der, hashlib.sha256(der).hexdigest(), cert.serial_number, issuer, aki or _name_key(issuer), url)
 
     @property

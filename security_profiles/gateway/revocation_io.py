@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ocppsec.pki._untrusted import pyca_input
 from ocppsec.pki.errors import OcppsecError, UsageError
 from ocppsec.pki.ledger import CertificateStatus, Ledger
 from ocppsec.pki.revocation.check import CrlError, CrlIndex, index_crl, load_crl
@@ -152,19 +153,20 @@ class Issuers:
 def check_crl(data: bytes, issuers: Issuers, *, at: datetime) -> tuple[CrlIndex, x509.Certificate]:
     """Parse a CRL (PEM or DER) and index it against the issuer that signed it (returned with the index);
     :class:`CrlError` otherwise."""
-    crl = load_crl(data)
-    candidates = issuers.named(crl.issuer.public_bytes())
-    if not candidates:
-        raise CrlError(f"the CRL of {crl.issuer.rfc4514_string()} is of no CA the gateway holds",
-                       hint="give its CA certificate with --trust (or --pki)")
-    last: CrlError | None = None
-    for ca in candidates:
-        try:
-            return index_crl(crl, ca, at=at), ca
-        except CrlError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    with pyca_input("the CRL cannot be parsed", error=CrlError):
+        crl = load_crl(data)
+        candidates = issuers.named(crl.issuer.public_bytes())
+        if not candidates:
+            raise CrlError(f"the CRL of {crl.issuer.rfc4514_string()} is of no CA the gateway holds",
+                           hint="give its CA certificate with --trust (or --pki)")
+        last: CrlError | None = None
+        for ca in candidates:
+            try:
+                return index_crl(crl, ca, at=at), ca
+            except CrlError as exc:
+                last = exc
+        assert last is not None
+        raise last
 
 
 # -- CRL sources -------------------------------------------------------------------------------------------
