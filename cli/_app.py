@@ -1,7 +1,8 @@
 """The ``ocppsec`` click group: subcommands imported on first use, listed without importing them.
 
 Kept apart from :mod:`ocppsec.cli.main` (the entry point and the error contract), which imports click
-only after ``firmware sign`` has started hashing its image (ADR 20).
+only after ``firmware sign`` has started hashing its image (ADR 20). A new command group is one more
+line in :data:`SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,25 @@ import importlib.util
 
 import click
 
-from ocppsec.cli.main import SUBCOMMANDS
+__all__ = ["SUBCOMMANDS", "LazyGroup", "cli"]
 
-__all__ = ["LazyGroup", "cli"]
+# name -> ("module:attribute", the first line of its help); each module holds one click group or command.
+# The help is here so that `ocppsec --help` lists the commands without importing them (a test checks that it
+# is the command's own first docstring line).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("ocppsec.cli.demo:demo",
+             "Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."),
+    "pki": ("ocppsec.cli.pki:pki",
+            "Certificate hierarchies of a charging network (OCPP CSO and manufacturer, ISO 15118 V2G/MO/OEM)."),
+    "firmware": ("ocppsec.cli.firmware:firmware",
+                 "Sign firmware images and verify signed firmware (OCPP L01, 1.6 SignedUpdateFirmware)."),
+    "gateway": ("ocppsec.cli.gateway:gateway", "Terminate security profile 1, 2 or 3 in front of UPSTREAM."),
+    "stations": ("ocppsec.cli.stations:stations",
+                 "Register charging stations: identity, security profile, serial number, password hash."),
+    "events": ("ocppsec.cli.events:events",
+               "Security event log: query, tail, stats, export, and the GetLog upload receiver."),
+    "ocsp": ("ocppsec.cli.ocsp:ocsp", "OCSP: answer certificate-status queries from the PKI ledger."),
+}
 
 
 class LazyGroup(click.Group):

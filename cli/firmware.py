@@ -113,7 +113,7 @@ def sign(image: str, key_spec: str, cert_path: str, scheme: str | None, location
     signature = sign_image_digest(digest, key, certificate, chosen)
     obj = None
     if location:
-        from ocppsec.firmware_signing.wire import firmware_object
+        from ocppsec.firmware_signing.codecs import firmware_object
 
         obj = firmware_object(signature, location=location, retrieve_at=parse_time(retrieve_at),
                               install_at=parse_time(install_at) if install_at else None, version=version)
@@ -129,7 +129,7 @@ def sign(image: str, key_spec: str, cert_path: str, scheme: str | None, location
 
 
 def _render(report: FirmwareVerification, version: OcppVersion) -> dict[str, object]:
-    from ocppsec.firmware_signing.wire import version_module
+    from ocppsec.firmware_signing.codecs import version_module
     from ocppsec.pki.events.catalogue import is_critical
 
     mod = version_module(version)
@@ -165,8 +165,8 @@ def verify(image: str, signature_b64: str | None, signature_file: str | None, ce
            root_paths: tuple[str, ...], at_text: str | None, scheme: str | None, crl_paths: tuple[str, ...],
            ocpp_version: str, as_json: bool) -> None:
     """Verify IMAGE as a station does; exit 0 on SignatureVerified, 1 otherwise."""
+    from ocppsec.firmware_signing.codecs import version_module
     from ocppsec.firmware_signing.files import check_file, read_signature_file
-    from ocppsec.firmware_signing.wire import version_module
     from ocppsec.pki.events.catalogue import is_critical
     from ocppsec.pki.pem import load_certificates
 

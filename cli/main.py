@@ -1,7 +1,7 @@
 """The ``ocppsec`` command: parses, builds adapters, calls the library, renders text or JSON.
 
 Subcommand groups live in their own modules and are imported only when used: ``ocppsec --help`` lists
-them from :data:`SUBCOMMANDS` without importing any (start-up cost, ADR 20), and a group's optional
+them from ``SUBCOMMANDS`` (in :mod:`ocppsec.cli._app`) without importing any (start-up cost, ADR 20), and a group's optional
 dependencies are needed only by that group. The click group itself is :mod:`ocppsec.cli._app`; this
 module imports click only inside :func:`main`, after ``firmware sign`` has started hashing its image in
 the background (:mod:`ocppsec.cli._prefetch`).
@@ -43,34 +43,17 @@ from ocppsec.pki.errors import OcppsecError
 if TYPE_CHECKING:
     import click
 
-    from ocppsec.cli._app import LazyGroup, cli
+    from ocppsec.cli._app import SUBCOMMANDS, LazyGroup, cli
 
 __all__ = ["SUBCOMMANDS", "LazyGroup", "cli", "main"]
 
 DEBUG_ENV = "OCPPSEC_DEBUG"
 
-# name -> ("module:attribute", the first line of its help); each module holds one click group or command.
-# The help is here so that `ocppsec --help` lists the commands without importing them (a test checks that it
-# is the command's own first docstring line).
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("ocppsec.cli.demo:demo",
-             "Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."),
-    "pki": ("ocppsec.cli.pki:pki",
-            "Certificate hierarchies of a charging network (OCPP CSO and manufacturer, ISO 15118 V2G/MO/OEM)."),
-    "firmware": ("ocppsec.cli.firmware:firmware",
-                 "Sign firmware images and verify signed firmware (OCPP L01, 1.6 SignedUpdateFirmware)."),
-    "gateway": ("ocppsec.cli.gateway:gateway", "Terminate security profile 1, 2 or 3 in front of UPSTREAM."),
-    "stations": ("ocppsec.cli.stations:stations",
-                 "Register charging stations: identity, security profile, serial number, password hash."),
-    "events": ("ocppsec.cli.events:events",
-               "Security event log: query, tail, stats, export, and the GetLog upload receiver."),
-    "ocsp": ("ocppsec.cli.ocsp:ocsp", "OCSP: answer certificate-status queries from the PKI ledger."),
-}
-
 
 def __getattr__(name: str) -> Any:
-    """``cli`` and ``LazyGroup`` live in :mod:`ocppsec.cli._app` (importing this module does not import click)."""
-    if name in ("cli", "LazyGroup"):
+    """``cli``, ``LazyGroup`` and ``SUBCOMMANDS`` live in :mod:`ocppsec.cli._app` (importing this module does
+    not import click)."""
+    if name in ("cli", "LazyGroup", "SUBCOMMANDS"):
         from ocppsec.cli import _app
 
         return getattr(_app, name)

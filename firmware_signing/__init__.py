@@ -17,6 +17,7 @@ from ocppsec.pki._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ocppsec.firmware_signing import v16, v21, v201
+    from ocppsec.firmware_signing.codecs import firmware_object, version_module
     from ocppsec.firmware_signing.digest import CHUNK_SIZE, ImageDigest, hash_chunks
     from ocppsec.firmware_signing.errors import EmptyImageError, FirmwareCertificateError, FirmwareSignatureError
     from ocppsec.firmware_signing.files import (
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
         decode_signature,
         verify_firmware,
     )
-    from ocppsec.firmware_signing.wire import firmware_object, version_module
 
 # Imported on first use (ocppsec.pki._lazy): importing one module of this package does not import them all.
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -63,7 +63,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "check_firmware": "ocppsec.firmware_signing.verification",
     "decode_signature": "ocppsec.firmware_signing.verification",
     "default_scheme_for": "ocppsec.firmware_signing.schemes",
-    "firmware_object": "ocppsec.firmware_signing.wire",
+    "firmware_object": "ocppsec.firmware_signing.codecs",
     "hash_chunks": "ocppsec.firmware_signing.digest",
     "iter_file_chunks": "ocppsec.firmware_signing.files",
     "read_signature_file": "ocppsec.firmware_signing.files",
@@ -77,7 +77,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "verify_file": "ocppsec.firmware_signing.files",
     "verify_firmware": "ocppsec.firmware_signing.verification",
     "verify_image_signature": "ocppsec.firmware_signing.schemes",
-    "version_module": "ocppsec.firmware_signing.wire",
+    "version_module": "ocppsec.firmware_signing.codecs",
     "write_signature_file": "ocppsec.firmware_signing.files",
 }, globals())
 
