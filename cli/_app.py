@@ -12,7 +12,7 @@ import importlib.util
 
 import click
 
-__all__ = ["SUBCOMMANDS", "LazyGroup", "cli"]
+__all__ = ["SUBCOMMANDS", "LazyGroup", "StdoutClosed", "cli"]
 
 # name -> ("module:attribute", the first line of its help); each module holds one click group or command.
 # The help is here so that `ocppsec --help` lists the commands without importing them (a test checks that it
@@ -33,8 +33,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class StdoutClosed(Exception):
+    """A write met EPIPE (click would turn that into exit 1); :func:`ocppsec.cli.main.main` decides."""
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use; modules not shipped are not listed."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:  # click catches EPIPE itself and exits 1, even outside standalone mode
+            raise StdoutClosed() from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in SUBCOMMANDS if self._shipped(name))

@@ -17,7 +17,7 @@ import click
 from ocppsec.cli._common import echo_json, parse_time, passphrase_for_reading, read_input_file
 from ocppsec.firmware_signing.files import BackgroundDigest, image_size
 from ocppsec.firmware_signing.schemes import FirmwareScheme
-from ocppsec.pki.errors import InputError, UsageError
+from ocppsec.pki.errors import InputError, OcppsecError, UsageError
 from ocppsec.pki.versions import OcppVersion
 
 if TYPE_CHECKING:
@@ -185,7 +185,13 @@ def verify(image: str, signature_b64: str | None, signature_file: str | None, ce
                             scheme=FirmwareScheme.parse(scheme) if scheme else None, progress=progress)
     mod = version_module(version)
     if as_json:
-        echo_json(_render(report, version))
+        data = _render(report, version)
+        if not report.ok:  # the report, with the error object every failed --json command prints
+            try:
+                report.raise_for_outcome()
+            except OcppsecError as exc:
+                data["error"] = exc.to_json()
+        echo_json(data)
         if not report.ok:
             sys.exit(1)  # SystemExit, not click's Exit: the exit code survives standalone_mode=False
         return
@@ -208,10 +214,14 @@ def verify(image: str, signature_b64: str | None, signature_file: str | None, ce
 def _load_crl(path: str) -> x509.CertificateRevocationList:
     from cryptography import x509
 
+    from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, describe_pyca_error
+
     data = read_input_file(path, "CRL", limit=64 << 20)
+    if not data.strip():
+        raise InputError(f"CRL {path} is empty", hint="give the CRL file (PEM or DER)")
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
-    except ValueError as exc:
-        raise InputError(f"CRL {path} is not a valid X.509 CRL ({exc})") from None
+    except PYCA_INPUT_ERRORS as exc:
+        raise InputError(f"CRL {path} is not a valid X.509 CRL ({describe_pyca_error(exc)})") from None

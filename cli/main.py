@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -89,7 +90,7 @@ class _Failure:
     def as_json(self) -> str:
         return json.dumps({"error": {"type": self.type, "message": self.message, "hint": self.hint,
                                      "exit_code": self.exit_code, "requirement": self.requirement,
-                                     "security_event": self.security_event}})
+                                     "security_event": self.security_event}})  # = OcppsecError.to_json()
 
 
 def _one_line(text: str) -> str:
@@ -108,6 +109,9 @@ def _wants_json(argv: Sequence[str]) -> bool:
 def _usage_failure(exc: click.ClickException) -> _Failure:
     import click
 
+    if isinstance(exc, click.BadParameter) and isinstance(getattr(exc.param, "type", None), click.Path):
+        # click's own checks of a path option (it exists, is readable, is not a directory): the file system, exit 3
+        return _Failure("FileError", exc.format_message(), 3, hint="check the path and its permissions")
     hint = None
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
         hint = f"`{exc.ctx.command_path} --help` shows the usage"
@@ -119,6 +123,17 @@ def _os_failure(exc: OSError) -> _Failure:
     from ocppsec.pki._io import file_error
 
     return _Failure.of(file_error(exc, what="", action="use"))
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone away."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError, AttributeError):  # no poll(), or stdout is not a file descriptor
+        return True
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
 
 
 def _quiet_stdout() -> None:
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> Any:
         _prefetch.start(args[2:])  # hash the image while click, pyca and the key load (ADR 20)
     import click
 
-    from ocppsec.cli._app import cli
+    from ocppsec.cli._app import StdoutClosed, cli
 
     as_json = _wants_json(args)
     try:
@@ -172,9 +187,12 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(_Failure.of(exc), as_json)
     except KeyboardInterrupt:
         _fail(_Failure("Interrupted", "interrupted", 130), as_json)
-    except BrokenPipeError:
-        _quiet_stdout()
-        sys.exit(0)
+    except (BrokenPipeError, StdoutClosed) as exc:
+        if _stdout_gone():
+            _quiet_stdout()
+            sys.exit(0)
+        broken = exc if isinstance(exc, BrokenPipeError) else exc.__cause__  # a socket, a pipe to a child...
+        _fail(_os_failure(broken if isinstance(broken, OSError) else BrokenPipeError()), as_json)
     except OSError as exc:
         _fail(_os_failure(exc), as_json)
     except Exception as exc:

@@ -24,11 +24,11 @@ from ocppsec.cli._common import (
 )
 from ocppsec.pki.chain import verify_chain, verify_issued_chain
 from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
-from ocppsec.pki.errors import UsageError
+from ocppsec.pki.errors import PolicyError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.keys.files import atomic_write, key_to_pem, load_key_file
-from ocppsec.pki.lint import guess_profile, lint_certificate
+from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate
 from ocppsec.pki.names import name_value
 from ocppsec.pki.pem import certificates_to_pem, load_certificate, load_certificates, load_csr
 from ocppsec.pki.profiles import PROFILES, get_profile
@@ -96,7 +96,8 @@ def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, cs
         raw = raw.replace(b"[iso15118_20]\nenabled = false", b"[iso15118_20]\nenabled = true")
     config = HierarchyConfig.from_bytes(raw, what=f"configuration {config_file or '(built-in)'}", cso_name=cso_name,
                                         csms_fqdn=csms_fqdn)
-    config.plan()  # validate before touching the disk
+    if not config.plan().cas:  # validate before touching the disk
+        raise UsageError(f"configuration {config_file} defines no CA", hint="start from `ocppsec pki config`")
     keys = {}
     for item in ca_keys:
         name, sep, uri = item.partition("=")
@@ -227,7 +228,8 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
     ok = lint is None or lint.ok
     if as_json:
         echo_json({"valid": ok, "chain": [c.subject.rfc4514_string() for c in verified.chain],
-                   "profile": profile.name, "lint": lint.to_json() if lint else None})
+                   "profile": profile.name, "lint": lint.to_json() if lint else None,
+                   "error": _lint_error(lint)})
     else:
         click.echo(f"OK: {name_value(leaf.subject, 'CN')} chains to {name_value(verified.root.subject, 'CN')} "
                    f"({verified.depth} level(s) above the leaf)")
@@ -236,6 +238,13 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
                 click.echo(f"profile {profile.name}: {v}")
     if not ok:
         sys.exit(1)
+
+
+def _lint_error(report: LintReport | None) -> dict[str, object] | None:
+    """The error object of a failed --json command, for a report listing deviations (else ``None``)."""
+    if report is None or report.ok:
+        return None
+    return PolicyError(f"{report.subject} deviates from profile {report.profile}", report.violations).to_json()
 
 
 @pki.command("lint")
@@ -249,7 +258,7 @@ def lint_cmd(cert_file: str, profile_name: str | None, cso_name: str | None, as_
     profile = get_profile(profile_name) if profile_name else guess_profile(cert)
     report = lint_certificate(cert, profile, PolicyContext(cso_name=cso_name))
     if as_json:
-        echo_json(report.to_json())
+        echo_json({**report.to_json(), "error": _lint_error(report)})
     elif report.ok:
         click.echo(f"OK: {report.subject} follows profile {profile.name}")
     else:

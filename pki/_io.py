@@ -91,7 +91,7 @@ def read_bounded(path: str | os.PathLike[str], *, what: str, limit: int) -> byte
             kind = _kind(st.st_mode)
             raise FileError(f"{what} {name} is {kind}, not a file" if kind.startswith("a ") else f"{what} {name} is {kind}",
                             path=name, hint="give the path of a file")
-        too_large = InputError(f"{what} {name} is larger than {human_size(limit)}, the most a {what} may have",
+        too_large = InputError(f"{what} {name} is larger than the {human_size(limit)} allowed for it",
                                hint=f"is {name} really a {what}?")
         if st.st_size > limit:
             raise too_large

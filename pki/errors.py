@@ -92,6 +92,13 @@ class OcppsecError(Exception):
         prefix = f"[{self.requirement}] " if self.requirement else ""
         return f"{prefix}{self.message}"
 
+    def to_json(self) -> dict[str, object]:
+        """The error as ``--json`` output carries it (the ``"error"`` object): type, message (one line, without
+        the requirement prefix), hint, exit code, requirement, security event."""
+        message = " ".join(str(self).removeprefix(f"[{self.requirement}] ").split())
+        return {"type": type(self).__name__, "message": message, "hint": " ".join(self.hint.split()) if self.hint else None,
+                "exit_code": self.exit_code, "requirement": self.requirement, "security_event": self.security_event}
+
     def diagnostics(self) -> str:
         """A human explanation: the message, then what to do."""
         text = str(self)

@@ -116,6 +116,8 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
 
     A PEM file may hold certificates beside the key (certificate(s) + encrypted key, as ``ocppsec pki
     export NAME --key`` writes); the one private-key block is used."""
+    if not data.strip():
+        raise InputError(f"{label} is empty", hint="give the private key file (PEM)")
     block = private_key_block(data, label=label)
     encrypted = is_encrypted_key(data)
     if encrypted and not passphrase:
@@ -129,8 +131,10 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
         text = str(exc).lower()
         if encrypted and ("decrypt" in text or "password" in text or "bad" in text):
             raise WrongPassphraseError(f"wrong passphrase for {label} (check OCPPSEC_PASSPHRASE)") from None
-        what = "a readable private key" if block is not None else "a private key (neither PEM nor DER)"
-        raise InputError(f"{label} is not {what} ({_one_line(str(exc))})") from None
+        if block is None:
+            raise InputError(f"{label} is not a private key: neither PEM nor DER",
+                             hint="give the private key file (PEM 'PRIVATE KEY' or 'ENCRYPTED PRIVATE KEY')") from None
+        raise InputError(f"{label} is not a readable private key ({_one_line(str(exc))})") from None
     except Exception as exc:  # pyca raises UnsupportedAlgorithm for exotic keys
         raise KeyError_(f"{label}: unsupported private key ({_one_line(str(exc))})") from None
     return LocalKey(key, label)  # type: ignore[arg-type]
