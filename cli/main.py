@@ -31,7 +31,6 @@ traceback only when ``OCPPSEC_DEBUG`` is set.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -88,6 +87,8 @@ class _Failure:
         return line + (f"\n  hint: {self.hint}" if self.hint else "")
 
     def as_json(self) -> str:
+        import json
+
         return json.dumps({"error": {"type": self.type, "message": self.message, "hint": self.hint,
                                      "exit_code": self.exit_code, "requirement": self.requirement,
                                      "security_event": self.security_event}})  # = OcppsecError.to_json()

@@ -17,7 +17,6 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,8 @@ from ocppsec.pki._io import file_error
 from ocppsec.pki.errors import FileError, OcppsecError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from cryptography import x509
 
     from ocppsec.firmware_signing.schemes import FirmwareScheme, SignatureAlgorithm
@@ -197,6 +198,8 @@ def check_file(
     progress: Progress | None = None,
 ) -> FirmwareVerification:
     """Report on a firmware image file (``at`` defaults to now); see :func:`check_firmware`."""
+    from datetime import UTC, datetime
+
     from ocppsec.firmware_signing.verification import check_firmware
 
     image_size(path)
