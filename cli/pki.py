@@ -178,8 +178,9 @@ def issue_cmd(directory: Path, ca_name: str, csr_file: str, profile_name: str | 
 @click.option("--key-out", required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="CSR file (default stdout).")
 @click.option("--no-encrypt", is_flag=True, help="Store the new key unencrypted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the CSR, the key file and any warnings as JSON.")
 def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc: str | None, key_type: str | None,
-            key_out: Path, out_file: Path | None, no_encrypt: bool) -> None:
+            key_out: Path, out_file: Path | None, no_encrypt: bool, as_json: bool) -> None:
     """Generate a key locally (it never leaves) and a CSR for it (station side)."""
     profile = get_profile(profile_name)
     if key_out.exists():
@@ -194,7 +195,12 @@ def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc
     pem = csr.public_bytes(serialization.Encoding.PEM)
     if out_file:
         atomic_write(out_file, pem, 0o644)
-    else:
+    if as_json:
+        echo_json({"csr": pem.decode(), "key_file": str(key_out), "out": str(out_file) if out_file else None,
+                   "profile": profile.name, "subject": csr.subject.rfc4514_string(),
+                   "warnings": [str(v) for v in report.violations]})
+        return
+    if not out_file:
         click.echo(pem.decode(), nl=False)
     for v in report.violations:
         click.echo(f"warning: {v}", err=True)

@@ -128,8 +128,9 @@ def list_(stations_db: str, as_json: bool) -> None:
 @_version_option
 @_strict_option
 @_stations_option
+@click.option("--json", "as_json", is_flag=True)
 def set_password(identity: str, env_var: str | None, generate: bool, pending: bool, ocpp_version: str, strict: bool,
-                 stations_db: str) -> None:
+                 stations_db: str, as_json: bool) -> None:
     """Set (or, with --pending, start rotating) the password of IDENTITY."""
     password, generated = _password(env_var, generate, OcppVersion.parse(ocpp_version), strict)
     registry = open_registry(stations_db)
@@ -140,6 +141,9 @@ def set_password(identity: str, env_var: str | None, generate: bool, pending: bo
         if record is None:
             raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
         registry.update(replace(record, password_hash=hash_password(password), pending_password_hash=None))
+    if as_json:
+        echo_json({"identity": identity, "pending": pending, **({"password": password} if generated else {})})
+        return
     click.echo(f"{'pending ' if pending else ''}password set for {identity}")
     if generated:
         click.echo(f"password: {password}")
