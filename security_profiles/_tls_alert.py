@@ -6,9 +6,9 @@ the outgoing memory BIO and raises. Both asyncio's and uvloop's TLS protocols th
 straight away (``_on_handshake_complete`` -> ``_fatal_error`` -> ``_force_close``) without writing what
 is in that BIO, so the client sees a bare close and cannot tell why. Both protocols create their
 ``SSLObject`` through the context's :attr:`ssl.SSLContext.sslobject_class` (asyncio in its constructor,
-uvloop in ``connection_made``), so :class:`AlertingSSLObject`, installed on the server context by :func:`install`, writes the pending
-bytes to the connection's transport (handed over by :func:`next_transport` right before) when
-``do_handshake`` fails, and then lets the protocol close as before.
+uvloop in ``connection_made``), so :class:`AlertingSSLObject`, installed on the server context by
+:func:`install`, writes the pending bytes to the connection's transport (handed over by
+:func:`next_transport` right before) when ``do_handshake`` fails, and then lets the protocol close as before.
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ class Gateway:
         self.upstream = upstream.rstrip("/")
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self._event_sink = sink  # for event_counters()
         self.max_size = max_size
         self.upstream_ssl = upstream_ssl
         self.upstream_open_timeout = upstream_open_timeout
@@ -160,6 +161,16 @@ class Gateway:
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
+
+    def event_counters(self) -> dict[str, int | bool]:
+        """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
+        (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
+        counters = getattr(self._event_sink, "counters", None)
+        if counters is None:
+            return {}
+        value = counters()
+        as_dict = getattr(value, "as_dict", None)
+        return dict(as_dict()) if as_dict is not None else dict(value)
 
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
