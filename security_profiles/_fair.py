@@ -6,8 +6,9 @@ read (uvloop's TLS protocol, plain TCP) parses and answers some 40,000 of them w
 station on the loop waits. Two measures, both per connection:
 
 - :class:`ControlBudget`: at most ``FrameLimits.control_frames`` pings and pongs per
-  ``FrameLimits.window`` seconds; one more fails the connection with 1008 (policy violation), after which
-  websockets discards whatever the peer still sends.
+  ``FrameLimits.window`` seconds, counted as websockets' protocol receives each frame (``recv_frame``,
+  before it queues the pong); one more fails the connection with 1008 (policy violation), after which
+  websockets discards whatever the peer still sends. This sits below both relays.
 - :class:`FairFeed`: a connection's ``data_received`` hands websockets at most ``bytes_per_turn`` bytes
   per event-loop turn; the rest waits in a backlog (reading from the peer paused meanwhile, through
   :class:`ReadGate`, which keeps websockets' and the relay's own pauses intact) and is fed one slice per

@@ -33,6 +33,7 @@ from cryptography import x509
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ProtocolError
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.typing import Data, Subprotocol
@@ -214,6 +215,10 @@ class StationConnection:
         return f"StationConnection(identity={self.identity!r}, profile={self.profile}, version={self.version.value})"
 
 
+class _ControlFlood(ProtocolError):
+    """A peer sent more control frames than its budget (the connection was failed with 1008 already)."""
+
+
 class _ProfileConnection(ServerConnection):
     """A websockets server connection that runs the TLS handshake itself to observe its failures."""
 
@@ -229,6 +234,8 @@ class _ProfileConnection(ServerConnection):
         self.station: StationConnection | None = None
         self._control = ControlBudget(self._state.limits)
         self._flooded = False
+        self._recv_frame = self.protocol.recv_frame
+        self.protocol.recv_frame = self._count_control  # type: ignore[method-assign]
         self._fair = FairFeed(self._state.limits, self._feed_websockets, self._fair_stopped)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -272,18 +279,19 @@ class _ProfileConnection(ServerConnection):
         self._fair.flush()
         super().connection_lost(exc)
 
-    def process_event(self, event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode in (Opcode.PING, Opcode.PONG) and not self._control.spend(self.loop.time()):
+    def _count_control(self, frame: Frame) -> None:
+        """Wraps the protocol's ``recv_frame``: a ping or pong over the budget fails the connection with 1008
+        before websockets answers it (the parser then discards the rest)."""
+        if (frame.opcode is Opcode.PING or frame.opcode is Opcode.PONG) and not self._control.spend(self.loop.time()):
             if not self._flooded:
                 self._flooded = True
                 self._state.control_floods += 1
                 _log.warning("closing %s (%s): more than %d control frames in %g s", self.peer,
                              self.station.identity if self.station else "not authenticated",
                              self._state.limits.control_frames, self._state.limits.window)
-                self.protocol.fail(CloseCode.POLICY_VIOLATION, "too many control frames")
-                self.send_data()
-            return
-        super().process_event(event)
+            self.protocol.fail(CloseCode.POLICY_VIOLATION, "too many control frames")
+            raise _ControlFlood("too many control frames")  # ends websockets' parser (its own fail() changes nothing)
+        self._recv_frame(frame)
 
     def _tls_done(self, waiter: asyncio.Future[None]) -> None:
         self._state.pending_tls.discard(waiter)
