@@ -256,3 +256,45 @@ def _hash() -> str:
 
     return hash_password(PASSWORD_201, cost=FAST)
 
+
+
+# -- half-open connections -----------------------------------------------------------------------------------------
+@BOTH
+def test_half_open_connections_are_released_at_once_and_memory_returned(registry: MemoryRegistry, sink: MemorySink,
+                                                                        pki: Pki, port: int, loop_kind: str) -> None:
+    """Connections that never finish their ClientHello: once the handshake timeout closed them, no connection
+    object is left (no reference cycle waits for the garbage collector), and after the burst serve() hands
+    glibc's freed memory back once."""
+    import gc
+
+    async def main() -> tuple[int, int, int]:
+        async with running({2}, registry, sink, pki, port, tls_handshake_timeout=0.3, trim_memory_after=20) as server:
+            state = server.profile_state
+            state.memory.quiet = 0.2
+            socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
+            for i, s in enumerate(socks):
+                if i % 2:
+                    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello
+            gc.disable()
+            try:
+                def closed_by_server() -> None:
+                    for s in socks:
+                        s.settimeout(10)
+                        with contextlib.suppress(OSError):
+                            while s.recv(1024):
+                                pass
+                        s.close()
+
+                await asyncio.to_thread(closed_by_server)
+                deadline = asyncio.get_running_loop().time() + 10
+                while state.pending_tls or state.memory.trims == 0:
+                    assert asyncio.get_running_loop().time() < deadline, (len(state.pending_tls), state.memory.trims)
+                    await asyncio.sleep(0.05)
+                alive = sum(1 for o in gc.get_objects() if type(o).__name__ == "ProfileConnection")
+            finally:
+                gc.enable()
+            return alive, state.memory.trims, len(state.pending_tls)
+
+    alive, trims, pending = run(main())
+    assert (alive, pending) == (0, 0)
+    assert trims == 1
