@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -150,7 +151,7 @@ def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: P
            "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
            str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
            "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop,
-           "--relay", relay]
+           "--relay", relay, "-vv"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_port(port, proc)
@@ -181,6 +182,11 @@ def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: P
     store = open_store(events)
     stored = store.query(EventQuery(station_id="CS-2"))
     assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"]
+    assert not Path(events + ".spool").exists()  # written through the event queue, nothing left waiting
+    # -vv logs websockets' handshake headers, but never a credential
+    token = base64.b64encode(f"CS-2:{PASSWORD_201}".encode()).decode()
+    assert "Authorization: [redacted]" in err
+    assert token not in err and PASSWORD_201 not in err and "wrong-password-0000" not in err
 
 
 def test_gateway_usage_errors(pki: Pki) -> None:
