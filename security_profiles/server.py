@@ -7,12 +7,20 @@ Each accepted TCP connection goes through:
    InvalidTLSCipherSuite, InvalidChargingStationCertificate, FailedToAuthenticateAtCsms). On asyncio's
    loop the socket read buffer is 4 KiB instead of 256 KiB, which keeps idle connections small; on
    uvloop its compiled TLS protocol is used (its buffer is malloc'ed, so untouched pages cost no RSS).
+   A refused ClientHello gets OpenSSL's alert (:mod:`._tls_alert`); a failed or timed-out handshake
+   releases the connection at once, and glibc's freed memory is returned after a burst (:mod:`._memory`).
 2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
-   (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
-   status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
-   The ``admit`` steps (:class:`Admission`) run next and may still refuse an accepted station.
+   in a worker thread (the registry lookup may wait for a database, a password hash takes milliseconds)
+   unless the registry declares ``nonblocking = True`` and no hash is needed. A refusal is answered with
+   its HTTP status and recorded; refusals of identities nobody registered are counted and recorded as one
+   event per window (:mod:`._refusals`). An unknown subprotocol completes the handshake without one and
+   closes with 1002. The ``admit`` steps (:class:`Admission`) run next and may still refuse a station.
 3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
    ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
+
+Every connection has a control-frame budget (1008 when exceeded) and is handled at most
+``FrameLimits.bytes_per_turn`` per event-loop turn (:mod:`._fair`); no log record carries a credential
+(:mod:`.redact`). ADR 16 has the reasons and the figures.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def test_half_open_connections_are_released_at_once_and_memory_returned(registry
                 while state.pending_tls or state.memory.trims == 0:
                     assert asyncio.get_running_loop().time() < deadline, (len(state.pending_tls), state.memory.trims)
                     await asyncio.sleep(0.05)
-                alive = sum(1 for o in gc.get_objects() if type(o).__name__ == "ProfileConnection")
+                alive = sum(1 for o in gc.get_objects() if getattr(type(o), "_state", None) is state)  # this server's
             finally:
                 gc.enable()
             return alive, state.memory.trims, len(state.pending_tls)
