@@ -123,7 +123,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
     sink = None
     if events_db is not None:
         sink = _event_sink(events_db, event_spool)
-        closers.append(sink.close)
+        closers.append(lambda: _close_sink(sink))
     gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
                  csr_signing=signing, relay=relay_name)
 
@@ -153,21 +153,28 @@ def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
 
     from ocppsec.eventlog.queued import QueuedSink
     from ocppsec.eventlog.store_sql import open_store
-    from ocppsec.pki.errors import StoreError, StoreUnavailableError
+    from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
     from ocppsec.pki.storage import parse_url
 
     try:
         open_store(events_db).close()  # a wrong path or URL stops here; the schema is created or migrated
     except StoreUnavailableError as exc:  # down now: start anyway, events wait in the spool
         click.echo(f"warning: {exc.message}; events are spooled until it is back", err=True)
-    except StoreError as exc:
-        if "read-only" not in exc.message:
-            raise
+    except StoreReadOnlyError as exc:
         click.echo(f"warning: {exc.message}; events are spooled until it is writable", err=True)
     if event_spool is None:
         url = parse_url(events_db, what="event store")
         event_spool = f"{url.path}.spool" if url.path else "./ocppsec-events.spool"
     return QueuedSink(lambda: open_store(events_db), spool=Path(event_spool))
+
+
+def _close_sink(sink: QueuedSink) -> None:
+    sink.close()
+    left = sink.counters()
+    if left.in_spool:
+        click.echo(f"warning: {left.in_spool} event(s) wait in the spool; they are written at the next start", err=True)
+    if left.dropped:
+        click.echo(f"warning: {left.dropped} event(s) were dropped (queue full, spool not writable)", err=True)
 
 
 def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
