@@ -85,6 +85,15 @@ def _open_lines(path: Path) -> IO[bytes]:
     return fh
 
 
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        _log.warning("could not fsync the event spool: %s", exc)
+    finally:
+        os.close(fd)
+
+
 def _read_spool(path: Path) -> list[SecurityEvent]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -240,7 +249,9 @@ class QueuedSink:
                 self._items.clear()
             self._spool_append(left, sync=True)
         with self._spool_lock:
-            self._close_spool()
+            fd = self._close_spool()
+        if fd >= 0:
+            _fsync_and_close(fd)
         if self._thread.is_alive():
             return  # the writer still owns the store
         store, self._store = self._store, None
@@ -259,7 +270,8 @@ class QueuedSink:
                 self._drop(len(events), "no spool configured")
             return False
         data = "".join(e.to_json_line() + "\n" for e in events).encode("utf-8", "surrogatepass")
-        with self._spool_lock:
+        sync_fd = -1
+        with self._spool_lock:  # held for a buffered write: record() may wait for it, never for an fsync
             try:
                 if self._spool_bytes + len(data) > self._spool_limit:
                     raise OSError(f"spool limit of {self._spool_limit} bytes reached")
@@ -268,11 +280,13 @@ class QueuedSink:
                 self._spool_fh.write(data)
                 self._spool_fh.flush()
                 if sync:
-                    os.fsync(self._spool_fh.fileno())
+                    sync_fd = os.dup(self._spool_fh.fileno())
                 else:
                     self._spool_dirty = True
             except OSError as exc:
-                self._close_spool()
+                fd = self._close_spool()
+                if fd >= 0:
+                    os.close(fd)  # nothing new was written to sync
                 self._spool_broken = True
                 if drop:
                     self._drop(len(events), f"spool {self._spool} not writable: {exc}")
@@ -284,24 +298,32 @@ class QueuedSink:
             with self._count_lock:
                 self._spooled += len(events)
                 self._spool_count += len(events)
+        if sync_fd >= 0:
+            _fsync_and_close(sync_fd)
         return True
 
-    def _close_spool(self) -> None:
+    def _close_spool(self) -> int:
+        """Close the spool file (under the spool lock); a duplicate of its descriptor to fsync outside it, or -1."""
         fh, self._spool_fh = self._spool_fh, None
+        fd = -1
         if fh is not None:
             with contextlib.suppress(OSError):
                 fh.flush()
-                os.fsync(fh.fileno())
+                fd = os.dup(fh.fileno())
             with contextlib.suppress(OSError):
                 fh.close()
         self._spool_dirty = False
+        return fd
 
     def _sync_spool(self) -> None:
+        fd = -1
         with self._spool_lock:
             if self._spool_dirty and self._spool_fh is not None:
                 with contextlib.suppress(OSError):
-                    os.fsync(self._spool_fh.fileno())
+                    fd = os.dup(self._spool_fh.fileno())
                 self._spool_dirty = False
+        if fd >= 0:
+            _fsync_and_close(fd)
 
     def _drop(self, n: int, why: str) -> None:
         with self._count_lock:
@@ -450,16 +472,20 @@ class QueuedSink:
         assert self._spool is not None
         assert self._replay_path is not None
         while True:
+            fd = -1
             with self._spool_lock:
                 if not self._replay_path.exists():
-                    if self._spool_fh is not None:
-                        self._close_spool()
+                    fd = self._close_spool()
                     if not self._spool.exists():
                         with self._count_lock:
                             self._spool_count = 0  # (unreadable torn lines were counted when appended)
                         self._spool_bytes = 0
+                        if fd >= 0:
+                            os.close(fd)
                         return
                     os.replace(self._spool, self._replay_path)
+            if fd >= 0:
+                _fsync_and_close(fd)  # what record() appended without an fsync, before it is replayed
             events = _read_spool(self._replay_path)
             size = self._replay_path.stat().st_size
             done = 0
