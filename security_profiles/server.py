@@ -387,20 +387,26 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     facts = _facts(connection, request)
     at = state.clock()
     registry = state.registry
-    unknown: list[str] = []
+    looked_up: dict[str, bool] = {}  # identity -> registered
 
     def lookup(identity: str) -> Any:
         record = registry.get(identity)
-        if record is None:
-            unknown.append(identity)
+        looked_up[identity] = record is not None
         return record
+
+    def decide_and_check() -> Accept | Reject:
+        decision = decide(facts, state.policy, lookup, at=at)
+        if isinstance(decision, Reject) and decision.identity and decision.security_event and \
+                decision.identity not in looked_up:
+            lookup(decision.identity)  # refused before the registry step: is the name one anybody registered?
+        return decision
 
     needs_hash = facts.authorization is not None and bool(state.policy.profiles & {1, 2})
     if needs_hash or not getattr(registry, "nonblocking", False):
         # a registry lookup may wait for a database, a password hash takes milliseconds: off the loop
-        decision = await asyncio.to_thread(decide, facts, state.policy, lookup, at=at)
+        decision = await asyncio.to_thread(decide_and_check)
     else:
-        decision = decide(facts, state.policy, lookup, at=at)
+        decision = decide_and_check()
     if isinstance(decision, Accept) and state.admit is not None:
         admission = Admission(decision, connection.peer, request.headers, facts.tls,
                               connection.transport.get_extra_info("ssl_object"))
@@ -412,7 +418,7 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     if isinstance(decision, Reject):
         state.refused += 1
         _log.info("refused %s (%s): %s", decision.identity or connection.peer, decision.requirement, decision.reason)
-        reason = _unknown_reason(decision, unknown)
+        reason = _unknown_reason(decision, looked_up)
         state.refusals[reason.value if reason else decision.requirement or decision.security_event or "refused"] += 1
         if reason is not None and decision.security_event is not None:
             state.refuse_unknown(reason, decision.identity or _bad_identity(request.path), connection.peer)
@@ -432,11 +438,11 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     return None
 
 
-def _unknown_reason(decision: Reject, unknown: list[str]) -> UnknownReason | None:
+def _unknown_reason(decision: Reject, looked_up: dict[str, bool]) -> UnknownReason | None:
     """Whether ``decision`` refused an identity nobody registered (or no valid identity at all)."""
     if decision.identity is None:
         return UnknownReason.MALFORMED
-    if decision.identity in unknown:
+    if looked_up.get(decision.identity) is False:
         return UnknownReason.UNREGISTERED
     return None
 

@@ -27,11 +27,11 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from ocppsec.pki.events.sink import MemorySink
-from ocppsec.security_profiles.client import connect
+from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.redact import CredentialFilter, redact
@@ -140,7 +140,7 @@ def test_unregistered_identities_are_one_rate_limited_event(registry: MemoryRegi
         async with running({2}, registry, sink, pki, port, unknown_window=3.0) as server:
             state = server.profile_state
             for name in names:
-                with pytest.raises((InvalidStatus, OSError, Exception)):
+                with pytest.raises(CsmsConnectionError):
                     await connect(f"wss://localhost:{port}/", name, profile=2, password=PASSWORD_201,
                                   csms_roots=[pki.csms_root])
 
@@ -368,3 +368,32 @@ def test_a_data_flood_is_handled_in_slices_in_order_without_starving_others(pki:
     p99 = statistics.quantiles(rtts, n=100)[98]
     record_property("echo_p99_ms", round(p99 * 1000, 2))
     assert p99 < 0.05, f"echo p99 {p99 * 1000:.1f} ms while four connections flooded data"
+
+
+def test_a_refusal_before_the_registry_step_is_not_filed_under_a_made_up_name(registry: MemoryRegistry, sink: MemorySink,
+                                                                              pki: Pki, port: int) -> None:
+    """The TLS context allows a suite the policy does not (``extra_suites``): decide() refuses at its transport step,
+    before it asks the registry. A made-up name is still not a station in the security log; a registered one is."""
+    from ocppsec.security_profiles.server import serve
+    from ocppsec.security_profiles.tls import server_context
+
+    suite = "ECDHE-RSA-AES128-GCM-SHA256"
+
+    async def main() -> None:
+        async def handler(station: Any) -> None:
+            return None
+
+        ctx = server_context(pki.server_chains, extra_suites=[suite])
+        async with serve(handler, "127.0.0.1", port, policy=ServerPolicy(frozenset({2})), registry=registry,
+                         ssl_context=ctx, sink=sink):
+            client = client_context([pki.csms_root], suites=[suite])
+            client.maximum_version = ssl.TLSVersion.TLSv1_2
+            for name in ("CS-2", "made-up-1", "made-up-2", "made-up-3"):
+                with pytest.raises(CsmsConnectionError):  # refused with 400
+                    await connect(f"wss://localhost:{port}/", name, profile=2, password=PASSWORD_201, ssl_context=client)
+
+    run(main())
+    assert [e.station_id for e in sink.events if e.type == "InvalidTLSCipherSuite"] == ["CS-2"]
+    peer = [e for e in sink.events if e.station_id.startswith("peer:")]
+    assert len(peer) == 1 and (peer[0].tech_info or "").startswith("1 handshake(s) refused")
+    assert not any(e.station_id.startswith("made-up") for e in sink.events)
