@@ -172,6 +172,17 @@ class Gateway:
         as_dict = getattr(value, "as_dict", None)
         return dict(as_dict()) if as_dict is not None else dict(value)
 
+    def handshake_counters(self) -> dict[str, int]:
+        """Counts of the running server, for metrics: TLS failures, refused and accepted handshakes,
+        connections closed for control-frame floods, and refusals per reason (``refused:<reason>``)."""
+        state = getattr(self.server, "profile_state", None)
+        if state is None:
+            return {}
+        out = {"tls_failures": state.failures, "refused": state.refused, "accepted": state.accepted,
+               "control_floods": state.control_floods}
+        out.update({f"refused:{reason}": n for reason, n in sorted(state.refusals.items())})
+        return out
+
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
         self.server = serve(

@@ -244,6 +244,8 @@ def test_ping_floods_are_closed_and_do_not_starve_a_station(pki: Pki, port: int,
                 codes = await asyncio.gather(*(flood(ws) for ws in floods))
                 rtts = await beat
                 assert [str(session.relay) for session in gw.sessions] == [relay.expected]
+                assert gw.handshake_counters()["control_floods"] == 4
+                assert gw.handshake_counters()["accepted"] == 5
             return list(codes), rtts, server.profile_state
 
     codes, rtts, state = run(main(), timeout=90)
