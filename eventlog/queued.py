@@ -158,6 +158,7 @@ class QueuedSink:
         self._busy = 0  # events taken by the writer and not yet written or spooled
         self._inflight: list[SecurityEvent] = []  # those events (close() spools them if the writer is stuck)
         self._stop = False
+        self._abandoned = False  # close() gave up waiting: the writer must not touch store or spool any more
         self._force = False  # retry the store now (drain/close)
         self._spool_lock = threading.Lock()
         self._spool_fh: IO[bytes] | None = None
@@ -178,9 +179,10 @@ class QueuedSink:
         self._count_lock = threading.Lock()
 
         for path in (self._spool, self._replay_path):
-            if path is not None and path.exists():
-                self._spool_count += len(_read_spool(path))
-                self._spool_bytes += path.stat().st_size
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self._spool_bytes += path.stat().st_size
+                    self._spool_count += len(_read_spool(path))
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -245,6 +247,7 @@ class QueuedSink:
             _log.warning("event writer still busy after %.1f s; %d events in memory are spooled", timeout,
                          len(self._items))
             with self._cond:
+                self._abandoned = True
                 left = [*self._inflight, *self._items]  # the writer may still write the first ones: stored once
                 self._items.clear()
             self._spool_append(left, sync=True)
@@ -343,7 +346,7 @@ class QueuedSink:
                 except Exception as exc:  # retried with back-off like a failed write
                     self._failed(exc)
             batch = self._take()
-            if batch is None:
+            if batch is None or self._abandoned:
                 break
             report = self._report_drops(batch)
             if batch:
@@ -354,6 +357,8 @@ class QueuedSink:
                     with self._count_lock:
                         self._written += len(batch)
                     kept = True
+                elif self._abandoned:
+                    break  # close() spooled this batch already
                 else:
                     kept = self._spool_append(batch, sync=True, drop=last)
                 if report and not kept:
@@ -370,6 +375,10 @@ class QueuedSink:
                     self._force = False
                     self._cond.notify_all()
         # stopping: one last replay attempt happened above (close sets _force)
+        if self._abandoned and self._opener is not None and self._store is not None:
+            store, self._store = self._store, None  # close() left it to us
+            with contextlib.suppress(Exception):
+                store.close()
         with self._cond:
             self._cond.notify_all()
 
@@ -380,6 +389,8 @@ class QueuedSink:
         is broken too (else they are taken and spooled behind what is there)."""
         with self._cond:
             while True:
+                if self._abandoned:
+                    return None
                 now = self._mono()
                 can_try = self._store_ok or now >= self._next_try or self._force
                 held = self._spool_broken and not can_try and not self._stop
@@ -474,6 +485,8 @@ class QueuedSink:
         while True:
             fd = -1
             with self._spool_lock:
+                if self._abandoned:
+                    return
                 if not self._replay_path.exists():
                     fd = self._close_spool()
                     if not self._spool.exists():
