@@ -7,6 +7,7 @@
     sink        EventSink.record(event): what every producer of events calls; MemorySink for tests
     ingest      payload batches and raw OCPP-J frames (the gateway) -> events + rejections
     store       EventStore interface, EventQuery, BufferedSink
+    queued      QueuedSink: record() never blocks (queue, writer thread, disk spool, counters)
     store_sql   SqlEventStore (SQLite / PostgreSQL), open_store(path | sqlite:// | postgresql:// URL)
     logfile     our log file format (JSON Lines with a header)
     station     station side: RollingLog, OfflineQueue, StationSecurityLog
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         UploadOutcome,
     )
     from ocppsec.eventlog.logfile import LogFormatError, ParsedLog, parse_log, render_log
+    from ocppsec.eventlog.queued import QueuedSink, SinkCounters
     from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver, sanitize_filename
     from ocppsec.eventlog.station import OfflineQueue, RollingLog, StationSecurityLog
     from ocppsec.eventlog.store import (
@@ -88,10 +90,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "MemorySink": "ocppsec.pki.events.sink",
     "OfflineQueue": "ocppsec.eventlog.station",
     "ParsedLog": "ocppsec.eventlog.logfile",
+    "QueuedSink": "ocppsec.eventlog.queued",
     "ReceiverConfig": "ocppsec.eventlog.receiver",
     "Rejection": "ocppsec.pki.events.model",
     "RollingLog": "ocppsec.eventlog.station",
     "SecurityEvent": "ocppsec.pki.events.model",
+    "SinkCounters": "ocppsec.eventlog.queued",
     "Source": "ocppsec.pki.events.model",
     "SqlEventStore": "ocppsec.eventlog.store_sql",
     "StatRow": "ocppsec.eventlog.store",
@@ -141,10 +145,12 @@ __all__ = [
     "MemorySink",
     "OfflineQueue",
     "ParsedLog",
+    "QueuedSink",
     "ReceiverConfig",
     "Rejection",
     "RollingLog",
     "SecurityEvent",
+    "SinkCounters",
     "Source",
     "SqlEventStore",
     "StatRow",

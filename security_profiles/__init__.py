@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
     from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
+    from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
     from ocppsec.security_profiles.registry import (
         MemoryRegistry,
         StationRecord,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
         set_pending_password,
     )
     from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
-    from ocppsec.security_profiles.server import StationConnection, serve
+    from ocppsec.security_profiles.server import FrameLimits, StationConnection, serve
     from ocppsec.security_profiles.tls import (
         MANDATORY_TLS12_SUITES,
         CertChain,
@@ -60,7 +61,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Accept": "ocppsec.security_profiles.handshake",
     "BasicCredentials": "ocppsec.security_profiles.basic_auth",
     "CertChain": "ocppsec.security_profiles.tls",
+    "CredentialFilter": "ocppsec.security_profiles.redact",
     "CsmsConnectionError": "ocppsec.security_profiles.client",
+    "FrameLimits": "ocppsec.security_profiles.server",
     "HandshakeFacts": "ocppsec.security_profiles.handshake",
     "LeafIdentity": "ocppsec.security_profiles.profile3",
     "MANDATORY_TLS12_SUITES": "ocppsec.security_profiles.tls",
@@ -86,6 +89,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "hash_password": "ocppsec.security_profiles.basic_auth",
     "identity_from_path": "ocppsec.security_profiles.identity",
     "identity_url": "ocppsec.security_profiles.identity",
+    "install_credential_filter": "ocppsec.security_profiles.redact",
     "open_registry": "ocppsec.security_profiles.registry_sql",
     "parse_authorization": "ocppsec.security_profiles.basic_auth",
     "parse_profiles": "ocppsec.security_profiles.handshake",
@@ -104,7 +108,9 @@ __all__ = [
     "Accept",
     "BasicCredentials",
     "CertChain",
+    "CredentialFilter",
     "CsmsConnectionError",
+    "FrameLimits",
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
@@ -129,6 +135,7 @@ __all__ = [
     "hash_password",
     "identity_from_path",
     "identity_url",
+    "install_credential_filter",
     "open_registry",
     "parse_authorization",
     "parse_profiles",
