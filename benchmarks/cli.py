@@ -1,6 +1,7 @@
 """Benchmark: the ``ocppsec`` command as a whole process, against Python itself and the nearest ``openssl``.
 
-Usage: ``python benchmarks/cli.py [--rounds 15] [--large] [--only help,verify,issue,fw-verify,fw-sign]``
+Usage: ``python benchmarks/cli.py [--rounds 15] [--large] [--only help,verify,issue,fw-verify,fw-sign]
+[--variant LABEL=CHECKOUT]``
 
 Pairs measured in the same run, in alternating order (each round runs every command of a group once,
 the order rotated), whole process from fork to exit (interpreter start, imports, key loading, I/O):
@@ -22,6 +23,11 @@ openssl pairs ``openssl time / ocppsec time`` (1.0 = as fast as openssl, higher 
 ``ocppsec --help`` within 1.5x of ``python3 -c "import click"``; ``firmware sign`` of 256 MiB at
 >= 0.9x ``openssl dgst -sha256 -sign``. The machine's load average is printed before and after; on a
 shared machine only ratios from one run mean anything. The last line is one JSON object.
+
+``--variant before=/path/to/other/checkout`` adds, to every group, the same ocppsec command run from
+that source checkout and from this one through one launcher (``python -S`` with the package tree and
+site-packages on ``sys.path``; no console script, no editable-install finder), for before/after figures
+in the same rounds.
 """
 
 from __future__ import annotations
@@ -94,6 +100,28 @@ def measure(group: dict[str, list[str]], rounds: int, env: dict[str, str], cwd: 
     return samples
 
 
+def package_tree(checkout: Path, into: Path) -> Path:
+    """An importable ``ocppsec`` tree (symbolic links) for a source checkout laid out as this one."""
+    import tomllib
+
+    mapping = tomllib.loads((checkout / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in mapping.items():
+        target = into.joinpath(*package.split("."))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(checkout / folder, target_is_directory=True)
+    return into
+
+
+def launcher(tree: Path) -> list[str]:
+    """``python -S -c ...`` running ``ocppsec`` from ``tree`` with this interpreter's site-packages."""
+    import site
+
+    paths = [str(tree), *site.getsitepackages()]
+    code = f"import sys; sys.path[:0] = {paths!r}; from ocppsec.cli.main import main; sys.argv[0] = 'ocppsec'; main()"
+    return [PY, "-S", "-c", code]
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -153,6 +181,7 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also firmware sign of a 1 GiB image")
     parser.add_argument("--only", default="help,verify,issue,fw-verify,fw-sign", help="groups to run")
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: a temporary directory)")
+    parser.add_argument("--variant", metavar="LABEL=CHECKOUT", help="also run ocppsec from another source checkout")
     args = parser.parse_args()
     groups = set(args.only.split(","))
     if shutil.which("openssl") is None:
@@ -173,6 +202,16 @@ def main() -> None:
                                                            check=True).stdout.strip()}
     figures: dict[str, dict[str, float]] = {}
     ratios: dict[str, float] = {}
+    variants: dict[str, list[str]] = {}
+    if args.variant:
+        label, _, checkout = args.variant.partition("=")
+        variants[f"ocppsec[{label}, -S]"] = launcher(package_tree(Path(checkout).resolve(), workdir / f"tree-{label}"))
+        variants["ocppsec[this, -S]"] = launcher(package_tree(Path(__file__).resolve().parents[1], workdir / "tree-this"))
+
+    def with_variants(group: dict[str, list[str]], ours: str) -> dict[str, list[str]]:
+        """``group`` plus the variants of its ocppsec command (same arguments)."""
+        rest = group[ours][1:]
+        return {**group, **{name: [*argv, *rest] for name, argv in variants.items()}}
 
     def record(label: str, samples: dict[str, Sample], ours: str, baseline: str, *, lower_is_better_ratio: bool) -> float:
         for name, s in samples.items():
@@ -182,19 +221,24 @@ def main() -> None:
         a, b = statistics.median(samples[ours].wall), statistics.median(samples[baseline].wall)
         ratio = a / b if lower_is_better_ratio else b / a
         ratios[f"{label}: {ours} vs {baseline}"] = round(ratio, 3)
+        for name in variants:
+            if name in samples:
+                v = statistics.median(samples[name].wall)
+                ratios[f"{label}: {name} vs {baseline}"] = round(v / b if lower_is_better_ratio else b / v, 3)
         return ratio
 
     help_ratio = sign_ratio = None
     if "help" in groups:
-        s = measure({"ocppsec --help": [OCPPSEC, "--help"], "python3 -c pass": [PY, "-c", "pass"],
-                     'python3 -c "import click"': [PY, "-c", "import click"]}, args.rounds, env, workdir)
+        s = measure(with_variants({"ocppsec --help": [OCPPSEC, "--help"], "python3 -c pass": [PY, "-c", "pass"],
+                                   'python3 -c "import click"': [PY, "-c", "import click"]}, "ocppsec --help"),
+                    args.rounds, env, workdir)
         record("start-up", s, "ocppsec --help", "python3 -c pass", lower_is_better_ratio=True)
         help_ratio = statistics.median(s["ocppsec --help"].wall) / statistics.median(s['python3 -c "import click"'].wall)
         ratios['start-up: ocppsec --help vs python3 -c "import click"'] = round(help_ratio, 3)
     if "verify" in groups:
-        s = measure({"ocppsec pki verify": [OCPPSEC, "pki", "verify", f["chain.pem"], "--trust", f["root.pem"]],
-                     "openssl verify": ["openssl", "verify", "-CAfile", f["root.pem"], f["chain.pem"]]},
-                    args.rounds, env, workdir)
+        s = measure(with_variants({"ocppsec pki verify": [OCPPSEC, "pki", "verify", f["chain.pem"], "--trust", f["root.pem"]],
+                                   "openssl verify": ["openssl", "verify", "-CAfile", f["root.pem"], f["chain.pem"]]},
+                                  "ocppsec pki verify"), args.rounds, env, workdir)
         record("pki verify", s, "ocppsec pki verify", "openssl verify", lower_is_better_ratio=False)
     if "issue" in groups:
         out = workdir / "issued.pem"
@@ -223,11 +267,12 @@ def main() -> None:
         sizes = [(16, max(5, args.rounds // 2)), (256, max(5, args.rounds // 3))] + ([(1024, 3)] if args.large else [])
         for mib, rounds in sizes:
             img = image(workdir, mib)
-            s = measure({"ocppsec firmware sign": [OCPPSEC, "firmware", "sign", str(img), "--key", f["fw.key"], "--cert",
-                                                   f["fw.pem"], "--out", str(workdir / "sig.b64")],
-                         "openssl dgst -sign": ["openssl", "dgst", "-sha256", "-sign", f["fw.key"], "-passin",
-                                                "env:OCPPSEC_PASSPHRASE", "-out", str(workdir / "sig.der"), str(img)]},
-                        rounds, env, workdir)
+            s = measure(with_variants({
+                "ocppsec firmware sign": [OCPPSEC, "firmware", "sign", str(img), "--key", f["fw.key"], "--cert",
+                                          f["fw.pem"], "--out", str(workdir / "sig.b64")],
+                "openssl dgst -sign": ["openssl", "dgst", "-sha256", "-sign", f["fw.key"], "-passin",
+                                       "env:OCPPSEC_PASSPHRASE", "-out", str(workdir / "sig.der"), str(img)]},
+                "ocppsec firmware sign"), rounds, env, workdir)
             ratio = record(f"firmware sign {mib} MiB", s, "ocppsec firmware sign", "openssl dgst -sign",
                            lower_is_better_ratio=False)
             if mib == 256:
