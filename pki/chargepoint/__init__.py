@@ -14,29 +14,9 @@ sides), :mod:`ocppsec.pki.events.ocpp_handlers` (SecurityEventNotification into 
 that handle the same action are refused when the class is created (:class:`~ocppsec.pki.errors.UsageError`).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from ocppsec.pki._lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from ocppsec.pki.chargepoint.classes import csms_charge_point_class, station_charge_point_class
-    from ocppsec.pki.chargepoint.compose import Part, Setup, Side, after, compose, on
-    from ocppsec.pki.chargepoint.glue import validate_payload
-
-# Imported on first use (ocppsec.pki._lazy): importing one module of this package does not import them all.
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Part": "ocppsec.pki.chargepoint.compose",
-    "Setup": "ocppsec.pki.chargepoint.compose",
-    "Side": "ocppsec.pki.chargepoint.compose",
-    "after": "ocppsec.pki.chargepoint.compose",
-    "compose": "ocppsec.pki.chargepoint.compose",
-    "csms_charge_point_class": "ocppsec.pki.chargepoint.classes",
-    "on": "ocppsec.pki.chargepoint.compose",
-    "station_charge_point_class": "ocppsec.pki.chargepoint.classes",
-    "validate_payload": "ocppsec.pki.chargepoint.glue",
-}, globals())
+from ocppsec.pki.chargepoint.classes import csms_charge_point_class, station_charge_point_class
+from ocppsec.pki.chargepoint.compose import Part, Setup, Side, after, compose, on
+from ocppsec.pki.chargepoint.glue import validate_payload
 
 __all__ = [
     "Part",
