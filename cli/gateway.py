@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ocppsec.cli._common import PASSPHRASE_ENV, listening_on, passphrase_for_reading
+from ocppsec.pki._io import check_file
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
 from ocppsec.pki.versions import OcppVersion
@@ -268,9 +269,8 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
             sources.append(CrlUrl(spec))
         elif "://" in spec:
             raise UsageError(f"--crl {spec!r} is neither a file nor an http(s) URL")
-        elif not Path(spec).is_file():
-            raise UsageError(f"--crl {spec}: no such file", hint="give a CRL file (PEM or DER) or an http(s) URL")
         else:
+            check_file(spec, what="CRL file", limit=64 << 20)  # missing, a directory, a FIFO: exit 3 (cli/main.py)
             sources.append(CrlFile(spec))
     checker_ocsp = None
     if ocsp is not None:

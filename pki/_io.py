@@ -16,7 +16,7 @@ import stat
 
 from ocppsec.pki.errors import FileError, InputError
 
-__all__ = ["file_error", "human_size", "read_bounded"]
+__all__ = ["check_file", "file_error", "human_size", "read_bounded"]
 
 _HINTS: dict[int, str] = {
     errno.ENOENT: "check the path",
@@ -78,6 +78,34 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def check_file(path: str | os.PathLike[str], *, what: str, limit: int) -> None:
+    """What :func:`read_bounded` checks before reading (a regular file, readable, at most ``limit`` bytes), for
+    a file that is read later, by another component."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise file_error(exc, name, what=what) from None
+    try:
+        _check_open(fd, name, what, limit)
+    finally:
+        os.close(fd)
+
+
+def _check_open(fd: int, name: str, what: str, limit: int) -> InputError:
+    """Refuse a non-regular file or one larger than ``limit``; return the error for a file that grows past it."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _kind(st.st_mode)
+        raise FileError(f"{what} {name} is {kind}, not a file" if kind.startswith("a ") else f"{what} {name} is {kind}",
+                        path=name, hint="give the path of a file")
+    too_large = InputError(f"{what} {name} is larger than the {human_size(limit)} allowed for it",
+                           hint=f"is {name} really a {what}?")
+    if st.st_size > limit:
+        raise too_large
+    return too_large
+
+
 def read_bounded(path: str | os.PathLike[str], *, what: str, limit: int) -> bytes:
     """The whole of the regular file ``path``, at most ``limit`` bytes (else :class:`InputError`)."""
     name = os.fspath(path)
@@ -86,15 +114,7 @@ def read_bounded(path: str | os.PathLike[str], *, what: str, limit: int) -> byte
     except OSError as exc:
         raise file_error(exc, name, what=what) from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _kind(st.st_mode)
-            raise FileError(f"{what} {name} is {kind}, not a file" if kind.startswith("a ") else f"{what} {name} is {kind}",
-                            path=name, hint="give the path of a file")
-        too_large = InputError(f"{what} {name} is larger than the {human_size(limit)} allowed for it",
-                               hint=f"is {name} really a {what}?")
-        if st.st_size > limit:
-            raise too_large
+        too_large = _check_open(fd, name, what, limit)
         chunks: list[bytes] = []
         total = 0
         while total <= limit:

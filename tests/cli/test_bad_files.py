@@ -98,7 +98,7 @@ def expected(content: str, kind: str) -> int:
     """The exit code for a bad ``kind`` of file where ``content`` is expected."""
     if kind in FILE_SYSTEM:
         return 3
-    if content == "toml":
+    if content in ("toml", "crl_config"):
         return 1 if kind == "big" else 2  # a configuration that does not parse is a usage error
     if content == "image_sign":
         return 1 if kind == "empty" else 0  # any bytes are an image; an empty one is refused
@@ -117,7 +117,7 @@ class Slot:
 
     @property
     def good_key(self) -> str:
-        return "image" if self.content == "image_sign" else self.content
+        return {"image_sign": "image", "crl_config": "crl"}.get(self.content, self.content)
 
 
 def _gateway(f: Files, cert: Path, key: Path, trust: Path) -> list[str]:
@@ -171,6 +171,8 @@ SLOTS: list[Slot] = [
     Slot("gateway --server-cert", "server_cert", lambda f, p: _gateway(f, p, f.good["server_key"], f.good["root"])),
     Slot("gateway --server-key", "server_key", lambda f, p: _gateway(f, f.good["server_cert"], p, f.good["root"])),
     Slot("gateway --trust", "cert", lambda f, p: _gateway(f, f.good["server_cert"], f.good["server_key"], p)),
+    Slot("gateway --crl", "crl_config", lambda f, p: [*_gateway(f, f.good["server_cert"], f.good["server_key"],
+                                                              f.good["root"]), "--crl", str(p)]),
     Slot("events receive --server-cert", "server_cert", lambda f, p: _receive(f, p, f.good["server_key"])),
     Slot("events receive --server-key", "server_key", lambda f, p: _receive(f, f.good["server_cert"], p)),
 ]
@@ -183,6 +185,10 @@ NOT_INPUT_FILES = {
     ("pki init", "directory"), ("pki issue", "directory"), ("pki issue", "--out"), ("pki list", "directory"),
     ("pki revoke", "directory"),
 }
+
+
+# Options that name files without click.Path (they also accept URLs, or several values).
+FILE_PARAMETERS = {"server_certs", "server_keys", "trust", "crls", "key_spec"}
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +287,7 @@ def _file_options() -> set[tuple[str, str]]:
                 walk(sub, [*path, name])
             return
         for param in command.params:
-            if isinstance(param.type, click.Path) or param.name in ("server_certs", "server_keys", "trust"):
+            if isinstance(param.type, click.Path) or param.name in FILE_PARAMETERS:
                 found.add((" ".join(path), param.opts[0] if param.opts else str(param.name)))
 
     walk(cli, [])
