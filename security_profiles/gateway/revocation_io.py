@@ -246,7 +246,10 @@ class CrlFile(CrlSource):
         except Exception as exc:
             self._failed(_message(exc))
             raise
-        return self._loaded(checked)
+        changed = self._loaded(checked)
+        if self.state.error is not None:  # refused (an older CRL): the one in force stays
+            raise CrlError(self.state.error)
+        return changed
 
     async def run(self, checker: RevocationChecker) -> None:
         while True:
@@ -311,6 +314,8 @@ class CrlUrl(CrlSource):
             raise
         changed = self._loaded(checked)
         self._schedule(at, checked[0])
+        if self.state.error is not None:  # refused (an older CRL): the one in force stays
+            raise CrlError(self.state.error)
         return changed
 
     async def run(self, checker: RevocationChecker) -> None:
