@@ -2,9 +2,9 @@
 
 Nothing is counted on the relay's path: the gateway keeps plain integer counts (:class:`~.core.GatewayStats`,
 the splice's per-connection counts, the server's handshake counts) and :meth:`GatewayMetrics.sync` turns
-them into Prometheus values, at each scrape and once a second (so that, with ``--workers``, the values the
-supervisor reads from the workers' files are at most a second old). A sync costs a walk over the connected
-stations (about 1 µs each).
+them into Prometheus values, at each scrape and every 5 seconds (so that, with ``--workers``, the values the
+supervisor reads from the workers' files are at most that old). A sync walks the connected stations
+(about 2 µs each: 20 ms for 10,000 stations, 0.4 % of a core at one sync per 5 s; ADR 22).
 
 =============================================== ====================================================================
 metric                                          what

@@ -12,7 +12,7 @@ until a signal stops it:
   cut. The event sink is flushed by its owner after :meth:`GatewayService.run` returns. The exit status
   is 0 after SIGTERM and 130 after SIGINT (the shell's code for an interrupt).
 - The admin listener (:mod:`.admin`) answers ``/healthz``, ``/readyz``, ``/metrics``, ``/stations``; the
-  metrics are brought up to date once a second and at each scrape.
+  metrics are brought up to date every ``metrics_interval`` seconds (5) and at each scrape.
 - Under systemd (``Type=notify``) it sends ``READY=1`` once listening, ``RELOADING=1`` / ``READY=1``
   around a reload and ``STOPPING=1`` when draining (:mod:`._sdnotify`).
 
@@ -56,6 +56,7 @@ class ServiceOptions:
     worker: int | None = None  # the worker's number under a supervisor
     metrics: bool = True
     upstream_probe: float | None = 5.0  # seconds between TCP probes of the upstream (None: no probe)
+    metrics_interval: float = 5.0  # seconds between metric syncs (a scrape of this process syncs too)
     announce: Callable[[str], None] | None = None  # gets the "listening" line
     describe: Callable[[], str] | None = None  # the listening line's text
     serve_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +129,7 @@ class GatewayService:
 
     async def _sync_metrics(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.options.metrics_interval)
             try:
                 self.metrics.sync(self.gateway, guard=self.guard, reloader=self.reloader)
             except Exception:

@@ -298,7 +298,7 @@ class _SupervisorSource:
         from ocppsec.security_profiles.gateway.metrics import multiprocess_registry
 
         supervisor = self.supervisor
-        # the workers sync their values once a second; a scrape sees them at most that old
+        # the workers sync their values every 5 s; a scrape sees them at most that old
         text = bytes(generate_latest(multiprocess_registry(supervisor.metrics_dir)))
 
         class Own(Collector):

@@ -448,7 +448,7 @@ def test_workers_share_the_port_and_a_dead_worker_is_restarted(pki: Pki, tmp_pat
                 text = _http(f"{base}/metrics")[1].decode()
                 return f'ocppsec_gateway_connections{{profile="3",version="2.0.1"}} {float(n)}' in text
 
-            await asyncio.to_thread(_wait_for, counted, 10, "the summed connection gauge")
+            await asyncio.to_thread(_wait_for, counted, 15, "the summed connection gauge")
             for ws in stations:
                 await ws.close()
 
