@@ -18,6 +18,13 @@ cannot answer for its certificate. Connected stations are closed (1008, with the
 their certificate is revoked, when they are removed from the registry or when their registered profile
 changes (see :mod:`ocppsec.security_profiles.gateway.guard`). Registry lookups come from an in-memory
 snapshot refreshed in the background.
+
+Operation (ADR 22): ``--config FILE`` (TOML; keys are the option names, loaded as click's defaults so the
+command line wins; :mod:`~ocppsec.security_profiles.gateway.config`), ``--check-config``; SIGHUP reloads
+(:mod:`~ocppsec.security_profiles.gateway.reload`), SIGTERM/SIGINT drain
+(:mod:`~ocppsec.security_profiles.gateway.service`); ``--workers N`` under a supervisor
+(:mod:`~ocppsec.security_profiles.gateway.workers`); ``--admin`` (:mod:`~ocppsec.security_profiles.gateway.admin`);
+``--log-format json``; ``ocppsec gateway status`` (:mod:`ocppsec.cli.gateway_status`).
 """
 
 from __future__ import annotations
@@ -113,7 +120,7 @@ class _GatewayGroup(click.Group):
 @click.group("gateway", cls=_GatewayGroup, invoke_without_command=True)
 @click.option("--config", "config", metavar="TOML", is_eager=True, callback=_load_config,
               help="read options from this TOML file (keys are the option names: listen = \"0.0.0.0:8443\", "
-                   "server_cert = [\"rsa.pem\", \"ec.pem\"]); options given here win")
+                   "server_cert = [\"rsa.pem\", \"ec.pem\"]); options on the command line win")
 @click.option("--check-config", is_flag=True,
               help="check the configuration (files, certificate/key pairs, passphrases, URLs) and exit: 0 ok, 2 problems")
 @click.option("--listen", metavar="HOST:PORT", help="address to accept stations on")
