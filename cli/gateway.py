@@ -36,7 +36,7 @@ import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography import x509
@@ -62,11 +62,15 @@ from ocppsec.security_profiles.gateway.revocation_io import (
 )
 from ocppsec.security_profiles.gateway.service import DEFAULT_DRAIN_SECONDS, GatewayService, ServiceOptions
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
+from ocppsec.security_profiles.redact import install_credential_filter
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
 from ocppsec.security_profiles.registry_snapshot import RegistrySnapshot
 from ocppsec.security_profiles.registry_sql import open_registry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, on_uvloop
 from ocppsec.security_profiles.tls import CertChain, server_context
+
+if TYPE_CHECKING:
+    from ocppsec.eventlog.queued import QueuedSink
 
 __all__ = ["gateway"]
 
@@ -136,6 +140,9 @@ class _GatewayGroup(click.Group):
 @click.option("--stations", "stations_db", default=DEFAULT_REGISTRY, envvar="OCPPSEC_STATIONS", show_default=True,
               help="station registry (SQLite path or postgresql:// URL)")
 @click.option("--events", "events_db", default=None, help="event store for handshake failures and station events")
+@click.option("--event-spool", "event_spool", default=None, metavar="PATH",
+              help="where events wait while the event store is unavailable (default: beside a SQLite store, "
+                   "else ./ocppsec-events.spool); one per gateway process")
 @click.option("--ocpp-versions", default="2.1,2.0.1,1.6", show_default=True, help="subprotocols served, preferred first")
 @click.option("--max-frame", type=click.IntRange(1024, 16 * 1024 * 1024), default=DEFAULT_MAX_SIZE, show_default=True,
               help="largest WebSocket message accepted, bytes (larger: close 1009)")
@@ -178,7 +185,8 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
             v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
             ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
-            workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int) -> None:
+            workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
+            event_spool: str | None) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
     SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
@@ -186,12 +194,14 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
     if ctx.invoked_subcommand is not None:
         return
     handler = configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
-    del handler  # the credential filter goes on it when there is one
+    install_credential_filter(handler)  # every logger's records, at every verbosity, text or JSON
     opts = _Options.from_params(ctx.params)
     opts.admin_required = ctx.get_parameter_source("admin_text") is not click.core.ParameterSource.DEFAULT
     worker = _worker_index()
     if check_config:
         report = _check(opts)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
         if not report.ok:
@@ -218,6 +228,7 @@ class _Options:
     cso_name: str | None
     stations_db: str
     events_db: str | None
+    event_spool: str | None
     ocpp_versions: str
     max_frame: int
     base_path: str
@@ -378,8 +389,12 @@ def _check(opts: _Options) -> ConfigReport:
     if opts.events_db is not None:
         def events() -> None:
             from ocppsec.eventlog.store_sql import open_store
+            from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
 
-            open_store(opts.events_db or "").close()
+            try:
+                open_store(opts.events_db or "").close()
+            except (StoreUnavailableError, StoreReadOnlyError) as exc:  # the gateway starts anyway and spools
+                report.notes.append(f"--events: {exc.message}; events are spooled until it is back")
 
         report.check(f"--events {opts.events_db}", events)
     if opts.sign_csrs and opts.pki_dir and opts.ca_name:
@@ -464,13 +479,8 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name, closers)
     sink = None
     if opts.events_db is not None:
-        from ocppsec.eventlog.store import BufferedSink
-        from ocppsec.eventlog.store_sql import open_store
-
-        store = open_store(opts.events_db)
-        buffered = BufferedSink(store)
-        sink = buffered
-        closers.append(buffered.close)
+        sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
+        closers.append(lambda: _close_sink(sink))
     gw = Gateway(policy=policy, registry=snapshot, upstream=opts.upstream, ssl_context=ctx, sink=sink,
                  max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
@@ -509,6 +519,48 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         registry.close()
     if codes and codes[0]:
         sys.exit(codes[0])  # not click's Exit: ocppsec.cli.main runs click in non-standalone mode, which returns it
+
+
+def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
+    """The gateway's event sink: a queue drained by a writer thread, spooled to disk while the store is away."""
+    from pathlib import Path
+
+    from ocppsec.eventlog.queued import QueuedSink
+    from ocppsec.eventlog.store_sql import open_store
+    from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
+
+    try:
+        open_store(events_db).close()  # a wrong path or URL stops here; the schema is created or migrated
+    except StoreUnavailableError as exc:  # down now: start anyway, events wait in the spool
+        click.echo(f"warning: {exc.message}; events are spooled until it is back", err=True)
+    except StoreReadOnlyError as exc:
+        click.echo(f"warning: {exc.message}; events are spooled until it is writable", err=True)
+    return QueuedSink(lambda: open_store(events_db), spool=Path(event_spool or _spool_path(events_db)))
+
+
+def _spool_path(events_db: str) -> str:
+    """The default event spool: beside a SQLite store, else in the working directory."""
+    from ocppsec.pki.storage import parse_url
+
+    url = parse_url(events_db, what="event store")
+    return f"{url.path}.spool" if url.path else "./ocppsec-events.spool"
+
+
+def _worker_spool(event_spool: str | None, events_db: str, worker: int | None) -> str | None:
+    """A spool is one process's: worker ``i`` of ``--workers`` gets ``SPOOL.worker-i`` (its replacement after
+    a restart replays it)."""
+    if worker is None:
+        return event_spool
+    return f"{event_spool or _spool_path(events_db)}.worker-{worker}"
+
+
+def _close_sink(sink: QueuedSink) -> None:
+    sink.close()
+    left = sink.counters()
+    if left.in_spool:
+        click.echo(f"warning: {left.in_spool} event(s) wait in the spool; they are written at the next start", err=True)
+    if left.dropped:
+        click.echo(f"warning: {left.dropped} event(s) were dropped (queue full, spool not writable)", err=True)
 
 
 def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[str, ...], pki_dir: str | None,

@@ -115,6 +115,7 @@ class ConfigReport:
 
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem (e.g. a store down for now)
 
     @property
     def ok(self) -> bool:
@@ -140,7 +141,7 @@ class ConfigReport:
         return len(self.problems) == before
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": list(self.problems), "checked": list(self.checked)}
+        return {"ok": self.ok, "problems": list(self.problems), "checked": list(self.checked), "notes": list(self.notes)}
 
 
 @dataclass(frozen=True, slots=True)

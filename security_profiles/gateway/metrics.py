@@ -10,8 +10,9 @@ supervisor reads from the workers' files are at most that old). A sync walks the
 metric                                          what
 =============================================== ====================================================================
 ``ocppsec_gateway_connections``                 stations relayed now, by ``profile`` and ``version``
-``ocppsec_gateway_handshakes_total``            handshakes by ``outcome`` (accepted, refused, tls_failed) and
-                                                ``reason`` (a requirement ID or security event type: a closed set)
+``ocppsec_gateway_handshakes_total``            handshakes by ``outcome`` (accepted, refused, tls_failed; closed:
+                                                control_frame_flood) and ``reason`` (a closed set: requirement IDs,
+                                                event types, the server's reasons; never an identity)
 ``ocppsec_gateway_frames_relayed_total``        WebSocket messages relayed, by ``direction`` (up: to the CSMS)
 ``ocppsec_gateway_upstream_failures_total``     stations closed with 1011 because the upstream was unavailable
 ``ocppsec_gateway_station_events_total``        SecurityEventNotifications recorded on their way through
@@ -36,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -247,19 +248,11 @@ class GatewayMetrics:
 
 
 def handshake_totals(gateway: Gateway) -> dict[tuple[str, str], int]:
-    """The running server's handshake counts as ``{(outcome, reason): total}``.
-
-    From ``gateway.handshake_counters()`` where the gateway has it (refusals per reason), else from the
-    server's totals."""
-    counts_of = getattr(gateway, "handshake_counters", None)
-    counts: dict[str, Any]
-    if callable(counts_of):
-        counts = dict(counts_of())
-    else:
-        state = getattr(gateway.server, "profile_state", None)
-        if state is None:
-            return {}
-        counts = {"accepted": state.accepted, "refused": state.refused, "tls_failures": state.failures}
+    """The running server's handshake counts (:meth:`~.core.Gateway.handshake_counters`) as
+    ``{(outcome, reason): total}``: accepted, refused per reason, TLS failures."""
+    counts = gateway.handshake_counters()
+    if not counts:
+        return {}
     out: dict[tuple[str, str], int] = {}
     by_reason = 0
     for key, value in counts.items():
@@ -268,6 +261,7 @@ def handshake_totals(gateway: Gateway) -> dict[tuple[str, str], int]:
             by_reason += int(value)
     out[("accepted", "")] = int(counts.get("accepted", 0))
     out[("tls_failed", "tls")] = int(counts.get("tls_failures", 0))
+    out[("closed", "control_frame_flood")] = int(counts.get("control_floods", 0))
     rest = int(counts.get("refused", 0)) - by_reason
     if rest > 0:
         out[("refused", "other")] = rest

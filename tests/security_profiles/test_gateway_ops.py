@@ -429,7 +429,7 @@ def test_json_logs_parse_as_json(pki: Pki, tmp_path: Path) -> None:
 # -- workers -------------------------------------------------------------------------------------------------------------
 def test_workers_share_the_port_and_a_dead_worker_is_restarted(pki: Pki, tmp_path: Path) -> None:
     port, up, admin = free_port(), free_port(), free_port()
-    config = _config(pki, tmp_path, port, up, admin, workers=2)
+    config = _config(pki, tmp_path, port, up, admin, workers=2, events=str(tmp_path / "events.db"))
     base = f"http://127.0.0.1:{admin}"
 
     async def connect_many(n: int) -> None:
@@ -479,6 +479,8 @@ def test_workers_share_the_port_and_a_dead_worker_is_restarted(pki: Pki, tmp_pat
             return all(checks[f"worker {i}"]["checks"].get("reload", {}).get("ok") for i in (0, 1))
 
         _wait_for(both_reloaded, 15, "both workers' reload")
+        checks = _json(f"{base}/readyz")["checks"]
+        assert all(checks[f"worker {i}"]["checks"]["event_sink"]["ok"] for i in (0, 1))  # a queued sink each
     assert proc.returncode == 0
     for pid in [*pids[1:], w0["pid"]]:
         with pytest.raises(ProcessLookupError):

@@ -182,3 +182,16 @@ def test_every_gateway_option_is_a_config_key() -> None:
         assert (param.name in multiple) == param.multiple
     assert "config" not in options and "help" not in options
     assert {"listen", "server-cert", "crl", "workers", "admin", "drain-seconds", "log-format"} <= set(suggest)
+
+
+def test_a_reloaded_context_is_prepared_as_serve_prepares_one(pki: Pki) -> None:
+    from ocppsec.security_profiles._tls_alert import AlertingSSLObject
+    from ocppsec.security_profiles.tls import server_context
+
+    gw = Gateway(policy=ServerPolicy(frozenset({2}), (OcppVersion.V201,), None, "/"), registry=MemoryRegistry([]),
+                 upstream="ws://127.0.0.1:1/", ssl_context=server_context(pki.server_chains))
+    fresh = server_context(pki.server_chains)
+    gw.set_ssl_context(fresh)
+    assert gw.ssl_context is fresh and fresh.sslobject_class is AlertingSSLObject
+    with pytest.raises(UsageError, match="between TLS and plain"):
+        gw.set_ssl_context(None)
