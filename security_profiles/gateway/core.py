@@ -84,6 +84,8 @@ class RelaySession:
     station: StationConnection
     upstream: ClientConnection
     relay: Relay
+    splice: Splice | None = None  # while the splice relays: its live frame counts (see Gateway.relayed)
+    since: datetime | None = None  # when the relay began
 
 
 def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
@@ -162,6 +164,31 @@ class Gateway:
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
 
+    def set_ssl_context(self, ctx: ssl.SSLContext | None) -> None:
+        """Use ``ctx`` for the TLS handshakes from now on (a reload); connected stations keep theirs."""
+        from ocppsec.pki.errors import UsageError
+
+        if (ctx is None) != (self.ssl_context is None):
+            raise UsageError("a reload cannot switch the gateway between TLS and plain ws://")
+        if ctx is not None:
+            from ocppsec.security_profiles import _tls_alert
+
+            _tls_alert.install(ctx)  # as serve() does: a refused ClientHello still gets its alert
+        self.ssl_context = ctx
+        state = getattr(self.server, "profile_state", None)
+        if state is not None:
+            state.ssl_context = ctx  # read by every new connection (server._ProfileConnection.connection_made)
+
+    def relayed(self) -> tuple[int, int]:
+        """Frames relayed up (station to CSMS) and down so far, the stations being spliced now included."""
+        up, down = self.stats.relayed_up, self.stats.relayed_down
+        for session in self.sessions:
+            splice = session.splice
+            if splice is not None:
+                up += splice.up.count
+                down += splice.down.count
+        return up, down
+
     def event_counters(self) -> dict[str, int | bool]:
         """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
         (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
@@ -226,12 +253,12 @@ class Gateway:
             return
         self.stats.connected += 1
         relay = self._choose_relay(station, upstream)
-        session = RelaySession(station, upstream, relay)
+        session = RelaySession(station, upstream, relay, since=self.clock())
         self.sessions.append(session)
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
         try:
             if relay is Relay.SPLICE:
-                await self._splice(station, upstream)
+                await self._splice(station, upstream, session)
             else:
                 await self._pumps(station, upstream)
             if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
@@ -272,7 +299,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _splice(self, station: StationConnection, upstream: ClientConnection) -> None:
+    async def _splice(self, station: StationConnection, upstream: ClientConnection,
+                      session_: RelaySession | None = None) -> None:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
 
@@ -290,9 +318,13 @@ class Gateway:
         splice = Splice(station.websocket, upstream, inspect=inspect if session else None, handle=handle if session else None,
                         observe=observe)
         splice.start()
+        if session_ is not None:
+            session_.splice = splice
         try:
             await splice.wait()
         finally:
+            if session_ is not None:
+                session_.splice = None
             self.stats.relayed_up += splice.up.count
             self.stats.relayed_down += splice.down.count
 
