@@ -10,7 +10,8 @@ Each accepted TCP connection goes through:
 2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
    (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
    status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
-   The ``admit`` steps (:class:`Admission`) run next and may still refuse an accepted station.
+   The ``admit`` steps (:class:`Admission`) run next and may still refuse an accepted station
+   (``before_decide`` is awaited before the decision).
 3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
    ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
 """
@@ -95,9 +96,13 @@ class Admission:
     Steps (``serve(admit=...)``) run in order after the handshake decision accepted the station and may
     still refuse it (a revoked certificate, an upstream that refuses the station); what they put into
     :attr:`context` reaches the handler as :attr:`StationConnection.context`.
+
+    A step that opens something for the station (the gateway's upstream connection) registers its release
+    with :meth:`on_abandon`: it runs when the handler never gets the station - a later refusal, a failing
+    step, the station gone before its 101 - and at once when that has happened already.
     """
 
-    __slots__ = ("_ssl_object", "context", "decision", "headers", "peer", "tls")
+    __slots__ = ("_abandon", "_ssl_object", "abandoned", "context", "decision", "headers", "peer", "tls")
 
     def __init__(self, decision: Accept, peer: str, headers: Headers, tls: TlsFacts | None,
                  ssl_object: ssl.SSLObject | None) -> None:
@@ -107,6 +112,25 @@ class Admission:
         self.tls = tls
         self._ssl_object = ssl_object
         self.context: dict[str, Any] = {}
+        self.abandoned = False
+        self._abandon: list[Callable[[], object]] = []
+
+    def on_abandon(self, release: Callable[[], object]) -> None:
+        """Call ``release()`` if the handler never gets this station (now, if that is known already)."""
+        if self.abandoned:
+            release()
+        else:
+            self._abandon.append(release)
+
+    def abandon(self) -> None:
+        """The handler will not get this station: run every release registered (once)."""
+        self.abandoned = True
+        releases, self._abandon = self._abandon, []
+        for release in releases:
+            try:
+                release()
+            except Exception:
+                _log.exception("an admission step's release failed")
 
     def peer_certificate_der(self) -> bytes | None:
         """The station's TLS client certificate (DER), or None without one."""
@@ -127,6 +151,7 @@ class _ServeState:
     tls_handshake_timeout: float
     clock: Callable[[], datetime] = _now
     admit: AdmissionStep | None = None
+    before_decide: Callable[[str], Awaitable[None]] | None = None
     failures: int = 0
     refused: int = 0
     accepted: int = 0
@@ -194,6 +219,13 @@ class _ProfileConnection(ServerConnection):
         self.decision: Accept | Reject | None = None
         self.admission: Admission | None = None
         self.station: StationConnection | None = None
+        self.lost = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.admission is not None and self.station is None:
+            self.admission.abandon()  # the handler will never get it: release what the admission steps opened
+        super().connection_lost(exc)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ctx = self._state.ssl_context
@@ -273,6 +305,8 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     state = connection._state
     facts = _facts(connection, request)
     needs_hash = facts.authorization is not None and bool(state.policy.profiles & {1, 2})
+    if state.before_decide is not None:
+        await state.before_decide(facts.path)
     at = state.clock()
     if needs_hash:
         decision = await asyncio.to_thread(decide, facts, state.policy, state.registry.get, at=at)
@@ -281,9 +315,16 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     if isinstance(decision, Accept) and state.admit is not None:
         admission = Admission(decision, connection.peer, request.headers, facts.tls,
                               connection.transport.get_extra_info("ssl_object"))
-        refusal = await state.admit(admission)
         connection.admission = admission
+        if connection.lost:  # the station went away during the decision: nothing to admit
+            admission.abandon()
+        try:
+            refusal = await state.admit(admission)
+        except BaseException:
+            admission.abandon()
+            raise
         if refusal is not None:
+            admission.abandon()
             decision = refusal
     connection.decision = decision
     if isinstance(decision, Reject):
@@ -338,6 +379,7 @@ def serve(
     ping_timeout: float | None = 30.0,
     clock: Callable[[], datetime] = _now,
     admit: AdmissionStep | None = None,
+    before_decide: Callable[[str], Awaitable[None]] | None = None,
     **kwargs: Any,
 ) -> Server:
     """Serve OCPP stations at ``policy``'s profile(s); ``handler`` gets each authenticated connection.
@@ -348,6 +390,8 @@ def serve(
     no ``Server`` header (pass ``server_header=...`` to add one); other ``kwargs`` go to websockets' ``serve``.
     ``admit``: an async step run after the handshake decision accepted a station, before its 101; it may
     refuse the station with a :class:`~.handshake.Reject` (answered and recorded like any refusal).
+    ``before_decide``: awaited with the request path before the handshake decision reads the registry (the
+    gateway waits there while it is still writing a credential or profile change of that station).
     """
     from ocppsec.pki.errors import UsageError
 
@@ -356,7 +400,7 @@ def serve(
     if not policy.tls and ssl_context is not None:
         raise UsageError("profile 1 is plain ws://; do not pass a TLS context")
     safe = SafeSink(sink if sink is not None else NullSink())
-    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit)
+    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit, before_decide)
     connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
 
     async def _handler(websocket: ServerConnection) -> None:
