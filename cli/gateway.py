@@ -9,6 +9,16 @@ CA ``NAME`` of the PKI directory ``DIR`` (key passphrase from ``$OCPPSEC_PASSPHR
 CertificateSigned and keeps the per-station inventory beside the directory's ledger: in its PostgreSQL
 database when ``DIR/ledger.url`` names one (several CSMS nodes share it), else in ``DIR/inventory.db``;
 ``--inventory PATH|URL`` overrides. Those frames are not forwarded upstream.
+
+The upstream is opened before the station gets its 101, and its refusal is the station's (401, 403, 404;
+503 when it is unreachable or slower than ``--upstream-open-timeout``). It learns the station's profile
+and certificate from ``X-OCPP-*`` request headers. A ``wss://`` upstream is checked against
+``--upstream-ca`` (default: the system's roots); ``--upstream-cert/--upstream-key`` give the gateway a
+client certificate for it (key passphrase from ``$OCPPSEC_PASSPHRASE``), ``--upstream-basic-auth-env VAR``
+Basic credentials (``$VAR`` holds ``user:password``; never logged).
+
+Password rotations (A01) and security-profile changes (A05, B09) the CSMS makes over OCPP are followed
+into the registry; ``--no-follow-changes`` turns that off (e.g. when the CSMS writes the registry itself).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -27,6 +38,7 @@ from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway import Gateway, Relay
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
+from ocppsec.security_profiles.gateway.upstream import UpstreamAuth, upstream_context
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
 from ocppsec.security_profiles.registry_sql import open_registry
@@ -73,11 +85,23 @@ def _host_port(text: str) -> tuple[str, int]:
               show_default=True,
               help="how messages are relayed: splice (no task per message; needs a websockets version it was verified on), "
                    "tasks (two tasks per station), auto (the splice where supported)")
+@click.option("--upstream-ca", "upstream_ca", multiple=True, metavar="PEM",
+              help="CA root(s) the wss:// upstream's certificate must chain to (default: the system's)")
+@click.option("--upstream-cert", metavar="PEM", help="client certificate chain for the wss:// upstream")
+@click.option("--upstream-key", metavar="PEM", help=f"key of --upstream-cert (encrypted keys: ${PASSPHRASE_ENV})")
+@click.option("--upstream-basic-auth-env", "upstream_auth_env", metavar="VAR",
+              help="Basic auth toward the upstream: $VAR holds user:password")
+@click.option("--upstream-open-timeout", type=click.FloatRange(0.1, 9.9), default=5.0, show_default=True,
+              help="seconds to open the upstream before the station is refused with 503")
+@click.option("--no-follow-changes", "no_follow", is_flag=True,
+              help="do not follow the password and profile changes the CSMS makes over OCPP into the registry")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
 def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
-            v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, verbose: int) -> None:
+            v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str,
+            upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
+            upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool, verbose: int) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
     import os
 
@@ -104,6 +128,7 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         raise UsageError("--sign-csrs needs --pki DIR and --ca NAME", hint="e.g. --pki ./pki --ca csms-root")
     if not sign_csrs and (pki_dir or ca_name or v2g_ca or inventory_path):
         raise UsageError("--pki/--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
+    upstream_ssl, upstream_auth = _upstream_hop(upstream, upstream_ca, upstream_cert, upstream_key, upstream_auth_env)
     registry = open_registry(stations_db)
     closers: list[Callable[[], None]] = []
     signing = None
@@ -121,7 +146,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         sink = buffered
         closers.append(buffered.close)
     gw = Gateway(policy=policy, registry=registry, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
-                 csr_signing=signing, relay=relay_name)
+                 csr_signing=signing, relay=relay_name, upstream_ssl=upstream_ssl, upstream_auth=upstream_auth,
+                 upstream_open_timeout=upstream_open_timeout, follow_changes=not no_follow)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -141,6 +167,28 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         for close in reversed(closers):
             close()
         registry.close()
+
+
+def _upstream_hop(upstream: str, roots: tuple[str, ...], cert: str | None, key: str | None,
+                  auth_env: str | None) -> tuple[ssl.SSLContext | None, UpstreamAuth | None]:
+    """The TLS context and Basic credentials for the hop to the upstream, from the options."""
+    import os
+
+    auth = None
+    if auth_env is not None:
+        value = os.environ.get(auth_env)
+        if value is None:
+            raise UsageError(f"environment variable {auth_env} is not set", hint=f"export {auth_env}=user:password")
+        auth = UpstreamAuth.parse(value)
+    if (cert is None) != (key is None):
+        raise UsageError("--upstream-cert and --upstream-key go together")
+    if not upstream.startswith("wss://"):
+        if roots or cert:
+            raise UsageError("--upstream-ca/--upstream-cert need a wss:// --upstream")
+        return None, auth
+    secret = os.environ.get(PASSPHRASE_ENV)
+    chain = CertChain(cert, key, secret.encode() if secret else None) if cert is not None and key is not None else None
+    return upstream_context(roots, chain), auth
 
 
 def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
