@@ -32,6 +32,8 @@ from ocppsec.security_profiles.identity import identity_from_path, identity_url,
 from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
+    NetworkProfiles,
+    NetworkSlot,
     StationRecord,
     StationRegistry,
     confirm_password,
@@ -57,6 +59,8 @@ __all__ = [
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
+    "NetworkProfiles",
+    "NetworkSlot",
     "PasswordRules",
     "Reject",
     "ScryptCost",

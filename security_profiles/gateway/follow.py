@@ -243,7 +243,8 @@ class ChangeTracker:
         self._next_ref = 0
         self._changed = False  # a change was stored in this connection (a later Reset is worth a note)
         n = self.names
-        self._actions = tuple(f'"{a}"' for a in (n.change_action, n.network_profile_action, n.reset_action) if a)
+        names = (n.change_action, n.network_profile_action, n.reset_action)
+        self._actions = re.compile("|".join(re.escape(f'"{a}"') for a in names if a))
         self._settings: Mapping[tuple[str, str], SecuritySetting] = {
             ((c.component or "").lower(), c.name.lower()): s for s, c in n.settings.items()}
         self._slot_variables: Mapping[str, SlotSetting] = {
@@ -254,6 +255,11 @@ class ChangeTracker:
         """How many CSMS calls await the station's answer."""
         return len(self._awaited)
 
+    def may_act_on(self, message: str | bytes) -> bool:
+        """Whether a CSMS frame names one of the calls followed (a substring test; False means feed() would
+        return nothing for it, unless answers are awaited and expire)."""
+        return isinstance(message, str) and self._actions.search(message) is not None
+
     def feed(self, direction: Direction, message: str | bytes, at: datetime) -> tuple[Action, ...]:
         """What ``message`` (relayed in ``direction`` at ``at``) asks the gateway to do; usually nothing."""
         out: list[Action] = []
@@ -262,7 +268,7 @@ class ChangeTracker:
         if isinstance(message, bytes):
             return tuple(out)
         if direction is Direction.TO_STATION:
-            if any(a in message for a in self._actions):
+            if self.may_act_on(message):
                 self._call(message, at, out)
         elif self._awaited:
             self._answer(message, out)

@@ -126,7 +126,8 @@ class FollowSession:
     # -- the relay's hooks (synchronous, cheap) ----------------------------------------------------
     def to_station(self, message: Data) -> None:
         """A frame the CSMS sends the station."""
-        self._take(self.tracker.feed(Direction.TO_STATION, message, self.follower.clock()))
+        if self.tracker.awaiting or self.tracker.may_act_on(message):
+            self._take(self.tracker.feed(Direction.TO_STATION, message, self.follower.clock()))
 
     def from_station(self, message: Data) -> None:
         """A frame the station sends the CSMS."""
