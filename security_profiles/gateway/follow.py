@@ -39,12 +39,14 @@ only while an answer is awaited and only when its message id is one of those awa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from ocppsec.pki.errors import OcppsecError
@@ -227,28 +229,50 @@ def _lower(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Vocabulary:
+    """One version's names, prepared for the tracker (shared by every connection of that version)."""
+
+    names: SecurityConfigNames
+    actions: re.Pattern[str]  # any of the followed action names, quoted as in a frame
+    settings: Mapping[tuple[str, str], SecuritySetting]  # (component, variable) lower-cased -> setting
+    slot_variables: Mapping[str, SlotSetting]
+
+
+@functools.cache
+def _vocabulary(version: OcppVersion) -> _Vocabulary:
+    n = wire_names(version).security_config
+    actions = (n.change_action, n.network_profile_action, n.reset_action)
+    return _Vocabulary(
+        n,
+        re.compile("|".join(re.escape(f'"{a}"') for a in actions if a)),
+        MappingProxyType({((c.component or "").lower(), c.name.lower()): s for s, c in n.settings.items()}),
+        MappingProxyType({v.lower(): s for s, v in (n.slot_variables or {}).items()}),
+    )
+
+
 class ChangeTracker:
     """Follows one station's connection: feed it every relayed frame, act on the actions it returns.
 
     Not thread-safe; the gateway feeds it from the event loop, inside the relay.
     """
 
+    __slots__ = ("_actions", "_awaited", "_changed", "_next_ref", "_settings", "_slot_variables", "answer_timeout",
+                 "max_awaited", "names", "version")
+
     def __init__(self, version: OcppVersion, *, max_awaited: int = MAX_AWAITED,
                  answer_timeout: timedelta = ANSWER_TIMEOUT) -> None:
+        vocabulary = _vocabulary(version)
         self.version = version
-        self.names: SecurityConfigNames = wire_names(version).security_config
+        self.names = vocabulary.names
         self.max_awaited = max_awaited
         self.answer_timeout = answer_timeout
         self._awaited: dict[str, _Awaited] = {}
         self._next_ref = 0
         self._changed = False  # a change was stored in this connection (a later Reset is worth a note)
-        n = self.names
-        names = (n.change_action, n.network_profile_action, n.reset_action)
-        self._actions = re.compile("|".join(re.escape(f'"{a}"') for a in names if a))
-        self._settings: Mapping[tuple[str, str], SecuritySetting] = {
-            ((c.component or "").lower(), c.name.lower()): s for s, c in n.settings.items()}
-        self._slot_variables: Mapping[str, SlotSetting] = {
-            v.lower(): s for s, v in (n.slot_variables or {}).items()}
+        self._actions = vocabulary.actions
+        self._settings = vocabulary.settings
+        self._slot_variables = vocabulary.slot_variables
 
     @property
     def awaiting(self) -> int:

@@ -111,17 +111,21 @@ class ChangeFollower:
 
 
 class FollowSession:
-    """One relayed station: feed it the frames both ways; :meth:`close` when the connection ends."""
+    """One relayed station: feed it the frames both ways; :meth:`close` when the connection ends.
+
+    Small while nothing happens (one per relayed station): the hash table and the queue exist only once
+    a change is seen."""
+
+    __slots__ = ("_hashes", "_queue", "_worker", "follower", "identity", "tracker", "version")
 
     def __init__(self, follower: ChangeFollower, identity: str, version: OcppVersion) -> None:
         self.follower = follower
         self.identity = identity
         self.version = version
         self.tracker = ChangeTracker(version)
-        self._hashes: dict[int, asyncio.Future[str]] = {}
-        self._queue: collections.deque[Action] = collections.deque()
+        self._hashes: dict[int, asyncio.Future[str]] | None = None
+        self._queue: collections.deque[Action] | None = None
         self._worker: asyncio.Task[None] | None = None
-        self.applied: list[Applied] = []  # what this session did, in order (for tests and the log)
 
     # -- the relay's hooks (synchronous, cheap) ----------------------------------------------------
     def to_station(self, message: Data) -> None:
@@ -137,14 +141,18 @@ class FollowSession:
     def _take(self, actions: tuple[Action, ...]) -> None:
         for action in actions:
             if isinstance(action, HashSecret):
+                if self._hashes is None:
+                    self._hashes = {}
                 cost = self.follower.password_cost
                 self._hashes[action.ref] = asyncio.ensure_future(
                     asyncio.to_thread(hash_password, action.secret.reveal(), cost=cost))
             elif isinstance(action, ForgetSecret):
-                future = self._hashes.pop(action.ref, None)
+                future = self._hashes.pop(action.ref, None) if self._hashes is not None else None
                 if future is not None:
                     future.cancel()
             else:
+                if self._queue is None:
+                    self._queue = collections.deque()
                 self._queue.append(action)
                 if self._worker is None:
                     self.follower._settling.begin(self.identity)
@@ -152,9 +160,11 @@ class FollowSession:
 
     # -- applying ----------------------------------------------------------------------------------
     async def _work(self) -> None:
+        queue = self._queue
+        assert queue is not None
         try:
-            while self._queue:
-                action = self._queue.popleft()
+            while queue:
+                action = queue.popleft()
                 try:
                     await self._apply(action)
                 except Exception:  # a failure here must never reach the relay
@@ -167,7 +177,7 @@ class FollowSession:
         ref = action.ref if isinstance(action, PasswordChanged) else (
             action.password_ref if isinstance(action, SlotChanged) else None)
         password_hash = None
-        if ref is not None:
+        if ref is not None and self._hashes is not None:
             future = self._hashes.pop(ref, None)
             if future is not None:
                 try:
@@ -178,7 +188,6 @@ class FollowSession:
             outcome = Applied(None, action.reason, None, False)
         else:
             outcome = await asyncio.to_thread(self._write, action, password_hash)
-        self.applied.append(outcome)
         self._report(outcome)
 
     def _write(self, action: Action, password_hash: str | None) -> Applied:
@@ -215,7 +224,7 @@ class FollowSession:
         if self._worker is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout)
-        for future in self._hashes.values():
+        for future in (self._hashes or {}).values():
             future.cancel()
-        self._hashes.clear()
+        self._hashes = None
 
