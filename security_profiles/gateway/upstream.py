@@ -185,7 +185,7 @@ def refusal_for(status: int | None, identity: str, detail: str) -> Reject:
 
 
 class UpstreamOpener:
-    """The admission step that opens ``upstream/IDENTITY`` (see the module docstring); counts its failures."""
+    """The admission step that opens ``upstream/IDENTITY`` (see the module docstring)."""
 
     def __init__(self, upstream: str, *, ssl_context: ssl.SSLContext | None = None, auth: UpstreamAuth | None = None,
                  open_timeout: float = 5.0, ping_interval: float | None = 30.0, max_size: int = 64 * 1024) -> None:
@@ -195,7 +195,6 @@ class UpstreamOpener:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.max_size = max_size
-        self.failures = 0
 
     def url(self, identity: str) -> str:
         return f"{self.upstream}/{quote(identity, safe='')}"
@@ -223,14 +222,13 @@ class UpstreamOpener:
             refusal = refusal_for(None, decision.identity, f"{type(exc).__name__}: {exc}")
         else:
             if upstream.subprotocol != decision.subprotocol:
-                await upstream.close(1002, "subprotocol mismatch")
+                _close_later(upstream, 1002, "subprotocol mismatch")  # not waited for: the station waits
                 refusal = Reject(f"the upstream CSMS answered {decision.subprotocol} with subprotocol "
                                  f"{upstream.subprotocol}", 502, None, None, decision.identity)
             else:
                 admission.context[CONTEXT_KEY] = upstream
-                admission.on_abandon(lambda: _close_later(upstream))
+                admission.on_abandon(lambda: _close_later(upstream, 1001, "station went away"))
                 return None
-        self.failures += 1
         _log.warning("upstream %s for %s: %s", url, decision.identity, refusal.reason)
         return refusal
 
@@ -238,8 +236,8 @@ class UpstreamOpener:
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _close_later(upstream: ClientConnection) -> None:
-    """Close an upstream connection nobody will relay (from a synchronous callback)."""
-    task = asyncio.get_running_loop().create_task(upstream.close(1001, "station went away"))
+def _close_later(upstream: ClientConnection, code: int, reason: str) -> None:
+    """Close an upstream connection nobody will relay, in the background (also from a synchronous callback)."""
+    task = asyncio.get_running_loop().create_task(upstream.close(code, reason))
     _closing.add(task)
     task.add_done_callback(_closing.discard)

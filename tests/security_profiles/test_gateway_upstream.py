@@ -50,7 +50,8 @@ class Upstream:
 
 @contextlib.asynccontextmanager
 async def upstream_server(port: int, *, status: int | None = None, delay: float = 0.0, tls: ssl.SSLContext | None = None,
-                          auth: str | None = None) -> AsyncIterator[Upstream]:
+                          auth: str | None = None, subprotocols: tuple[str, ...] | None = ("ocpp2.0.1", "ocpp1.6"),
+                          ) -> AsyncIterator[Upstream]:
     """An echoing CSMS that records each upgrade request, may refuse it with ``status`` or wait ``delay`` first,
     and may require Basic ``auth`` (an exact Authorization value)."""
     seen = Upstream()
@@ -75,7 +76,8 @@ async def upstream_server(port: int, *, status: int | None = None, delay: float 
         await ws.wait_closed()
         seen.closes.put_nowait((ws.request.path, ws.close_code))
 
-    async with ws_serve(handler, "127.0.0.1", port, subprotocols=["ocpp2.0.1", "ocpp1.6"],  # type: ignore[list-item]
+    async with ws_serve(handler, "127.0.0.1", port,
+                        subprotocols=list(subprotocols) if subprotocols is not None else None,  # type: ignore[arg-type]
                         process_request=process_request, ssl=tls, logger=PEER_LOG):
         yield seen
 
@@ -116,6 +118,22 @@ def test_the_upstreams_refusal_reaches_the_station_instead_of_a_101(upstream_sta
             await conn.send("hello")
             assert await conn.recv() == "hello"
             await conn.close()
+
+    run(main())
+
+
+def test_an_upstream_without_the_stations_subprotocol_is_502(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                              port: int) -> None:
+    up = free_port()
+
+    async def main() -> None:
+        async with upstream_server(up, subprotocols=None) as seen, \
+                gateway({2}, registry, sink, pki, port, f"ws://127.0.0.1:{up}/upstream") as gw:
+            with pytest.raises(CsmsConnectionError, match="HTTP 502"):
+                await station2(port, root=pki.csms_root)  # the upstream answers without a subprotocol
+            path, code = await asyncio.wait_for(seen.closes.get(), 5)  # and the upstream connection is closed
+            assert path == "/upstream/CS-2" and code == 1002
+            assert gw.stats.upstream_failures == 1 and gw.sessions == []
 
     run(main())
 
