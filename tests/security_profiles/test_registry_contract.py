@@ -226,4 +226,4 @@ def test_two_gateways_share_one_registry(spec: str) -> None:
     assert [proc.returncode for proc in procs] == [0, 0], errs
     listed = json.loads(_cli("stations", "list", "--stations", spec, "--json"))
     assert listed == [{"identity": "CS-2", "profile": 1, "pendingProfile": None, "serial": "CS-2", "password": True,
-                       "pendingPassword": False}]
+                       "pendingPassword": False, "allowProfileDowngrade": False, "networkPriority": [], "slots": []}]
