@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from ocppsec.pki._der import encode_tlv, split_sequence
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, pyca_input
 from ocppsec.pki.builder import _key_class, resign_external, signature_hash_for, stand_in_for
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
@@ -214,8 +215,11 @@ def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> boo
 
 
 def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
-    """Run the whole policy; never raises for policy problems, returns every violation."""
-    return _check_csr(csr, profile, ctx).report
+    """Run the whole policy; never raises for policy problems, returns every violation.
+
+    A request whose subject or extensions pyca cannot parse raises :class:`~ocppsec.pki.errors.InputError`."""
+    with pyca_input("CSR cannot be parsed", requirement="A02.FR.03"):
+        return _check_csr(csr, profile, ctx).report
 
 
 # signatureAlgorithm (DER) of requests whose self-signature is checked without pyca's algorithm objects:
@@ -292,6 +296,14 @@ def _csr_parts(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, bytes
             der[bits_start + 1 : bits_end])
 
 
+def _signature_hash(csr: x509.CertificateSigningRequest) -> hashes.HashAlgorithm | None:
+    """The request's signature hash; None when pyca does not know the signature algorithm."""
+    try:
+        return csr.signature_hash_algorithm
+    except PYCA_INPUT_ERRORS:  # UnsupportedAlgorithm: an unknown signature OID
+        return None
+
+
 def _hash_violations(h: hashes.HashAlgorithm | None, profile: Profile, pub: PublicKey) -> list[Violation]:
     if isinstance(pub, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
         return []
@@ -343,7 +355,7 @@ def _check_csr(
             except Exception:  # InvalidSignature
                 valid = False
         else:
-            h = csr.signature_hash_algorithm
+            h = _signature_hash(csr)
             valid = _signature_valid(csr, pub)
         if not valid:
             violations.append(
@@ -379,7 +391,7 @@ def _check_csr_with_pyca(csr: x509.CertificateSigningRequest, profile: Profile, 
                 Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
             )
         violations += check_public_key(pub, profile)
-        violations += _hash_violations(csr.signature_hash_algorithm, profile, pub)
+        violations += _hash_violations(_signature_hash(csr), profile, pub)
     attrs = name_attributes(csr.subject)
     violations += _check_attributes(attrs, profile, ctx)
     report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))

@@ -135,7 +135,7 @@ class PkiDirectory:
             _require_shared_ledger(ledger_url)
             atomic_write(root / LEDGER_URL_FILE, ledger_url.encode() + b"\n", 0o600)
         ledger = _open_dir_ledger(root)
-        pki = cls(root, HierarchyConfig.from_toml(config_path.read_text()), ledger, passphrase)
+        pki = cls(root, HierarchyConfig.from_bytes(config_path.read_bytes(), what=str(config_path)), ledger, passphrase)
         plan = pki.config.plan()
         external = dict(ca_keys or {})
         held = [r.key_ref for r in ledger.all() if r.key_ref and r.key_ref.startswith("file:")]
@@ -190,12 +190,12 @@ class PkiDirectory:
         root = Path(path)
         if ledger_url is not None:
             _require_shared_ledger(ledger_url)
-            config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+            config = HierarchyConfig.from_bytes((root / CONFIG_FILE).read_bytes(), what=str(root / CONFIG_FILE))
             return cls(root, config, open_ledger(ledger_url), passphrase)
         if not (root / LEDGER_FILE).is_file() and not (root / LEDGER_URL_FILE).is_file():
             raise UsageError(f"{root} is not an ocppsec PKI directory (no {LEDGER_FILE})",
                              hint=f"create one with `ocppsec pki init {root}`")
-        config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+        config = HierarchyConfig.from_bytes((root / CONFIG_FILE).read_bytes(), what=str(root / CONFIG_FILE))
         return cls(root, config, _open_dir_ledger(root), passphrase)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, describe_pyca_error, read_csr
 from ocppsec.pki.certmgmt.inventory import (
     EntrySource,
     InventoryState,
@@ -126,9 +127,9 @@ def _strict_csr(pem: str) -> x509.CertificateSigningRequest:
     if raw.replace(blocks[0][1], b"").strip():
         raise InputError("csr has data outside its PEM block", requirement="A02.FR.03")
     try:
-        return x509.load_pem_x509_csr(blocks[0][1])
-    except ValueError as exc:
-        raise InputError(f"csr is not a valid PKCS#10 request ({exc})", requirement="A02.FR.03") from None
+        return read_csr(x509.load_pem_x509_csr(blocks[0][1]), what="csr")
+    except PYCA_INPUT_ERRORS as exc:
+        raise InputError(f"csr is not a valid PKCS#10 request ({describe_pyca_error(exc)})", requirement="A02.FR.03") from None
 
 
 class CertificateService:
@@ -172,8 +173,11 @@ class CertificateService:
             profile = self.signer.profile_for(request.use)
         except OcppsecError as exc:
             return no(exc.message, exc.requirement)
-        ctx, extra = self._context(station, request.use, csr)
-        report = check_csr(csr, profile, ctx)
+        try:
+            ctx, extra = self._context(station, request.use, csr)
+            report = check_csr(csr, profile, ctx)
+        except OcppsecError as exc:
+            return no(exc.message, exc.requirement)
         violations = report.violations + tuple(extra)
         if violations:
             text = "; ".join(str(v) for v in violations)
