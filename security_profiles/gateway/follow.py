@@ -52,7 +52,7 @@ from typing import Any
 from ocppsec.pki.errors import OcppsecError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.pki.wire import SecurityConfigNames, SecuritySetting, SlotSetting, wire_names
-from ocppsec.security_profiles.registry import NetworkProfiles, NetworkSlot, StationRecord
+from ocppsec.security_profiles.registry import MAX_SLOT, NetworkProfiles, NetworkSlot, StationRecord
 from ocppsec.security_profiles.upgrade import CsmsProfileState, Initiate, StationAnswered, StationConfig, csms_step
 
 __all__ = [
@@ -207,14 +207,20 @@ def _load(text: str) -> Any:
         return None
 
 
+_DIGITS = re.compile(r"\s*\+?([0-9]{1,10})\s*")  # ASCII digits only: str.isdigit() also takes '²', int() does not
+
+
 def _int(value: Any) -> int | None:
+    """An OCPP integer given as a JSON number or as text (``"3"``), within 0..2**31-1; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
-        return int(value.strip())
-    return None
+        return value if 0 <= value <= MAX_SLOT else None
+    match = _DIGITS.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if number <= MAX_SLOT else None
 
 
 def _bool(value: Any) -> bool | None:
@@ -369,7 +375,7 @@ class ChangeTracker:
             return _Change(key, DowngradeSwitchChanged(allowed))
         assert setting is SecuritySetting.NETWORK_PRIORITY
         priority = [_int(p) for p in value.split(",")] if isinstance(value, str) and value.strip() else [None]
-        if any(p is None or p < 0 for p in priority):
+        if any(p is None for p in priority):
             out.append(Unfollowed(f"{name}: the value is not a comma-separated list of slot numbers"))
             return None
         return _Change(key, PriorityChanged(tuple(p for p in priority if p is not None)))
@@ -445,7 +451,7 @@ class ChangeTracker:
     def _set_network_profile(self, payload: dict[str, Any], out: list[Action]) -> tuple[_Change, ...]:
         slot, data = _int(payload.get("configurationSlot")), payload.get("connectionData")
         fields = self.names.profile_fields or {}
-        if slot is None or slot < 0 or not isinstance(data, dict):
+        if slot is None or not isinstance(data, dict):
             return ()
         profile = _int(data.get(fields[SlotSetting.SECURITY_PROFILE]))
         username = data.get(fields[SlotSetting.IDENTITY]) if SlotSetting.IDENTITY in fields else None

@@ -131,12 +131,18 @@ class FollowSession:
     def to_station(self, message: Data) -> None:
         """A frame the CSMS sends the station."""
         if self.tracker.awaiting or self.tracker.may_act_on(message):
-            self._take(self.tracker.feed(Direction.TO_STATION, message, self.follower.clock()))
+            self._feed(Direction.TO_STATION, message)
 
     def from_station(self, message: Data) -> None:
         """A frame the station sends the CSMS."""
         if self.tracker.awaiting:
-            self._take(self.tracker.feed(Direction.FROM_STATION, message, self.follower.clock()))
+            self._feed(Direction.FROM_STATION, message)
+
+    def _feed(self, direction: Direction, message: Data) -> None:
+        try:
+            self._take(self.tracker.feed(direction, message, self.follower.clock()))
+        except Exception:  # inside the relay (websockets' data_received): a bug here must not cost the connection
+            _log.exception("could not follow a frame of station %s", self.identity)
 
     def _take(self, actions: tuple[Action, ...]) -> None:
         for action in actions:

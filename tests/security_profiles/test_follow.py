@@ -179,6 +179,20 @@ def test_hostile_frames_are_ignored(frame: str | bytes) -> None:
     assert t.awaiting == 0  # unreadable answers to an awaited id: nothing stored
 
 
+@pytest.mark.parametrize("value", ["²", "1,²", "9" * 5000, "2147483648", "-1", "1,,2", " ", "3\n"])
+def test_numbers_are_ascii_ocpp_integers(value: str) -> None:
+    t = ChangeTracker(V201)
+    out = t.feed(DOWN, set_variables("1", variable("OCPPCommCtrlr", "NetworkConfigurationPriority", value)), AT)
+    if value == "3\n":  # surrounding white space is tolerated
+        assert out == () and t.feed(UP, set_variables_result("1", status("OCPPCommCtrlr", "NetworkConfigurationPriority",
+                                                                           "Accepted")), AT) == (PriorityChanged((3,)),)
+        return
+    assert len(out) == 1 and isinstance(out[0], Unfollowed) and t.awaiting == 0
+    t16 = ChangeTracker(V16)
+    assert [type(a) for a in t16.feed(DOWN, call("2", "ChangeConfiguration", {"key": "SecurityProfile", "value": value}),
+                                      AT)] == ([Unfollowed] if value != "3\n" else [])
+
+
 def test_empty_or_huge_passwords_are_not_followed() -> None:
     t = ChangeTracker(V201)
     out = t.feed(DOWN, set_variables("1", variable("SecurityCtrlr", "BasicAuthPassword", "")), AT)
