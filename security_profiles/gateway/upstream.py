@@ -60,6 +60,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS
 from ocppsec.pki.errors import UsageError
 from ocppsec.security_profiles import events as ev
 from ocppsec.security_profiles.handshake import Reject
@@ -169,7 +170,7 @@ def station_headers(profile: int, certificate_der: bytes | None) -> list[tuple[s
             (HEADER_CERT_SUBJECT, _header_text(cert.subject.rfc4514_string())),
             (HEADER_CERT_NOT_AFTER, cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")),
         ]
-    except ValueError:  # the TLS layer verified it; an unreadable extension is no reason to refuse here
+    except PYCA_INPUT_ERRORS:  # the TLS layer verified it; a field pyca cannot read is no reason to refuse here
         _log.info("the station certificate could not be read for the upstream headers (fingerprint only)")
     return headers
 
