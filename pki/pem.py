@@ -24,12 +24,44 @@ __all__ = [
     "pem_blocks",
 ]
 
-_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)\r?\n?-----END \1-----\r?\n?", re.DOTALL)
+_HEADER = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n")
+
+
+def _pem_spans(data: bytes) -> list[tuple[str, int, int]]:
+    """``(label, start, end)`` of every PEM block: a ``-----BEGIN L-----`` line, then anything up to the first
+    ``-----END L-----`` (and one line break after it). A header without its END line is not a block."""
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    while (start := data.find(b"-----BEGIN ", pos)) >= 0:
+        pos = start + 1
+        header = _HEADER.match(data, start)
+        if header is None:
+            continue
+        marker = b"-----END " + header.group(1) + b"-----"
+        at = data.find(marker, header.end())
+        if at < 0:
+            continue
+        end = at + len(marker)
+        end += data.startswith(b"\r", end)
+        end += data.startswith(b"\n", end)
+        out.append((header.group(1).decode("ascii"), start, end))
+        pos = end
+    return out
 
 
 def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     """Every ``(label, whole_block)`` PEM block in ``data``, in order."""
-    return [(m.group(1).decode("ascii"), m.group(0)) for m in _BLOCK.finditer(data)]
+    return [(label, data[start:end]) for label, start, end in _pem_spans(data)]
+
+
+def _outside_blocks(data: bytes) -> bytes:
+    """What ``data`` holds besides its PEM blocks."""
+    pieces, pos = [], 0
+    for _, start, end in _pem_spans(data):
+        pieces.append(data[pos:start])
+        pos = end
+    pieces.append(data[pos:])
+    return b"".join(pieces)
 
 
 def _as_bytes(data: bytes | str, what: str) -> bytes:
@@ -71,7 +103,7 @@ def load_certificates(data: bytes | str, *, what: str = "certificate", strict: b
                 raise InputError(f"{what}: DER data is not a valid X.509 certificate ({describe_pyca_error(exc)})") from None
         raise InputError(f"{what}: no certificate found, {_describe(raw)}", hint="expected PEM 'BEGIN CERTIFICATE' blocks")
     if strict:
-        rest = _BLOCK.sub(b"", raw)
+        rest = _outside_blocks(raw)
         if rest.strip():
             raise InputError(f"{what}: unexpected data outside the PEM blocks", hint="send only PEM certificates")
     certs: list[x509.Certificate] = []

@@ -90,7 +90,7 @@ class _Deterministic:
         with ExitStack() as stack:
             for target in ("ocppsec.pki.hierarchy.generate_key", "ocppsec.pki.certmgmt.station.generate_key"):
                 stack.enter_context(patch(target, self.generate_key))
-            for target in ("ocppsec.pki.builder.new_serial", "ocppsec.pki.certmgmt.signer.new_serial"):
+            for target in ("ocppsec.pki.builder.new_serial", "ocppsec.pki.issuance.new_serial", "ocppsec.pki.directory.new_serial"):
                 stack.enter_context(patch(target, self.new_serial))
             yield
 

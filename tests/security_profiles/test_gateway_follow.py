@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +27,11 @@ from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import hash_password, password_matches
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway import Gateway, StationGuard
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
+from ocppsec.security_profiles.registry_snapshot import RegistrySnapshot
+from ocppsec.security_profiles.registry_sql import open_registry
 
 from . import ocpp_peers
 from .conftest import CSO, FAST, KEY_16, PASSWORD_201, Pki, RelayCase, free_port
@@ -131,6 +134,14 @@ async def set_network_profile(csms: Any, version: OcppVersion, slot: int, profil
 async def reset(csms: Any, version: OcppVersion) -> str:
     answer = await csms.call(CALLS[version].Reset(type="Hard" if version is OcppVersion.V16 else "OnIdle"))
     return str(answer.status)
+
+
+async def until(condition: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
 
 
 async def settled(gw: Gateway) -> None:
@@ -392,3 +403,57 @@ def test_the_reconnect_waits_for_the_change_to_be_written(registry: MemoryRegist
             await st.close()
 
     run(main())
+
+
+def test_through_a_registry_snapshot_with_the_guard_as_the_cli_runs_it(registry: MemoryRegistry, sink: MemorySink,
+                                                                        pki: Pki, port: int, relay: RelayCase,
+                                                                        tmp_path: Path) -> None:
+    """SQLite registry, the in-memory snapshot the gateway looks stations up in, and the guard re-checking connected
+    stations: a rotation and an upgrade are followed, and the guard closes nobody for them."""
+    up = free_port()
+    v = OcppVersion.V201
+    store = open_registry(tmp_path / "st.db")
+    store.add(registry.get("CS-2"))  # type: ignore[arg-type]
+    snapshot = RegistrySnapshot(store).start()
+
+    async def main() -> None:
+        gw = Gateway(policy=ServerPolicy(frozenset({2, 3}), cso_name=CSO), registry=snapshot,
+                     upstream=f"ws://127.0.0.1:{up}/upstream", ssl_context=tls_context_for({2, 3}, pki), sink=sink,
+                     relay=relay.option, password_cost=FAST)
+        guard = StationGuard(gw, registry=snapshot, interval=0.1)
+        await guard.start()
+        try:
+            async with ocpp_csms(up) as csms, gw.serve("127.0.0.1", port):
+                st = await station(port, pki, "CS-2", v, profile=2, password=PASSWORD_201)
+                cp = await csms.next()
+                assert await set_variables(cp, v, set_variable("SecurityCtrlr", "BasicAuthPassword", NEW_201)) == ["Accepted"]
+                assert await set_network_profile(cp, v, 2, 3, port) == "Accepted"
+                assert await set_variables(cp, v, set_variable("OCPPCommCtrlr", "NetworkConfigurationPriority", "2,1")) == [
+                    "Accepted"]
+                await until(lambda: (r := store.get("CS-2")) is not None and r.pending_profile == 3
+                            and r.pending_password_hash is not None)
+                sweeps = guard.stats.sweeps
+                await until(lambda: guard.stats.sweeps > sweeps + 1)  # the guard saw the changes: nothing to close
+                assert (await st.cp.call(call201.Heartbeat())).current_time
+                await st.close()
+                st = await station(port, pki, "CS-2", v, profile=2, password=NEW_201)  # the new password
+                await csms.next()
+                await st.close()
+                await refused(port, pki, "CS-2", v, 401, profile=2, password=PASSWORD_201)
+                st = await station(port, pki, "CS-2", v, profile=3, cert="CS-2")  # and profile 3
+                await csms.next()
+                await st.close()
+                await refused(port, pki, "CS-2", v, 403, profile=2, password=NEW_201)
+                record = store.get("CS-2")  # in the database, not only in the snapshot
+                assert record is not None and (record.profile, record.pending_profile, record.pending_password_hash) == (
+                    3, None, None)
+                assert password_matches(record.password_hash or "", NEW_201.encode(), v)
+        finally:
+            await guard.stop()
+        assert guard.stats.closed == {}
+
+    try:
+        run(main())
+    finally:
+        snapshot.close()
+        store.close()
