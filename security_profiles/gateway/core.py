@@ -51,7 +51,7 @@ from ocppsec.security_profiles._splice import Splice, unsupported_reason, websoc
 from ocppsec.security_profiles.basic_auth import ScryptCost
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.gateway.follower import ChangeFollower, FollowSession
-from ocppsec.security_profiles.gateway.upstream import CONTEXT_KEY, QUIET_WS_LOG, UpstreamAuth, UpstreamOpener
+from ocppsec.security_profiles.gateway.upstream import CONTEXT_KEY, UpstreamAuth, UpstreamOpener
 from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
@@ -162,6 +162,7 @@ class Gateway:
         self.upstream = upstream.rstrip("/")
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self._event_sink = sink  # for event_counters()
         self.max_size = max_size
         self.upstream_ssl = upstream_ssl
         self.upstream_open_timeout = upstream_open_timeout
@@ -183,9 +184,29 @@ class Gateway:
         self.follower = ChangeFollower(registry, self.sink, clock, base_path=policy.base_path,
                                        password_cost=password_cost) if follow_changes else None
 
+    def event_counters(self) -> dict[str, int | bool]:
+        """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
+        (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
+        counters = getattr(self._event_sink, "counters", None)
+        if counters is None:
+            return {}
+        value = counters()
+        as_dict = getattr(value, "as_dict", None)
+        return dict(as_dict()) if as_dict is not None else dict(value)
+
+    def handshake_counters(self) -> dict[str, int]:
+        """Counts of the running server, for metrics: TLS failures, refused and accepted handshakes,
+        connections closed for control-frame floods, and refusals per reason (``refused:<reason>``)."""
+        state = getattr(self.server, "profile_state", None)
+        if state is None:
+            return {}
+        out = {"tls_failures": state.failures, "refused": state.refused, "accepted": state.accepted,
+               "control_floods": state.control_floods}
+        out.update({f"refused:{reason}": n for reason, n in sorted(state.refusals.items())})
+        return out
+
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
-        kwargs.setdefault("logger", QUIET_WS_LOG)  # websockets' debug log would print frames with passwords
         self.server = serve(
             self.handle, host, port, policy=self.policy, registry=self.registry, ssl_context=self.ssl_context,
             sink=self.sink, max_size=self.max_size, open_timeout=self.open_timeout,

@@ -37,8 +37,9 @@ cannot send these headers (or any other) to the upstream.
 
 The hop itself may be protected: ``wss://`` with the upstream's CA roots and, if the upstream wants one,
 a client certificate (:func:`upstream_context`), and/or HTTP Basic auth (:class:`UpstreamAuth`). Neither
-the Authorization header nor the frames of a relayed connection are ever logged: websockets' frame-level
-debug log (which would print them) is off for every connection of the gateway (:data:`QUIET_WS_LOG`).
+the Authorization header nor a frame's payload reaches a log record: the upstream connections log through
+websockets' client logger, on which :func:`~ocppsec.security_profiles.server.serve` installs the credential
+filter (:mod:`ocppsec.security_profiles.redact`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ __all__ = [
     "HEADER_CERT_SHA256",
     "HEADER_CERT_SUBJECT",
     "HEADER_PROFILE",
-    "QUIET_WS_LOG",
     "STATION_FACT_HEADERS",
     "UpstreamAuth",
     "UpstreamOpener",
@@ -95,18 +95,6 @@ HEADER_CERT_NOT_AFTER = "X-OCPP-Client-Cert-Not-After"
 STATION_FACT_HEADERS = (HEADER_PROFILE, HEADER_CERT_SHA256, HEADER_CERT_SERIAL, HEADER_CERT_SUBJECT, HEADER_CERT_NOT_AFTER)
 FORWARDED_REFUSALS = frozenset({401, 403, 404, 503})
 _SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
-
-
-class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets' logger for the gateway's connections with DEBUG always off: its debug log prints request
-    headers (an upstream's Authorization) and frames (SetVariables BasicAuthPassword, AuthorizationKey)."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-
-QUIET_WS_LOG = _QuietLogger(logging.getLogger("websockets.gateway"), {})
-"""The logger the gateway gives websockets for the station and upstream connections (no DEBUG, see above)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +203,6 @@ class UpstreamOpener:
                 url, subprotocols=[Subprotocol(decision.subprotocol)], compression=None, max_size=self.max_size,
                 open_timeout=self.open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
                 ssl=self.ssl_context if url.startswith("wss://") else None, additional_headers=headers,
-                logger=QUIET_WS_LOG,
             )
         except InvalidStatus as exc:
             refusal = refusal_for(exc.response.status_code, decision.identity, "")
