@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
     from ocppsec.security_profiles.registry import (
         MemoryRegistry,
+        NetworkProfiles,
+        NetworkSlot,
         StationRecord,
         StationRegistry,
         confirm_password,
@@ -68,6 +70,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "LeafIdentity": "ocppsec.security_profiles.profile3",
     "MANDATORY_TLS12_SUITES": "ocppsec.security_profiles.tls",
     "MemoryRegistry": "ocppsec.security_profiles.registry",
+    "NetworkProfiles": "ocppsec.security_profiles.registry",
+    "NetworkSlot": "ocppsec.security_profiles.registry",
     "PasswordRules": "ocppsec.security_profiles.basic_auth",
     "Reject": "ocppsec.security_profiles.handshake",
     "ScryptCost": "ocppsec.security_profiles.basic_auth",
@@ -114,6 +118,8 @@ __all__ = [
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
+    "NetworkProfiles",
+    "NetworkSlot",
     "PasswordRules",
     "Reject",
     "ScryptCost",
