@@ -226,7 +226,10 @@ class UpstreamProbe:
 
     async def probe(self) -> bool:
         try:
-            _reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that arrives as the connection is
+            # refused, and stop() would then wait for a task that goes on probing
+            async with asyncio.timeout(self.timeout):
+                _reader, writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             if self.reachable is not False:
                 _log.warning("upstream %s:%d unreachable: %s", self.host, self.port, exc)

@@ -121,12 +121,13 @@ class GatewayService:
 
         if self.options.upstream_probe is not None:
             self.probe = UpstreamProbe(self.gateway.upstream, interval=self.options.upstream_probe)
-            self.probe.start()
         self.source = GatewaySource(self.gateway, metrics=self.metrics, guard=self.guard, reloader=self.reloader,
                                     probe=self.probe, worker=self.options.worker)
         if self.options.admin is not None:
             self.admin = await start_admin(AdminRoutes.standard(self.source), self.options.admin,
                                            required=self.options.admin_required)
+        if self.probe is not None:
+            self.probe.start()  # after the admin listener: a gateway that cannot start logs no probe of its upstream
 
     async def _sync_metrics(self) -> None:
         while True:
