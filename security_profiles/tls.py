@@ -34,6 +34,7 @@ __all__ = [
     "classify_tls_failure",
     "client_context",
     "load_cert_chain",
+    "load_roots",
     "peer_certificate",
     "server_context",
     "verify_server_identity",
@@ -94,7 +95,8 @@ def _cipher_string(extra: Sequence[str]) -> str:
     return ":".join((*MANDATORY_TLS12_SUITES, *extra)) + ":@SECLEVEL=1"
 
 
-def _load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate]) -> None:
+def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate]) -> None:
+    """Trust ``roots`` (files read by our PEM reader: bounded, regular files only, errors naming the file)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from ocppsec.pki._io import read_bounded
@@ -149,7 +151,7 @@ def server_context(
         if not client_roots:
             raise UsageError("profile 3 needs the CSO root certificate(s) to validate station certificates",
                              hint="pass --trust CSO_ROOT")
-        _load_roots(ctx, client_roots)
+        load_roots(ctx, client_roots)
         ctx.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
     return ctx
 
@@ -170,7 +172,7 @@ def client_context(
     ctx.set_ciphers(":".join(suites) + ":@SECLEVEL=1" if suites else _cipher_string(()))
     ctx.check_hostname = False  # no SAN in OCPP certificates: CN = FQDN is checked by verify_server_identity
     ctx.verify_mode = ssl.CERT_REQUIRED
-    _load_roots(ctx, csms_roots)
+    load_roots(ctx, csms_roots)
     if client_chain is not None:
         load_cert_chain(ctx, client_chain, what="station")
     return ctx

@@ -91,14 +91,15 @@ PEMISH = {"cert", "certs", "csr", "key", "crl", "server_cert", "server_key", "fw
 # What "the wrong kind of object" is for each content: a key where a certificate is expected, and so on.
 WRONG_KIND = {"cert": "key", "certs": "key", "csr": "cert", "key": "cert", "crl": "cert", "server_cert": "server_key",
               "server_key": "server_cert", "fw_cert": "fw_key", "fw_key": "fw_cert", "toml": "cert",
-              "registry": "cert", "image": "cert", "signature": "cert"}
+              "registry": "cert", "image": "cert", "signature": "cert",
+              "gateway_toml": "cert"}
 
 
 def expected(content: str, kind: str) -> int:
     """The exit code for a bad ``kind`` of file where ``content`` is expected."""
     if kind in FILE_SYSTEM:
         return 3
-    if content in ("toml", "crl_config"):
+    if content in ("toml", "crl_config", "gateway_toml"):
         return 1 if kind == "big" else 2  # a configuration that does not parse is a usage error
     if content == "image_sign":
         return 1 if kind == "empty" else 0  # any bytes are an image; an empty one is refused
@@ -123,6 +124,13 @@ class Slot:
 def _gateway(f: Files, cert: Path, key: Path, trust: Path) -> list[str]:
     return ["gateway", "--listen", "127.0.0.1:0", "--profile", "2,3", "--upstream", "ws://127.0.0.1:9/ocpp",
             "--server-cert", str(cert), "--server-key", str(key), "--trust", str(trust), "--cso-name", "ACME CSO",
+            "--stations", str(f.root / "scratch" / "stations.db")]
+
+
+def _upstream(f: Files, ca: Path, cert: Path, key: Path) -> list[str]:
+    """The gateway with a wss:// upstream: its CA roots and its client certificate and key."""
+    return ["gateway", "--listen", "127.0.0.1:0", "--profile", "1", "--upstream", "wss://127.0.0.1:9/ocpp",
+            "--upstream-ca", str(ca), "--upstream-cert", str(cert), "--upstream-key", str(key),
             "--stations", str(f.root / "scratch" / "stations.db")]
 
 
@@ -173,6 +181,10 @@ SLOTS: list[Slot] = [
     Slot("gateway --trust", "cert", lambda f, p: _gateway(f, f.good["server_cert"], f.good["server_key"], p)),
     Slot("gateway --crl", "crl_config", lambda f, p: [*_gateway(f, f.good["server_cert"], f.good["server_key"],
                                                               f.good["root"]), "--crl", str(p)]),
+    Slot("gateway --upstream-ca", "cert", lambda f, p: _upstream(f, p, f.good["server_cert"], f.good["server_key"])),
+    Slot("gateway --upstream-cert", "server_cert", lambda f, p: _upstream(f, f.good["root"], p, f.good["server_key"])),
+    Slot("gateway --upstream-key", "server_key", lambda f, p: _upstream(f, f.good["root"], f.good["server_cert"], p)),
+    Slot("gateway --config", "gateway_toml", lambda f, p: ["gateway", "--config", str(p)]),
     Slot("events receive --server-cert", "server_cert", lambda f, p: _receive(f, p, f.good["server_key"])),
     Slot("events receive --server-key", "server_key", lambda f, p: _receive(f, f.good["server_cert"], p)),
 ]
@@ -188,7 +200,8 @@ NOT_INPUT_FILES = {
 
 
 # Options that name files without click.Path (they also accept URLs, or several values).
-FILE_PARAMETERS = {"server_certs", "server_keys", "trust", "crls", "key_spec"}
+FILE_PARAMETERS = {"server_certs", "server_keys", "trust", "crls", "key_spec", "config", "upstream_ca", "upstream_cert",
+                   "upstream_key"}
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +242,9 @@ def files() -> Iterator[Files]:
             write("crl.pem", crl.public_bytes(Encoding.PEM))
             write("toml.toml", default_config_text().encode())
             write("registry.txt", b"CS-1\n")
+            # The options --check-config needs last: any truncation leaves one out (exit 2, never a gateway that runs).
+            write("gateway_toml.toml", (f'stations = "{root / "scratch" / "stations.db"}"\nprofile = "1"\n'
+                                        'listen = "127.0.0.1:0"\nupstream = "ws://127.0.0.1:9/ocpp"\n').encode())
             f.good["pki"] = root / "pki"
         finally:
             pki.close()
@@ -285,8 +301,7 @@ def _file_options() -> set[tuple[str, str]]:
                 sub = command.get_command(click.Context(command), name)
                 assert sub is not None
                 walk(sub, [*path, name])
-            return
-        for param in command.params:
+        for param in command.params:  # a group's own options too (``gateway`` runs without a subcommand)
             if isinstance(param.type, click.Path) or param.name in FILE_PARAMETERS:
                 found.add((" ".join(path), param.opts[0] if param.opts else str(param.name)))
 
@@ -309,6 +324,9 @@ STORE_SLOTS = [
     pytest.param(["events", "query", "--store"], id="events query --store"),
     pytest.param(["events", "stats", "--store"], id="events stats --store"),
     pytest.param(["stations", "list", "--stations"], id="stations list --stations"),
+    pytest.param(["stations", "add", "CS-9", "--generate", "--stations"], id="stations add --stations"),
+    pytest.param(["gateway", "--listen", "127.0.0.1:0", "--profile", "1", "--upstream", "ws://127.0.0.1:9/ocpp",
+                  "--admin", "off", "--stations"], id="gateway --stations"),
 ]
 
 
@@ -316,6 +334,7 @@ STORE_SLOTS = [
 @pytest.mark.parametrize("args", STORE_SLOTS)
 def test_bad_store_file(files: Files, args: list[str], kind: str) -> None:
     """A store path that is no SQLite database (a FIFO would make SQLite wait forever) is an I/O error."""
-    bad = files.bad(kind, "toml", "store-" + "_".join(args))
-    result = invoke(*args, bad, env=ENV, as_nobody=kind == "permission", warm_up=[*args, str(bad) + "-missing"])
+    bad = files.bad(kind, "toml", "store-" + "_".join(a for a in args if "/" not in a))
+    warm_up = [*args, str(bad) + "-missing/stations.db"]  # a store that cannot be created: the gateway stops too
+    result = invoke(*args, bad, env=ENV, as_nobody=kind == "permission", warm_up=warm_up)
     assert_one_line_error(result, 3, str(bad))

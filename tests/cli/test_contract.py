@@ -110,6 +110,27 @@ def test_ctrl_c_in_the_gateway_exits_130(pki: Path, tmp_path: Path) -> None:
     assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
 
 
+def test_ctrl_c_under_workers_exits_130_with_one_line(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal reaches the whole process group: the supervisor and every worker drain, and the
+    supervisor alone says it was interrupted."""
+    proc = process("gateway", "--listen", f"127.0.0.1:{free_port()}", "--profile", "1", "--upstream",
+                   "ws://127.0.0.1:9/ocpp", "--stations", tmp_path / "st.db", "--workers", "2", "--admin", "off",
+                   stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_line(proc.stderr, "listening on ws://")
+        wait_for_line(proc.stderr, "listening on ws://")  # both workers
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "error: interrupted" and lines.count("error: interrupted") == 1, err
+    assert "Traceback" not in err
+
+
 def test_ctrl_c_in_ocsp_serve_exits_130(pki: Path) -> None:
     proc = process("ocsp", "serve", pki / "pki", "--listen", f"127.0.0.1:{free_port()}", env=ENV,
                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -211,6 +232,8 @@ def _commands(command: click.Command = cli, path: tuple[str, ...] = ()) -> Itera
             sub = command.get_command(click.Context(command), name)
             assert sub is not None
             yield from _commands(sub, (*path, name))
+        if path and command.invoke_without_command:  # ``gateway`` runs without a subcommand
+            yield path, command
     else:
         yield path, command
 
@@ -225,6 +248,65 @@ def test_json_usage_error_is_one_json_object(command: str) -> None:
     error = result.json_error()
     assert error["type"] == "UsageError" and "--no-such-option" in error["message"]
     assert_one_line_error(result, 2, "--no-such-option")
+
+
+def test_the_gateway_has_json_errors() -> None:
+    assert {"gateway", "gateway status"} <= set(JSON_COMMANDS)
+
+
+def test_gateway_start_failure_with_json(tmp_path: Path) -> None:
+    sock, port = _taken_port()
+    with sock:
+        result = invoke("gateway", "--listen", f"127.0.0.1:{port}", "--profile", "1", "--upstream",
+                        "ws://127.0.0.1:9/ocpp", "--stations", tmp_path / "st.db", "--admin", "off", "--json")
+    assert result.code == 3, result
+    error = result.json_error()
+    assert error["type"] == "FileError" and f"cannot listen on 127.0.0.1:{port}" in str(error["message"])
+
+
+def test_gateway_admin_port_in_use_is_an_io_error(tmp_path: Path) -> None:
+    sock, port = _taken_port()
+    with sock:
+        result = invoke("gateway", "--listen", f"127.0.0.1:{free_port()}", "--profile", "1", "--upstream",
+                        "ws://127.0.0.1:9/ocpp", "--stations", tmp_path / "st.db", "--admin", f"127.0.0.1:{port}")
+    assert_one_line_error(result, 3, f"--admin: cannot listen on 127.0.0.1:{port}", "--admin off")
+
+
+def test_gateway_check_config_with_json(tmp_path: Path) -> None:
+    args = ["gateway", "--profile", "1", "--upstream", "ws://127.0.0.1:9/ocpp", "--stations", str(tmp_path / "st.db"),
+            "--check-config", "--json"]
+    good = invoke(*args, "--listen", "127.0.0.1:8080")
+    assert good.code == 0, good
+    report = json.loads(good.out)
+    assert report["ok"] is True and report["error"] is None and "--stations " + str(tmp_path / "st.db") in report["checked"]
+    bad = invoke(*args, "--listen", "127.0.0.1:notaport", "--crl", tmp_path / "missing.crl")
+    assert bad.code == 2, bad
+    report = json.loads(bad.out)
+    assert report["ok"] is False and report["error"]["exit_code"] == 2
+    assert any(p.startswith("--listen") for p in report["problems"]), report
+    assert bad.err.strip().splitlines()[-2] == "error: the configuration: 2 problem(s)", bad.err
+    assert "problem: --crl" not in bad.err or "missing.crl does not exist" in bad.err
+
+
+def test_ctrl_c_in_gateway_status_exits_130_with_json() -> None:
+    """A listener that accepts and never answers: the request waits, Ctrl-C ends it."""
+    sock, port = _taken_port()
+    with sock:
+        proc = process("gateway", "status", "--admin", f"http://127.0.0.1:{port}", "--timeout", "60", "--json",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sock.settimeout(60)
+        conn, _ = sock.accept()  # the request is on its way
+        with conn:
+            code, err = _interrupt_with_output(proc)
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+
+
+def _interrupt_with_output(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert json.loads(out)["error"]["exit_code"] == 130, out
+    return proc.returncode, err
 
 
 def test_json_error_carries_requirement_and_hint(tmp_path: Path) -> None:

@@ -175,12 +175,12 @@ def test_every_gateway_option_is_a_config_key() -> None:
 
     options, multiple, suggest = _config_options(gateway)
     for param in gateway.params:
-        if not isinstance(param, click.Option) or param.name in ("config", "help"):
+        if not isinstance(param, click.Option) or param.name in ("config", "help", "as_json"):
             continue
         long = [o[2:] for o in param.opts if o.startswith("--")]
         assert long and all(options[name] == param.name for name in long), param.name
         assert (param.name in multiple) == param.multiple
-    assert "config" not in options and "help" not in options
+    assert "config" not in options and "help" not in options and "json" not in options
     assert {"listen", "server-cert", "crl", "workers", "admin", "drain-seconds", "log-format"} <= set(suggest)
 
 
