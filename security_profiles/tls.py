@@ -95,7 +95,8 @@ def _cipher_string(extra: Sequence[str]) -> str:
     return ":".join((*MANDATORY_TLS12_SUITES, *extra)) + ":@SECLEVEL=1"
 
 
-def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate]) -> None:
+def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate], *,
+               what: str = "trusted root file") -> None:
     """Trust ``roots`` (files read by our PEM reader: bounded, regular files only, errors naming the file)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -106,8 +107,7 @@ def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificat
         if isinstance(root, x509.Certificate):
             certs = [root]
         else:
-            certs = load_certificates(read_bounded(root, what="trusted root file", limit=1 << 20),
-                                      what=f"trusted root file {root}")
+            certs = load_certificates(read_bounded(root, what=what, limit=1 << 20), what=f"{what} {root}")
         for cert in certs:
             try:
                 ctx.load_verify_locations(cadata=cert.public_bytes(Encoding.PEM).decode("ascii"))

@@ -127,7 +127,7 @@ def upstream_context(roots: Sequence[str | Path] = (), client_chain: CertChain |
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if not roots:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    load_roots(ctx, roots)  # only these roots, not the system's as well; read and named as --trust is
+    load_roots(ctx, roots, what="upstream CA file")  # only these roots, not the system's as well; read and named as --trust is
     if client_chain is not None:
         load_cert_chain(ctx, client_chain, what="upstream client")  # our key loader first: never an OpenSSL prompt
     return ctx

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.errors import UsageError
+from ocppsec.pki.errors import FileError, UsageError
 from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
 from ocppsec.pki.revocation.crl import CrlEntry, build_crl
 from ocppsec.pki.versions import OcppVersion
@@ -125,7 +125,7 @@ def test_config_keys(tmp_path: Path) -> None:
     bad.write_text("listen = \n")
     with pytest.raises(UsageError, match="not valid TOML"):
         read_config(bad)
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(FileError, match="does not exist"):  # the file system: exit 3
         read_config(tmp_path / "missing.toml")
     assert parse_admin("off") is None
     assert str(parse_admin("127.0.0.1:9443")) == "127.0.0.1:9443"
