@@ -167,9 +167,13 @@ def set_password(identity: str, env_var: str | None, generate: bool, pending: bo
 @stations.command("confirm-password")
 @click.argument("identity")
 @_stations_option
-def confirm(identity: str, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def confirm(identity: str, stations_db: str, as_json: bool) -> None:
     """The station accepted its new password: from now on only the new one works (A01.FR.03)."""
     confirm_password(open_registry(stations_db), identity)
+    if as_json:
+        echo_json({"identity": identity, "confirmed": True})
+        return
     click.echo(f"password of {identity} confirmed; the old one no longer works")
 
 
@@ -178,20 +182,28 @@ def confirm(identity: str, stations_db: str) -> None:
 @click.option("--allow/--forbid", "allow", required=True,
               help="whether the station's AllowSecurityProfileDowngrade is true (3 -> 2 followed; never to 1)")
 @_stations_option
-def profile_downgrade(identity: str, allow: bool, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def profile_downgrade(identity: str, allow: bool, stations_db: str, as_json: bool) -> None:
     """Record whether station IDENTITY may go from profile 3 down to 2 (A05.FR.08)."""
     registry = open_registry(stations_db)
     record = registry.get(identity)
     if record is None:
         raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
     registry.update(replace(record, allow_downgrade=allow))
+    if as_json:
+        echo_json({"identity": identity, "allow_downgrade": allow})
+        return
     click.echo(f"{identity}: profile downgrade 3 -> 2 {'allowed' if allow else 'forbidden'}")
 
 
 @stations.command("remove")
 @click.argument("identity")
 @_stations_option
-def remove(identity: str, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def remove(identity: str, stations_db: str, as_json: bool) -> None:
     """Remove station IDENTITY from the registry."""
     open_registry(stations_db).remove(identity)
+    if as_json:
+        echo_json({"identity": identity, "removed": True})
+        return
     click.echo(f"removed {identity}")

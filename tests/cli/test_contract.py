@@ -309,6 +309,23 @@ def _interrupt_with_output(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def test_every_stations_command_answers_json(tmp_path: Path) -> None:
+    db = tmp_path / "st.db"
+    added = invoke("stations", "add", "CS-7", "--generate", "--profile", "3", "--stations", db, "--json")
+    assert added.code == 0, added
+    downgrade = invoke("stations", "profile-downgrade", "CS-7", "--allow", "--stations", db, "--json")
+    assert downgrade.code == 0 and json.loads(downgrade.out) == {"identity": "CS-7", "allow_downgrade": True}, downgrade
+    unknown = invoke("stations", "profile-downgrade", "CS-8", "--forbid", "--stations", db, "--json")
+    assert unknown.code == 2 and "not registered" in str(unknown.json_error()["message"]), unknown
+    pending = invoke("stations", "set-password", "CS-7", "--generate", "--pending", "--stations", db, "--json")
+    assert pending.code == 0, pending
+    confirmed = invoke("stations", "confirm-password", "CS-7", "--stations", db, "--json")
+    assert confirmed.code == 0 and json.loads(confirmed.out) == {"identity": "CS-7", "confirmed": True}, confirmed
+    removed = invoke("stations", "remove", "CS-7", "--stations", db, "--json")
+    assert removed.code == 0 and json.loads(removed.out) == {"identity": "CS-7", "removed": True}, removed
+    assert json.loads(invoke("stations", "list", "--stations", db, "--json").out) == []
+
+
 def test_json_error_carries_requirement_and_hint(tmp_path: Path) -> None:
     bad = tmp_path / "c.csr"
     bad.write_text("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
