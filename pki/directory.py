@@ -58,8 +58,8 @@ from ocppsec.pki.ledger_sql import open_ledger
 from ocppsec.pki.profiles import PROFILES, CnKind, Profile, get_profile
 from ocppsec.pki.storage import Dialect, parse_url
 
-__all__ = ["InitReport", "IssueResult", "PkiDirectory", "Renewal", "Rollover", "default_leaf_profile",
-           "open_signing_key"]
+__all__ = ["InitReport", "IssueResult", "PkiDirectory", "Renewal", "Rollover", "RolloverPreview", "compare_plans",
+           "default_leaf_profile", "open_signing_key"]
 
 LEDGER_FILE = "ledger.db"
 LEDGER_URL_FILE = "ledger.url"
@@ -138,6 +138,24 @@ class Rollover:
 
         return RootRollover(self.old.certificate(), self.new.certificate(), self.new_by_old.certificate(),
                             self.old_by_new.certificate())
+
+
+@dataclass(frozen=True, slots=True)
+class RolloverPreview:
+    """What :meth:`PkiDirectory.rollover` would do, computed without a key or a write (``--dry-run``)."""
+
+    root: CertificateRecord
+    alias: str  # the name the old root would keep
+    new_subject: x509.Name
+    new_not_after: datetime
+    cross_not_after: datetime  # of the new root's certificate under the old one: the old root's notAfter at most
+    renew_after: tuple[CertificateRecord, ...]  # what the old root issued that the directory holds keys for
+    stations: tuple[Any, ...]  # StationImpact per station (none can hold a root not made yet)
+
+    def to_json(self) -> dict[str, object]:
+        return {"root": self.root.name, "old_name": self.alias, "new_subject": self.new_subject.rfc4514_string(),
+                "new_not_after": self.new_not_after.isoformat(), "cross_not_after": self.cross_not_after.isoformat(),
+                "renew_after": [r.name for r in self.renew_after], "stations": [i.to_json() for i in self.stations]}
 
 
 def _entity_fields(e: PlannedEntity) -> dict[str, object]:
@@ -265,10 +283,12 @@ class PkiDirectory:
             stored = HierarchyConfig.from_bytes(config_path.read_bytes(), what=str(config_path))
             conflicts, added = compare_plans(stored.plan(), plan)
             if conflicts:
-                raise UsageError(
-                    f"{root} was built with another configuration: " + "; ".join(conflicts[:6])
-                    + (f" (and {len(conflicts) - 6} more)" if len(conflicts) > 6 else ""),
-                    hint="nothing was changed; run without options to complete it, or build elsewhere")
+                network = [c for c in conflicts if c.startswith("network.")]
+                shown = network or conflicts[:6]
+                rest = len(conflicts) - len(shown)
+                more = (f" (so {rest} entities differ too)" if network else f" (and {rest} more)") if rest else ""
+                raise UsageError(f"{root} was built with another configuration: " + "; ".join(shown) + more,
+                                 hint="nothing was changed; run without options to complete it, or build elsewhere")
         else:
             added = []
         root.mkdir(parents=True, exist_ok=True)
@@ -584,7 +604,6 @@ class PkiDirectory:
         (:meth:`retire`). Certificates it issued are not re-issued: :meth:`renew` them (they then come from the
         new root). A root that has expired cannot sign the cross-certificate: :class:`PolicyError`."""
         from ocppsec.pki.lifecycle.rollover import prepare_rollover
-        from ocppsec.pki.names import make_name, name_attributes
 
         old = self._current(root)
         if not old.is_root:
@@ -596,12 +615,7 @@ class PkiDirectory:
                               "successor", [Violation("M05.FR.09", "stations that check a new root against the old "
                                                       "one (AdditionalRootCertificateCheck) will refuse any new root")],
                               hint="build a new hierarchy and install its root on the stations by other means")
-        attrs = {k: v[0] for k, v in name_attributes(ca.certificate.subject).items()}
-        if subject is None:
-            attrs["CN"] = _generation_cn(attrs.get("CN", root))
-        else:
-            attrs.update(subject)
-        new_subject = make_name(attrs)
+        new_subject = self._rollover_subject(old, subject)
         spec = key or key_spec_of(ca.certificate.public_key()) or profile.default_key
         if spec not in profile.allowed_keys:
             raise UsageError(f"key {spec.value} is not allowed for profile {profile.name}", requirement=profile.cite("key"))
@@ -628,6 +642,37 @@ class PkiDirectory:
             atomic_write(self.path / "certs" / f"{alias}.cross-signed-by-{root}.pem", old_by_new.pem.encode(), 0o644)
             return Rollover(renamed, new, new_by_old, old_by_new)
         raise DuplicateError(f"could not find free serials for the rollover of {root}")
+
+    def _rollover_subject(self, rec: CertificateRecord, subject: Mapping[str, str] | None) -> x509.Name:
+        from ocppsec.pki.names import make_name, name_attributes
+
+        attrs = {k: v[0] for k, v in name_attributes(rec.certificate().subject).items()}
+        if subject is None:
+            attrs["CN"] = _generation_cn(attrs.get("CN", lineage(rec.name or "root")))
+        else:
+            attrs.update(subject)
+        return make_name(attrs)
+
+    def rollover_preview(
+        self, root: str, *, at: datetime, inventory: Iterable[Any] = (), stations: Iterable[str] = (),
+        subject: Mapping[str, str] | None = None, validity_days: int | None = None,
+    ) -> RolloverPreview:
+        """:meth:`rollover` without doing it: the new root's subject and validity, the cross-certificate's, what
+        to renew afterwards, and per station of ``inventory`` (:class:`~ocppsec.pki.lifecycle.expiry.InventoryItem`)
+        and ``stations`` whether it holds the old root (every one must install the new root, M05)."""
+        from ocppsec.pki.lifecycle.rollover import station_impacts
+
+        old = self._current(root)
+        if not old.is_root:
+            raise UsageError(f"{root} is not a root", hint=f"renew a sub-CA or certificate: ocppsec pki renew DIR {root}")
+        profile = get_profile(old.role)
+        start = max(_start(at), old.not_before)
+        new_not_after = start + timedelta(days=validity_days or profile.validity_days)
+        renew = tuple(r for r in self.ledger.all() if r.issuer_ca == root and r.name is not None and r.name != root
+                      and r.key_ref is not None and r.superseded_by is None)
+        impacts = station_impacts(old.certificate(), set(), inventory, stations)
+        return RolloverPreview(old, generation_name(root, old.serial), self._rollover_subject(old, subject), new_not_after,
+                               min(new_not_after, old.not_after), renew, tuple(impacts))
 
     def cross_certificates(self, subject: str) -> list[CertificateRecord]:
         """The cross-certificates of CA ``subject`` (its key under another CA's name), newest first."""
@@ -695,13 +740,15 @@ class PkiDirectory:
             return rec
         raise DuplicateError(f"could not find a free serial for a cross-certificate of {subject}")
 
-    def retire(self, name: str, *, at: datetime, force: bool = False, impacts: Sequence[Any] | None = None) -> CertificateRecord:
+    def retire(
+        self, name: str, *, at: datetime, force: bool = False, impacts: Sequence[Any] | None = None, dry_run: bool = False,
+    ) -> CertificateRecord:
         """Take the superseded generation ``name`` out of service: the ledger marks it retired and its key file is
         deleted (it signs no CRL or OCSP answer any more; a root stops being trusted by :meth:`trust_roots`).
 
         Refused (:class:`PolicyError`, unless ``force``) while certificates it issued are still valid, and for a
         root while ``impacts`` (:func:`~ocppsec.pki.lifecycle.rollover.rollover_dry_run`) name stations that lack
-        its successor (M05.FR.09)."""
+        its successor (M05.FR.09). ``dry_run``: the checks only, nothing changed."""
         rec = self.ledger.get_named(name)
         if rec is None:
             raise UsageError(f"no certificate named {name!r} in {self.path}")
@@ -710,8 +757,11 @@ class PkiDirectory:
         if rec.retired_at is not None:
             raise UsageError(f"{name} was retired already ({rec.retired_at:%Y-%m-%d})")
         if not force:
+            # what it issued that still needs its key for CRLs and OCSP answers: not its own OCSP responders, nor a
+            # cross-certificate of another CA (a bridge that ends with it)
             live = [r for r in self.ledger.all() if r.issuer_ca == name and r.fingerprint != rec.fingerprint
-                    and r.role != "ocsp-responder" and r.status_at(at) in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED)]
+                    and r.role != "ocsp-responder" and not (r.is_ca and r.name is None)
+                    and r.status_at(at) in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED)]
             if live:
                 raise PolicyError(
                     f"{len(live)} certificate(s) {name} issued are still valid", [
@@ -723,6 +773,8 @@ class PkiDirectory:
                 from ocppsec.pki.lifecycle.rollover import retire_plan
 
                 retire_plan(self.rollover_of(name).root_rollover(), impacts)
+        if dry_run:
+            return rec
         done = self.ledger.retire(name, at)
         if rec.key_ref is not None and rec.key_ref.startswith("file:"):
             shared = any(r.key_ref == rec.key_ref and r.retired_at is None and r.fingerprint != rec.fingerprint

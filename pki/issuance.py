@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -46,8 +46,8 @@ from ocppsec.pki.ledger import CertificateRecord, Ledger
 from ocppsec.pki.names import name_value
 from ocppsec.pki.profiles import CnKind, Profile
 
-__all__ = ["DEFAULT_BACKDATE", "IssuancePipeline", "IssueResult", "SignedCertificate", "check_validity",
-           "unchecked_identity"]
+__all__ = ["DEFAULT_BACKDATE", "BatchOutcome", "BatchRequest", "IssuancePipeline", "IssueResult", "SignedCertificate",
+           "check_validity", "unchecked_identity"]
 
 SERIAL_ATTEMPTS = 3
 
@@ -119,6 +119,29 @@ class IssueResult:
 
     def chain_pem(self) -> str:
         return self.issued.chain_pem()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """One request of :meth:`IssuancePipeline.issue_each`: the CSR, the context it is checked under (None: the
+    pipeline's), the station it is for."""
+
+    csr: x509.CertificateSigningRequest
+    ctx: PolicyContext | None = None
+    station: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of one request of a batch: issued (``result``), or refused (``violations``)."""
+
+    index: int
+    result: IssueResult | None = None
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +233,7 @@ class IssuancePipeline:
         violations = self.check_validity(at, now=now)
         if violations:
             raise PolicyError(f"{self.issuer_name} cannot issue {self.profile.name} certificates at {_day(at)}",
-                              violations, hint="nothing was issued; give a shorter validity or renew the CA first")
+                              violations, hint="nothing was issued")
 
     def apply_profile(self, request: CheckedRequest, *, at: datetime, serial: int | None = None) -> x509.CertificateBuilder:
         """Step 2: the unsigned certificate for a request that passed the policy (a fresh serial unless given).
@@ -287,6 +310,38 @@ class IssuancePipeline:
                                   hint="nothing was issued or recorded")
         note = unchecked_identity(self.profile, ctx or self.context)
         return self.issue_checked(checked, at=at, station=station, now=now, warnings=(note,) if note else ())
+
+    def issue_each(
+        self, requests: Sequence[BatchRequest], *, at: datetime, now: datetime | None = None, chunk: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[BatchOutcome]:
+        """Issue every request that passes the policy under its own context; the others are refused in the outcome
+        (not raised), so one bad CSR of thousands costs only itself. Each chunk of ``chunk`` issued certificates
+        is one ledger transaction, committed before the next chunk is signed. ``progress(n)`` is called as ``n``
+        more requests are done. The validity rules apply to the whole batch (:class:`PolicyError`, nothing issued)."""
+        if chunk < 1:
+            raise UsageError("chunk must be at least 1")
+        self.verify_validity(at, now=now)
+        outcomes: list[BatchOutcome | None] = [None] * len(requests)
+        passed: list[tuple[int, CheckedRequest, str | None, tuple[Violation, ...]]] = []
+        for n, item in enumerate(requests):
+            ctx = item.ctx or self.context
+            checked = self.validate(item.csr, ctx)
+            if checked.ok:
+                note = unchecked_identity(self.profile, ctx)
+                passed.append((n, checked, item.station, (note,) if note else ()))
+            else:
+                outcomes[n] = BatchOutcome(n, None, checked.violations)
+                if progress is not None:
+                    progress(1)
+        for start in range(0, len(passed), chunk):
+            part = passed[start:start + chunk]
+            results = self.issue_checked([p[1] for p in part], at=at, stations=[p[2] for p in part], now=now)
+            for (n, _checked, _station, notes), result in zip(part, results, strict=True):
+                outcomes[n] = BatchOutcome(n, replace(result, warnings=notes) if notes else result)
+            if progress is not None:
+                progress(len(part))
+        return [o for o in outcomes if o is not None]
 
     def issue_checked(
         self, requests: Sequence[CheckedRequest], *, at: datetime, station: str | None = None,
