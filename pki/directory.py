@@ -746,9 +746,10 @@ class PkiDirectory:
         """Take the superseded generation ``name`` out of service: the ledger marks it retired and its key file is
         deleted (it signs no CRL or OCSP answer any more; a root stops being trusted by :meth:`trust_roots`).
 
-        Refused (:class:`PolicyError`, unless ``force``) while certificates it issued are still valid, and for a
-        root while ``impacts`` (:func:`~ocppsec.pki.lifecycle.rollover.rollover_dry_run`) name stations that lack
-        its successor (M05.FR.09). ``dry_run``: the checks only, nothing changed."""
+        Refused (:class:`PolicyError`, unless ``force``) while certificates it issued are still valid and in service
+        (renewed ones do not count; superseded sub-CAs do), and for a root while ``impacts``
+        (:func:`~ocppsec.pki.lifecycle.rollover.station_impacts`) name stations that lack its successor (M05.FR.09).
+        ``dry_run``: the checks only, nothing changed."""
         rec = self.ledger.get_named(name)
         if rec is None:
             raise UsageError(f"no certificate named {name!r} in {self.path}")
@@ -757,11 +758,13 @@ class PkiDirectory:
         if rec.retired_at is not None:
             raise UsageError(f"{name} was retired already ({rec.retired_at:%Y-%m-%d})")
         if not force:
-            # what it issued that still needs its key for CRLs and OCSP answers: not its own OCSP responders, nor a
-            # cross-certificate of another CA (a bridge that ends with it)
+            # what it issued that still needs its key for CRLs and OCSP answers: valid certificates in service, and
+            # superseded sub-CAs (what they issued is still out there); not a certificate already renewed, its own
+            # OCSP responders, nor a cross-certificate of another CA (a bridge that ends with it)
             live = [r for r in self.ledger.all() if r.issuer_ca == name and r.fingerprint != rec.fingerprint
                     and r.role != "ocsp-responder" and not (r.is_ca and r.name is None)
-                    and r.status_at(at) in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED)]
+                    and (r.status_at(at) is CertificateStatus.VALID
+                         or (r.is_ca and r.status_at(at) is CertificateStatus.SUPERSEDED))]
             if live:
                 raise PolicyError(
                     f"{len(live)} certificate(s) {name} issued are still valid", [
