@@ -431,11 +431,15 @@ class Hierarchy:
 
     def issue_leaf(
         self, profile: str | Profile, *, ca: str, subject: Mapping[str, str], at: datetime,
-        key: KeySpec | None = None, validity_days: int | None = None, san_dns: Sequence[str] = (),
+        key: KeySpec | None = None, validity_days: int | None = None, san_dns: Sequence[str] | None = None,
         ocsp_url: str | None = None,
     ) -> IssuedCertificate:
-        """Issue a fresh end-entity certificate with a new key (tests, examples, demos)."""
+        """Issue a fresh end-entity certificate with a new key (tests, examples, demos). ``san_dns`` defaults to
+        the CN for server certificates (RFC 6125) and to none otherwise."""
         p = get_profile(profile) if isinstance(profile, str) else profile
+        if san_dns is None:
+            cn = subject.get("CN")
+            san_dns = (cn,) if cn and p.cn_kind is CnKind.FQDN and p.allow_san else ()
         signing = LocalKey(generate_key(key or p.default_key), str(subject.get("CN", p.name)))
         if ocsp_url is None and p.require_ocsp_aia:
             ocsp_url = self.plan.network.get("ocsp_url", "").replace("{issuer}", ca) or None
