@@ -248,13 +248,13 @@ def _issue_batch(pki_dir: Any, source: Path, ca_name: str, profile: Any, ctx: Po
     pipeline = pki_dir.pipeline(ca_name, profile, ctx=ctx, validity_days=validity_days)
     requests: list[BatchRequest] = []
     index: list[int] = []  # requests[n] is inputs[index[n]]
-    unreadable: dict[int, str] = {}
+    unreadable: dict[int, OcppsecError] = {}
     with click.progressbar(length=2 * len(inputs), label=f"issuing {len(inputs)} CSRs", file=sys.stderr) as bar:
         for n, (label, path, expected, station) in enumerate(inputs):
             try:
                 csr = load_csr(read_input_file(str(path), "CSR"), what=f"CSR {label}")
             except OcppsecError as exc:
-                unreadable[n] = str(exc)
+                unreadable[n] = exc  # one bad file is reported, not the end of the batch
             else:
                 index.append(n)
                 requests.append(BatchRequest(csr, replace(ctx, expected_cn=expected) if expected else None, station))
@@ -262,6 +262,7 @@ def _issue_batch(pki_dir: Any, source: Path, ca_name: str, profile: Any, ctx: Po
         bar.update(len(unreadable))
         outcomes = pipeline.issue_each(requests, at=at, now=clock, progress=bar.update)
     by_input: dict[int, BatchOutcome] = {index[o.index]: o for o in outcomes}
+    above = certificates_to_pem(pipeline.authority.sub_cas)  # the same sub-CAs follow every leaf of the batch
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     items: list[dict[str, object]] = []
@@ -270,19 +271,21 @@ def _issue_batch(pki_dir: Any, source: Path, ca_name: str, profile: Any, ctx: Po
         outcome = by_input.get(n)
         if outcome is None or outcome.result is None:
             reasons = ([{"requirement": v.requirement, "message": v.message} for v in outcome.violations]
-                       if outcome is not None else [{"requirement": None, "message": unreadable[n]}])
+                       if outcome is not None else [{"requirement": unreadable[n].requirement,
+                                                     "message": unreadable[n].message}])
             items.append({**item, "issued": False, "violations": reasons})
             continue
         res = outcome.result
         item.update(issued=True, serial=res.record.serial, subject=res.record.subject,
                     not_after=res.record.not_after.isoformat(),
                     warnings=[{"requirement": w.requirement, "message": w.message} for w in res.warnings])
+        chain = res.record.pem + above
         if out_dir is not None:
             target = out_dir / (Path(label).stem + ".chain.pem")
-            target.write_text(res.chain_pem())  # the ledger is the durable record; chains can be exported again
+            target.write_text(chain)  # the ledger is the durable record; chains can be exported again
             item["chain_file"] = str(target)
         else:
-            item["certificateChain"] = res.chain_pem()
+            item["certificateChain"] = chain
         items.append(item)
     issued = sum(1 for i in items if i["issued"])
     echo_json({"ca": ca_name, "profile": pipeline.profile.name, "total": len(items), "issued": issued,
