@@ -27,7 +27,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -48,11 +48,15 @@ from ocppsec.security_profiles.gateway.revocation_io import (
     RevocationChecker,
 )
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
+from ocppsec.security_profiles.redact import install_credential_filter
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
 from ocppsec.security_profiles.registry_snapshot import RegistrySnapshot
 from ocppsec.security_profiles.registry_sql import open_registry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, on_uvloop
 from ocppsec.security_profiles.tls import CertChain, server_context
+
+if TYPE_CHECKING:
+    from ocppsec.eventlog.queued import QueuedSink
 
 __all__ = ["gateway"]
 
@@ -78,6 +82,9 @@ def _host_port(text: str) -> tuple[str, int]:
 @click.option("--stations", "stations_db", default=DEFAULT_REGISTRY, envvar="OCPPSEC_STATIONS", show_default=True,
               help="station registry (SQLite path or postgresql:// URL)")
 @click.option("--events", "events_db", default=None, help="event store for handshake failures and station events")
+@click.option("--event-spool", "event_spool", default=None, metavar="PATH",
+              help="where events wait while the event store is unavailable (default: beside a SQLite store, "
+                   "else ./ocppsec-events.spool); one per gateway process")
 @click.option("--ocpp-versions", default="2.1,2.0.1,1.6", show_default=True, help="subprotocols served, preferred first")
 @click.option("--max-frame", type=click.IntRange(1024, 16 * 1024 * 1024), default=DEFAULT_MAX_SIZE, show_default=True,
               help="largest WebSocket message accepted, bytes (larger: close 1009)")
@@ -110,11 +117,12 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
             v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
             ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
-            verbose: int) -> None:
+            verbose: int, event_spool: str | None) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
     import os
 
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(asctime)s %(name)s %(message)s")
+    install_credential_filter(*logging.getLogger().handlers)  # every logger's records, at every verbosity
     host, port = _host_port(listen)
     runner = _runner(loop_name)
     profiles = parse_profiles(profile_text)
@@ -150,13 +158,8 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         signing = _csr_signing(pki_dir, ca_name, v2g_ca, inventory_path, snapshot, cso_name, closers)
     sink = None
     if events_db is not None:
-        from ocppsec.eventlog.store import BufferedSink
-        from ocppsec.eventlog.store_sql import open_store
-
-        store = open_store(events_db)
-        buffered = BufferedSink(store)
-        sink = buffered
-        closers.append(buffered.close)
+        sink = _event_sink(events_db, event_spool)
+        closers.append(lambda: _close_sink(sink))
     gw = Gateway(policy=policy, registry=snapshot, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
                  csr_signing=signing, relay=relay_name)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
@@ -193,6 +196,36 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         for close in reversed(closers):
             close()
         registry.close()
+
+
+def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
+    """The gateway's event sink: a queue drained by a writer thread, spooled to disk while the store is away."""
+    from pathlib import Path
+
+    from ocppsec.eventlog.queued import QueuedSink
+    from ocppsec.eventlog.store_sql import open_store
+    from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
+    from ocppsec.pki.storage import parse_url
+
+    try:
+        open_store(events_db).close()  # a wrong path or URL stops here; the schema is created or migrated
+    except StoreUnavailableError as exc:  # down now: start anyway, events wait in the spool
+        click.echo(f"warning: {exc.message}; events are spooled until it is back", err=True)
+    except StoreReadOnlyError as exc:
+        click.echo(f"warning: {exc.message}; events are spooled until it is writable", err=True)
+    if event_spool is None:
+        url = parse_url(events_db, what="event store")
+        event_spool = f"{url.path}.spool" if url.path else "./ocppsec-events.spool"
+    return QueuedSink(lambda: open_store(events_db), spool=Path(event_spool))
+
+
+def _close_sink(sink: QueuedSink) -> None:
+    sink.close()
+    left = sink.counters()
+    if left.in_spool:
+        click.echo(f"warning: {left.in_spool} event(s) wait in the spool; they are written at the next start", err=True)
+    if left.dropped:
+        click.echo(f"warning: {left.dropped} event(s) were dropped (queue full, spool not writable)", err=True)
 
 
 def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[str, ...], pki_dir: str | None,

@@ -145,6 +145,7 @@ class Gateway:
         self.upstream = upstream.rstrip("/")
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self._event_sink = sink  # for event_counters()
         self.max_size = max_size
         self.upstream_ssl = upstream_ssl
         self.upstream_open_timeout = upstream_open_timeout
@@ -160,6 +161,27 @@ class Gateway:
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
+
+    def event_counters(self) -> dict[str, int | bool]:
+        """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
+        (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
+        counters = getattr(self._event_sink, "counters", None)
+        if counters is None:
+            return {}
+        value = counters()
+        as_dict = getattr(value, "as_dict", None)
+        return dict(as_dict()) if as_dict is not None else dict(value)
+
+    def handshake_counters(self) -> dict[str, int]:
+        """Counts of the running server, for metrics: TLS failures, refused and accepted handshakes,
+        connections closed for control-frame floods, and refusals per reason (``refused:<reason>``)."""
+        state = getattr(self.server, "profile_state", None)
+        if state is None:
+            return {}
+        out = {"tls_failures": state.failures, "refused": state.refused, "accepted": state.accepted,
+               "control_floods": state.control_floods}
+        out.update({f"refused:{reason}": n for reason, n in sorted(state.refusals.items())})
+        return out
 
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
