@@ -545,6 +545,9 @@ class PkiDirectory:
                              "against the old one", requirement="M05.FR.09", hint=f"ocppsec pki rollover DIR {name}")
         if old.key_ref is None:
             raise UsageError(f"the key of {name} is not held by this PKI directory")
+        if not old.key_ref.startswith("file:"):
+            raise UsageError(f"the key of {name} is in a PKCS#11 token: renewing it would put the new key in a file",
+                             hint="renewal of token-held keys is not supported; keep the token key until it is")
         profile = get_profile(old.role)
         cert = old.certificate()
         issuer = self.ca(lineage(old.issuer_ca))
@@ -610,6 +613,11 @@ class PkiDirectory:
             raise UsageError(f"{root} is not a root", hint=f"renew a sub-CA or certificate: ocppsec pki renew DIR {root}")
         ca = self.ca(root)
         profile = ca.profile
+        if old.key_ref is None:
+            raise UsageError(f"the key of {root} is not held by this PKI directory")
+        if not old.key_ref.startswith("file:"):
+            raise UsageError(f"the key of {root} is in a PKCS#11 token: a rollover would put the new root's key in a file",
+                             hint="rollover of token-held roots is not supported")
         if at >= old.not_after:
             raise PolicyError(f"{root} expired on {old.not_after:%Y-%m-%d}: it cannot sign a cross-certificate for its "
                               "successor", [Violation("M05.FR.09", "stations that check a new root against the old "

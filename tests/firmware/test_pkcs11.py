@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,11 @@ def test_crl_and_ocsp_signed_in_the_token(token_pki: PkiDirectory, tmp_path: Pat
     # and the delegated responder's certificate is issued by the token CA
     delegated = load_authorities(token_pki, ["csms-root"], at=AT, delegated=True)[0]
     delegated.signer_certificate.verify_directly_issued_by(ca.certificate)
+
+
+def test_token_root_is_not_rolled_over_into_a_key_file(token_pki: PkiDirectory) -> None:
+    before = {r.fingerprint for r in token_pki.ledger.all()}
+    with pytest.raises(UsageError, match="PKCS#11 token"):
+        token_pki.rollover("csms-root", at=AT + timedelta(days=1))
+    assert {r.fingerprint for r in token_pki.ledger.all()} == before
+    assert not list((token_pki.path / "keys").glob("csms-root*"))

@@ -158,3 +158,24 @@ def test_renew_refuses_past_the_issuer_and_writes_nothing(tmp_path: Path) -> Non
             pki.renew(str(done.old.name), at=late)
     finally:
         pki.close()
+
+
+def test_retired_generation_is_served_by_no_one_and_its_key_is_gone(tmp_path: Path) -> None:
+    from ocppsec.pki.revocation.server import load_authorities
+
+    pki = PkiDirectory.init(tmp_path / "pki", HierarchyConfig.default(), passphrase=None, at=AT)
+    try:
+        done = pki.renew("cpo-sub-ca-2", at=AT + timedelta(days=1))
+        old = str(done.old.name)
+        names = {a.name for a in load_authorities(pki, at=AT + timedelta(days=1), delegated=False)}
+        assert {old, "cpo-sub-ca-2"} <= names  # the old generation still answers for what it issued
+        key_file = tmp_path / "pki" / str(done.old.key_ref)[5:]
+        assert key_file.is_file()
+        pki.retire(old, at=AT + timedelta(days=2))
+        assert not key_file.exists()
+        names = {a.name for a in load_authorities(pki, at=AT + timedelta(days=2), delegated=False)}
+        assert old not in names and "cpo-sub-ca-2" in names
+        with pytest.raises(UsageError, match="retired"):
+            pki.ca(old)
+    finally:
+        pki.close()
