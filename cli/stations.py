@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -74,19 +75,23 @@ def stations() -> None:
 @click.option("--generate", is_flag=True, help="generate a random password and print it once")
 @click.option("--serial", help="serial number the profile-3 certificate CN must carry (default: the identity)")
 @click.option("--profile", type=click.IntRange(1, 3), default=2, show_default=True, help="registered security profile")
+@click.option("--allow-profile-downgrade", "allow_downgrade", is_flag=True,
+              help="the station's AllowSecurityProfileDowngrade is true: the gateway follows a change from profile 3 "
+                   "to 2 (never to 1); the gateway also learns it when the CSMS sets it over OCPP")
 @_version_option
 @_strict_option
 @_stations_option
 @click.option("--json", "as_json", is_flag=True)
-def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, ocpp_version: str,
-        strict: bool, stations_db: str, as_json: bool) -> None:
+def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, allow_downgrade: bool,
+        ocpp_version: str, strict: bool, stations_db: str, as_json: bool) -> None:
     """Register station IDENTITY."""
     version = OcppVersion.parse(ocpp_version)
     password: str | None = None
     generated = False
     if profile in (1, 2) or env_var or generate:
         password, generated = _password(env_var, generate, version, strict)
-    record = StationRecord(identity, profile, serial, hash_password(password) if password else None)
+    record = StationRecord(identity, profile, serial, hash_password(password) if password else None,
+                           allow_downgrade=allow_downgrade)
     registry = open_registry(stations_db)
     registry.add(record)
     out = {"identity": identity, "profile": profile, "serial": record.expected_serial, "registry": stations_db}
@@ -101,12 +106,6 @@ def add(identity: str, env_var: str | None, generate: bool, serial: str | None, 
         click.echo("(shown once; set it on the station, e.g. SecurityCtrlr.BasicAuthPassword / AuthorizationKey)", err=True)
 
 
-def _describe(r: StationRecord) -> dict[str, object]:
-    return {"identity": r.identity, "profile": r.profile, "pendingProfile": r.pending_profile,
-            "serial": r.expected_serial, "password": bool(r.password_hash),
-            "pendingPassword": bool(r.pending_password_hash)}
-
-
 @stations.command("show")
 @click.argument("identity")
 @_stations_option
@@ -116,7 +115,7 @@ def show(identity: str, stations_db: str, as_json: bool) -> None:
     record = open_registry(stations_db).get(identity)
     if record is None:
         raise NotFoundError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
-    data = _describe(record)
+    data = _listed(record)
     if as_json:
         echo_json(data)
         return
@@ -126,6 +125,13 @@ def show(identity: str, stations_db: str, as_json: bool) -> None:
     click.echo(f"serial (CN):      {data['serial']}")
     click.echo(f"password:         {'set' if data['password'] else 'none'}"
                + (" (a new one pending)" if data["pendingPassword"] else ""))
+    click.echo(f"downgrade 3 -> 2: {'allowed' if data['allowProfileDowngrade'] else 'forbidden'}")
+    if data["networkPriority"] or data["slots"]:
+        click.echo(f"network priority: {','.join(map(str, data['networkPriority'])) or '-'}")
+        for slot in data["slots"]:
+            click.echo(f"  slot {slot['slot']}: profile {slot['profile'] or '?'}"
+                       + (f", username {slot['username']}" if slot["username"] else "")
+                       + (", its own password" if slot["password"] else ""))
 
 
 @stations.command("set-profile")
@@ -134,7 +140,9 @@ def show(identity: str, stations_db: str, as_json: bool) -> None:
 @click.option("--pending", is_flag=True,
               help="A05: accept PROFILE next to the registered one until the station connects with it (then only it)")
 @click.option("--allow-downgrade", is_flag=True,
-              help="3 -> 2 for a station whose SecurityCtrlr.AllowSecurityProfileDowngrade is true (2.0.1 errata, 2.1)")
+              help="the station's SecurityCtrlr.AllowSecurityProfileDowngrade is true (2.0.1 errata, 2.1): 3 -> 2 is "
+                   "allowed, and this is recorded as `stations profile-downgrade --allow` would (default: what the "
+                   "registry holds)")
 @_version_option
 @_stations_option
 @click.option("--json", "as_json", is_flag=True)
@@ -142,9 +150,9 @@ def set_profile_cmd(identity: str, profile: int, pending: bool, allow_downgrade:
                     stations_db: str, as_json: bool) -> None:
     """Change the security profile of IDENTITY under the A05 rules; its password and serial stay."""
     record = set_profile(open_registry(stations_db), identity, profile, pending=pending,
-                         version=OcppVersion.parse(ocpp_version), allow_downgrade=allow_downgrade)
+                         version=OcppVersion.parse(ocpp_version), allow_downgrade=True if allow_downgrade else None)
     if as_json:
-        echo_json(_describe(record))
+        echo_json(_listed(record))
     elif pending:
         click.echo(f"{identity}: profile {profile} accepted next to {record.profile} until the station connects with it")
     else:
@@ -169,7 +177,7 @@ def update(identity: str, serial: str | None, clear_serial: bool, discard_pendin
                             discard_pending_profile=discard_pending_profile,
                             discard_pending_password=discard_pending_password)
     if as_json:
-        echo_json(_describe(record))
+        echo_json(_listed(record))
     else:
         click.echo(f"updated {identity} (profile {record.profile}, serial {record.expected_serial})")
 
@@ -179,15 +187,28 @@ def update(identity: str, serial: str | None, clear_serial: bool, discard_pendin
 @click.option("--json", "as_json", is_flag=True)
 def list_(stations_db: str, as_json: bool) -> None:
     """List registered stations (never the password hashes)."""
-    data = [_describe(r) for r in open_registry(stations_db).list()]
+    rows = open_registry(stations_db).list()
     if as_json:
-        echo_json(data)
+        echo_json([_listed(r) for r in rows])
         return
-    echo_table(["identity", "profile", "serial", "password", "pending"],
-               [[d["identity"], d["profile"], d["serial"], "set" if d["password"] else "-",
-                 ", ".join(x for x, on in (("password", d["pendingPassword"]), (f"profile {d['pendingProfile']}",
-                                                                                 d["pendingProfile"])) if on) or "-"]
-                for d in data])
+    echo_table(["identity", "profile", "serial", "password", "pending", "downgrade", "slots"],
+               [[r.identity, r.profile, r.expected_serial, "set" if r.password_hash else "-",
+                 ", ".join(x for x, on in (("password", r.pending_password_hash), (f"profile {r.pending_profile}",
+                                                                                r.pending_profile)) if on) or "-",
+                 "3->2" if r.allow_downgrade else "-",
+                 " ".join(f"{s.slot}:{s.profile or '?'}{'*' if s.username or s.password_hash else ''}"
+                          for s in r.network.slots) or "-"]
+                for r in rows])
+
+
+def _listed(r: StationRecord) -> dict[str, Any]:
+    """One station for ``list --json`` (never a hash: only whether one is set)."""
+    return {"identity": r.identity, "profile": r.profile, "pendingProfile": r.pending_profile,
+            "serial": r.expected_serial, "password": bool(r.password_hash),
+            "pendingPassword": bool(r.pending_password_hash), "allowProfileDowngrade": r.allow_downgrade,
+            "networkPriority": list(r.network.priority),
+            "slots": [{"slot": s.slot, "profile": s.profile, "username": s.username, "password": bool(s.password_hash)}
+                      for s in r.network.slots]}
 
 
 @stations.command("set-password")
@@ -224,6 +245,21 @@ def confirm(identity: str, stations_db: str) -> None:
     """The station accepted its new password: from now on only the new one works (A01.FR.03)."""
     confirm_password(open_registry(stations_db), identity)
     click.echo(f"password of {identity} confirmed; the old one no longer works")
+
+
+@stations.command("profile-downgrade")
+@click.argument("identity")
+@click.option("--allow/--forbid", "allow", required=True,
+              help="whether the station's AllowSecurityProfileDowngrade is true (3 -> 2 followed; never to 1)")
+@_stations_option
+def profile_downgrade(identity: str, allow: bool, stations_db: str) -> None:
+    """Record whether station IDENTITY may go from profile 3 down to 2 (A05.FR.08)."""
+    registry = open_registry(stations_db)
+    record = registry.get(identity)
+    if record is None:
+        raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
+    registry.update(replace(record, allow_downgrade=allow))
+    click.echo(f"{identity}: profile downgrade 3 -> 2 {'allowed' if allow else 'forbidden'}")
 
 
 @stations.command("remove")

@@ -13,6 +13,14 @@ only the new one works (A01.FR.03). A rejected change drops the pending one and 
 :func:`set_profile` changes the registered profile, or with ``pending`` accepts the new one next to it
 until the station's first connection with it; the password stays either way (a station going to
 profile 3 keeps it for a fall-back, and one coming back to 2 needs it).
+
+A record also holds what the station's own configuration says about later profile changes:
+``allow_downgrade`` (SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed, A05.FR.08) and
+``network`` (:class:`NetworkProfiles`: the network connection slots the CSMS configured, with their
+security profiles, and their priority order, B09). In 2.1 a slot may carry its own Basic-auth username and
+password (:class:`NetworkSlot`); the station still connects to the URL of its own identity, and the
+handshake accepts the slot's username with the slot's password for that identity. :func:`set_profile`
+and the gateway's follower apply the same A05 rules to the same record.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from ocppsec.security_profiles.identity import validate_identity
 __all__ = [
     "DEFAULT_REGISTRY",
     "MemoryRegistry",
+    "NetworkProfiles",
+    "NetworkSlot",
     "StationRecord",
     "StationRegistry",
     "confirm_password",
@@ -40,6 +50,69 @@ __all__ = [
 DEFAULT_REGISTRY = "./ocppsec-stations.db"
 
 
+MAX_SLOT = 2**31 - 1  # configurationSlot is an OCPP integer
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSlot:
+    """One network connection slot of a station, as the CSMS configured it (SetNetworkProfile; 2.1's
+    NetworkConfiguration component). ``username`` and ``password_hash`` are 2.1's per-slot Basic-auth
+    credentials; ``None`` means the station's own (the URL identity, the record's password). The hash never
+    appears in ``repr``."""
+
+    slot: int
+    profile: int | None = None
+    username: str | None = None
+    password_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.slot, bool) or not isinstance(self.slot, int) or not 0 <= self.slot <= MAX_SLOT:
+            raise UsageError(f"network configuration slot {self.slot!r} is not an integer from 0 to {MAX_SLOT}")
+        if self.profile is not None and self.profile not in (1, 2, 3):
+            raise UsageError(f"security profile {self.profile} of slot {self.slot} is not 1, 2 or 3")
+        if self.username is not None:
+            validate_identity(self.username)  # at most 48 characters, no ':' (it is a Basic-auth username)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkProfiles:
+    """A station's network connection slots (by slot number) and their priority (NetworkConfigurationPriority)."""
+
+    priority: tuple[int, ...] = ()
+    slots: tuple[NetworkSlot, ...] = ()
+
+    def __post_init__(self) -> None:
+        numbers = [s.slot for s in self.slots]
+        if numbers != sorted(set(numbers)):
+            raise UsageError("network configuration slots must be unique and sorted by slot number")
+        for n in self.priority:
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SLOT:
+                raise UsageError(f"network configuration priority entry {n!r} is not a slot number")
+
+    def slot(self, number: int) -> NetworkSlot | None:
+        return next((s for s in self.slots if s.slot == number), None)
+
+    def with_slot(self, slot: NetworkSlot) -> NetworkProfiles:
+        """These profiles with ``slot`` put in (replacing the slot of the same number)."""
+        others = [s for s in self.slots if s.slot != slot.slot]
+        return replace(self, slots=tuple(sorted((*others, slot), key=lambda s: s.slot)))
+
+    @property
+    def first_profile(self) -> int | None:
+        """The security profile of the slot the station tries first, when known."""
+        if not self.priority:
+            return None
+        first = self.slot(self.priority[0])
+        return first.profile if first is not None else None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.priority or self.slots)
+
+
+NO_NETWORK = NetworkProfiles()
+
+
 @dataclass(frozen=True, slots=True)
 class StationRecord:
     """One registered station. Hashes never appear in ``repr``."""
@@ -50,6 +123,8 @@ class StationRecord:
     password_hash: str | None = field(default=None, repr=False)
     pending_password_hash: str | None = field(default=None, repr=False)
     pending_profile: int | None = None
+    allow_downgrade: bool = False  # SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed
+    network: NetworkProfiles = NO_NETWORK
 
     def __post_init__(self) -> None:
         validate_identity(self.identity)
@@ -123,27 +198,35 @@ def discard_pending_password(registry: StationRegistry, identity: str) -> Statio
 
 def set_profile(
     registry: StationRegistry, identity: str, profile: int, *, pending: bool = False,
-    version: OcppVersion = OcppVersion.V201, allow_downgrade: bool = False,
+    version: OcppVersion = OcppVersion.V201, allow_downgrade: bool | None = None,
 ) -> StationRecord:
     """Change the security profile of ``identity`` under the A05 rules of ``version``, keeping its password.
 
     ``pending``: accept ``profile`` next to the registered one until the station connects with it (then it
     becomes the only one, A05.FR.06/07), for the A05 sequence (SetNetworkProfile, reset, reconnect);
     otherwise the station must connect with ``profile`` from now on. Refused (:class:`PolicyError` with the
-    requirement): any lowering in 1.6 (A05.FR.01); 3 -> 2 without ``allow_downgrade`` (the station's
-    AllowSecurityProfileDowngrade, A05.FR.10) and any -> 1 (A05.FR.09) in 2.0.1 / 2.1; profile 1 or 2
-    for a station with no password (A05.FR.02 / A00.FR.205)."""
+    requirement): any lowering in 1.6 (A05.FR.01); 3 -> 2 unless the station's AllowSecurityProfileDowngrade
+    is true (A05.FR.10) and any -> 1 (A05.FR.09) in 2.0.1 / 2.1; profile 1 or 2 for a station with no
+    password (A05.FR.02 / A00.FR.205). These are the rules the gateway's follower applies to a change it
+    relays, on the same record.
+
+    ``allow_downgrade``: the station's AllowSecurityProfileDowngrade as the caller knows it, recorded with
+    the change (``None``: the record's ``allow_downgrade``, what ``stations add --allow-profile-downgrade``,
+    ``stations profile-downgrade`` or the follower wrote)."""
     from ocppsec.security_profiles.upgrade import StationConfig, evaluate_request
 
     record = _require(registry.get(identity), identity)
     if profile not in (1, 2, 3):
         raise UsageError(f"security profile {profile} is not 1, 2 or 3")
+    if allow_downgrade is not None:
+        record = replace(record, allow_downgrade=allow_downgrade)
     if profile == record.profile:
         if record.pending_profile is None:
             raise UsageError(f"{identity} is registered with profile {profile} already")
         updated = replace(record, pending_profile=None)  # back to the registered profile alone
     else:
-        config = StationConfig(version, has_basic_password=bool(record.password_hash), allow_downgrade=allow_downgrade)
+        config = StationConfig(version, has_basic_password=bool(record.password_hash or record.pending_password_hash),
+                               allow_downgrade=record.allow_downgrade)
         answer, requirement = evaluate_request(record.profile, profile, config)
         if answer != "Accepted":
             raise PolicyError(f"{identity} cannot go from profile {record.profile} to {profile}",
@@ -158,11 +241,13 @@ def set_profile(
 _PROFILE_REFUSALS = {
     "A05.FR.01": "OCPP 1.6 only raises the security profile",
     "A05.FR.09": "no station goes back to profile 1",
-    "A05.FR.10": "lowering needs the station's AllowSecurityProfileDowngrade (3 -> 2 only); pass --allow-downgrade",
+    "A05.FR.10": "lowering needs the station's AllowSecurityProfileDowngrade (3 -> 2 only); pass --allow-downgrade "
+                 "(or record it: `stations profile-downgrade ID --allow`)",
     "A00.FR.005": "lowering the security profile is not allowed",
     "A05.FR.02": "profiles 1 and 2 need a Basic-auth password: set one first (`stations set-password`)",
     "A00.FR.205": "profiles 1 and 2 need a Basic-auth password: set one first (`stations set-password`)",
 }
+
 
 def update_station(
     registry: StationRegistry, identity: str, *, serial: str | None = None, clear_serial: bool = False,

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ocppsec.cli.main import cli
+from ocppsec.pki.errors import PolicyError
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.registry_sql import open_registry
@@ -90,3 +91,45 @@ def test_set_profile_refusals_name_the_requirement(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "nothing to update" in proc.stderr
     record = open_registry(db).get("CS-8")
     assert record is not None and record.profile == 3 and record.pending_profile is None
+
+
+def test_set_profile_follows_the_recorded_downgrade_switch(tmp_path: Path) -> None:
+    """3 -> 2 is decided by the registry's AllowSecurityProfileDowngrade (what `stations add
+    --allow-profile-downgrade`, `stations profile-downgrade` and the gateway's follower write);
+    ``--allow-downgrade`` records it with the change, a refused change records nothing."""
+    from dataclasses import replace
+
+    from ocppsec.security_profiles.registry import NetworkProfiles, NetworkSlot
+
+    db = str(tmp_path / "st.db")
+    env = {"PW": PASSWORD_201}
+    assert invoke("stations", "add", "CS-9", "--profile", "3", "--password-from-env", "PW", "--allow-profile-downgrade",
+                  "--stations", db, env=env)[0] == 0
+    code, out = invoke("stations", "set-profile", "CS-9", "2", "--stations", db, "--json")
+    assert code == 0, out
+    assert (json.loads(out)["profile"], json.loads(out)["allowProfileDowngrade"]) == (2, True)
+    # a station whose switch is off: refused without the flag, allowed and recorded with it
+    assert invoke("stations", "add", "CS-10", "--profile", "3", "--password-from-env", "PW", "--stations", db,
+                  env=env)[0] == 0
+    def refusal(*args: str) -> list[str]:
+        result = CliRunner().invoke(cli, ["stations", "set-profile", *args, "--stations", db])
+        assert isinstance(result.exception, PolicyError), result.output
+        return [v.requirement for v in result.exception.violations]
+
+    assert refusal("CS-10", "2") == ["A05.FR.10"]
+    assert refusal("CS-10", "1", "--allow-downgrade") == ["A05.FR.09"]
+    record = open_registry(db).get("CS-10")
+    assert record is not None and (record.profile, record.allow_downgrade) == (3, False)  # refused: nothing written
+    code, out = invoke("stations", "set-profile", "CS-10", "2", "--allow-downgrade", "--pending", "--stations", db)
+    assert code == 0, out
+    record = open_registry(db).get("CS-10")
+    assert record is not None and (record.profile, record.pending_profile, record.allow_downgrade) == (3, 2, True)
+    # show prints the switch and the network slots the follower keeps
+    registry = open_registry(db)
+    registry.update(replace(record, network=NetworkProfiles((1,), (NetworkSlot(1, 2, "cs10-slot1", "h"),))))
+    code, out = invoke("stations", "show", "CS-10", "--stations", db)
+    assert code == 0 and "downgrade 3 -> 2: allowed" in out and "network priority: 1" in out, out
+    assert "slot 1: profile 2, username cs10-slot1, its own password" in out and "h\n" not in out, out
+    code, out = invoke("stations", "show", "CS-10", "--stations", db, "--json")
+    shown = json.loads(out)
+    assert shown["slots"] == [{"slot": 1, "profile": 2, "username": "cs10-slot1", "password": True}], shown
