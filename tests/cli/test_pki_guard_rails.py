@@ -513,7 +513,8 @@ def test_lint_says_a_server_certificate_without_subject_alt_name_is_refused_by_c
     from ocppsec.pki import Hierarchy, HierarchyConfig
 
     h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn=FQDN), at=datetime.now(UTC))
-    bare = h.issue_leaf("csms-server-ecdsa", ca="csms-root", subject={"O": CSO, "CN": FQDN}, at=datetime.now(UTC))
+    bare = h.issue_leaf("csms-server-ecdsa", ca="csms-root", subject={"O": CSO, "CN": FQDN}, at=datetime.now(UTC),
+                        san_dns=())
     path = tmp_path / "bare.pem"
     path.write_bytes(bare.certificate.public_bytes(Encoding.PEM))
     proc = run("pki", "lint", path, "--json")
