@@ -102,9 +102,10 @@ def make_pki(d: Path, stations: int) -> dict[str, Any]:
 
 
 def make_registry(path: Path, count: int) -> None:
-    from ocppsec.security_profiles.registry import SqliteRegistry, StationRecord
+    from ocppsec.security_profiles.registry import StationRecord
+    from ocppsec.security_profiles.registry_sql import open_registry
 
-    reg = SqliteRegistry(path)
+    reg = open_registry(path)
     for i in range(count):
         reg.add(StationRecord(f"CS-{i}", 3, serial="SN-BENCH"))  # all share one certificate: CN = SN-BENCH
     reg.close()
@@ -114,7 +115,7 @@ def make_registry(path: Path, count: int) -> None:
 async def role_serve(args: argparse.Namespace) -> None:
     from ocppsec.security_profiles import server as server_module
     from ocppsec.security_profiles.handshake import ServerPolicy
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     if args.default_buffer:
@@ -127,7 +128,7 @@ async def role_serve(args: argparse.Namespace) -> None:
         await station.wait_closed()
 
     async with server_module.serve(idle, "127.0.0.1", args.port, policy=ServerPolicy(frozenset({3}), cso_name=CSO),
-                                   registry=SqliteRegistry(args.registry), ssl_context=ctx, ping_interval=None,
+                                   registry=open_registry(args.registry), ssl_context=ctx, ping_interval=None,
                                    ping_timeout=None):
         await asyncio.Future()
 
@@ -171,14 +172,14 @@ async def role_bare_upgrade(args: argparse.Namespace) -> None:
 
     from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, ServerPolicy, TlsFacts, decide
     from ocppsec.security_profiles.profile3 import LeafIdentity
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     pki = json.loads(args.pki)
     ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
                          client_cert="required")
     policy = ServerPolicy(frozenset({3}), cso_name=CSO)
-    registry = SqliteRegistry(args.registry)
+    registry = open_registry(args.registry)
     magic = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"  # RFC 6455 section 1.3
 
     class Bare(asyncio.Protocol):
@@ -225,13 +226,13 @@ async def role_bare_upgrade(args: argparse.Namespace) -> None:
 async def role_gateway(args: argparse.Namespace) -> None:
     from ocppsec.security_profiles.gateway import Gateway
     from ocppsec.security_profiles.handshake import ServerPolicy
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     pki = json.loads(args.pki)
     ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
                          client_cert="required")
-    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=SqliteRegistry(args.registry),
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=open_registry(args.registry),
                  upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None, relay=args.relay)
     async with gw.serve("127.0.0.1", args.port):
         await asyncio.Future()
