@@ -24,6 +24,7 @@ relay (websockets' write buffer limits; the splice pauses reading the other side
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
 from collections.abc import Callable
@@ -55,6 +56,30 @@ __all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "security_event_f
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 UPSTREAM_UNAVAILABLE = 1011
+
+
+def _upstream_proxy(upstream: str) -> dict[str, Any]:
+    """websockets' ``proxy=`` for the upstream, looked up once.
+
+    websockets (15 and later) looks the proxy up in the environment on every connect unless it is given
+    one; every URL the gateway opens has the upstream's host and port, so one lookup answers for all.
+    Older websockets have no proxy support and get nothing.
+    """
+    if "proxy" not in inspect.signature(ws_connect).parameters:
+        return {}
+    try:
+        from websockets.proxy import get_proxy
+        from websockets.uri import parse_uri
+    except ImportError:  # a layout this was not written for: websockets keeps looking it up per connect
+        return {}
+    from websockets.exceptions import InvalidURI
+
+    from ocppsec.pki.errors import UsageError
+
+    try:
+        return {"proxy": get_proxy(parse_uri(upstream))}
+    except (InvalidURI, ValueError) as exc:
+        raise UsageError(f"upstream {upstream!r} is not a WebSocket URL: {exc}") from None
 
 
 class Relay(StrEnum):
@@ -143,6 +168,7 @@ class Gateway:
         self.policy = policy
         self.registry = registry
         self.upstream = upstream.rstrip("/")
+        self._proxy = _upstream_proxy(self.upstream)
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
         self.max_size = max_size
@@ -185,7 +211,7 @@ class Gateway:
                 url, subprotocols=[Subprotocol(station.subprotocol)], compression=None, max_size=self.max_size,
                 open_timeout=self.upstream_open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
                 ssl=self.upstream_ssl if url.startswith("wss://") else None,
-                additional_headers={"X-OCPP-Security-Profile": str(station.profile)},
+                additional_headers={"X-OCPP-Security-Profile": str(station.profile)}, **self._proxy,
             )
         except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
             _log.warning("upstream %s unavailable for %s: %s", url, station.identity, exc)
