@@ -664,15 +664,19 @@ class Setup:
     nginx: str | None
     node: str | None
 
-    def make(self, kind: str, workers: int = 1) -> Proxy:
+    variants: dict[str, str] = field(default_factory=dict)  # label -> another checkout (its .typecheck/ocppsec)
+
+    def make(self, key: str, workers: int = 1) -> Proxy:
+        """The server ``key`` names: gateway, gateway@LABEL (a --gateway-variant), nginx or node."""
+        kind, _, variant = key.partition("@")
         port = free_port()
         up = self.upstream_port
-        name = {"gateway": "ocppsec gateway", "nginx": "nginx", "node": "Node ws"}[kind]
+        name = {"gateway": "ocppsec gateway", "nginx": "nginx", "node": "Node ws"}[kind] + (f" @{variant}" if variant else "")
         if workers > 1:
             name += f" ({workers} {'workers' if kind != 'gateway' else '--workers'})"
         elif kind == "nginx":
             name += " (1 worker)"
-        log = self.d / f"{kind}-{workers}-{port}.log"
+        log = self.d / f"{kind}-{variant}-{workers}-{port}.log"
         if kind == "gateway":
             cert, key = self.pki["ecdsa"]
             cmd = [*ocppsec_command(), "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "3",
@@ -680,7 +684,10 @@ class Setup:
                    "--trust", self.pki["root"], "--cso-name", CSO, "--stations", self.registry]
             if workers > 1:
                 cmd += ["--workers", str(workers)]
-            return Proxy(name, kind, cmd, port, log, multi=workers > 1)
+            env = None
+            if variant:  # the same CLI, importing ocppsec from the other checkout first
+                env = {**os.environ, "PYTHONPATH": str(Path(self.variants[variant]) / ".typecheck")}
+            return Proxy(name, kind, cmd, port, log, env=env, multi=workers > 1)
         if kind == "nginx":
             assert self.nginx is not None
             nd = self.d / f"nginx-{port}"
@@ -1032,6 +1039,9 @@ def main() -> None:
     ap.add_argument("--only", action="append", choices=["storm", "idle", "heartbeats", "big", "reconnect"],
                     help="run only these workloads (repeatable)")
     ap.add_argument("--servers", default="gateway,nginx,node", help="which of gateway,nginx,node to run")
+    ap.add_argument("--gateway-variant", action="append", default=[], metavar="LABEL=DIR",
+                    help="also run the gateway of another checkout DIR (e.g. a git worktree of the commit before a change) "
+                         "as gateway@LABEL in the storm, idle and heartbeat rounds, for before/after figures")
     ap.add_argument("--profile", metavar="DIR", help="afterwards, profile the gateway (py-spy, perf) into DIR")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "ocppsec-bench" / "node"), help="where npm's ws is kept")
     args = ap.parse_args()
@@ -1044,6 +1054,8 @@ def main() -> None:
     size = {k: getattr(args, k) if getattr(args, k) is not None else v[1 if args.quick else 0] for k, v in SIZES.items()}
     kinds = [k for k in ("gateway", "nginx", "node") if k in args.servers.split(",")]
     nginx, node, node_path = find_tools(set(kinds), Path(args.cache))
+    variants = dict(v.split("=", 1) for v in args.gateway_variant)
+    keys = kinds[:1] + [f"gateway@{label}" for label in variants] + kinds[1:]
     parts = set(args.only or ("storm", "idle", "heartbeats", "big", "reconnect"))
     workers = gateway_has_workers()
     res: dict[str, Any] = {"sizes": size, "cores": os.cpu_count(), "load_start": load1(), "gateway_workers_flag": workers}
@@ -1052,14 +1064,14 @@ def main() -> None:
         pki = make_pki(d, 0)
         registry = str(d / "stations.db")
         make_registry(Path(registry), max(size["storm"], size["idle"] + 100, size["heartbeat_stations"], size["big"]))
-        setup = Setup(d, pki, registry, free_port(), node_path, nginx, node)
+        setup = Setup(d, pki, registry, free_port(), node_path, nginx, node, variants)
         c, cl, rounds = size["concurrency"], args.clients, size["rounds"]
         proxies: dict[str, Proxy] = {}
         upstream = start_upstream(setup.upstream_port)
         try:
             if parts & {"storm", "heartbeats"} or args.profile:
-                for kind in kinds:
-                    proxies[kind] = setup.make(kind)
+                for key in keys:
+                    proxies[key] = setup.make(key)
                 if "nginx" in kinds:
                     proxies["nginx2"] = setup.make("nginx", 2)
                 for p in proxies.values():
@@ -1071,6 +1083,8 @@ def main() -> None:
                                 "gateway_to_nginx": paired(per, "server_cpu_ms", "gateway", "nginx"),
                                 "gateway_to_nginx2": paired(per, "server_cpu_ms", "gateway", "nginx2"),
                                 "gateway_to_node": paired(per, "server_cpu_ms", "gateway", "node")}
+                for label in variants:
+                    res["storm"][f"gateway_to_gateway@{label}"] = paired(per, "server_cpu_ms", "gateway", f"gateway@{label}")
             if "heartbeats" in parts:
                 names = [k for k in proxies if k != "nginx2"]
                 per = alternate(names, rounds, lambda k: heartbeats(setup, proxies[k], upstream, size["heartbeat_stations"],
@@ -1080,6 +1094,9 @@ def main() -> None:
                                      "gateway_to_node_rate": paired(per, "per_second", "gateway", "node"),
                                      "gateway_to_nginx_cpu": paired(per, "server_cpu_us", "gateway", "nginx"),
                                      "gateway_to_node_cpu": paired(per, "server_cpu_us", "gateway", "node")}
+                for label in variants:
+                    res["heartbeats"][f"gateway_to_gateway@{label}_cpu"] = paired(per, "server_cpu_us", "gateway", f"gateway@{label}")
+                    res["heartbeats"][f"gateway_to_gateway@{label}_rate"] = paired(per, "per_second", "gateway", f"gateway@{label}")
             if args.profile:
                 res["profile"] = profile_gateway(setup, upstream, Path(args.profile), size["storm"], c,
                                                  size["heartbeat_stations"], size["heartbeat_seconds"], cl)
@@ -1088,10 +1105,12 @@ def main() -> None:
             if "idle" in parts:
                 upstream.terminate()
                 upstream.wait()
-                per = alternate(kinds, rounds, lambda k: idle(setup, k, size["idle"], cl, c), "idle")
+                per = alternate(keys, rounds, lambda k: idle(setup, k, size["idle"], cl, c), "idle")
                 res["idle"] = {"servers": summarize(per, ("server_kib", "upstream_kib", "client_kib", "server_rss_mib")),
                                "gateway_to_nginx": paired(per, "server_kib", "gateway", "nginx"),
                                "gateway_to_node": paired(per, "server_kib", "gateway", "node")}
+                for label in variants:
+                    res["idle"][f"gateway_to_gateway@{label}"] = paired(per, "server_kib", "gateway", f"gateway@{label}")
                 upstream = start_upstream(setup.upstream_port)
             big_kinds = [("gateway", 2), ("nginx", 2), ("node", 1)]
             big_names = {"gateway": "gateway_workers2", "nginx": "nginx2", "node": "node"}
@@ -1208,6 +1227,10 @@ def print_report(res: dict[str, Any]) -> None:
               ("heartbeat CPU gateway / node", ratio("heartbeats", "gateway_to_node_cpu")),
               ("storm 10k CPU gateway --workers 2 / nginx 2 workers", ratio("big_storm", "gateway_to_nginx2")),
               ("reconnect wall gateway / nginx", ratio("reconnect", "gateway_to_nginx"))]
+    for part in ("storm", "idle", "heartbeats"):
+        for key in res.get(part, {}):
+            if key.startswith("gateway_to_gateway@"):
+                ratios.append((f"{part}: {key.removeprefix('gateway_to_').replace('_', ' ')}: gateway / that", ratio(part, key)))
     print_table(("ratio (median of paired rounds)", "value, rounds"), [r for r in ratios if r[1] != "-"])
     print()
     print_table(("goal", "met"), [(k, "pass" if v else "FAIL") for k, v in res["goals"].items()])
