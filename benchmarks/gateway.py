@@ -1005,10 +1005,12 @@ def profile_gateway(setup: Setup, upstream: subprocess.Popen[str], out: Path, st
             result[part] = {"figures": fig, "pyspy": [(f, round(i, 1), round(s, 1)) for f, i, s in
                                                       collapsed_summary(out / f"{part}.pyspy.txt")]}
             if perf is not None:
-                report = subprocess.run(["perf", "report", "-i", str(out / f"{part}.perf.data"), "--no-children", "--sort", "dso",
-                                         "--stdio"], capture_output=True, text=True).stdout
-                (out / f"{part}.perf-dso.txt").write_text(report)
-                result[part]["perf_dso"] = [line.strip() for line in report.splitlines() if "%" in line and not line.startswith("#")][:12]
+                for sort, top in (("dso", 10), ("sym", 25)):
+                    report = subprocess.run(["perf", "report", "-i", str(out / f"{part}.perf.data"), "--no-children", "--sort", sort,
+                                             "-g", "none", "--stdio"], capture_output=True, text=True).stdout
+                    (out / f"{part}.perf-{sort}.txt").write_text(report)
+                    result[part][f"perf_{sort}"] = [" ".join(line.split()) for line in report.splitlines()
+                                                    if "%" in line and not line.startswith("#")][:top]
         finally:
             gw.stop()
     return result
@@ -1239,7 +1241,7 @@ def print_report(res: dict[str, Any]) -> None:
             print(f"\nwhere the gateway's time went, {part} ({fig['figures']}), py-spy inclusive / self %:")
             for f, inc, own in fig["pyspy"][:30]:
                 print(f"  {inc:5.1f} {own:5.1f}  {f}")
-            for line in fig.get("perf_dso", []):
+            for line in fig.get("perf_dso", []) + fig.get("perf_sym", []):
                 print(f"  perf: {line}")
 
 
