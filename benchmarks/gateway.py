@@ -969,7 +969,7 @@ def collapsed_summary(path: Path, top: int = 40) -> list[tuple[str, float, float
 
 
 def profile_gateway(setup: Setup, upstream: subprocess.Popen[str], out: Path, storm_n: int, concurrency: int, hb_n: int,
-                    seconds: float, clients: int) -> dict[str, Any]:
+                    seconds: float, clients: int, native: bool = False) -> dict[str, Any]:
     """py-spy (and perf where it works) on a fresh gateway during one storm and one heartbeat round."""
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
@@ -982,8 +982,8 @@ def profile_gateway(setup: Setup, upstream: subprocess.Popen[str], out: Path, st
                 procs = stations(setup, gw, "hold", hb_n, concurrency, clients)
                 for p in procs:
                     read_line(p, "ready")
-            spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-r", "250", "-f", "raw", "-p", str(gw.pid),
-                                    "-o", str(out / f"{part}.pyspy.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(["py-spy", "record", *([] if native else ["--nonblocking"]), "-r", "250", "-f", "raw", "-p", str(gw.pid),
+                                    *(["--native"] if native else []), "-o", str(out / f"{part}.pyspy.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             perf = None
             if use_perf:
                 perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-p", str(gw.pid), "-o",
@@ -1045,6 +1045,7 @@ def main() -> None:
                     help="also run the gateway of another checkout DIR (e.g. a git worktree of the commit before a change) "
                          "as gateway@LABEL in the storm, idle and heartbeat rounds, for before/after figures")
     ap.add_argument("--profile", metavar="DIR", help="afterwards, profile the gateway (py-spy, perf) into DIR")
+    ap.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames too: OpenSSL, uvloop)")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "ocppsec-bench" / "node"), help="where npm's ws is kept")
     args = ap.parse_args()
     raise_nofile()
@@ -1101,7 +1102,7 @@ def main() -> None:
                     res["heartbeats"][f"gateway_to_gateway@{label}_rate"] = paired(per, "per_second", "gateway", f"gateway@{label}")
             if args.profile:
                 res["profile"] = profile_gateway(setup, upstream, Path(args.profile), size["storm"], c,
-                                                 size["heartbeat_stations"], size["heartbeat_seconds"], cl)
+                                                 size["heartbeat_stations"], size["heartbeat_seconds"], cl, args.profile_native)
             for p in proxies.values():
                 p.stop()
             if "idle" in parts:
