@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -130,7 +129,6 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
             with contextlib.suppress(NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         async with gw.serve(host, port):
-            _tune_gc()
             scheme = "wss" if policy.tls else "ws"
             on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
             click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop, "
@@ -143,18 +141,6 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         for close in reversed(closers):
             close()
         registry.close()
-
-
-def _tune_gc() -> None:
-    """Keep the garbage collector off the connection path (measured in ADR 19).
-
-    What start-up made (modules, certificates, the registry) moves to the permanent generation, so no
-    later collection walks it again, and young collections run every 10,000 net allocations instead of
-    700. In a storm of station connections the collector took about 5.5 % of the gateway's CPU; after
-    this about 0.5 %.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
