@@ -324,15 +324,16 @@ class _Client:
                                                              server_hostname="localhost", ssl_handshake_timeout=timeout),
                                       timeout)
         try:
-            if not self.tls:
-                obj = t.get_extra_info("ssl_object")
-                self.tls = f"{obj.version()} {obj.cipher()[0]}"
             t.write((f"GET /{identity} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                      "Sec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n").encode())
             head = await p.next(timeout)
             if head is None or not head.startswith(b"HTTP/1.1 101"):
                 raise ConnectionError(f"no 101: {(head or b'')[:60]!r}")
+            if not self.tls:  # what was negotiated, and whether the server sent a session ticket (it has by the 101)
+                obj = t.get_extra_info("ssl_object")
+                session = obj.session
+                self.tls = f"{obj.version()} {obj.cipher()[0]}, ticket sent: {bool(session and session.has_ticket)}"
             return p
         except BaseException:
             t.close()
