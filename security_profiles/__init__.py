@@ -2,7 +2,7 @@
 
 Sans-I/O core: :mod:`.identity`, :mod:`.basic_auth`, :mod:`.profile3`, :mod:`.handshake` (the decision),
 :mod:`.upgrade` (A05 state machines). Adapters: :mod:`.tls` (SSL contexts), :mod:`.registry` (the interface,
-in memory) and :mod:`.registry_sql` (SQLite / PostgreSQL),
+in memory), :mod:`.registry_sql` (SQLite / PostgreSQL) and :mod:`.registry_snapshot` (in memory for the loop),
 :mod:`.server` (``serve``), :mod:`.client` (``connect``), :mod:`.ocpp_glue`, :mod:`.gateway`.
 """
 
