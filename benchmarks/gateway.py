@@ -70,6 +70,23 @@ HEARTBEAT_REPLY = b'{"currentTime":"2026-01-01T00:00:00.000Z"}'
 
 
 # -- /proc -----------------------------------------------------------------------------------------
+def nofile_hard() -> int:
+    """The hard limit on open files a child of this process can raise itself to."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return NOFILE if hard == resource.RLIM_INFINITY else min(max(hard, _raisable()), NOFILE)
+
+
+def _raisable() -> int:
+    """NOFILE where this process may raise the hard limit (root with CAP_SYS_RESOURCE), else 0."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, max(hard, NOFILE)))
+    except (ValueError, OSError):
+        return 0
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # only a probe; the children raise their own
+    return NOFILE
+
+
 def raise_nofile(want: int = NOFILE) -> None:
     """As many file descriptors as allowed (root may raise the hard limit)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -555,14 +572,15 @@ def nginx_conf(d: Path, port: int, upstream: int, pki: dict[str, Any], workers: 
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     cert, key = pki["ecdsa"]
+    nofile = nofile_hard()
     return f"""
 daemon off;
 master_process on;
 worker_processes {workers};
-worker_rlimit_nofile {NOFILE};
+worker_rlimit_nofile {nofile};
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 32768; }}
+events {{ worker_connections {nofile - 100}; }}
 http {{
     access_log off;
     client_body_temp_path {d}/client_body;
@@ -1131,13 +1149,21 @@ def main() -> None:
                     res["big_storm"]["gateway_workers2"] = "not available yet (ocppsec gateway has no --workers)"
             if "reconnect" in parts:
                 plan = [("gateway", 2 if workers else 1), ("nginx", 1), ("node", 1)]
+                # a single proxy process holds two descriptors per station (the station's, the upstream's)
+                held = min(size["big"], (nofile_hard() - 200) // 2)
+                note = ""
+                if held < size["big"]:
+                    note = (f"{held} stations, not {size['big']}: the open-files limit ({nofile_hard()}) allows a proxy "
+                            "process two descriptors per station no further (raise the hard limit to run all)")
+                    print(f"reconnect: {note}", file=sys.stderr)
                 runnable = [(k, w) for k, w in plan if k in kinds]
                 names = {k: (f"{k}_workers2" if k == "gateway" and w == 2 else k) for k, w in runnable}
                 per = alternate(list(names.values()), size["big_rounds"],
                                 lambda name: _fresh(setup, next((k, w) for k, w in runnable if names[k] == name),
-                                                    lambda px: reconnect(setup, px, size["big"], cl, c, args.backoff)),
+                                                    lambda px: reconnect(setup, px, held, cl, c, args.backoff)),
                                 "reconnect")
                 res["reconnect"] = {"servers": summarize(per, ("wall_s", "attempts", "server_cpu_s")), "backoff_s": args.backoff,
+                                    "stations": held, **({"note": note} if note else {}),
                                     "gateway_to_nginx": paired(per, "wall_s", names.get("gateway", "gateway"), "nginx"),
                                     "gateway_to_node": paired(per, "wall_s", names.get("gateway", "gateway"), "node")}
         finally:
@@ -1215,10 +1241,12 @@ def print_report(res: dict[str, Any]) -> None:
             rows.append((f"storm {res['sizes']['big']}", "ocppsec gateway --workers 2", "not available yet", "", "", "", ""))
     if "reconnect" in res:
         for name, fig in res["reconnect"]["servers"].items():
-            rows.append((f"reconnect {res['sizes']['big']} after a restart (back-off {res['reconnect']['backoff_s']} s)", name,
+            rows.append((f"reconnect {res['reconnect']['stations']} after a restart (back-off {res['reconnect']['backoff_s']} s)", name,
                          f"{fig['wall_s']:.1f} s wall", f"{fig['attempts']:.0f} attempts", f"{fig['server_cpu_s']:.1f} s CPU", "",
                          str(fig["load_rounds"])))
     print_table(("workload", "server", "server", "upstream", "client", "rate", "load per round"), rows)
+    if res.get("reconnect", {}).get("note"):
+        print(f"reconnect: {res['reconnect']['note']}")
     print()
     ratios = [("storm CPU gateway / nginx (1 worker)", ratio("storm", "gateway_to_nginx")),
               ("storm CPU gateway / nginx (2 workers)", ratio("storm", "gateway_to_nginx2")),
