@@ -30,6 +30,7 @@ from ocppsec.security_profiles.handshake import (
 )
 from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
 from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
+from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
     StationRecord,
@@ -39,7 +40,7 @@ from ocppsec.security_profiles.registry import (
     set_pending_password,
 )
 from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
-from ocppsec.security_profiles.server import StationConnection, serve
+from ocppsec.security_profiles.server import FrameLimits, StationConnection, serve
 from ocppsec.security_profiles.tls import (
     MANDATORY_TLS12_SUITES,
     CertChain,
@@ -53,7 +54,9 @@ __all__ = [
     "Accept",
     "BasicCredentials",
     "CertChain",
+    "CredentialFilter",
     "CsmsConnectionError",
+    "FrameLimits",
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
@@ -78,6 +81,7 @@ __all__ = [
     "hash_password",
     "identity_from_path",
     "identity_url",
+    "install_credential_filter",
     "open_registry",
     "parse_authorization",
     "parse_profiles",

@@ -109,6 +109,8 @@ class RelaySession:
     station: StationConnection
     upstream: ClientConnection
     relay: Relay
+    splice: Splice | None = None  # while the splice relays: its live frame counts (see Gateway.relayed)
+    since: datetime | None = None  # when the relay began
 
 
 def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
@@ -171,6 +173,7 @@ class Gateway:
         self._proxy = _upstream_proxy(self.upstream)
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self._event_sink = sink  # for event_counters()
         self.max_size = max_size
         self.upstream_ssl = upstream_ssl
         self.upstream_open_timeout = upstream_open_timeout
@@ -186,6 +189,52 @@ class Gateway:
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
+
+    def set_ssl_context(self, ctx: ssl.SSLContext | None) -> None:
+        """Use ``ctx`` for the TLS handshakes from now on (a reload); connected stations keep theirs."""
+        from ocppsec.pki.errors import UsageError
+
+        if (ctx is None) != (self.ssl_context is None):
+            raise UsageError("a reload cannot switch the gateway between TLS and plain ws://")
+        if ctx is not None:
+            from ocppsec.security_profiles import _tls_alert
+
+            _tls_alert.install(ctx)  # as serve() does: a refused ClientHello still gets its alert
+        self.ssl_context = ctx
+        state = getattr(self.server, "profile_state", None)
+        if state is not None:
+            state.ssl_context = ctx  # read by every new connection (server._ProfileConnection.connection_made)
+
+    def relayed(self) -> tuple[int, int]:
+        """Frames relayed up (station to CSMS) and down so far, the stations being spliced now included."""
+        up, down = self.stats.relayed_up, self.stats.relayed_down
+        for session in self.sessions:
+            splice = session.splice
+            if splice is not None:
+                up += splice.up.count
+                down += splice.down.count
+        return up, down
+
+    def event_counters(self) -> dict[str, int | bool]:
+        """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
+        (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
+        counters = getattr(self._event_sink, "counters", None)
+        if counters is None:
+            return {}
+        value = counters()
+        as_dict = getattr(value, "as_dict", None)
+        return dict(as_dict()) if as_dict is not None else dict(value)
+
+    def handshake_counters(self) -> dict[str, int]:
+        """Counts of the running server, for metrics: TLS failures, refused and accepted handshakes,
+        connections closed for control-frame floods, and refusals per reason (``refused:<reason>``)."""
+        state = getattr(self.server, "profile_state", None)
+        if state is None:
+            return {}
+        out = {"tls_failures": state.failures, "refused": state.refused, "accepted": state.accepted,
+               "control_floods": state.control_floods}
+        out.update({f"refused:{reason}": n for reason, n in sorted(state.refusals.items())})
+        return out
 
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
@@ -230,12 +279,12 @@ class Gateway:
             return
         self.stats.connected += 1
         relay = self._choose_relay(station, upstream)
-        session = RelaySession(station, upstream, relay)
+        session = RelaySession(station, upstream, relay, since=self.clock())
         self.sessions.append(session)
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
         try:
             if relay is Relay.SPLICE:
-                await self._splice(station, upstream)
+                await self._splice(station, upstream, session)
             else:
                 await self._pumps(station, upstream)
             if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
@@ -276,7 +325,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _splice(self, station: StationConnection, upstream: ClientConnection) -> None:
+    async def _splice(self, station: StationConnection, upstream: ClientConnection,
+                      session_: RelaySession | None = None) -> None:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
 
@@ -294,9 +344,13 @@ class Gateway:
         splice = Splice(station.websocket, upstream, inspect=inspect if session else None, handle=handle if session else None,
                         observe=observe)
         splice.start()
+        if session_ is not None:
+            session_.splice = splice
         try:
             await splice.wait()
         finally:
+            if session_ is not None:
+                session_.splice = None
             self.stats.relayed_up += splice.up.count
             self.stats.relayed_down += splice.down.count
 

@@ -21,7 +21,7 @@ from ocppsec.firmware_signing import (
     hash_chunks,
     sign_chunks,
 )
-from ocppsec.firmware_signing.wire import version_module
+from ocppsec.firmware_signing.codecs import version_module
 from ocppsec.pki.versions import OcppVersion
 
 from . import _material as m

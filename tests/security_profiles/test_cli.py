@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -150,7 +151,7 @@ def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: P
            "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
            str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
            "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop,
-           "--relay", relay]
+           "--relay", relay, "-vv"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_port(port, proc)
@@ -181,6 +182,11 @@ def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: P
     store = open_store(events)
     stored = store.query(EventQuery(station_id="CS-2"))
     assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"]
+    assert not Path(events + ".spool").exists()  # written through the event queue, nothing left waiting
+    # -vv logs websockets' handshake headers, but never a credential
+    token = base64.b64encode(f"CS-2:{PASSWORD_201}".encode()).decode()
+    assert "Authorization: [redacted]" in err
+    assert token not in err and PASSWORD_201 not in err and "wrong-password-0000" not in err
 
 
 def test_gateway_usage_errors(pki: Pki) -> None:
@@ -190,3 +196,45 @@ def test_gateway_usage_errors(pki: Pki) -> None:
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_gateway_spools_events_a_read_only_store_refuses_and_writes_them_after_a_restart(pki: Pki, tmp_path: Path) -> None:
+    """The event store is read-only while the gateway runs: its events wait in the spool, which outlives the
+    process; the next gateway (the store writable again) writes them first."""
+    db, events = str(tmp_path / "st.db"), tmp_path / "events.db"
+    assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
+    open_store(events).close()
+
+    def gateway(events_arg: str) -> tuple[int, str]:
+        port = free_port()
+        cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2",
+               "--upstream", "ws://127.0.0.1:9/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
+               str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
+               "--stations", db, "--events", events_arg, "--loop", "asyncio"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_port(port, proc)
+
+            async def fail_twice() -> None:
+                for password in ("wrong-password-0001", "wrong-password-0002"):
+                    with pytest.raises(CsmsConnectionError):
+                        await connect(f"wss://localhost:{port}/", "CS-2", profile=2, password=password,
+                                      csms_roots=[pki.csms_root])
+
+            run(fail_twice())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        return proc.returncode, err
+
+    code, err = gateway(f"sqlite://{events}?mode=ro")
+    assert code == 0, err
+    assert "2 event(s) wait in the spool" in err
+    assert Path(f"{events}.spool").exists() or Path(f"{events}.spool.replay").exists()
+    assert open_store(events).count(EventQuery()) == 0
+    code, err = gateway(str(events))  # writable again: the spool first, then its own two
+    assert code == 0, err
+    assert "wait in the spool" not in err
+    assert not Path(f"{events}.spool").exists() and not Path(f"{events}.spool.replay").exists()
+    stored = open_store(events).query(EventQuery(station_id="CS-2"))
+    assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"] * 4

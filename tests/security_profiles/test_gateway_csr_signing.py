@@ -39,8 +39,8 @@ from ocppsec.pki.certmgmt import (
     StationConfig,
     open_inventory,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import station_charge_point_class
 from ocppsec.pki.chain import verify_chain
+from ocppsec.pki.chargepoint.classes import station_charge_point_class
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.hierarchy import HierarchyConfig
