@@ -666,9 +666,20 @@ def ocppsec_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from ocppsec.cli.main import main; main()"]
 
 
+_HELP: dict[str, str] = {}
+
+
+def gateway_help(env: dict[str, str] | None = None) -> str:
+    """``ocppsec gateway --help`` of this checkout (or of the one ``env``'s PYTHONPATH names)."""
+    key = (env or {}).get("PYTHONPATH", "")
+    if key not in _HELP:
+        _HELP[key] = subprocess.run([*ocppsec_command(), "gateway", "--help"], capture_output=True, text=True, timeout=60,
+                                    env=env).stdout
+    return _HELP[key]
+
+
 def gateway_has_workers() -> bool:
-    out = subprocess.run([*ocppsec_command(), "gateway", "--help"], capture_output=True, text=True, timeout=60).stdout
-    return "--workers" in out
+    return "--workers" in gateway_help()
 
 
 @dataclass
@@ -701,11 +712,13 @@ class Setup:
             cmd = [*ocppsec_command(), "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "3",
                    "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", cert, "--server-key", key,
                    "--trust", self.pki["root"], "--cso-name", CSO, "--stations", self.registry]
-            if workers > 1:
-                cmd += ["--workers", str(workers)]
             env = None
             if variant:  # the same CLI, importing ocppsec from the other checkout first
                 env = {**os.environ, "PYTHONPATH": str(Path(self.variants[variant]) / ".typecheck")}
+            if workers > 1:
+                cmd += ["--workers", str(workers)]
+            if "--admin" in gateway_help(env):  # its admin listener as users run it, on a port of its own
+                cmd += ["--admin", f"127.0.0.1:{free_port()}"]
             return Proxy(name, kind, cmd, port, log, env=env, multi=workers > 1)
         if kind == "nginx":
             assert self.nginx is not None
@@ -1257,7 +1270,7 @@ def print_report(res: dict[str, Any]) -> None:
               ("heartbeat rate gateway / node", ratio("heartbeats", "gateway_to_node_rate")),
               ("heartbeat CPU gateway / nginx", ratio("heartbeats", "gateway_to_nginx_cpu")),
               ("heartbeat CPU gateway / node", ratio("heartbeats", "gateway_to_node_cpu")),
-              ("storm 10k CPU gateway --workers 2 / nginx 2 workers", ratio("big_storm", "gateway_to_nginx2")),
+              (f"storm {res['sizes']['big']} CPU gateway --workers 2 / nginx 2 workers", ratio("big_storm", "gateway_to_nginx2")),
               ("reconnect wall gateway / nginx", ratio("reconnect", "gateway_to_nginx"))]
     for part in ("storm", "idle", "heartbeats"):
         for key in res.get(part, {}):
