@@ -10,6 +10,16 @@ CertificateSigned and keeps the per-station inventory beside the directory's led
 database when ``DIR/ledger.url`` names one (several CSMS nodes share it), else in ``DIR/inventory.db``;
 ``--inventory PATH|URL`` overrides. Those frames are not forwarded upstream.
 
+The upstream is opened before the station gets its 101, and its refusal is the station's (401, 403, 404;
+503 when it is unreachable or slower than ``--upstream-open-timeout``). It learns the station's profile
+and certificate from ``X-OCPP-*`` request headers. A ``wss://`` upstream is checked against
+``--upstream-ca`` (default: the system's roots); ``--upstream-cert/--upstream-key`` give the gateway a
+client certificate for it (key passphrase from ``$OCPPSEC_PASSPHRASE``), ``--upstream-basic-auth-env VAR``
+Basic credentials (``$VAR`` holds ``user:password``; never logged).
+
+Password rotations (A01) and security-profile changes (A05, B09) the CSMS makes over OCPP are followed
+into the registry; ``--no-follow-changes`` turns that off (e.g. when the CSMS writes the registry itself).
+
 Revocation (profile 3): ``--crl FILE|URL`` (repeatable; files reloaded when they change, URLs fetched
 again ahead of their nextUpdate), ``--pki DIR`` (the ledger's revocations, read in the background) and
 ``--ocsp auto|URL`` (the certificate's AIA responder or one responder, answers cached) are checked at every
@@ -61,6 +71,7 @@ from ocppsec.security_profiles.gateway.revocation_io import (
     RevocationChecker,
 )
 from ocppsec.security_profiles.gateway.service import DEFAULT_DRAIN_SECONDS, GatewayService, ServiceOptions
+from ocppsec.security_profiles.gateway.upstream import UpstreamAuth, upstream_context
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.redact import install_credential_filter
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
@@ -177,6 +188,16 @@ class _GatewayGroup(click.Group):
               help="on SIGTERM, how long stations (closed with 1001) get to leave before they are cut")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="log lines as text or as one JSON object per line")
+@click.option("--upstream-ca", "upstream_ca", multiple=True, metavar="PEM",
+              help="CA root(s) the wss:// upstream's certificate must chain to (default: the system's)")
+@click.option("--upstream-cert", metavar="PEM", help="client certificate chain for the wss:// upstream")
+@click.option("--upstream-key", metavar="PEM", help=f"key of --upstream-cert (encrypted keys: ${PASSPHRASE_ENV})")
+@click.option("--upstream-basic-auth-env", "upstream_auth_env", metavar="VAR",
+              help="Basic auth toward the upstream: $VAR holds user:password")
+@click.option("--upstream-open-timeout", type=click.FloatRange(0.1, 9.9), default=5.0, show_default=True,
+              help="seconds to open the upstream before the station is refused with 503")
+@click.option("--no-follow-changes", "no_follow", is_flag=True,
+              help="do not follow the password and profile changes the CSMS makes over OCPP into the registry")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
 @click.pass_context
 def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: str | None, profile_text: str | None,
@@ -185,6 +206,8 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
             v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
             ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
+            upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
+            upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
             workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
             event_spool: str | None) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
@@ -244,6 +267,12 @@ class _Options:
     ocsp_timeout: float | None
     ocsp_max_age: int | None
     revocation_fail: str | None
+    upstream_ca: tuple[str, ...]
+    upstream_cert: str | None
+    upstream_key: str | None
+    upstream_auth_env: str | None
+    upstream_open_timeout: float
+    no_follow: bool
     workers: int
     admin_text: str
     drain_seconds: float
@@ -358,7 +387,9 @@ def _check(opts: _Options) -> ConfigReport:
     if not report.passes("--profile", lambda: opts.profiles):
         return report
     report.check("--ocpp-versions", opts.policy)
-    report.check("--upstream", lambda: _check_upstream(opts.upstream or ""))
+    if report.passes("--upstream", lambda: _check_upstream(opts.upstream or "")):
+        report.check("upstream hop (--upstream-ca/-cert/-key/-basic-auth-env)", lambda: _upstream_hop(
+            opts.upstream or "", opts.upstream_ca, opts.upstream_cert, opts.upstream_key, opts.upstream_auth_env))
     admin = report.check("--admin", lambda: parse_admin(opts.admin_text))
     if admin is not None and listen is not None and admin.port and admin.port == listen[1]:
         report.problems.append("--admin: the admin listener cannot share the --listen port")
@@ -469,6 +500,8 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     ctx = build_tls() if build_tls is not None else None
     checker = _revocation(profiles, opts.trust, opts.crls, opts.pki_dir, opts.ocsp, opts.ocsp_timeout, opts.ocsp_max_age,
                           opts.revocation_fail, opts.sign_csrs)
+    upstream_ssl, upstream_auth = _upstream_hop(opts.upstream, opts.upstream_ca, opts.upstream_cert, opts.upstream_key,
+                                               opts.upstream_auth_env)
     registry = open_registry(opts.stations_db)
     snapshot = RegistrySnapshot(registry)
     closers: list[Callable[[], None]] = []
@@ -482,7 +515,9 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
         closers.append(lambda: _close_sink(sink))
     gw = Gateway(policy=policy, registry=snapshot, upstream=opts.upstream, ssl_context=ctx, sink=sink,
-                 max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name)
+                 max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name, upstream_ssl=upstream_ssl,
+                 upstream_auth=upstream_auth, upstream_open_timeout=opts.upstream_open_timeout,
+                 follow_changes=not opts.no_follow)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
     reloader = Reloader(gw, tls=build_tls, roots=_roots(opts) if opts.trust else None, revocation=checker,
                         registry=snapshot)
@@ -519,6 +554,26 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         registry.close()
     if codes and codes[0]:
         sys.exit(codes[0])  # not click's Exit: ocppsec.cli.main runs click in non-standalone mode, which returns it
+
+
+def _upstream_hop(upstream: str, roots: tuple[str, ...], cert: str | None, key: str | None,
+                  auth_env: str | None) -> tuple[ssl.SSLContext | None, UpstreamAuth | None]:
+    """The TLS context and Basic credentials for the hop to the upstream, from the options."""
+    auth = None
+    if auth_env is not None:
+        value = os.environ.get(auth_env)
+        if value is None:
+            raise UsageError(f"environment variable {auth_env} is not set", hint=f"export {auth_env}=user:password")
+        auth = UpstreamAuth.parse(value)
+    if (cert is None) != (key is None):
+        raise UsageError("--upstream-cert and --upstream-key go together")
+    if not upstream.startswith("wss://"):
+        if roots or cert:
+            raise UsageError("--upstream-ca/--upstream-cert need a wss:// --upstream")
+        return None, auth
+    secret = os.environ.get(PASSPHRASE_ENV)
+    chain = CertChain(cert, key, secret.encode() if secret else None) if cert is not None and key is not None else None
+    return upstream_context(roots, chain), auth
 
 
 def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:

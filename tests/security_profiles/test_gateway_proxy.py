@@ -1,4 +1,4 @@
-"""The gateway looks the upstream's proxy up in the environment once, when it is made, and every station's
+"""The gateway looks the upstream's proxy up in the environment once, when it is made (its UpstreamOpener), and every station's
 upstream connection then goes through that proxy (or none): websockets would otherwise repeat the lookup
 on every connect."""
 
