@@ -1,7 +1,10 @@
 """``ocppsec demo``: the main job on embedded defaults, end to end, with a summary table.
 
 Each step calls the library exactly as an operator or station software would. Steps for capabilities
-that live in other subpackages are added to ``STEPS`` as those subpackages provide them.
+that live in other subpackages are added to ``STEPS`` as those subpackages provide them. The gateway
+steps run the gateway, a small upstream CSMS and the stations in this process on 127.0.0.1, on ports the
+system picks; the gateway's revocation step revokes the demo station's certificate, so it comes after
+every step that uses it.
 """
 
 from __future__ import annotations
@@ -392,7 +395,7 @@ def _run_gateway_demo(main: Coroutine[Any, Any, str], what: str) -> str:
     try:
         return asyncio.run(main)
     except TimeoutError:
-        raise VerificationError(f"{what}: no answer within 10 s") from None
+        raise VerificationError(f"{what}: timed out after 10 s") from None
     except (ConnectionClosed, InvalidMessage, OSError) as exc:
         raise VerificationError(f"{what}: {type(exc).__name__}: {exc}") from None
     finally:
@@ -544,7 +547,8 @@ STEPS: list[tuple[str, Step]] = [
 @click.option("--fresh/--reuse", default=True, show_default=True, help="Start from an empty directory.")
 @click.option("--json", "as_json", is_flag=True)
 def demo(directory: Path, fresh: bool, as_json: bool) -> None:
-    """Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."""
+    """Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified, used
+    at profile 3 and through the gateway (revocation enforced, a password rotation followed)."""
     if fresh and directory.exists():
         if not (directory / "pki" / "ledger.db").exists() and any(directory.iterdir()):
             raise click.UsageError(f"{directory} exists and is not an ocppsec demo directory; choose another --dir")
