@@ -174,7 +174,6 @@ def step_profile3(ctx: DemoContext) -> str:
     lands in the event store ``events.db`` as the security event the spec names.
     """
     import asyncio
-    import socket
 
     from ocppsec.eventlog.store import EventQuery
     from ocppsec.eventlog.store_sql import open_store
@@ -202,9 +201,6 @@ def step_profile3(ctx: DemoContext) -> str:
                                StationRecord("CS-DEMO-OTHER", 3, serial="CS-DEMO-OTHER")])
     store = open_store(str(ctx.root / "events.db"))
     policy = ServerPolicy(frozenset({3}), (OcppVersion.V201,), ctx.cso_name)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     seen: list[str] = []
 
     async def handler(conn: StationConnection) -> None:
@@ -214,7 +210,9 @@ def step_profile3(ctx: DemoContext) -> str:
 
     async def run() -> str:
         tls = server_context(chains, client_roots=[root], client_cert="required")
-        async with serve(handler, "127.0.0.1", port, policy=policy, registry=registry, ssl_context=tls, sink=store):
+        async with serve(handler, "127.0.0.1", 0, policy=policy, registry=registry, ssl_context=tls,
+                         sink=store) as server:
+            port = _bound_port(server)
             ws = await connect(f"wss://localhost:{port}/", ctx.station_serial, profile=3, csms_roots=[root],
                                client_chain=station_chain, fqdn="localhost")
             await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
