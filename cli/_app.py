@@ -19,7 +19,7 @@ __all__ = ["SUBCOMMANDS", "LazyGroup", "StdoutClosed", "cli"]
 # is the command's own first docstring line).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ocppsec.cli.demo:demo",
-             "Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."),
+             "Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified, used"),
     "pki": ("ocppsec.cli.pki:pki",
             "Certificate hierarchies of a charging network (OCPP CSO and manufacturer, ISO 15118 V2G/MO/OEM)."),
     "firmware": ("ocppsec.cli.firmware:firmware",

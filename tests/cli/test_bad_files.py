@@ -149,6 +149,8 @@ SLOTS: list[Slot] = [
                        "--serial-registry", str(p)], json=True),
     Slot("pki verify CHAIN", "certs", lambda f, p: ["pki", "verify", str(p), "--trust", str(f.good["root"])], json=True),
     Slot("pki verify --trust", "cert", lambda f, p: ["pki", "verify", str(f.good["certs"]), "--trust", str(p)], json=True),
+    Slot("pki verify --crl", "crl", lambda f, p: ["pki", "verify", str(f.good["certs"]), "--trust", str(f.good["root"]),
+                                                  "--crl", str(p)], json=True),
     Slot("pki lint CERT", "cert", lambda f, p: ["pki", "lint", str(p)], json=True),
     Slot("pki hashdata CERT", "cert", lambda f, p: ["pki", "hashdata", str(p), "--issuer", str(f.good["root"])], json=True),
     Slot("pki hashdata --issuer", "cert", lambda f, p: ["pki", "hashdata", str(f.good["certs"]), "--issuer", str(p)],
@@ -195,7 +197,10 @@ NOT_INPUT_FILES = {
     ("ocsp serve", "directory"), ("pki crl", "directory"), ("pki crl", "--out"), ("pki csr", "--key-out"),
     ("pki csr", "--out"), ("pki expiring", "directory"), ("pki export", "directory"), ("pki export", "--pkcs12"),
     ("pki init", "directory"), ("pki issue", "directory"), ("pki issue", "--out"), ("pki list", "directory"),
-    ("pki revoke", "directory"),
+    ("pki revoke", "directory"), ("pki cross-sign", "directory"), ("pki cross-sign", "--out"), ("pki renew", "directory"),
+    ("pki retire", "directory"), ("pki rollover", "directory"), ("pki issue", "--out-dir"),
+    # a folder of CSRs or a CSV (read through pki._io, each CSR too); its bad inputs are the batch's own tests
+    ("pki issue", "--batch"),
 }
 
 
