@@ -37,10 +37,10 @@ from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.ledger import CertificateRecord, CertificateStatus
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.client import build_request, check_response
 from ocppsec.pki.revocation.crl import build_crl, crl_entries
 from ocppsec.pki.revocation.ocsp import OCSP_RESPONDER_ROLE, CertId
-from ocppsec.pki.revocation.server import load_authorities
 
 
 def free_port() -> int:

@@ -63,6 +63,7 @@ __all__ = [
     "OcspRequestError",
     "OcspResponder",
     "ParsedRequest",
+    "Preproduced",
     "SerialLookup",
     "issue_responder_certificate",
     "parse_request",
@@ -225,6 +226,16 @@ class _Cached:
     refresh_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Preproduced:
+    """A pre-produced answer as served from memory, with the times an HTTP cache needs (RFC 5019 §6.2)."""
+
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+    refresh_at: datetime  # when the responder re-signs it (before next_update)
+
+
 @dataclass
 class _Stats:
     preproduced_hits: int = 0
@@ -289,6 +300,17 @@ class OcspResponder:
     @staticmethod
     def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
         return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)
+
+    def preproduced(self, cert_id: CertId, *, at: datetime) -> Preproduced | None:
+        """The pre-produced answer for ``cert_id`` still served at ``at`` (memory only: no ledger, no signing)."""
+        with self._lock:
+            cached = self._cache.get(cert_id)
+        if cached is None or at >= cached.refresh_at:
+            return None
+        self.stats.preproduced_hits += 1
+        self.stats.by_status[cached.status.value] += 1
+        next_update = cached.refresh_at + self.refresh_before
+        return Preproduced(cached.der, next_update - self.validity, next_update, cached.refresh_at)
 
     def authority_for(self, cert_id: CertId) -> OcspAuthority | None:
         return self._by_issuer.get(cert_id.issuer_key)
