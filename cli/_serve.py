@@ -1,7 +1,8 @@
 """Running one of our asyncio servers from a command: the ``--loop`` choice, signals, exit codes.
 
-Ctrl-C (SIGINT) stops the server gracefully and then exits 130 (the usual "interrupted" code, through
-``main``'s KeyboardInterrupt handling); SIGTERM stops it gracefully and exits 0.
+Ctrl-C (SIGINT) stops the server gracefully, prints ``interrupted`` and exits 130 (the shell's code for
+an interrupted command; click would turn a KeyboardInterrupt into "aborted", exit 1); SIGTERM stops it
+gracefully and exits 0.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ async def _serve(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaita
 
 def serve_until_signal(loop_name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
                        ready: Callable[[], None]) -> None:
-    """Run ``start``, call ``ready``, wait for SIGINT or SIGTERM, run ``stop``; SIGINT ends in KeyboardInterrupt."""
+    """Run ``start``, call ``ready``, wait for SIGINT or SIGTERM, run ``stop``; after SIGINT exit 130."""
     received = loop_runner(loop_name)(_serve(start, stop, ready))
     if received == signal.SIGINT:
-        raise KeyboardInterrupt
+        click.echo("interrupted", err=True)
+        raise SystemExit(130)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -85,9 +86,13 @@ def test_ocsp_serve(pki_dir: PkiDirectory, root_pem: Path, tmp_path: Path) -> No
                               str(good.path), "-url", f"http://127.0.0.1:{port}/csms-root"],
                              capture_output=True, text=True, timeout=30)
         assert "Response verify OK" in out.stdout + out.stderr and ": good" in out.stdout
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop, then the "interrupted" exit code
+        assert proc.wait(timeout=20) == 130
+        assert "interrupted" in proc.stderr.read()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     bad = run("ocsp", "serve", pki_dir.path, "--listen", "nonsense")
     one_line_error(bad, 2, "--listen")
     with socket.socket() as s:
