@@ -142,7 +142,8 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
 
-    async def listen(self, host: str, port: int) -> None:
+    async def prepare(self) -> web.Server:
+        """aiohttp's runner set up with the limits; its server is the protocol factory (fuzzing drives it directly)."""
         from aiohttp import web
 
         limits = self.limits
@@ -156,8 +157,15 @@ class HttpServer:
             shutdown_timeout=limits.shutdown_timeout, **extra,
         )
         await runner.setup()
-        server = runner.server
-        assert server is not None
+        assert runner.server is not None
+        self._runner = runner
+        return runner.server
+
+    async def listen(self, host: str, port: int) -> None:
+        limits = self.limits
+        server = await self.prepare()
+        runner = self._runner
+        assert runner is not None
 
         def protocol() -> asyncio.BaseProtocol:
             if len(server.connections) >= limits.max_connections:
@@ -171,9 +179,9 @@ class HttpServer:
                 ssl_handshake_timeout=limits.header_timeout if self.ssl_context else None,
             )
         except OSError as exc:
+            self._runner = None
             await runner.cleanup()
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another port") from None
-        self._runner = runner
 
     @property
     def address(self) -> tuple[str, int]:

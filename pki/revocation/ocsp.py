@@ -279,6 +279,7 @@ class OcspResponder:
                 name_hash, key_hash = issuer_hashes(auth.certificate, alg)
                 self._by_issuer[(alg, name_hash, key_hash)] = auth
         self._cache: dict[CertId, _Cached] = {}
+        self.generation = 0  # changes whenever cached answers are replaced (caches in front of this one check it)
         self._revoked_seen: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self.stats = _Stats()
@@ -391,6 +392,7 @@ class OcspResponder:
                 fresh[cert_id] = _Cached(der, _status_of(rec), at + self.validity - self.refresh_before)
         with self._lock:
             self._cache.update(fresh)
+            self.generation += 1
         for auth in self.authorities:
             self._revoked_seen[auth.name] = frozenset(
                 r.serial for r in self._ledger.revoked(auth.name)
@@ -419,6 +421,7 @@ class OcspResponder:
             der = self._sign(owner, cert_id, record, at=at, nonce=None)
             with self._lock:
                 self._cache[cert_id] = _Cached(der, _status_of(record), at + self.validity - self.refresh_before)
+                self.generation += 1
         return len(redo)
 
     @property

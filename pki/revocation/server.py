@@ -13,7 +13,10 @@ a failure of ours gets ``internalError`` (no traceback leaves the server). Pre-p
 (requests without a nonce) are served from the core's memory without touching the ledger or signing;
 GET answers then carry RFC 5019 §6.2 caching headers: ``Cache-Control: max-age`` up to the moment the
 responder re-signs the answer, ``Last-Modified`` (thisUpdate), ``Expires`` (nextUpdate) and an ``ETag``.
-Answers that need the ledger or a signature (nonce requests, cache misses) run in a worker thread:
+The request bytes of answers served that way are remembered too (at most ``front_entries``), so a
+repeated request is answered without being parsed again, as long as the responder has not replaced its
+cached answers since (:attr:`~ocppsec.pki.revocation.ocsp.OcspResponder.generation`) and the answer is not
+due for re-signing. Answers that need the ledger or a signature (nonce requests, cache misses) run in a worker thread:
 the ledger may be PostgreSQL, and signing is CPU work (``offload_on_demand=False`` keeps them on the loop).
 
 Limits (:class:`~ocppsec.pki._http.HttpLimits`): bounded connections, a request head within
@@ -121,7 +124,7 @@ class OcspHttpServer:
         self, address: tuple[str, int], responder: OcspResponder, *, max_request_bytes: int = MAX_REQUEST_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), refresh_interval: float | None = 60.0,
         access_log: Callable[[str], None] | None = None, limits: HttpLimits | None = None,
-        offload_on_demand: bool = True, workers: int = 4,
+        offload_on_demand: bool = True, workers: int = 4, front_entries: int = 100_000,
     ) -> None:
         self.responder = responder
         self.max_request_bytes = max_request_bytes
@@ -134,6 +137,8 @@ class OcspHttpServer:
         self._http = HttpServer(self.application(), limits=self.limits,
                                 access_log_class=_access_log_class(access_log) if access_log else None)
         self._workers = workers
+        self._front: dict[bytes, tuple[int, Preproduced]] = {}
+        self._front_entries = front_entries
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._thread: LoopThread | None = None
@@ -179,14 +184,23 @@ class OcspHttpServer:
         from aiohttp import web
 
         at = self.clock()
+        responder = self.responder
+        front = self._front.get(der)
+        if front is not None and front[0] == responder.generation and at < front[1].refresh_at:
+            responder.stats.preproduced_hits += 1
+            return web.Response(body=front[1].der, headers=_cache_headers(front[1], at) if cacheable else _HEADERS)
         try:
             parsed = parse_request(der)
         except OcspRequestError:
-            self.responder.stats.malformed += 1
+            responder.stats.malformed += 1
             return web.Response(body=_MALFORMED, headers=_HEADERS)
         if parsed.nonce is None:
-            hit = self.responder.preproduced(parsed.cert_id, at=at)
+            generation = responder.generation
+            hit = responder.preproduced(parsed.cert_id, at=at)
             if hit is not None:
+                if len(self._front) >= self._front_entries:
+                    self._front.clear()
+                self._front[der] = (generation, hit)
                 return web.Response(body=hit.der, headers=_cache_headers(hit, at) if cacheable else _HEADERS)
         if self.offload_on_demand:
             if self._pool is None:
