@@ -252,8 +252,13 @@ class UploadReceiver:
     # -- HTTP -------------------------------------------------------------------------------------------
     def application(self) -> web.Application:
         """The aiohttp application (one catch-all route); tests and fuzzing drive it in-process."""
-        from aiohttp import web
+        import warnings
 
+        from aiohttp import web
+        from aiohttp.multipart import BadContentDispositionHeader
+
+        # a station's malformed Content-Disposition is its problem (the name is then generated), not a warning
+        warnings.filterwarnings("ignore", category=BadContentDispositionHeader)
         app = web.Application(client_max_size=self.config.max_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
         return app

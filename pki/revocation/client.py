@@ -96,7 +96,7 @@ async def fetch_async(url: str, request_der: bytes, *, timeout: float = 10.0, me
             data = await _read_bounded(resp, max_bytes)
             status = resp.status
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise OcspUnavailableError(f"OCSP responder {url} is unreachable: {exc or type(exc).__name__}",
+        raise OcspUnavailableError(f"OCSP responder {url} is unreachable: {str(exc) or type(exc).__name__}",
                                    hint="check the responderURL and the network") from None
     if data is None:
         raise OcspUnavailableError(f"OCSP responder {url} sent more than {max_bytes} bytes")
@@ -141,7 +141,7 @@ async def fetch_crl_async(url: str, *, timeout: float = 30.0, max_bytes: int = M
             status = resp.status
             data = await _read_bounded(resp, max_bytes) if status == 200 else b""
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise OcspUnavailableError(f"CRL at {url} is unreachable: {exc or type(exc).__name__}") from None
+        raise OcspUnavailableError(f"CRL at {url} is unreachable: {str(exc) or type(exc).__name__}") from None
     if status != 200:
         raise OcspUnavailableError(f"CRL at {url} is unreachable: HTTP {status}")
     if data is None:

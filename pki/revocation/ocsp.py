@@ -155,6 +155,8 @@ def parse_request(der: bytes) -> ParsedRequest:
         raise OcspRequestError(f"not a usable OCSP request: {type(exc).__name__}") from None
     if algorithm not in _HASHES:
         raise OcspRequestError(f"unsupported CertID hash algorithm {algorithm}")
+    if cert_id.serial < 0:  # RFC 5280 §4.1.2.2: serial numbers are positive
+        raise OcspRequestError("the CertID serial number is negative")
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_OCTETS:
         raise OcspRequestError(f"nonce of {len(nonce)} octets (RFC 8954 allows 1-{MAX_NONCE_OCTETS})")
     return ParsedRequest(cert_id, nonce)

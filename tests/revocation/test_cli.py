@@ -107,3 +107,12 @@ def test_ocsp_serve(pki_dir: PkiDirectory, root_pem: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize("args", [("pki", "revoke", "--help"), ("pki", "crl", "--help"), ("ocsp", "serve", "--help")])
 def test_help(args: tuple[str, ...]) -> None:
     assert run(*args).returncode == 0
+
+
+def test_help_does_not_import_aiohttp() -> None:
+    """The HTTP stack is imported when a command needs it, not for ``ocppsec --help``."""
+    code = ("import sys\nfrom ocppsec.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'yarl', 'multidict')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
