@@ -149,8 +149,23 @@ class OcspHttpServer:
         from aiohttp import web
 
         app = web.Application(client_max_size=self.max_request_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
         return app
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: 413 from the announced length, else the invitation (other expectations: 417)."""
+        from aiohttp import web
+
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            resp = web.Response(status=417, text="only Expect: 100-continue is understood\n")
+        elif request.content_length is not None and request.content_length > self.max_request_bytes:
+            resp = web.Response(status=413, text=f"body larger than {self.max_request_bytes} bytes\n")
+        else:
+            if request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return None
+        resp.force_close()
+        return resp
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web

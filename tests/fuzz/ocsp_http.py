@@ -3,7 +3,7 @@
 Input: the bytes a client sends on one connection (one or more requests, possibly truncated). They go
 through aiohttp's real request parser and our handler on an in-memory transport; the harness then
 reads every answer the server wrote. Property: each answer is an HTTP response we mean to give (200 with
-an OCSPResponse that is not ``internalError``, or 400 / 405 / 408 / 413 / 503), never a 500, nothing
+an OCSPResponse that is not ``internalError``, or 100 / 400 / 405 / 408 / 413 / 417 / 503), never a 500, nothing
 logged at ERROR by our code or aiohttp, no exception; every input is done well within a second.
 
 Interface (for the shared runner): ``TestOneInput(data: bytes) -> None`` and ``seeds() -> Iterable[bytes]``
@@ -38,7 +38,7 @@ __all__ = ["ALLOWED", "TestOneInput", "named_seeds", "seeds"]
 
 ALLOWED: tuple[type[BaseException], ...] = ()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EXPECTED_STATUSES = {100, 200, 400, 405, 408, 413, 503}
+EXPECTED_STATUSES = {100, 200, 400, 405, 408, 413, 417, 503}
 SETTLE_SECONDS = 0.25
 
 
@@ -246,6 +246,8 @@ def named_seeds() -> dict[str, bytes]:
         "length-superscript": "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ²\r\n\r\n".encode() + good,
         "oversized": _post(b"\x30" * 5000),
         "expect": _post(good, b"Expect: 100-continue\r\n"),
+        "expect-too-large": _post(b"\x30" * 5000, b"Expect: 100-continue\r\n"),
+        "expect-unknown": _post(good, b"Expect: 100-\xee\r\n"),  # once a 500 from aiohttp's own expect handler
         "truncated-body": _post(good)[:-10],
         "not-der": _post(b"\x30\x82\xff\xff garbage"),
         "method": b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
