@@ -154,7 +154,8 @@ class HttpServer:
             self.app, handle_signals=False, keepalive_timeout=limits.header_timeout,
             lingering_time=limits.lingering_time, max_line_size=limits.max_line_size,
             max_field_size=limits.max_field_size, max_headers=limits.max_headers, logger=LOG,
-            shutdown_timeout=limits.shutdown_timeout, **extra,
+            shutdown_timeout=limits.shutdown_timeout, tcp_keepalive=False,  # the timeouts above find dead peers
+            **extra,
         )
         await runner.setup()
         assert runner.server is not None
