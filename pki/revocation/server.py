@@ -16,8 +16,9 @@ responder re-signs the answer, ``Last-Modified`` (thisUpdate), ``Expires`` (next
 The request bytes of answers served that way are remembered too (at most ``front_entries``), so a
 repeated request is answered without being parsed again, as long as the responder has not replaced its
 cached answers since (:attr:`~ocppsec.pki.revocation.ocsp.OcspResponder.generation`) and the answer is not
-due for re-signing. Answers that need the ledger or a signature (nonce requests, cache misses) run in a worker thread:
-the ledger may be PostgreSQL, and signing is CPU work (``offload_on_demand=False`` keeps them on the loop).
+due for re-signing. Answers that need the ledger or a signature (nonce requests, cache misses) run in
+a worker thread (one by default: more only add GIL contention, see ADR 15): the ledger may be
+PostgreSQL, and a lookup there must not stall the loop (``offload_on_demand=False`` keeps them on it).
 
 Limits (:class:`~ocppsec.pki._http.HttpLimits`): bounded connections, a request head within
 ``header_timeout`` (slow clients are cut off), a body within ``body_timeout``. The refresher re-signs
@@ -124,7 +125,7 @@ class OcspHttpServer:
         self, address: tuple[str, int], responder: OcspResponder, *, max_request_bytes: int = MAX_REQUEST_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), refresh_interval: float | None = 60.0,
         access_log: Callable[[str], None] | None = None, limits: HttpLimits | None = None,
-        offload_on_demand: bool = True, workers: int = 4, front_entries: int = 100_000,
+        offload_on_demand: bool = True, workers: int = 1, front_entries: int = 100_000,
     ) -> None:
         self.responder = responder
         self.max_request_bytes = max_request_bytes
