@@ -4,15 +4,15 @@ same index, and CRL generation for many revoked serials vs ``openssl ca -gencrl`
 Usage: ``python benchmarks/revocation.py [--certs 200] [--seconds 3] [--clients 4] [--rounds 5] [--crl-serials 100000]``
 
 The responders run as their own processes on 127.0.0.1 with the same delegated responder certificate
-and key: ``ocppsec ocsp serve`` (aiohttp, on uvloop: ``--loop auto``; nonce answers signed in a worker
-thread), the same responder signing on the event loop (``offload_on_demand=False``, started by this
-script) and ``openssl ocsp -port``. The same client (threads, one HTTP/1.0-style connection per request,
+and key: ``ocppsec ocsp serve`` (aiohttp, on uvloop: ``--loop auto``; with the directory's SQLite ledger
+it signs nonce answers on the event loop), the same responder signing them in a worker thread (what it
+does with a PostgreSQL ledger; started by this script) and ``openssl ocsp -port``. The same client (threads, one HTTP/1.0-style connection per request,
 pre-built DER requests) drives them in turn, in every round in an alternating order; each figure is the
 median over the rounds and each ratio the median of the per-round ratios. ``pre-produced``: requests
 without a nonce, answered from our cache; ``on demand``: requests with a nonce, signed per request
 (openssl signs every answer either way). Server CPU per request is read from /proc (user + system time of
-the server process). The machine may be shared: before each measurement the script waits (up to 20 s)
-for other processes to go quiet, and reports how many cores they used while it measured. The openssl index (``index.txt``) is written from our ledger. Ratios are
+the server process). The machine may be shared: before each measurement the script waits (up to
+``--quiet-wait`` seconds, 20 by default) for other processes to go quiet, and reports how many cores they used while it measured. The openssl index (``index.txt``) is written from our ledger. Ratios are
 ocppsec / openssl (>1 = faster than openssl). The last line is one JSON object with the figures, the
 ratios and the load average before and after.
 """
@@ -138,9 +138,13 @@ def machine_busy() -> float:
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICK
 
 
-def wait_quiet(limit: float = 0.15, timeout: float = 20.0) -> float:
+QUIET_WAIT = [20.0]  # seconds to wait for a quiet machine before each measurement (--quiet-wait)
+
+
+def wait_quiet(limit: float = 0.15, timeout: float | None = None) -> float:
     """Wait (at most ``timeout`` s) until other processes use less than ``limit`` cores; returns the seconds waited."""
     t0 = time.monotonic()
+    timeout = QUIET_WAIT[0] if timeout is None else timeout
     while time.monotonic() - t0 < timeout:
         b0 = machine_busy()
         time.sleep(0.5)
@@ -159,8 +163,8 @@ def measure(port: int, pid: int, requests: list[bytes], seconds: float, clients:
             "foreign_cores": max(0.0, busy - cpu - client) / elapsed, "waited_s": waited}
 
 
-def serve_inline(pki_path: str, port: int) -> None:
-    """The responder of ``ocppsec ocsp serve``, but signing nonce answers on the event loop (for the comparison)."""
+def serve_threaded(pki_path: str, port: int) -> None:
+    """The responder of ``ocppsec ocsp serve``, but signing nonce answers in a worker thread (for the comparison)."""
     from datetime import timedelta as _td
 
     from ocppsec.cli._serve import serve_until_signal
@@ -172,9 +176,9 @@ def serve_inline(pki_path: str, port: int) -> None:
     responder = OcspResponder(load_authorities(pki, ["csms-root"], at=now), pki.ledger, validity=_td(hours=24),
                               refresh_before=_td(hours=6))
     count = responder.preproduce(at=now)
-    server = OcspHttpServer(("127.0.0.1", port), responder, offload_on_demand=False)
+    server = OcspHttpServer(("127.0.0.1", port), responder, offload_on_demand=True)
     serve_until_signal("auto", server.listen, server.close,
-                       lambda: print(f"inline responder ready ({count} pre-produced)", file=sys.stderr, flush=True))
+                       lambda: print(f"threaded responder ready ({count} pre-produced)", file=sys.stderr, flush=True))
     _ = asyncio  # (the helper runs its own loop)
 
 
@@ -204,13 +208,13 @@ def bench_ocsp(args: argparse.Namespace, work: Path) -> dict[str, float]:
     plain = [build_request(i, with_nonce=False)[0] for i in ids]
     nonced = [build_request(i, with_nonce=True)[0] for i in ids for _ in range(3)]
 
-    ports = {"ours": free_port(), "inline": free_port(), "openssl": free_port()}
+    ports = {"ours": free_port(), "thread": free_port(), "openssl": free_port()}
     env = {**os.environ, "OCPPSEC_PASSPHRASE": ""}
     procs = {
         "ours": subprocess.Popen([sys.executable, "-m", "ocppsec.cli.main", "ocsp", "serve", str(work / "pki"), "--listen",
                                   f"127.0.0.1:{ports['ours']}", "--ca", "csms-root", "--loop", "auto"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
-        "inline": subprocess.Popen([sys.executable, __file__, "--serve-inline", str(work / "pki"), str(ports["inline"])],
+        "thread": subprocess.Popen([sys.executable, __file__, "--serve-threaded", str(work / "pki"), str(ports["thread"])],
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
         "openssl": subprocess.Popen(["openssl", "ocsp", "-port", str(ports["openssl"]), "-index", str(work / "index.txt"),
                                      "-CA", str(work / "root.pem"), "-rsigner", str(work / "rsigner.pem"), "-rkey",
@@ -219,7 +223,7 @@ def bench_ocsp(args: argparse.Namespace, work: Path) -> dict[str, float]:
     }
     rows: list[dict[str, float | str]] = []
     try:
-        for name in ("ours", "inline"):
+        for name in ("ours", "thread"):
             stderr = procs[name].stderr
             assert stderr is not None
             stderr.readline()  # "... ready" once pre-production is done
@@ -233,7 +237,7 @@ def bench_ocsp(args: argparse.Namespace, work: Path) -> dict[str, float]:
                 assert result.status.value == "good", (name, result)
             drive(port, plain, 0.5, args.clients)  # warm up
         for r in range(args.rounds):
-            for kind, requests, who in (("plain", plain, ["ours", "openssl"]), ("nonce", nonced, ["ours", "inline", "openssl"])):
+            for kind, requests, who in (("plain", plain, ["ours", "openssl"]), ("nonce", nonced, ["ours", "thread", "openssl"])):
                 order = who if r % 2 == 0 else who[::-1]
                 for name in order:
                     m = measure(ports[name], procs[name].pid, requests, args.seconds, args.clients)
@@ -256,14 +260,14 @@ def bench_ocsp(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
     return {
         "ocsp_preproduced_rps": median("ours", "plain"), "ocsp_on_demand_rps": median("ours", "nonce"),
-        "ocsp_on_demand_inline_rps": median("inline", "nonce"),
+        "ocsp_on_demand_thread_rps": median("thread", "nonce"),
         "openssl_ocsp_rps": median("openssl", "plain"), "openssl_ocsp_nonce_rps": median("openssl", "nonce"),
         "ratio_preproduced_vs_openssl": ratio("ours", "plain"),
         "ratio_on_demand_vs_openssl_nonce": ratio("ours", "nonce"),
-        "ratio_on_demand_inline_vs_openssl_nonce": ratio("inline", "nonce"),
+        "ratio_on_demand_thread_vs_openssl_nonce": ratio("thread", "nonce"),
         "server_cpu_us_preproduced": median("ours", "plain", "server_cpu_us"),
         "server_cpu_us_on_demand": median("ours", "nonce", "server_cpu_us"),
-        "server_cpu_us_on_demand_inline": median("inline", "nonce", "server_cpu_us"),
+        "server_cpu_us_on_demand_thread": median("thread", "nonce", "server_cpu_us"),
         "server_cpu_us_openssl": median("openssl", "plain", "server_cpu_us"),
         "server_cpu_us_openssl_nonce": median("openssl", "nonce", "server_cpu_us"),
         "ocsp_errors": sum(float(x["errors"]) for x in rows),
@@ -315,10 +319,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--crl-serials", type=int, default=100_000)
-    parser.add_argument("--serve-inline", nargs=2, metavar=("PKI", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--quiet-wait", type=float, default=20.0, help="seconds to wait for a quiet machine per measurement")
+    parser.add_argument("--serve-threaded", nargs=2, metavar=("PKI", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_inline:
-        serve_inline(args.serve_inline[0], int(args.serve_inline[1]))
+    QUIET_WAIT[0] = args.quiet_wait
+    if args.serve_threaded:
+        serve_threaded(args.serve_threaded[0], int(args.serve_threaded[1]))
         return
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ocppsec-bench-rev-"))
@@ -332,10 +338,10 @@ def main() -> None:
         ("OCSP pre-produced (ocppsec, aiohttp)", f"{o['ocsp_preproduced_rps']:.0f} resp/s, {o['server_cpu_us_preproduced']:.0f} us CPU/resp"),
         ("OCSP openssl ocsp -port", f"{o['openssl_ocsp_rps']:.0f} resp/s, {o['server_cpu_us_openssl']:.0f} us CPU/resp"),
         ("  ratio pre-produced / openssl", f"{o['ratio_preproduced_vs_openssl']:.2f}x"),
-        ("OCSP on demand, nonce (signing in a thread)", f"{o['ocsp_on_demand_rps']:.0f} resp/s, {o['server_cpu_us_on_demand']:.0f} us CPU/resp"),
-        ("OCSP on demand, nonce (signing on the loop)", f"{o['ocsp_on_demand_inline_rps']:.0f} resp/s, {o['server_cpu_us_on_demand_inline']:.0f} us CPU/resp"),
+        ("OCSP on demand, nonce (ocsp serve: signing on the loop)", f"{o['ocsp_on_demand_rps']:.0f} resp/s, {o['server_cpu_us_on_demand']:.0f} us CPU/resp"),
+        ("OCSP on demand, nonce (signing in a worker thread)", f"{o['ocsp_on_demand_thread_rps']:.0f} resp/s, {o['server_cpu_us_on_demand_thread']:.0f} us CPU/resp"),
         ("OCSP openssl ocsp -port, nonce", f"{o['openssl_ocsp_nonce_rps']:.0f} resp/s, {o['server_cpu_us_openssl_nonce']:.0f} us CPU/resp"),
-        ("  ratio on demand / openssl (thread, loop)", f"{o['ratio_on_demand_vs_openssl_nonce']:.2f}x, {o['ratio_on_demand_inline_vs_openssl_nonce']:.2f}x"),
+        ("  ratio on demand / openssl (loop, thread)", f"{o['ratio_on_demand_vs_openssl_nonce']:.2f}x, {o['ratio_on_demand_thread_vs_openssl_nonce']:.2f}x"),
         (f"CRL {args.crl_serials} serials (ocppsec)", f"{c['crl_build_s']:.2f} s, {c['crl_der_bytes'] / 1e6:.1f} MB"),
         (f"CRL {args.crl_serials} serials (openssl ca -gencrl)", f"{c['openssl_gencrl_s']:.2f} s"),
     ]
