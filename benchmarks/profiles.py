@@ -12,7 +12,10 @@
    with our 4 KiB TLS read buffer, on uvloop, and, for comparison, with asyncio's default 256 KiB
    buffer. Goal: <= 64 KiB each.
 3. Heartbeat round trips through the gateway (profile 3, on uvloop and on asyncio's loop) to a plain
-   upstream CSMS with many stations connected. Goal: >= 3,000/s with 1,000 stations.
+   upstream CSMS with many stations connected. Goal: >= 3,000/s with 1,000 stations. Each loop runs
+   rounds with the splice relay and with the task relay (``Gateway(relay=...)``) alternating, their
+   order swapped every round; the gateway's CPU per round trip of the two is compared round by round
+   (ADR 12), with the 1-minute load average sampled every round.
 
 Every server runs in its own process (this script re-invoked with ``--role``). Prints a table, then as
 its LAST line one JSON object with the figures.
@@ -27,6 +30,7 @@ import os
 import resource
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,9 +102,10 @@ def make_pki(d: Path, stations: int) -> dict[str, Any]:
 
 
 def make_registry(path: Path, count: int) -> None:
-    from ocppsec.security_profiles.registry import SqliteRegistry, StationRecord
+    from ocppsec.security_profiles.registry import StationRecord
+    from ocppsec.security_profiles.registry_sql import open_registry
 
-    reg = SqliteRegistry(path)
+    reg = open_registry(path)
     for i in range(count):
         reg.add(StationRecord(f"CS-{i}", 3, serial="SN-BENCH"))  # all share one certificate: CN = SN-BENCH
     reg.close()
@@ -110,7 +115,7 @@ def make_registry(path: Path, count: int) -> None:
 async def role_serve(args: argparse.Namespace) -> None:
     from ocppsec.security_profiles import server as server_module
     from ocppsec.security_profiles.handshake import ServerPolicy
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     if args.default_buffer:
@@ -122,8 +127,11 @@ async def role_serve(args: argparse.Namespace) -> None:
     async def idle(station: Any) -> None:
         await station.wait_closed()
 
+    registry = open_registry(args.registry)
+    if args.role == "serve-lookup-on-loop":  # what serve() did before lookups moved to a worker thread
+        registry.nonblocking = True  # type: ignore[attr-defined]
     async with server_module.serve(idle, "127.0.0.1", args.port, policy=ServerPolicy(frozenset({3}), cso_name=CSO),
-                                   registry=SqliteRegistry(args.registry), ssl_context=ctx, ping_interval=None,
+                                   registry=registry, ssl_context=ctx, ping_interval=None,
                                    ping_timeout=None):
         await asyncio.Future()
 
@@ -167,14 +175,14 @@ async def role_bare_upgrade(args: argparse.Namespace) -> None:
 
     from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, ServerPolicy, TlsFacts, decide
     from ocppsec.security_profiles.profile3 import LeafIdentity
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     pki = json.loads(args.pki)
     ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
                          client_cert="required")
     policy = ServerPolicy(frozenset({3}), cso_name=CSO)
-    registry = SqliteRegistry(args.registry)
+    registry = open_registry(args.registry)
     magic = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"  # RFC 6455 section 1.3
 
     class Bare(asyncio.Protocol):
@@ -221,14 +229,14 @@ async def role_bare_upgrade(args: argparse.Namespace) -> None:
 async def role_gateway(args: argparse.Namespace) -> None:
     from ocppsec.security_profiles.gateway import Gateway
     from ocppsec.security_profiles.handshake import ServerPolicy
-    from ocppsec.security_profiles.registry import SqliteRegistry
+    from ocppsec.security_profiles.registry_sql import open_registry
     from ocppsec.security_profiles.tls import CertChain, server_context
 
     pki = json.loads(args.pki)
     ctx = server_context([CertChain(*pki["rsa"]), CertChain(*pki["ecdsa"])], client_roots=[pki["root"]],
                          client_cert="required")
-    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=SqliteRegistry(args.registry),
-                 upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None)
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=open_registry(args.registry),
+                 upstream=f"ws://127.0.0.1:{args.upstream}/csms", ssl_context=ctx, ping_interval=None, relay=args.relay)
     async with gw.serve("127.0.0.1", args.port):
         await asyncio.Future()
 
@@ -347,6 +355,7 @@ def _openssl_negotiated(pki: dict[str, Any], port: int) -> str:
 HANDSHAKE_SERVERS = (  # name, role, loop
     ("serve() on uvloop", "serve", "uvloop"),
     ("serve() on asyncio", "serve", "asyncio"),
+    ("serve() on uvloop, lookup on the loop", "serve-lookup-on-loop", "uvloop"),  # registry.nonblocking = True
     ("floor: uvloop TLS + canned 101", "tls-floor", "uvloop"),
     ("floor: asyncio TLS + canned 101", "tls-floor", "asyncio"),
     ("bare upgrade, no WebSocket library, uvloop", "bare-upgrade", "uvloop"),
@@ -412,7 +421,9 @@ def bench_handshakes(pki: dict[str, Any], registry: str, seconds: float, rounds:
     servers = {name: {"cpu_ms_per_handshake": min(ms), "ratio": min(ms) / best_theirs, "cpu_ms_rounds": ms,
                       "handshakes_measured": counts[name]} for name, ms in rounds_ms.items()}
     main, on_asyncio = servers[HANDSHAKE_SERVERS[0][0]], servers[HANDSHAKE_SERVERS[1][0]]
-    return {"serve_cpu_ms_per_handshake": main["cpu_ms_per_handshake"], "openssl_cpu_ms_per_handshake": best_theirs,
+    on_loop = servers[HANDSHAKE_SERVERS[2][0]]
+    return {"lookup_in_thread_cpu_ms": round(main["cpu_ms_per_handshake"] - on_loop["cpu_ms_per_handshake"], 3),
+            "lookup_in_thread_ratio": main["cpu_ms_per_handshake"] / on_loop["cpu_ms_per_handshake"],"serve_cpu_ms_per_handshake": main["cpu_ms_per_handshake"], "openssl_cpu_ms_per_handshake": best_theirs,
             "handshake_cpu_ratio": main["ratio"], "handshake_cpu_ratio_asyncio_loop": on_asyncio["ratio"],
             "openssl_cpu_ms_rounds": [round(x, 3) for x in theirs], "openssl_handshakes_measured": n_theirs,
             "servers": servers, "serve_tls": negotiated, "openssl_tls": openssl_negotiated}
@@ -462,12 +473,13 @@ def bench_idle(pki: dict[str, Any], registry: str, count: int, default_buffer: b
         server.wait()
 
 
-def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str) -> dict[str, float]:
-    """``loop``: the gateway's event loop (the upstream CSMS and the stations run on asyncio's)."""
+def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str,
+                     relay: str = "splice") -> dict[str, float]:
+    """``loop``: the gateway's event loop (the upstream CSMS and the stations run on asyncio's); ``relay``: its relay."""
     up, port = free_port(), free_port()
     upstream = spawn("upstream", "--port", str(up))
     gateway = spawn("gateway", "--port", str(port), "--upstream", str(up), "--pki", json.dumps(pki), "--registry", registry,
-                    loop=loop)
+                    "--relay", relay, loop=loop)
     clients: list[subprocess.Popen[str]] = []
     try:
         wait_port(up)
@@ -506,12 +518,45 @@ def bench_heartbeats(pki: dict[str, Any], registry: str, stations: int, seconds:
             c.wait(60)
         return {"stations": stations, "heartbeats_per_second": total / elapsed, "round_trips": total,
                 "gateway_cpu_us_per_round_trip": gw_cpu / max(total, 1) * 1e6, "connect_seconds": connect_s,
-                "gateway_rss_mib": gw_rss}
+                "gateway_rss_mib": gw_rss, "load_average": os.getloadavg()[0]}
     finally:
         for p in (*clients, gateway, upstream):
             if p.poll() is None:
                 p.terminate()
                 p.wait()
+
+
+RELAYS = ("splice", "tasks")
+
+
+def bench_relays(pki: dict[str, Any], registry: str, stations: int, seconds: float, loop: str,
+                 rounds: int) -> dict[str, Any]:
+    """Heartbeat rounds on ``loop`` with the splice and the task relay alternating (order swapped every round)."""
+    per: dict[str, list[dict[str, float]]] = {r: [] for r in RELAYS}
+    paired_cpu: list[float] = []
+    paired_rate: list[float] = []
+    for n in range(rounds):
+        figures = {}
+        for relay in (RELAYS if n % 2 == 0 else RELAYS[::-1]):
+            figures[relay] = bench_heartbeats(pki, registry, stations, seconds, loop, relay)
+            per[relay].append(figures[relay])
+        paired_cpu.append(figures["tasks"]["gateway_cpu_us_per_round_trip"] / figures["splice"]["gateway_cpu_us_per_round_trip"])
+        paired_rate.append(figures["splice"]["heartbeats_per_second"] / figures["tasks"]["heartbeats_per_second"])
+
+    def summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+        cpu = [r["gateway_cpu_us_per_round_trip"] for r in rows]
+        rate = [r["heartbeats_per_second"] for r in rows]
+        return {"stations": rows[0]["stations"], "heartbeats_per_second": statistics.median(rate),
+                "heartbeats_per_second_best": max(rate), "heartbeats_per_second_rounds": [round(x) for x in rate],
+                "gateway_cpu_us_per_round_trip": statistics.median(cpu), "gateway_cpu_us_per_round_trip_best": min(cpu),
+                "gateway_cpu_us_rounds": [round(x, 1) for x in cpu], "gateway_rss_mib": max(r["gateway_rss_mib"] for r in rows),
+                "load_average_rounds": [round(r["load_average"], 2) for r in rows]}
+
+    return {relay: summary(rows) for relay, rows in per.items()} | {
+        "cpu_ratio_tasks_to_splice_rounds": [round(x, 3) for x in paired_cpu],
+        "cpu_ratio_tasks_to_splice": statistics.median(paired_cpu),
+        "rate_ratio_splice_to_tasks_rounds": [round(x, 3) for x in paired_rate],
+        "rate_ratio_splice_to_tasks": statistics.median(paired_rate)}
 
 
 def main() -> None:
@@ -531,11 +576,14 @@ def main() -> None:
     ap.add_argument("--handshake-seconds", type=float, default=3, help="per round and side")
     ap.add_argument("--handshake-rounds", type=int, default=3, help="alternating serve()/openssl rounds")
     ap.add_argument("--heartbeat-seconds", type=float, default=8)
+    ap.add_argument("--heartbeat-rounds", type=int, default=3, help="rounds per relay and loop (splice/tasks alternating)")
+    ap.add_argument("--heartbeat-loops", default="uvloop,asyncio", help="the gateway's loops for the heartbeat part")
+    ap.add_argument("--relay", choices=["auto", "splice", "tasks"], default="auto", help="the gateway role's relay")
     ap.add_argument("--only", choices=["handshake", "idle", "heartbeats"], action="append",
                     help="run only these parts (repeatable); default: all")
     args = ap.parse_args()
     raise_nofile()
-    roles = {"serve": role_serve, "tls-floor": role_tls_floor, "bare-upgrade": role_bare_upgrade, "gateway": role_gateway,
+    roles = {"serve": role_serve, "serve-lookup-on-loop": role_serve, "tls-floor": role_tls_floor, "bare-upgrade": role_bare_upgrade, "gateway": role_gateway,
              "upstream": role_upstream, "stations": role_stations}
     if args.role:
         if args.loop == "uvloop":
@@ -548,7 +596,7 @@ def main() -> None:
     parts = set(args.only or ("handshake", "idle", "heartbeats"))
     hs: dict[str, Any] = {}
     idle: dict[str, dict[str, float]] = {}
-    hb: dict[str, dict[str, float]] = {}
+    hb: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         pki = make_pki(d, args.stations)
@@ -561,8 +609,8 @@ def main() -> None:
             idle["uvloop"] = bench_idle(pki, registry, args.idle, default_buffer=False, loop="uvloop")
             idle["asyncio_default_buffer"] = bench_idle(pki, registry, min(args.idle, 1000), default_buffer=True)
         if "heartbeats" in parts:
-            for loop in ("uvloop", "asyncio"):
-                hb[loop] = bench_heartbeats(pki, registry, args.stations, args.heartbeat_seconds, loop)
+            for loop in (x.strip() for x in args.heartbeat_loops.split(",") if x.strip()):
+                hb[loop] = bench_relays(pki, registry, args.stations, args.heartbeat_seconds, loop, args.heartbeat_rounds)
     rows = []
     goals: dict[str, bool] = {}
     if hs:
@@ -575,6 +623,8 @@ def main() -> None:
                          f"{fig['ratio']:.2f}x openssl; {note}; rounds {fig['cpu_ms_rounds']}"))
         rows.append(("ratio serve() on uvloop / openssl (goal <= 1.5)", f"{hs['handshake_cpu_ratio']:.2f}x",
                      f"best round each; on asyncio's loop {hs['handshake_cpu_ratio_asyncio_loop']:.2f}x; {hs['serve_tls']}"))
+        rows.append(("registry lookup in a worker thread, extra CPU per handshake", f"{hs['lookup_in_thread_cpu_ms']:.3f} ms",
+                     f"{hs['lookup_in_thread_ratio']:.2f}x the lookup on the loop (serve() on uvloop, best rounds)"))
         goals["handshake_cpu_ratio_le_1_5"] = hs["handshake_cpu_ratio"] <= 1.5
     if idle:
         for name, fig in idle.items():
@@ -586,14 +636,19 @@ def main() -> None:
             goals[f"rss_kib_per_idle_connection_le_64_{name}"] = idle[name]["rss_kib_per_connection"] <= 64
             goals[f"idle_connections_ge_10000_{name}"] = idle[name]["connections"] >= 10000
     if hb:
-        for loop, fig in hb.items():
-            rows += [
-                (f"heartbeats through gateway ({loop}), {fig['stations']:.0f} profile-3 stations",
-                 f"{fig['heartbeats_per_second']:.0f} /s", "goal >= 3000/s"),
-                (f"gateway ({loop}) CPU per round trip", f"{fig['gateway_cpu_us_per_round_trip']:.0f} us",
-                 f"=> {1e6 / fig['gateway_cpu_us_per_round_trip']:.0f}/s per gateway core"),
-            ]
-            goals[f"heartbeats_per_second_ge_3000_{loop}"] = fig["heartbeats_per_second"] >= 3000
+        for loop, both in hb.items():
+            for relay in RELAYS:
+                fig = both[relay]
+                rows += [
+                    (f"heartbeats through gateway ({loop}, {relay}), {fig['stations']:.0f} profile-3 stations",
+                     f"{fig['heartbeats_per_second']:.0f} /s",
+                     f"median; rounds {fig['heartbeats_per_second_rounds']}" + ("; goal >= 3000/s" if relay == "splice" else "")),
+                    (f"gateway ({loop}, {relay}) CPU per round trip", f"{fig['gateway_cpu_us_per_round_trip']:.1f} us",
+                     f"median; rounds {fig['gateway_cpu_us_rounds']}; load {fig['load_average_rounds']}"),
+                ]
+            rows.append((f"gateway ({loop}) CPU per round trip, tasks / splice", f"{both['cpu_ratio_tasks_to_splice']:.2f}x",
+                         f"median of paired rounds {both['cpu_ratio_tasks_to_splice_rounds']}"))
+            goals[f"heartbeats_per_second_ge_3000_{loop}"] = both["splice"]["heartbeats_per_second"] >= 3000
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>12}  note")
     for name, value, note in rows:

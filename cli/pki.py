@@ -82,10 +82,11 @@ def profiles_cmd(as_json: bool) -> None:
 def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, csms_fqdn: str | None, iso20: bool,
              ca_keys: tuple[str, ...], no_encrypt: bool, at_text: str | None, as_json: bool) -> None:
     """Build every CA and certificate of the hierarchy into DIRECTORY (resumable)."""
-    text = read_input_file(str(config_file), "configuration").decode() if config_file else default_config_text()
+    raw = read_input_file(str(config_file), "configuration") if config_file else default_config_text().encode()
     if iso20:
-        text = text.replace("[iso15118_20]\nenabled = false", "[iso15118_20]\nenabled = true")
-    config = HierarchyConfig.from_toml(text, cso_name=cso_name, csms_fqdn=csms_fqdn)
+        raw = raw.replace(b"[iso15118_20]\nenabled = false", b"[iso15118_20]\nenabled = true")
+    config = HierarchyConfig.from_bytes(raw, what=f"configuration {config_file or '(built-in)'}", cso_name=cso_name,
+                                        csms_fqdn=csms_fqdn)
     config.plan()  # validate before touching the disk
     keys = {}
     for item in ca_keys:

@@ -3,6 +3,10 @@
 Passwords are never taken as command-line arguments (they would land in shell history and ``ps``): give
 them through an environment variable (``--password-from-env VAR``) or let ``--generate`` make a random
 one, printed once. Only a salted scrypt hash is stored.
+
+A given password must follow the OCPP password rules of ``--ocpp-version``: for 2.0.1 those of the 2025
+errata by default (16-64 characters, any UTF-8, as 2.1), Edition 2's strict passwordString (16-40 of
+a-z A-Z 0-9 ``* - _ = : + | @ .``) with ``--strict-password-rules``. Generated passwords satisfy both.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import click
 from ocppsec.cli._common import echo_json, echo_table
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles.basic_auth import generate_password, hash_password, verify_password_rules
+from ocppsec.security_profiles.basic_auth import PasswordRules, generate_password, hash_password, verify_password_rules
 from ocppsec.security_profiles.registry import (
     DEFAULT_REGISTRY,
     StationRecord,
@@ -33,20 +37,26 @@ _stations_option = click.option(
 )
 _version_option = click.option(
     "--ocpp-version", "ocpp_version", default="2.0.1", show_default=True,
-    help="whose password rules apply: 1.6 (AuthorizationKey, 16-20 bytes as hex), 2.0.1 (16-40 chars), 2.1 (<= 64)",
+    help="whose password rules apply: 1.6 (AuthorizationKey, 16-20 bytes, as hex or text), 2.0.1 and 2.1 "
+         "(16-64 characters of any UTF-8, per the 2025 errata)",
+)
+_strict_option = click.option(
+    "--strict-password-rules", "strict", is_flag=True,
+    help="2.0.1: Edition 2's passwordString instead of the 2025 errata (16-40 of a-z A-Z 0-9 * - _ = : + | @ .)",
 )
 
 
-def _password(env_var: str | None, generate: bool, version: OcppVersion) -> tuple[str, bool]:
+def _password(env_var: str | None, generate: bool, version: OcppVersion, strict: bool) -> tuple[str, bool]:
+    rules = PasswordRules.EDITION2 if strict else PasswordRules.ERRATA_2025
     if env_var and generate:
         raise UsageError("give either --password-from-env or --generate, not both")
     if generate:
-        return generate_password(version), True
+        return generate_password(version, rules=rules), True
     if env_var:
         value = os.environ.get(env_var)
         if value is None:
             raise UsageError(f"environment variable {env_var} is not set", hint=f"export {env_var}=... first")
-        verify_password_rules(value, version)
+        verify_password_rules(value, version, rules=rules)
         return value, False
     raise UsageError("a password is needed", hint="pass --password-from-env VAR or --generate")
 
@@ -63,16 +73,17 @@ def stations() -> None:
 @click.option("--serial", help="serial number the profile-3 certificate CN must carry (default: the identity)")
 @click.option("--profile", type=click.IntRange(1, 3), default=2, show_default=True, help="registered security profile")
 @_version_option
+@_strict_option
 @_stations_option
 @click.option("--json", "as_json", is_flag=True)
 def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, ocpp_version: str,
-        stations_db: str, as_json: bool) -> None:
+        strict: bool, stations_db: str, as_json: bool) -> None:
     """Register station IDENTITY."""
     version = OcppVersion.parse(ocpp_version)
     password: str | None = None
     generated = False
     if profile in (1, 2) or env_var or generate:
-        password, generated = _password(env_var, generate, version)
+        password, generated = _password(env_var, generate, version, strict)
     record = StationRecord(identity, profile, serial, hash_password(password) if password else None)
     registry = open_registry(stations_db)
     registry.add(record)
@@ -115,11 +126,12 @@ def list_(stations_db: str, as_json: bool) -> None:
               help="A01 rotation: accept the new password next to the old one until `confirm-password` "
                    "(or the station's first login with it)")
 @_version_option
+@_strict_option
 @_stations_option
-def set_password(identity: str, env_var: str | None, generate: bool, pending: bool, ocpp_version: str,
+def set_password(identity: str, env_var: str | None, generate: bool, pending: bool, ocpp_version: str, strict: bool,
                  stations_db: str) -> None:
     """Set (or, with --pending, start rotating) the password of IDENTITY."""
-    password, generated = _password(env_var, generate, OcppVersion.parse(ocpp_version))
+    password, generated = _password(env_var, generate, OcppVersion.parse(ocpp_version), strict)
     registry = open_registry(stations_db)
     if pending:
         set_pending_password(registry, identity, hash_password(password))

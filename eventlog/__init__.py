@@ -7,6 +7,7 @@
     sink        EventSink.record(event): what every producer of events calls; MemorySink for tests
     ingest      payload batches and raw OCPP-J frames (the gateway) -> events + rejections
     store       EventStore interface, EventQuery, BufferedSink
+    queued      QueuedSink: record() never blocks (queue, writer thread, disk spool, counters)
     store_sql   SqlEventStore (SQLite / PostgreSQL), open_store(path | sqlite:// | postgresql:// URL)
     logfile     our log file format (JSON Lines with a header)
     station     station side: RollingLog, OfflineQueue, StationSecurityLog
@@ -30,6 +31,7 @@ from ocppsec.eventlog.getlog import (
     UploadOutcome,
 )
 from ocppsec.eventlog.logfile import LogFormatError, ParsedLog, parse_log, render_log
+from ocppsec.eventlog.queued import QueuedSink, SinkCounters
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver, sanitize_filename
 from ocppsec.eventlog.station import OfflineQueue, RollingLog, StationSecurityLog
 from ocppsec.eventlog.store import (
@@ -80,10 +82,12 @@ __all__ = [
     "MemorySink",
     "OfflineQueue",
     "ParsedLog",
+    "QueuedSink",
     "ReceiverConfig",
     "Rejection",
     "RollingLog",
     "SecurityEvent",
+    "SinkCounters",
     "Source",
     "SqlEventStore",
     "StatRow",

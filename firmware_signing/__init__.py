@@ -10,6 +10,7 @@
 """
 
 from ocppsec.firmware_signing import v16, v21, v201
+from ocppsec.firmware_signing.codecs import firmware_object, version_module
 from ocppsec.firmware_signing.digest import CHUNK_SIZE, ImageDigest, hash_chunks
 from ocppsec.firmware_signing.errors import EmptyImageError, FirmwareCertificateError, FirmwareSignatureError
 from ocppsec.firmware_signing.files import (
@@ -36,7 +37,6 @@ from ocppsec.firmware_signing.verification import (
     decode_signature,
     verify_firmware,
 )
-from ocppsec.firmware_signing.wire import firmware_object, version_module
 
 __all__ = [
     "CHUNK_SIZE",

@@ -31,6 +31,7 @@ from cryptography import x509
 from ocppsec.firmware_signing.digest import Chunk, ImageDigest, hash_chunks
 from ocppsec.firmware_signing.errors import FirmwareCertificateError, FirmwareSignatureError
 from ocppsec.firmware_signing.schemes import FirmwareScheme, SignatureAlgorithm, verify_image_signature
+from ocppsec.pki._untrusted import read_certificate
 from ocppsec.pki.chain import verify_chain
 from ocppsec.pki.errors import ChainError, InputError, UsageError
 from ocppsec.pki.pem import load_certificate
@@ -206,7 +207,10 @@ def _check_certificate(
     """Step 1; returns (failure outcome or None, detail, certificate, root)."""
     bad = FirmwareOutcome.INVALID_CERTIFICATE
     if isinstance(signing_certificate, x509.Certificate):
-        cert = signing_certificate
+        try:  # parsed by the caller: its lazily parsed fields may still be unreadable
+            cert = read_certificate(signing_certificate, what="signing certificate")
+        except InputError as exc:
+            return bad, str(exc), None, None
     else:
         try:
             cert = load_certificate(signing_certificate, what="signing certificate")

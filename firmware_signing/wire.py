@@ -5,8 +5,8 @@
 :mod:`ocppsec.pki.wire` table) and export its bound methods as their module functions; ``v21`` is
 ``v201`` with other limits. The security events are the kernel's (:mod:`ocppsec.pki.events`: the one
 event value, the catalogue's critical flags, the one timestamp format).
-:func:`firmware_object` picks the module for an :class:`~ocppsec.pki.versions.OcppVersion` from a table
-(no version ``if`` here).
+:func:`ocppsec.firmware_signing.codecs.firmware_object` picks the module for an
+:class:`~ocppsec.pki.versions.OcppVersion` from a table (no version ``if`` here).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
 from ocppsec.firmware_signing.signing import FirmwareSignature
@@ -30,8 +29,6 @@ __all__ = [
     "FieldLimits",
     "VersionRules",
     "build_firmware_object",
-    "firmware_object",
-    "version_module",
 ]
 
 
@@ -169,26 +166,3 @@ class VersionRules:
         if name is None:
             return None
         return notification_payload(name, timestamp=at, tech_info=tech_info or result.reason, version=self.ocpp_version)
-
-
-def version_module(version: OcppVersion) -> ModuleType:
-    """The adapter module (``v16``, ``v201``, ``v21``) of a version."""
-    from ocppsec.firmware_signing import v16, v21, v201
-
-    table: dict[OcppVersion, ModuleType] = {OcppVersion.V16: v16, OcppVersion.V201: v201, OcppVersion.V21: v21}
-    return table[version]
-
-
-def firmware_object(
-    signature: FirmwareSignature,
-    *,
-    location: str,
-    retrieve_at: datetime,
-    install_at: datetime | None = None,
-    version: OcppVersion = OcppVersion.V201,
-) -> dict[str, Any]:
-    """The ``firmware`` object of UpdateFirmwareRequest (2.0.1/2.1) or SignedUpdateFirmware.req (1.6)."""
-    result: dict[str, Any] = version_module(version).firmware_object(
-        signature, location=location, retrieve_at=retrieve_at, install_at=install_at
-    )
-    return result

@@ -10,10 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial, sign_builder
+    from ocppsec.pki.builder import CertificateRequest, CertificateTemplate, build_certificate, new_serial, sign_builder
     from ocppsec.pki.chain import VerifiedChain, order_chain, verify_chain, verify_issued_chain
-    from ocppsec.pki.csr import CsrReport, PolicyContext, check_csr, make_csr, verify_csr
-    from ocppsec.pki.directory import IssueResult, PkiDirectory, default_leaf_profile
+    from ocppsec.pki.csr import CheckedRequest, CsrReport, PolicyContext, check_csr, make_csr, verify_csr
+    from ocppsec.pki.directory import PkiDirectory, default_leaf_profile
     from ocppsec.pki.errors import (
         BackendError,
         ChainError,
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         IssuedCertificate,
         default_config_text,
     )
+    from ocppsec.pki.issuance import IssuancePipeline, IssueResult
     from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key, key_spec_of
     from ocppsec.pki.keys.files import load_key_file, load_key_pem, write_key_file
     from ocppsec.pki.ledger import CertificateRecord, CertificateStatus, Ledger
@@ -63,6 +64,8 @@ _LAZY: dict[str, str] = {
     "CertificateRecord": "ocppsec.pki.ledger",
     "CertificateStatus": "ocppsec.pki.ledger",
     "CertificateRequest": "ocppsec.pki.builder",
+    "CertificateTemplate": "ocppsec.pki.builder",
+    "CheckedRequest": "ocppsec.pki.csr",
     "ChainError": "ocppsec.pki.errors",
     "CnKind": "ocppsec.pki.profiles",
     "CsrReport": "ocppsec.pki.csr",
@@ -71,7 +74,8 @@ _LAZY: dict[str, str] = {
     "Hierarchy": "ocppsec.pki.hierarchy",
     "HierarchyConfig": "ocppsec.pki.hierarchy",
     "InputError": "ocppsec.pki.errors",
-    "IssueResult": "ocppsec.pki.directory",
+    "IssuancePipeline": "ocppsec.pki.issuance",
+    "IssueResult": "ocppsec.pki.issuance",
     "IssuedCertificate": "ocppsec.pki.hierarchy",
     "KeyError_": "ocppsec.pki.errors",
     "KeySpec": "ocppsec.pki.keys",
@@ -147,7 +151,9 @@ __all__ = [
     "CertificateRecord",
     "CertificateRequest",
     "CertificateStatus",
+    "CertificateTemplate",
     "ChainError",
+    "CheckedRequest",
     "CnKind",
     "CsrReport",
     "DuplicateError",
@@ -155,6 +161,7 @@ __all__ = [
     "Hierarchy",
     "HierarchyConfig",
     "InputError",
+    "IssuancePipeline",
     "IssueResult",
     "IssuedCertificate",
     "KeyError_",

@@ -1,8 +1,8 @@
-"""Minimal DER helpers: enough to split a Certificate into its three parts and put one back together."""
+"""Minimal DER reading: enough to find the subjectPublicKey bits in a certificate (CertificateHashData)."""
 
 from __future__ import annotations
 
-__all__ = ["encode_tlv", "read_tlv", "split_sequence"]
+__all__ = ["read_tlv", "split_sequence"]
 
 
 def read_tlv(data: bytes, offset: int = 0) -> tuple[int, int, int]:
@@ -38,11 +38,3 @@ def split_sequence(data: bytes) -> list[bytes]:
         out.append(data[pos:elem_end])
         pos = elem_end
     return out
-
-
-def encode_tlv(tag: int, value: bytes) -> bytes:
-    n = len(value)
-    if n < 0x80:
-        return bytes([tag, n]) + value
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + value

@@ -1,44 +1,34 @@
 """Building and signing certificates from a profile (pure: time and serial are arguments).
 
-:func:`build_certificate` turns a profile, a subject, a public key and an issuer into a signed
-certificate. It signs with any :class:`~ocppsec.pki.keys.SigningKey`: in-memory keys sign through
-pyca's builder directly; other backends (PKCS#11) sign the TBS bytes, which are then assembled into
-the certificate here.
+:class:`CertificateTemplate` is what one issuer puts into every certificate of one profile: the issuer
+name, basicConstraints, keyUsage, the AuthorityKeyIdentifier, AIA (OCSP) and CRL distribution point,
+built once. It hands out pyca ``CertificateBuilder`` objects (immutable, so a base builder with issuer,
+validity, basicConstraints and keyUsage is shared by every certificate of a batch) and signs them with
+any :class:`~ocppsec.pki.keys.SigningKey` through pyca's builder: in-memory keys directly, other backends
+(PKCS#11) through their pyca key object (:func:`~ocppsec.pki.keys.as_private_key`).
+:func:`build_certificate` is the one-certificate form. Either way the certificate is exactly what
+pyca's builder makes from these values: extensions in the order basicConstraints, keyUsage, SKI, AKI,
+SAN, AIA, CRL DP, then any extra ones.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import cast
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ed448, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
-from ocppsec.pki.errors import UsageError
-from ocppsec.pki.keys import (
-    KeySpec,
-    LocalKey,
-    PrivateKey,
-    PublicKey,
-    SignatureScheme,
-    SigningKey,
-    generate_key,
-    key_spec_of,
-)
+from ocppsec.pki.keys import KeySpec, PublicKey, SigningKey, as_private_key, key_spec_of
 from ocppsec.pki.profiles import Profile
 
 __all__ = [
     "CertificateRequest",
+    "CertificateTemplate",
     "build_certificate",
     "new_serial",
     "sign_builder",
@@ -68,59 +58,9 @@ def signature_hash_for(pub: PublicKey) -> CertHash | None:
     return hashes.SHA256()
 
 
-def _scheme_for(pub: PublicKey, h: CertHash | None) -> SignatureScheme:
-    if isinstance(pub, ed448.Ed448PublicKey):
-        return SignatureScheme.ED448
-    name = h.name if h else "sha256"
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        return SignatureScheme(f"ecdsa-{name}")
-    if isinstance(pub, rsa.RSAPublicKey):
-        return SignatureScheme(f"rsa-pkcs1v15-{name}")
-    raise UsageError(f"cannot sign certificates with a {type(pub).__name__}")
-
-
-@cache
-def _stand_in_key(kind: str) -> LocalKey:
-    """A throw-away key of the same algorithm, used only to let pyca encode the TBS and algorithm."""
-    if kind.startswith("ec:"):
-        curve = {"secp256r1": KeySpec.P256, "secp384r1": KeySpec.P384, "secp521r1": KeySpec.P521}[kind[3:]]
-        return LocalKey(generate_key(curve), "stand-in")
-    if kind == "rsa":
-        return LocalKey(generate_key(KeySpec.RSA2048), "stand-in")
-    return LocalKey(generate_key(KeySpec.ED448), "stand-in")
-
-
-def stand_in_kind(pub: PublicKey) -> str:
-    """``ec:<curve>``, ``rsa`` or ``ed448``: which stand-in key drafts structures for ``pub``."""
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        return f"ec:{pub.curve.name}"
-    return "rsa" if isinstance(pub, rsa.RSAPublicKey) else "ed448"
-
-
-def stand_in_for(pub: PublicKey) -> PrivateKey:
-    """A cached throw-away private key of ``pub``'s algorithm (and curve), to let pyca draft a structure."""
-    return _stand_in_key(stand_in_kind(pub)).private_key
-
-
-def resign_external(draft_der: bytes, key: SigningKey, body: bytes | None = None) -> bytes:
-    """Sign ``SEQUENCE { body, algorithm, BIT STRING }`` (Certificate, CertificateList, CertificationRequest)
-    with any signing key: ``draft_der`` was signed by :func:`stand_in_for` (same algorithm, so the
-    algorithm identifiers inside are right); its body (or the given replacement) is signed again by ``key``."""
-    draft_body, algorithm, _ = split_sequence(draft_der)
-    body = draft_body if body is None else body
-    pub = key.public_key()
-    signature = key.sign(body, _scheme_for(pub, signature_hash_for(pub)))
-    return encode_tlv(0x30, body + algorithm + encode_tlv(0x03, b"\x00" + signature))
-
-
 def sign_builder(builder: x509.CertificateBuilder, key: SigningKey) -> x509.Certificate:
-    """Sign a certificate builder with any signing key (token-held keys sign the TBS externally)."""
-    pub = key.public_key()
-    h = signature_hash_for(pub)
-    if isinstance(key, LocalKey):
-        return builder.sign(key.private_key, h)
-    draft = builder.sign(stand_in_for(pub), h)
-    return x509.load_der_x509_certificate(resign_external(draft.public_bytes(Encoding.DER), key))
+    """Sign a certificate builder with any signing key, with the hash :func:`signature_hash_for` picks."""
+    return builder.sign(as_private_key(key), signature_hash_for(key.public_key()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +93,100 @@ def _key_usage(names: frozenset[str]) -> x509.KeyUsage:
     return x509.KeyUsage(encipher_only=False, decipher_only=False, **flags)
 
 
+class CertificateTemplate:
+    """What one issuer puts into every certificate of one profile, built once (immutable).
+
+    ``issuer_certificate=None`` makes self-signed roots (the subject is the issuer and ``issuer_key`` the
+    subject's key). Use :meth:`builder` for one certificate, or :meth:`base` once per validity and
+    :meth:`complete` per certificate; :meth:`sign` signs either.
+    """
+
+    __slots__ = ("_aia", "_aki", "_bc", "_crl_dp", "_extra", "_hash", "_issuer_name", "_ku", "_ku_rsa", "_private",
+                 "issuer_certificate", "issuer_key", "profile")
+
+    def __init__(
+        self, profile: Profile, *, issuer_certificate: x509.Certificate | None, issuer_key: SigningKey,
+        ocsp_url: str | None = None, crl_url: str | None = None,
+        extra_extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    ) -> None:
+        self.profile = profile
+        self.issuer_certificate = issuer_certificate
+        self.issuer_key = issuer_key
+        self._private = as_private_key(issuer_key)
+        self._hash = signature_hash_for(issuer_key.public_key())
+        self._issuer_name = issuer_certificate.subject if issuer_certificate is not None else None
+        p = profile
+        self._bc = x509.BasicConstraints(ca=p.is_ca, path_length=p.path_length if p.is_ca else None)
+        self._ku = _key_usage(p.key_usage)
+        # RSA keys cannot agree keys; they encipher instead (static-RSA TLS suites need it).
+        self._ku_rsa = (_key_usage((p.key_usage - {"key_agreement"}) | {"key_encipherment"})
+                        if not p.is_ca and "key_agreement" in p.key_usage else None)
+        self._aki = (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())  # type: ignore[arg-type]
+                     if issuer_certificate is not None else None)
+        self._aia = x509.AuthorityInformationAccess(
+            [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]
+        ) if ocsp_url else None
+        self._crl_dp = x509.CRLDistributionPoints(
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
+        ) if crl_url else None
+        self._extra = tuple(extra_extensions)
+
+    def base(self, not_before: datetime, not_after: datetime, *, rsa_subject: bool = False) -> x509.CertificateBuilder:
+        """The part shared by a batch: issuer name, validity, basicConstraints, keyUsage (for RSA or other keys)."""
+        builder = x509.CertificateBuilder().not_valid_before(not_before).not_valid_after(not_after)
+        if self._issuer_name is not None:
+            builder = builder.issuer_name(self._issuer_name)
+        ku = self._ku_rsa if rsa_subject and self._ku_rsa is not None else self._ku
+        critical = self.profile.critical_extensions
+        return builder.add_extension(self._bc, critical=critical).add_extension(ku, critical=critical)
+
+    def rsa_subject(self, public_key: PublicKey) -> bool:
+        """Whether ``public_key`` needs the RSA flavour of :meth:`base` (only profiles with keyAgreement differ)."""
+        return self._ku_rsa is not None and isinstance(public_key, rsa.RSAPublicKey)
+
+    def complete(
+        self, base: x509.CertificateBuilder, subject: x509.Name, public_key: PublicKey, serial: int,
+        san_dns: Sequence[str] = (),
+    ) -> x509.CertificateBuilder:
+        """``base`` with the certificate's own parts: subject, key, serial, SKI, AKI, SAN, AIA, CRL DP, extras."""
+        builder = base.subject_name(subject).public_key(public_key).serial_number(serial).add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        if self._issuer_name is None:  # self-signed: issuer and AKI from the subject
+            builder = builder.issuer_name(subject)
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)  # type: ignore[arg-type]
+        else:
+            assert self._aki is not None
+            aki = self._aki
+        builder = builder.add_extension(aki, critical=False)
+        if san_dns:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in san_dns]), critical=False)
+        if self._aia is not None:
+            builder = builder.add_extension(self._aia, critical=False)
+        if self._crl_dp is not None:
+            builder = builder.add_extension(self._crl_dp, critical=False)
+        for ext, critical in self._extra:
+            builder = builder.add_extension(ext, critical=critical)
+        return builder
+
+    def builder(
+        self, subject: x509.Name, public_key: PublicKey, serial: int, not_before: datetime, not_after: datetime,
+        san_dns: Sequence[str] = (),
+    ) -> x509.CertificateBuilder:
+        """The unsigned certificate for one subject and key."""
+        base = self.base(not_before, not_after, rsa_subject=self.rsa_subject(public_key))
+        return self.complete(base, subject, public_key, serial, san_dns)
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Sign with the issuer key (through pyca's builder, whatever backend holds the key)."""
+        return builder.sign(self._private, self._hash)
+
+    def build(self, request: CertificateRequest) -> x509.Certificate:
+        """Build and sign the certificate for ``request`` (its serial, or a fresh one)."""
+        serial = request.serial if request.serial is not None else new_serial()
+        return self.sign(self.builder(request.subject, request.public_key, serial, request.not_before, request.not_after,
+                                      request.san_dns))
+
+
 def build_certificate(
     request: CertificateRequest,
     *,
@@ -163,298 +197,9 @@ def build_certificate(
     """Build and sign a certificate for ``request``.
 
     ``issuer_certificate=None`` makes a self-signed root (``issuer_key`` must then be the subject's key).
-
-    Certificates an in-memory CA key issues repeatedly (same issuer, profile and URLs) take a fast path:
-    the parts that do not change from one certificate to the next (signature algorithm, issuer name,
-    basicConstraints, keyUsage, AKI, AIA, CRL DP) are taken, already DER-encoded, from the first
-    certificate pyca's builder made for that issuer and profile, and only serial, validity, subject,
-    public key and SKI are encoded per certificate. The template is admitted only once its output has
-    been checked byte for byte against pyca's builder; the result is the same certificate either way.
+    Issuing many certificates of one profile: keep a :class:`CertificateTemplate` (what
+    :mod:`ocppsec.pki.issuance` does) instead of building one per call.
     """
-    serial = request.serial if request.serial is not None else new_serial()
-    if issuer_certificate is not None and isinstance(issuer_key, LocalKey) and not extra_extensions and not request.san_dns:
-        fast = _build_from_template(request, serial, issuer_certificate, issuer_key)
-        if fast is not None:
-            return fast
-    return _build_with_pyca(request, serial, issuer_certificate, issuer_key, extra_extensions)
-
-
-def _build_with_pyca(
-    request: CertificateRequest, serial: int, issuer_certificate: x509.Certificate | None, issuer_key: SigningKey,
-    extra_extensions: Sequence[tuple[x509.ExtensionType, bool]],
-) -> x509.Certificate:
-    p = request.profile
-    issuer_name = issuer_certificate.subject if issuer_certificate is not None else request.subject
-    ku = _key_usage(p.key_usage)
-    if not p.is_ca and isinstance(request.public_key, rsa.RSAPublicKey) and "key_agreement" in p.key_usage:
-        # RSA keys cannot agree keys; they encipher instead (static-RSA TLS suites need it).
-        ku = _key_usage((p.key_usage - {"key_agreement"}) | {"key_encipherment"})
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(request.subject)
-        .issuer_name(issuer_name)
-        .public_key(request.public_key)
-        .serial_number(serial)
-        .not_valid_before(request.not_before)
-        .not_valid_after(request.not_after)
-        .add_extension(x509.BasicConstraints(ca=p.is_ca, path_length=p.path_length if p.is_ca else None),
-                       critical=p.critical_extensions)
-        .add_extension(ku, critical=p.critical_extensions)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(request.public_key), critical=False)
-    )
-    aki_source = issuer_certificate.public_key() if issuer_certificate is not None else request.public_key
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source),  # type: ignore[arg-type]
-        critical=False,
-    )
-    if request.san_dns:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(d) for d in request.san_dns]), critical=False
-        )
-    if request.ocsp_url:
-        builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(request.ocsp_url))]
-            ),
-            critical=False,
-        )
-    if request.crl_url:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(request.crl_url)], None, None, None)]
-            ),
-            critical=False,
-        )
-    for ext, critical in extra_extensions:
-        builder = builder.add_extension(ext, critical=critical)
-    return sign_builder(builder, issuer_key)
-
-
-# -- fast path: per-issuer DER templates ------------------------------------------------------------
-_SKI_OID = b"\x06\x03\x55\x1d\x0e"  # id-ce-subjectKeyIdentifier, DER
-_MAX_SERIAL_BITS = 159  # pyca refuses serials of 2**159 and above
-
-
-@dataclass(frozen=True, slots=True)
-class _Template:
-    """DER pieces of an issuer's certificates that are the same for every certificate of one shape."""
-
-    head: bytes  # [0] version
-    algorithm: bytes  # signature AlgorithmIdentifier (in the TBS and after it)
-    issuer: bytes  # issuer Name
-    ext_before: bytes  # extensions before the SKI, DER, in pyca's order
-    ski_prefix: bytes  # the SKI extension up to its 20-byte key identifier
-    ext_after: bytes  # extensions after the SKI
-
-
-_TemplateKey = tuple[x509.Certificate, str, bool, int | None, bool, frozenset[str], bool, str | None, str | None]
-_templates: dict[_TemplateKey, _Template | None] = {}  # None: this shape always takes pyca's path
-_UNSEEN = _Template(b"", b"", b"", b"", b"", b"")
-_MAX_TEMPLATES = 256
-
-
-def _der_integer(n: int) -> bytes:
-    return encode_tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
-
-
-def _der_time(dt: datetime) -> bytes:
-    """RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, as pyca encodes."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC)
-    hms = f"{dt.month:02d}{dt.day:02d}{dt.hour:02d}{dt.minute:02d}{dt.second:02d}Z".encode()
-    if dt.year < 2050:
-        return b"\x17\x0d" + f"{dt.year % 100:02d}".encode() + hms
-    return b"\x18\x0f" + f"{dt.year:04d}".encode() + hms
-
-
-def _spki_and_key_id(pub: PublicKey) -> tuple[bytes, bytes]:
-    """SubjectPublicKeyInfo DER and the RFC 5280 method-1 key identifier (SHA-1 of the subjectPublicKey bits)."""
-    spki = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    _, bits = split_sequence(spki)
-    _, start, end = read_tlv(bits)
-    return spki, hashlib.sha1(bits[start + 1 : end]).digest()  # noqa: S324 - RFC 5280 key identifier, not a signature
-
-
-def _tbs_from_template(t: _Template, request: CertificateRequest, serial: int) -> bytes:
-    spki, key_id = _spki_and_key_id(request.public_key)
-    extensions = t.ext_before + t.ski_prefix + key_id + t.ext_after
-    return encode_tlv(0x30, b"".join((
-        t.head, _der_integer(serial), t.algorithm, t.issuer,
-        encode_tlv(0x30, _der_time(request.not_before) + _der_time(request.not_after)),
-        request.subject.public_bytes(), spki, encode_tlv(0xA3, encode_tlv(0x30, extensions)),
-    )))
-
-
-def _template_from(cert: x509.Certificate) -> _Template | None:
-    """Cut a certificate pyca built into a template (None when its layout is not the expected one)."""
-    der = cert.public_bytes(Encoding.DER)
-    tbs, algorithm, _ = split_sequence(der)
-    parts = split_sequence(tbs)
-    if len(parts) != 8 or parts[0][:1] != b"\xa0" or parts[7][:1] != b"\xa3":
-        return None
-    head, _serial, _alg, issuer, _validity, _subject, _spki, ext_wrapper = parts
-    _, start, end = read_tlv(ext_wrapper)
-    extensions = split_sequence(ext_wrapper[start:end])
-    ski = [n for n, ext in enumerate(extensions) if ext[2:7] == _SKI_OID]
-    if len(ski) != 1 or len(extensions[ski[0]]) < 22:
-        return None
-    n = ski[0]
-    return _Template(head, algorithm, issuer, b"".join(extensions[:n]), extensions[n][:-20], b"".join(extensions[n + 1 :]))
-
-
-_CURVE_HASH: dict[str, CertHash] = {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}
-
-
-def _issuer_kind(key: LocalKey) -> tuple[str, CertHash | None] | None:
-    """Key kind and certificate signature hash of an in-memory issuer key (as :func:`signature_hash_for`)."""
-    priv = key.private_key
-    if isinstance(priv, ec.EllipticCurvePrivateKey):
-        name = priv.curve.name
-        return name, _CURVE_HASH.get(name) or hashes.SHA256()
-    if isinstance(priv, rsa.RSAPrivateKey):
-        return "rsa", hashes.SHA256()
-    if isinstance(priv, ed448.Ed448PrivateKey):
-        return "ed448", None
-    return None
-
-
-def _local_sign(key: LocalKey, algorithm_hash: CertHash | None, data: bytes) -> bytes:
-    priv = key.private_key
-    if isinstance(priv, ec.EllipticCurvePrivateKey) and algorithm_hash is not None:
-        return priv.sign(data, ec.ECDSA(algorithm_hash))
-    if isinstance(priv, rsa.RSAPrivateKey) and algorithm_hash is not None:
-        return priv.sign(data, padding.PKCS1v15(), algorithm_hash)
-    assert isinstance(priv, ed448.Ed448PrivateKey)  # _issuer_kind admits nothing else
-    return priv.sign(data)
-
-
-def _build_from_template(
-    request: CertificateRequest, serial: int, issuer_certificate: x509.Certificate, issuer_key: LocalKey,
-) -> x509.Certificate | None:
-    """The fast path; None sends the request through pyca's builder (which also raises any input error)."""
-    nb = request.not_before
-    na = request.not_after
-    kind = _issuer_kind(issuer_key)
-    nb_year = nb.astimezone(UTC).year if nb.tzinfo is not None else nb.year  # the year encoded (UTCTime from 1950)
-    if kind is None or serial <= 0 or serial.bit_length() > _MAX_SERIAL_BITS or nb_year < 1950 or na < nb:
-        return None
-    p = request.profile
-    key: _TemplateKey = (issuer_certificate, kind[0], p.is_ca, p.path_length, p.critical_extensions,
-                         p.key_usage, isinstance(request.public_key, rsa.RSAPublicKey), request.ocsp_url, request.crl_url)
-    template = _templates.get(key, _UNSEEN)
-    if template is _UNSEEN:
-        # First certificate of this shape: pyca builds it, and it becomes the template if re-encoding it
-        # from the template gives the very same TBS bytes.
-        cert = _build_with_pyca(request, serial, issuer_certificate, issuer_key, ())
-        made = _template_from(cert)
-        if made is not None and _tbs_from_template(made, request, serial) != cert.tbs_certificate_bytes:
-            made = None
-        if len(_templates) >= _MAX_TEMPLATES:
-            _templates.clear()
-        _templates[key] = made
-        return cert
-    if template is None:
-        return None
-    tbs = _tbs_from_template(template, request, serial)
-    signature = _local_sign(issuer_key, kind[1], tbs)
-    return x509.load_der_x509_certificate(
-        encode_tlv(0x30, tbs + template.algorithm + encode_tlv(0x03, b"\x00" + signature))
-    )
-
-
-# -- batches: one issuer, profile and validity for many certificates ------------------------------------
-_EC_SPKI_HEADERS: dict[str, bytes] = {}  # curve name -> DER of pyca's P-xxx SPKI up to the uncompressed point
-_KEY_CLASSES: dict[type, str] = {}  # concrete public key type -> "ec" | "rsa" | "other"
-
-
-def _key_class(pub: PublicKey) -> str:
-    """``ec``, ``rsa`` or ``other``, looked up by the key's concrete type (pyca's key ABCs make isinstance slow)."""
-    kind = _KEY_CLASSES.get(type(pub))
-    if kind is None:
-        kind = "ec" if isinstance(pub, ec.EllipticCurvePublicKey) else "rsa" if isinstance(pub, rsa.RSAPublicKey) else "other"
-        _KEY_CLASSES[type(pub)] = kind
-    return kind
-
-
-def _spki_for(pub: PublicKey, spki: bytes | None) -> tuple[bytes, bytes]:
-    """:func:`_spki_and_key_id`, taking a request's SPKI DER as it is when it is byte for byte what pyca writes.
-
-    For EC keys that is the case when it has pyca's header for the curve (named curve, BIT STRING with
-    no unused bits) and an uncompressed point of the curve's size: the point was validated when the key
-    was loaded, so its coordinates are canonical. Anything else (compressed points, RSA) is re-encoded."""
-    if spki is not None and _key_class(pub) == "ec":
-        curve = cast(ec.EllipticCurvePublicKey, pub).curve
-        point_len = 1 + 2 * ((curve.key_size + 7) // 8)
-        header = _EC_SPKI_HEADERS.get(curve.name)
-        if header is None:
-            canonical = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-            _EC_SPKI_HEADERS[curve.name] = header = canonical[:-point_len]
-        n = len(header)
-        if len(spki) == n + point_len and spki[n] == 4 and spki.startswith(header):
-            return spki, hashlib.sha1(spki[n:]).digest()  # noqa: S324 - RFC 5280 key identifier, not a signature
-    return _spki_and_key_id(pub)
-
-
-class _BatchBuilder:
-    """Builds the certificates of one batch (same issuer, profile, validity and URLs) from DER pieces.
-
-    What :func:`build_certificate` works out per certificate (issuer kind, template lookup, validity
-    encoding, signature parameters) is worked out once here; per certificate only the serial, subject,
-    SPKI and SKI are encoded and the TBS signed. A request's subject Name and SPKI DER are put into the
-    certificate as they are when they are what pyca would encode (the caller vouches for the subject, see
-    :func:`ocppsec.pki.names.read_simple_name`; :func:`_spki_for` checks the SPKI). Until the issuer's
-    template for a shape has been admitted, and for every shape or issuer key the template path does not
-    cover, certificates go through :func:`build_certificate`: the result is the same certificate either way."""
-
-    def __init__(self, profile: Profile, issuer_certificate: x509.Certificate, issuer_key: SigningKey, not_before: datetime,
-                 validity_days: int | None, ocsp_url: str | None, crl_url: str | None) -> None:
-        self.profile = profile
-        self.issuer_certificate = issuer_certificate
-        self.issuer_key = issuer_key
-        self.not_before = not_before
-        self.validity_days = validity_days
-        self.ocsp_url = ocsp_url
-        self.crl_url = crl_url
-        self._sign: Callable[[bytes], bytes] | None = None
-        self._validity = b""
-        self._keys: dict[bool, _TemplateKey] = {}
-        nb = not_before
-        na = nb + timedelta(days=validity_days or profile.validity_days)  # as CertificateRequest.not_after
-        nb_year = nb.astimezone(UTC).year if nb.tzinfo is not None else nb.year  # the year encoded (UTCTime from 1950)
-        kind = _issuer_kind(issuer_key) if isinstance(issuer_key, LocalKey) else None
-        if kind is None or nb_year < 1950 or na < nb:
-            return
-        assert isinstance(issuer_key, LocalKey)
-        priv, h = issuer_key.private_key, kind[1]
-        if isinstance(priv, ec.EllipticCurvePrivateKey) and h is not None:
-            self._sign = functools.partial(priv.sign, signature_algorithm=ec.ECDSA(h))
-        elif isinstance(priv, rsa.RSAPrivateKey) and h is not None:
-            self._sign = functools.partial(priv.sign, padding=padding.PKCS1v15(), algorithm=h)
-        elif isinstance(priv, ed448.Ed448PrivateKey):
-            self._sign = priv.sign
-        self._validity = encode_tlv(0x30, _der_time(nb) + _der_time(na))
-        self._keys = {is_rsa: (issuer_certificate, kind[0], profile.is_ca, profile.path_length, profile.critical_extensions,
-                               profile.key_usage, is_rsa, ocsp_url, crl_url) for is_rsa in (False, True)}
-
-    def build(
-        self, subject: Callable[[], x509.Name], subject_der: bytes | None, public_key: PublicKey, spki: bytes | None,
-        serial: int,
-    ) -> tuple[x509.Certificate, bytes]:
-        """The certificate and its DER. ``subject`` gives the subject Name (called only when needed);
-        ``subject_der``, when given, must be exactly what ``subject().public_bytes()`` returns."""
-        sign = self._sign
-        if sign is not None and serial > 0 and serial.bit_length() <= _MAX_SERIAL_BITS:
-            template = _templates.get(self._keys[_key_class(public_key) == "rsa"])
-            if template is not None and template is not _UNSEEN:
-                spki_der, key_id = _spki_for(public_key, spki)
-                tbs = encode_tlv(0x30, b"".join((
-                    template.head, _der_integer(serial), template.algorithm, template.issuer, self._validity,
-                    subject_der if subject_der is not None else subject().public_bytes(), spki_der,
-                    encode_tlv(0xA3, encode_tlv(0x30, template.ext_before + template.ski_prefix + key_id + template.ext_after)),
-                )))
-                der = encode_tlv(0x30, tbs + template.algorithm + encode_tlv(0x03, b"\x00" + sign(tbs)))
-                return x509.load_der_x509_certificate(der), der
-        request = CertificateRequest(self.profile, subject(), public_key, self.not_before, self.validity_days, serial, (),
-                                     self.ocsp_url, self.crl_url)
-        cert = build_certificate(request, issuer_certificate=self.issuer_certificate, issuer_key=self.issuer_key)
-        return cert, cert.public_bytes(Encoding.DER)
+    template = CertificateTemplate(request.profile, issuer_certificate=issuer_certificate, issuer_key=issuer_key,
+                                   ocsp_url=request.ocsp_url, crl_url=request.crl_url, extra_extensions=extra_extensions)
+    return template.build(request)

@@ -9,6 +9,11 @@ The CSR policy is a pipeline (validate → modify → enforce):
    come from the profile alone (no SAN, no EKU unless the profile allows);
 3. **enforce**: :func:`verify_csr` raises :class:`~ocppsec.pki.errors.PolicyError` listing *every*
    violation with its requirement ID; :func:`check_csr` returns the report instead.
+
+Both return a :class:`CheckedRequest`: the :class:`CsrReport` together with what the policy read from the
+request through pyca's accessors (the subject ``Name`` and the public key), which issuance
+(:mod:`ocppsec.pki.issuance`) puts into the certificate without reading the request again. pyca's
+``CertificateSigningRequest`` does not cache ``subject`` or ``public_key()``; each is read once here.
 """
 
 from __future__ import annotations
@@ -17,21 +22,21 @@ import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from cryptography.x509.oid import SignatureAlgorithmOID
 
-from ocppsec.pki._der import encode_tlv, split_sequence
-from ocppsec.pki.builder import _key_class, resign_external, signature_hash_for, stand_in_for
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, pyca_input
+from ocppsec.pki.builder import signature_hash_for
 from ocppsec.pki.errors import PolicyError, Violation
-from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, describe_public_key, key_spec_of
-from ocppsec.pki.names import make_name, name_attributes, read_simple_name
+from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey, as_private_key, describe_public_key, key_spec_of
+from ocppsec.pki.names import make_name, name_attributes
 from ocppsec.pki.profiles import CnKind, Profile
 
 __all__ = [
+    "CheckedRequest",
     "CsrReport",
     "PolicyContext",
     "check_csr",
@@ -77,6 +82,24 @@ class CsrReport:
             "ok": self.ok,
             "violations": [{"requirement": v.requirement, "message": v.message} for v in self.violations],
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedRequest(CsrReport):
+    """The policy's report on a request, with what it read for issuance to reuse.
+
+    A :class:`CsrReport` (same fields, same JSON); besides, the request itself, its subject as pyca's
+    ``Name`` and its public key (None when the key algorithm is not supported). These take no part in
+    equality or ``repr``."""
+
+    csr: x509.CertificateSigningRequest = field(compare=False, repr=False)
+    subject_name: x509.Name = field(compare=False, repr=False)
+    public_key: PublicKey | None = field(compare=False, repr=False)
+
+    @property
+    def subject_text(self) -> str:
+        """The subject as ``Name.rfc4514_string()`` writes it (what the ledger keeps)."""
+        return self.subject_name.rfc4514_string()
 
 
 def _looks_like_url_or_ip(value: str) -> bool:
@@ -213,83 +236,29 @@ def _signature_valid(csr: x509.CertificateSigningRequest, pub: PublicKey) -> boo
     return True
 
 
-def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
-    """Run the whole policy; never raises for policy problems, returns every violation."""
-    return _check_csr(csr, profile, ctx).report
-
-
-# signatureAlgorithm (DER) of requests whose self-signature is checked without pyca's algorithm objects:
-# ecdsa-with-SHA256/384/512 (RFC 5758: no parameters) and sha256/384/512WithRSAEncryption (NULL parameters)
-_EC_SIGNATURES: Mapping[bytes, tuple[hashes.HashAlgorithm, ec.ECDSA]] = {
-    bytes.fromhex("300a06082a8648ce3d0403" + n): (h, ec.ECDSA(h))
-    for n, h in (("02", hashes.SHA256()), ("03", hashes.SHA384()), ("04", hashes.SHA512()))
+# Signature algorithms checked with prebuilt parameters (their hashes are all SHA-256 or stronger):
+# ecdsa-with-SHA256/384/512 and sha256/384/512WithRSAEncryption. Others go through _signature_valid.
+_EC_SIGNATURES: Mapping[x509.ObjectIdentifier, ec.ECDSA] = {
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: ec.ECDSA(hashes.SHA256()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: ec.ECDSA(hashes.SHA384()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: ec.ECDSA(hashes.SHA512()),
 }
-_RSA_SIGNATURES: Mapping[bytes, hashes.HashAlgorithm] = {
-    bytes.fromhex("300d06092a864886f70d0101" + n + "0500"): h
-    for n, h in (("0b", hashes.SHA256()), ("0c", hashes.SHA384()), ("0d", hashes.SHA512()))
+_RSA_SIGNATURES: Mapping[x509.ObjectIdentifier, hashes.HashAlgorithm] = {
+    SignatureAlgorithmOID.RSA_WITH_SHA256: hashes.SHA256(),
+    SignatureAlgorithmOID.RSA_WITH_SHA384: hashes.SHA384(),
+    SignatureAlgorithmOID.RSA_WITH_SHA512: hashes.SHA512(),
 }
 _PKCS1V15 = padding.PKCS1v15()
+_NO_CONTEXT = PolicyContext()
+_ALTERED = "CSR signature does not verify (the request was altered or not signed by its key)"
 
 
-class _CheckedCsr:
-    """A request after the policy: the report, and what issuance reuses of what the policy read."""
-
-    __slots__ = ("_subject_text", "csr", "public_key", "report", "spki", "subject_der")
-
-    def __init__(self, csr: x509.CertificateSigningRequest, report: CsrReport, public_key: PublicKey | None,
-                 spki: bytes | None, subject_der: bytes | None, subject_text: str | None) -> None:
-        self.csr = csr
-        self.report = report
-        self.public_key = public_key
-        self.spki = spki  # the request's SubjectPublicKeyInfo DER (None: not read)
-        self.subject_der = subject_der  # the subject Name DER, when pyca would re-encode it to these bytes
-        self._subject_text = subject_text
-
-    def subject_name(self) -> x509.Name:
-        """The subject as pyca's Name (parsed on demand)."""
-        return self.csr.subject
-
-    @property
-    def subject_text(self) -> str:
-        """The subject as ``Name.rfc4514_string()`` writes it."""
-        if self._subject_text is None:
-            self._subject_text = self.csr.subject.rfc4514_string()
-        return self._subject_text
-
-
-def _bounds(data: bytes, pos: int) -> tuple[int, int]:
-    """Start and end of the contents of the DER element at ``pos`` (lengths of up to two octets)."""
-    n = data[pos + 1]
-    if n < 0x80:
-        return pos + 2, pos + 2 + n
-    if n == 0x81:
-        return pos + 3, pos + 3 + data[pos + 2]
-    if n == 0x82:
-        return pos + 4, pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
-    raise ValueError("DER length over 65535 octets")
-
-
-def _csr_parts(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
-    """``(request info, subject Name, SubjectPublicKeyInfo, signatureAlgorithm, signature)``, DER, or None.
-
-    pyca has parsed the request strictly already; this only finds the element boundaries again."""
-    der = csr.public_bytes(Encoding.DER)
+def _signature_hash(csr: x509.CertificateSigningRequest) -> hashes.HashAlgorithm | None:
+    """The request's signature hash; None when pyca does not know the signature algorithm."""
     try:
-        start, end = _bounds(der, 0)
-        info_start, info_end = _bounds(der, start)
-        _, alg_end = _bounds(der, info_end)
-        bits_start, bits_end = _bounds(der, alg_end)
-        _, version_end = _bounds(der, info_start)
-        _, subject_end = _bounds(der, version_end)
-        _, spki_end = _bounds(der, subject_end)
-    except (IndexError, ValueError):
+        return csr.signature_hash_algorithm
+    except PYCA_INPUT_ERRORS:  # UnsupportedAlgorithm: an unknown signature OID
         return None
-    if (der[0] != 0x30 or end != len(der) or der[start] != 0x30 or der[alg_end] != 0x03 or bits_end != end
-            or spki_end > info_end or der[version_end] != 0x30 or der[subject_end] != 0x30 or bits_start == bits_end
-            or der[bits_start] != 0):  # the signature must be a whole number of octets
-        return None
-    return (der[start:info_end], der[version_end:subject_end], der[subject_end:spki_end], der[info_end:alg_end],
-            der[bits_start + 1 : bits_end])
 
 
 def _hash_violations(h: hashes.HashAlgorithm | None, profile: Profile, pub: PublicKey) -> list[Violation]:
@@ -303,90 +272,64 @@ def _hash_violations(h: hashes.HashAlgorithm | None, profile: Profile, pub: Publ
     return []
 
 
-def _check_csr(
-    csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None,
-) -> _CheckedCsr:
-    """:func:`check_csr`, also handing back what issuance reuses (parsed key, SPKI and subject DER, subject text).
-
-    The request's DER is read once: the signed request info, SPKI, signature algorithm and signature are
-    sliced out of it; a plain subject (see :func:`~ocppsec.pki.names.read_simple_name`) is read from its
-    DER, others through pyca's Name. Common signature algorithms are verified with prebuilt parameters;
-    the rest go through pyca's. The checks and the report are the same either way."""
-    ctx = ctx or PolicyContext()
-    parts = _csr_parts(csr)
-    if parts is None:
-        return _check_csr_with_pyca(csr, profile, ctx)
-    info, subject_der, spki, algorithm, signature = parts
-    violations: list[Violation] = []
+def _signature_violations(
+    csr: x509.CertificateSigningRequest, pub: PublicKey, profile: Profile,
+) -> tuple[list[Violation], list[Violation]]:
+    """The self-signature's violations and its hash's. Common algorithms are verified with prebuilt
+    parameters, picked by OID (their hashes are all strong enough); others through :func:`_signature_valid`."""
+    oid = csr.signature_algorithm_oid
+    ec_params = _EC_SIGNATURES.get(oid)
+    rsa_hash = _RSA_SIGNATURES.get(oid) if ec_params is None else None
     try:
-        pub: PublicKey | None = load_der_public_key(spki)  # type: ignore[assignment]  # what csr.public_key() does
-    except Exception:  # unsupported key algorithm in the request
-        pub = None
-        violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
-    if pub is not None:
-        ec_known = _EC_SIGNATURES.get(algorithm)
-        rsa_hash = _RSA_SIGNATURES.get(algorithm)
-        h: hashes.HashAlgorithm | None
-        key_class = _key_class(pub)
-        if ec_known is not None and key_class == "ec":
-            h = ec_known[0]
-            try:
-                cast(ec.EllipticCurvePublicKey, pub).verify(signature, info, ec_known[1])
-                valid = True
-            except Exception:  # InvalidSignature
-                valid = False
-        elif rsa_hash is not None and key_class == "rsa":
-            h = rsa_hash
-            try:
-                cast(rsa.RSAPublicKey, pub).verify(signature, info, _PKCS1V15, rsa_hash)
-                valid = True
-            except Exception:  # InvalidSignature
-                valid = False
-        else:
-            h = csr.signature_hash_algorithm
-            valid = _signature_valid(csr, pub)
-        if not valid:
-            violations.append(
-                Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
-            )
-        key_violations, described = _key_verdict(pub, profile)
-        violations += key_violations
-        if ec_known is None and rsa_hash is None:  # the hashes of the prebuilt algorithms are all SHA-256 or stronger
-            violations += _hash_violations(h, profile, pub)
-    else:
-        described = "unsupported"
-    simple = read_simple_name(subject_der)
-    if simple is not None:
-        attrs, text = simple
-        reused: bytes | None = subject_der
-    else:
-        attrs, text, reused = name_attributes(csr.subject), None, None
-    violations += _check_attributes(attrs, profile, ctx)
-    return _CheckedCsr(csr, CsrReport(profile.name, attrs, described, tuple(violations)), pub, spki, reused, text)
+        if ec_params is not None and isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, ec_params)
+            return [], []
+        if rsa_hash is not None and isinstance(pub, rsa.RSAPublicKey):
+            pub.verify(csr.signature, csr.tbs_certrequest_bytes, _PKCS1V15, rsa_hash)
+            return [], []
+    except Exception:  # InvalidSignature
+        return [Violation("RFC2986", _ALTERED)], []
+    bad = [] if _signature_valid(csr, pub) else [Violation("RFC2986", _ALTERED)]
+    return bad, _hash_violations(_signature_hash(csr), profile, pub)
 
 
-def _check_csr_with_pyca(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext) -> _CheckedCsr:
-    """The policy through pyca's accessors alone (for requests :func:`_csr_parts` cannot slice)."""
+def check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CheckedRequest:
+    """Run the whole policy; never raises for policy problems, returns every violation.
+
+    The result is the report (a :class:`CsrReport`) with the subject Name and public key it read. A request
+    pyca loaded but whose subject or key it cannot read is reported too (a violation), not raised; any other
+    part pyca cannot parse raises :class:`~ocppsec.pki.errors.InputError`."""
+    with pyca_input("CSR cannot be parsed", requirement="A02.FR.03"):
+        return _check_csr(csr, profile, ctx or _NO_CONTEXT)
+
+
+def _check_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext) -> CheckedRequest:
     violations: list[Violation] = []
     try:
         pub: PublicKey | None = csr.public_key()
     except Exception:  # unsupported key algorithm in the request
         pub = None
         violations.append(Violation(profile.cite("key"), "CSR public key uses an unsupported algorithm"))
+    described = "unsupported"
     if pub is not None:
-        if not _signature_valid(csr, pub):
-            violations.append(
-                Violation("RFC2986", "CSR signature does not verify (the request was altered or not signed by its key)")
-            )
-        violations += check_public_key(pub, profile)
-        violations += _hash_violations(csr.signature_hash_algorithm, profile, pub)
-    attrs = name_attributes(csr.subject)
-    violations += _check_attributes(attrs, profile, ctx)
-    report = CsrReport(profile.name, attrs, describe_public_key(pub) if pub is not None else "unsupported", tuple(violations))
-    return _CheckedCsr(csr, report, pub, None, None, None)
+        signature, weak_hash = _signature_violations(csr, pub, profile)
+        key_violations, described = _key_verdict(pub, profile)
+        violations += signature
+        violations += key_violations
+        violations += weak_hash
+    try:
+        name = csr.subject
+    except ValueError:  # pyca parses the Name on access: e.g. a UTF8String that is not UTF-8
+        name = x509.Name([])
+        violations.append(Violation("RFC2986", "CSR subject is not a readable X.501 Name"))
+        attrs: dict[str, list[str]] = {}
+    else:
+        attrs = name_attributes(name)
+        violations += _check_attributes(attrs, profile, ctx)
+    return CheckedRequest(profile.name, attrs, described, tuple(violations), csr=csr, subject_name=name, public_key=pub)
 
 
-def verify_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CsrReport:
+def verify_csr(csr: x509.CertificateSigningRequest, profile: Profile, ctx: PolicyContext | None = None) -> CheckedRequest:
     """Like :func:`check_csr` but raises :class:`PolicyError` (listing every violation) on failure."""
     report = check_csr(csr, profile, ctx)
     if not report.ok:
@@ -421,15 +364,5 @@ def make_csr(
 
 
 def sign_csr_builder(builder: x509.CertificateSigningRequestBuilder, key: SigningKey) -> x509.CertificateSigningRequest:
-    """Sign a CSR builder with any signing key (token-held keys sign the request info externally)."""
-    pub = key.public_key()
-    h = signature_hash_for(pub)
-    if isinstance(key, LocalKey):
-        return builder.sign(key.private_key, h)
-    # The draft carries the stand-in's public key: put the real one into the request info before signing.
-    draft = builder.sign(stand_in_for(pub), h).public_bytes(Encoding.DER)
-    version, name, _spki, *attrs = split_sequence(split_sequence(draft)[0])
-    spki = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    info = encode_tlv(0x30, version + name + spki + b"".join(attrs))
-    return x509.load_der_x509_csr(resign_external(draft, key, info))
-
+    """Sign a CSR builder with any signing key (token-held keys sign in the token, through pyca's builder)."""
+    return builder.sign(as_private_key(key), signature_hash_for(key.public_key()))

@@ -10,34 +10,34 @@ Layout of ``DIR``::
 
 ``init`` is resumable: every entity is written key first (atomically), then recorded in the ledger in
 one transaction, so a kill leaves either a complete entity or none (an orphan key file is overwritten on
-the next run). Issuance from CSRs records each certificate before returning it.
+the next run). Issuance from CSRs goes through an :class:`~ocppsec.pki.issuance.IssuancePipeline` per CA
+and profile (:meth:`PkiDirectory.pipeline`), which records each certificate before returning it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.builder import _BatchBuilder, new_serial
-from ocppsec.pki.csr import CsrReport, PolicyContext, _check_csr
-from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
+from ocppsec.pki.builder import new_serial
+from ocppsec.pki.csr import PolicyContext
+from ocppsec.pki.errors import DuplicateError, UsageError
 from ocppsec.pki.hierarchy import (
     CertificateAuthority,
     HierarchyConfig,
-    IssuedCertificate,
     PlannedEntity,
     make_root,
     request_for,
 )
+from ocppsec.pki.issuance import IssuancePipeline, IssueResult
 from ocppsec.pki.keys import LocalKey, PrivateKey, SigningKey, generate_key
 from ocppsec.pki.keys.files import atomic_write, load_key_file, write_key_file
-from ocppsec.pki.ledger import CertificateRecord, Ledger, _encoded_validity, _issued_record, record_for
+from ocppsec.pki.ledger import Ledger, record_for
 from ocppsec.pki.ledger_sql import open_ledger
 from ocppsec.pki.profiles import PROFILES, Profile, get_profile
 from ocppsec.pki.storage import Dialect, parse_url
@@ -89,18 +89,6 @@ def default_leaf_profile(ca_profile: Profile) -> Profile:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class IssueResult:
-    """A certificate issued from a CSR, with the policy report that let it through."""
-
-    issued: IssuedCertificate
-    report: CsrReport
-    record: CertificateRecord
-
-    def chain_pem(self) -> str:
-        return self.issued.chain_pem()
-
-
 class PkiDirectory:
     """A PKI directory opened for use. Keys are loaded lazily with the passphrase given at open."""
 
@@ -135,7 +123,7 @@ class PkiDirectory:
             _require_shared_ledger(ledger_url)
             atomic_write(root / LEDGER_URL_FILE, ledger_url.encode() + b"\n", 0o600)
         ledger = _open_dir_ledger(root)
-        pki = cls(root, HierarchyConfig.from_toml(config_path.read_text()), ledger, passphrase)
+        pki = cls(root, HierarchyConfig.from_bytes(config_path.read_bytes(), what=str(config_path)), ledger, passphrase)
         plan = pki.config.plan()
         external = dict(ca_keys or {})
         held = [r.key_ref for r in ledger.all() if r.key_ref and r.key_ref.startswith("file:")]
@@ -190,12 +178,12 @@ class PkiDirectory:
         root = Path(path)
         if ledger_url is not None:
             _require_shared_ledger(ledger_url)
-            config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+            config = HierarchyConfig.from_bytes((root / CONFIG_FILE).read_bytes(), what=str(root / CONFIG_FILE))
             return cls(root, config, open_ledger(ledger_url), passphrase)
         if not (root / LEDGER_FILE).is_file() and not (root / LEDGER_URL_FILE).is_file():
             raise UsageError(f"{root} is not an ocppsec PKI directory (no {LEDGER_FILE})",
                              hint=f"create one with `ocppsec pki init {root}`")
-        config = HierarchyConfig.from_toml((root / CONFIG_FILE).read_text())
+        config = HierarchyConfig.from_bytes((root / CONFIG_FILE).read_bytes(), what=str(root / CONFIG_FILE))
         return cls(root, config, _open_dir_ledger(root), passphrase)
 
     def close(self) -> None:
@@ -246,54 +234,34 @@ class PkiDirectory:
                              expected_cn=overrides.get("expected_cn"))
 
     # -- issuing ----------------------------------------------------------------------------------
+    def pipeline(
+        self, ca: str, profile: Profile | None = None, *, ctx: PolicyContext | None = None,
+        validity_days: int | None = None, backdate: timedelta = timedelta(0),
+    ) -> IssuancePipeline:
+        """The issuance pipeline of CA ``ca`` for ``profile`` (default: what the CA issues), recording into the
+        directory's ledger, with the network's OCSP and CRL URLs and its CSO name as the policy default."""
+        authority = self.ca(ca)
+        network = self.config.network
+        return IssuancePipeline(
+            authority, profile or default_leaf_profile(authority.profile), ledger=self.ledger,
+            context=ctx or self.policy_context(), validity_days=validity_days, backdate=backdate,
+            ocsp_url=network.get("ocsp_url", "").replace("{issuer}", ca) or None,
+            crl_url=network.get("crl_url", "").replace("{issuer}", ca) or None,
+        )
+
     def issue_from_csr(
         self, csr: x509.CertificateSigningRequest, *, ca: str, at: datetime, profile: Profile | None = None,
         ctx: PolicyContext | None = None, validity_days: int | None = None, station: str | None = None,
     ) -> IssueResult:
         """Check the CSR under the policy, sign it, record it, and return the chain (CertificateSigned form)."""
-        return self.issue_many([csr], ca=ca, at=at, profile=profile, ctx=ctx, validity_days=validity_days,
-                               station=station)[0]
+        return self.pipeline(ca, profile, ctx=ctx, validity_days=validity_days).issue_one(csr, at=at, station=station)
 
     def issue_many(
         self, csrs: Sequence[x509.CertificateSigningRequest], *, ca: str, at: datetime, profile: Profile | None = None,
         ctx: PolicyContext | None = None, validity_days: int | None = None, station: str | None = None,
     ) -> list[IssueResult]:
         """Issue a batch: every CSR must pass; all records are committed in one transaction."""
-        authority = self.ca(ca)
-        leaf_profile = profile or default_leaf_profile(authority.profile)
-        context = ctx or self.policy_context()
-        checked = []  # the policy's reading of each request (key, SPKI and subject DER, subject text) is reused below
-        for n, csr in enumerate(csrs):
-            c = _check_csr(csr, leaf_profile, context)
-            pub = c.public_key
-            if not c.report.ok or pub is None:
-                where = f" (request {n + 1})" if len(csrs) > 1 else ""
-                raise PolicyError(f"CSR rejected for profile {leaf_profile.name}{where}", c.report.violations,
-                                  hint="nothing was issued or recorded")
-            checked.append((c, pub))
-        network = self.config.network
-        ocsp = network.get("ocsp_url", "").replace("{issuer}", ca) or None
-        crl = network.get("crl_url", "").replace("{issuer}", ca) or None
-        sub_cas, root = authority.sub_cas, authority.root
-        # per batch: issuer template, validity, signature parameters; the validity and CA flag as the ledger keeps them
-        builder = _BatchBuilder(leaf_profile, authority.certificate, authority.key, at, validity_days, ocsp, crl)
-        not_before, not_after = _encoded_validity(at, at + timedelta(days=validity_days or leaf_profile.validity_days))
-        is_ca, role = leaf_profile.is_ca, leaf_profile.name
-        for _attempt in range(3):
-            results = []
-            for c, pub in checked:
-                serial = new_serial()
-                cert, der = builder.build(c.subject_name, c.subject_der, pub, c.spki, serial)
-                # the serial, subject, validity and CA flag were just encoded into cert from these values: no re-parsing
-                record = _issued_record(der, serial, c.subject_text, not_before, not_after, is_ca, issuer_ca=ca, role=role,
-                                        issued_at=at, station=station)
-                results.append(IssueResult(IssuedCertificate(cert, sub_cas, root), c.report, record))
-            try:
-                self.ledger.add([r.record for r in results])
-            except DuplicateError:
-                continue  # a serial clash: sign again with fresh serials, nothing was recorded
-            return results
-        raise DuplicateError("could not record the batch after three attempts")
+        return self.pipeline(ca, profile, ctx=ctx, validity_days=validity_days).issue_many(csrs, at=at, station=station)
 
     def trust_roots(self) -> list[x509.Certificate]:
         return [r.certificate() for r in self.ledger.all() if r.is_ca and r.name == r.issuer_ca]

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ocppsec.pki._der import read_tlv, split_sequence
+from ocppsec.pki._untrusted import pyca_input
 from ocppsec.pki.errors import InputError, UsageError
 
 __all__ = [
@@ -110,14 +111,15 @@ def compute_hash_data(
     """Hash data of ``cert``; ``issuer`` is the certificate that signed it (itself for a root)."""
     alg = _norm_hash_name(hash_algorithm)
     issuer = issuer if issuer is not None else cert
-    if cert.issuer != issuer.subject:
-        raise InputError(
-            f"{issuer.subject.rfc4514_string()} is not the issuer of {cert.subject.rfc4514_string()}",
-            hint="pass the certificate that signed it (the certificate itself for a root)",
-        )
-    h = HASH_ALGORITHMS[alg]
-    name_hash = hashlib.new(h, cert.issuer.public_bytes()).hexdigest()
-    key_hash = hashlib.new(h, _public_key_bits(issuer)).hexdigest()
+    with pyca_input("certificate cannot be read for its hash data"):
+        if cert.issuer != issuer.subject:
+            raise InputError(
+                f"{issuer.subject.rfc4514_string()} is not the issuer of {cert.subject.rfc4514_string()}",
+                hint="pass the certificate that signed it (the certificate itself for a root)",
+            )
+        h = HASH_ALGORITHMS[alg]
+        name_hash = hashlib.new(h, cert.issuer.public_bytes()).hexdigest()
+        key_hash = hashlib.new(h, _public_key_bits(issuer)).hexdigest()
     return CertificateHashData(alg, name_hash, key_hash, format(cert.serial_number, "x"))
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import string
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,10 +85,46 @@ def _toml_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-class _Defaults(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        raise UsageError(f"unknown placeholder {{{key}}} in the hierarchy configuration",
-                         hint="placeholders come from the [network] table")
+def _render(template: str, values: Mapping[str, str], where: str) -> str:
+    """``template`` with each ``{placeholder}`` replaced from ``values`` (the [network] table); UsageError naming ``where``.
+
+    Only bare names are placeholders: no attribute or index lookups, conversions or format specs."""
+    out: list[str] = []
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:  # a stray "{" or "}"
+        raise UsageError(f"hierarchy configuration: {where} = {template[:80]!r} is not a valid template ({exc})",
+                         hint="write placeholders as {name}; a literal brace as {{ or }}") from None
+    for literal, name, spec, conversion in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise UsageError(f"hierarchy configuration: {where} has the placeholder {{{name}}} that is not a plain name",
+                             hint="placeholders are names from the [network] table, e.g. {cso_name}")
+        if name not in values:
+            raise UsageError(f"unknown placeholder {{{name}}} in the hierarchy configuration ({where})",
+                             hint="placeholders come from the [network] table")
+        out.append(values[name])
+    return "".join(out)
+
+
+def _table(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UsageError(f"hierarchy configuration: {where} must be a table, not {type(value).__name__}")
+    return value
+
+
+def _tables(value: object, where: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise UsageError(f"hierarchy configuration: {where} must be an array of tables ([[{where}]])")
+    return [_table(item, f"{where}[{n}]") for n, item in enumerate(value)]
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise UsageError(f"hierarchy configuration: {where} must be a string, not {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,52 +155,72 @@ class HierarchyConfig:
             raise UsageError(f"hierarchy configuration is not valid TOML: {exc}") from None
         return cls(data, {k: v for k, v in overrides.items() if v is not None}, text)
 
+    @classmethod
+    def from_bytes(cls, data: bytes, *, what: str = "hierarchy configuration", **overrides: str | None) -> HierarchyConfig:
+        """:meth:`from_toml` for the bytes of a file; a file that is not UTF-8 is a :class:`UsageError`."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
+                             hint="TOML files are UTF-8") from None
+        return cls.from_toml(text, **overrides)
+
     @property
     def network(self) -> dict[str, str]:
-        net = {k: str(v) for k, v in self.data.get("network", {}).items()}
-        net.update({k: str(v) for k, v in self.data.get("network_overrides", {}).items()})
+        net = {}
+        for table in ("network", "network_overrides"):
+            for k, v in _table(self.data.get(table, {}), table).items():
+                net[k] = _string(v, f"{table}.{k}")
         net.update(self.overrides)
         return net
 
     def plan(self) -> Plan:
         net = self.network
-        fmt = _Defaults(net)
         seen: dict[str, PlannedEntity] = {}
 
         def entity(raw: Mapping[str, Any], *, want_ca: bool) -> PlannedEntity:
-            try:
-                name = str(raw["name"])
-                profile = get_profile(str(raw.get("profile", name)))
-                subject = {str(k): str(v).format_map(fmt) for k, v in dict(raw["subject"]).items()}
-            except KeyError as exc:
-                raise UsageError(f"hierarchy entry {raw!r} lacks {exc}") from None
+            where = "[[ca]]" if want_ca else "[[certificate]]"
+            if "name" not in raw or "subject" not in raw:
+                lacks = "name" if "name" not in raw else "subject"
+                raise UsageError(f"hierarchy entry {where} {str(raw)[:120]} lacks {lacks!r}")
+            name = _string(raw["name"], f"{where}.name")
+            where = f"{where} {name!r}"
+            profile = get_profile(_string(raw.get("profile", name), f"{where}: profile"))
+            subject = {k: _render(_string(v, f"{where}: subject.{k}"), net, f"{where}: subject.{k}")
+                       for k, v in _table(raw["subject"], f"{where}: subject").items()}
             if profile.is_ca != want_ca:
                 kind = "[[ca]]" if want_ca else "[[certificate]]"
                 raise UsageError(f"{name}: profile {profile.name} does not belong in {kind}")
             if name in seen:
                 raise UsageError(f"hierarchy entry {name!r} appears twice")
             issuer = raw.get("issuer")
-            if issuer is not None and str(issuer) not in seen:
+            if issuer is not None:
+                issuer = _string(issuer, f"{where}: issuer")
+            if issuer is not None and issuer not in seen:
                 raise UsageError(f"{name}: issuer {issuer!r} is not defined before it")
             if issuer is None and not profile.is_root:
                 raise UsageError(f"{name}: profile {profile.name} needs an issuer")
-            key = KeySpec.parse(str(raw["key"])) if "key" in raw else profile.default_key
-            days = int(raw.get("validity_days", profile.validity_days))
-            ocsp = str(raw.get("ocsp_url", net.get("ocsp_url", ""))).replace("{issuer}", str(issuer or name))
-            crl = str(raw.get("crl_url", net.get("crl_url", ""))).replace("{issuer}", str(issuer or name))
+            key = KeySpec.parse(_string(raw["key"], f"{where}: key")) if "key" in raw else profile.default_key
+            days = raw.get("validity_days", profile.validity_days)
+            if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36500:
+                raise UsageError(f"hierarchy configuration: {where}: validity_days must be a whole number of days (1-36500)")
+            urls = {}
+            for field_name in ("ocsp_url", "crl_url"):
+                template = _string(raw.get(field_name, net.get(field_name, "")), f"{where}: {field_name}")
+                values = {**net, "issuer": issuer or name}
+                urls[field_name] = (_render(template, values, f"{where}: {field_name}") or None) if issuer is not None else None
             e = PlannedEntity(
-                name=name, profile=profile, issuer=str(issuer) if issuer is not None else None,
+                name=name, profile=profile, issuer=issuer,
                 subject=subject, key=key, validity_days=days,
-                ocsp_url=(ocsp.format_map(fmt) or None) if issuer is not None else None,
-                crl_url=(crl.format_map(fmt) or None) if issuer is not None else None,
+                ocsp_url=urls["ocsp_url"], crl_url=urls["crl_url"],
             )
             seen[name] = e
             return e
 
-        cas = [entity(raw, want_ca=True) for raw in self.data.get("ca", [])]
-        iso20 = self.data.get("iso15118_20", {})
+        cas = [entity(raw, want_ca=True) for raw in _tables(self.data.get("ca", []), "ca")]
+        iso20 = _table(self.data.get("iso15118_20", {}), "iso15118_20")
         if iso20.get("enabled"):
-            key20 = KeySpec.parse(str(iso20.get("key", "p521")))
+            key20 = KeySpec.parse(_string(iso20.get("key", "p521"), "iso15118_20.key"))
             for base in list(cas):
                 twin = f"{base.profile.name}-20"
                 if base.profile.family is Family.ISO15118_2 and twin in PROFILES:
@@ -173,7 +230,7 @@ class HierarchyConfig:
                     if base.issuer is not None:
                         raw["issuer"] = f"{base.issuer}-20"
                     cas.append(entity(raw, want_ca=True))
-        certs = [entity(raw, want_ca=False) for raw in self.data.get("certificate", [])]
+        certs = [entity(raw, want_ca=False) for raw in _tables(self.data.get("certificate", []), "certificate")]
         return Plan(tuple(cas), tuple(certs), net)
 
 

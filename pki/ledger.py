@@ -15,7 +15,7 @@ import enum
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from cryptography import x509
@@ -95,28 +95,6 @@ def _record(
         name=name, is_ca=is_ca, key_ref=key_ref, station=station,
     )
 
-
-def _issued_record(
-    der: bytes, serial: int, subject: str, not_before: datetime, not_after: datetime, is_ca: bool, *, issuer_ca: str,
-    role: str, issued_at: datetime, station: str | None = None,
-) -> CertificateRecord:
-    """:func:`record_for` from the values an issuer just encoded into ``der`` (nothing parsed back).
-
-    ``subject`` is the subject's ``rfc4514_string()``; ``not_before``/``not_after`` the validity as encoded
-    (UTC, whole seconds), as ``not_valid_before_utc``/``not_valid_after_utc`` read it."""
-    return CertificateRecord(
-        serial=format(serial, "x"), issuer_ca=issuer_ca, role=role, subject=subject, not_before=not_before,
-        not_after=not_after, issued_at=issued_at, fingerprint=hashlib.sha256(der).hexdigest(), pem=_certificate_pem(der),
-        is_ca=is_ca, station=station,
-    )
-
-
-def _encoded_validity(not_before: datetime, not_after: datetime) -> tuple[datetime, datetime]:
-    """The validity dates as a certificate carries them: UTC (naive means UTC), whole seconds."""
-    return tuple(  # type: ignore[return-value]
-        (d.astimezone(UTC) if d.tzinfo is not None else d.replace(tzinfo=UTC)).replace(microsecond=0)
-        for d in (not_before, not_after)
-    )
 
 
 def _certificate_pem(der: bytes) -> str:

@@ -28,3 +28,10 @@ echo "== mypy --strict"
 python3 -m mypy --strict
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"
+# Every fuzz harness for a bounded time (about 2-3 minutes in all); a finding fails the build.
+# OCPPSEC_FUZZ_SECONDS=0 skips this step (e.g. when only a subset of the tests was asked for).
+fuzz_seconds="${OCPPSEC_FUZZ_SECONDS:-10}"
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "== fuzz (${fuzz_seconds} s per harness)"
+  python3 -m tests.fuzz.run --all --seconds "$fuzz_seconds"
+fi

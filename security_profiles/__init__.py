@@ -2,12 +2,13 @@
 
 Sans-I/O core: :mod:`.identity`, :mod:`.basic_auth`, :mod:`.profile3`, :mod:`.handshake` (the decision),
 :mod:`.upgrade` (A05 state machines). Adapters: :mod:`.tls` (SSL contexts), :mod:`.registry` (the interface,
-in memory) and :mod:`.registry_sql` (SQLite / PostgreSQL),
+in memory), :mod:`.registry_sql` (SQLite / PostgreSQL) and :mod:`.registry_snapshot` (in memory for the loop),
 :mod:`.server` (``serve``), :mod:`.client` (``connect``), :mod:`.ocpp_glue`, :mod:`.gateway`.
 """
 
 from ocppsec.security_profiles.basic_auth import (
     BasicCredentials,
+    PasswordRules,
     ScryptCost,
     authorization_header,
     check_password,
@@ -15,6 +16,7 @@ from ocppsec.security_profiles.basic_auth import (
     hash_password,
     parse_authorization,
     password_matches,
+    verify_password_rules,
 )
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.handshake import (
@@ -28,6 +30,7 @@ from ocppsec.security_profiles.handshake import (
 )
 from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
 from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
+from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
     StationRecord,
@@ -37,7 +40,7 @@ from ocppsec.security_profiles.registry import (
     set_pending_password,
 )
 from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
-from ocppsec.security_profiles.server import StationConnection, serve
+from ocppsec.security_profiles.server import FrameLimits, StationConnection, serve
 from ocppsec.security_profiles.tls import (
     MANDATORY_TLS12_SUITES,
     CertChain,
@@ -51,10 +54,13 @@ __all__ = [
     "Accept",
     "BasicCredentials",
     "CertChain",
+    "CredentialFilter",
     "CsmsConnectionError",
+    "FrameLimits",
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
+    "PasswordRules",
     "Reject",
     "ScryptCost",
     "ServerPolicy",
@@ -75,6 +81,7 @@ __all__ = [
     "hash_password",
     "identity_from_path",
     "identity_url",
+    "install_credential_filter",
     "open_registry",
     "parse_authorization",
     "parse_profiles",
@@ -83,6 +90,7 @@ __all__ = [
     "server_context",
     "set_pending_password",
     "validate_identity",
+    "verify_password_rules",
     "verify_server_identity",
     "verify_station_certificate",
 ]

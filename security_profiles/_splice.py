@@ -14,9 +14,10 @@ paused and later messages wait behind it, so the order of messages never changes
 messages are reassembled (within websockets' ``max_size``) and relayed as one frame, as websockets'
 own ``recv``/``send`` did. Text that is not UTF-8 fails the source connection with 1007.
 
-Relies on websockets' asyncio ``Connection`` internals (``process_event``, ``recv_messages``,
-``protocol``, ``send_data``, ``pause_writing``/``resume_writing``); :func:`supported` says whether this
-websockets version has them, and the gateway falls back to the pump tasks otherwise.
+Relies on websockets' asyncio ``Connection`` internals, listed in :data:`INTERNALS` (and in ADR 12):
+:func:`supported` says whether a connection is one the splice can drive - websockets' version inside
+:data:`WEBSOCKETS_VERIFIED` (the range the splice was verified on, the same as the dependency's bounds in
+pyproject.toml) and every internal present - and the gateway falls back to its pump tasks otherwise.
 """
 
 from __future__ import annotations
@@ -25,25 +26,83 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
+from websockets.version import version as _websockets_version
 
-__all__ = ["Splice", "supported"]
+__all__ = ["INTERNALS", "WEBSOCKETS_VERIFIED", "Splice", "supported", "unsupported_reason", "websockets_supported"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 Message = str | bytes
 
+WEBSOCKETS_VERIFIED: tuple[tuple[int, ...], tuple[int, ...]] = ((14, 1), (18,))
+"""websockets versions the splice was verified on: from the first (inclusive) to the second (exclusive).
+pyproject.toml's ``websockets>=14.1,<18`` says the same; a test keeps the two equal."""
+
+# What the splice uses of a websockets asyncio Connection (attribute path, what it must be).
+INTERNALS: tuple[tuple[str, str], ...] = (
+    ("process_event", "method"),        # replaced per connection: called by data_received for every parsed frame
+    ("protocol.state", "attribute"),    # the sans-I/O protocol: OPEN or not
+    ("protocol.send_text", "method"),
+    ("protocol.send_binary", "method"),
+    ("protocol.fail", "method"),        # 1007 on text that is not UTF-8
+    ("send_data", "method"),            # writes what the protocol has to send to the transport
+    ("transport.pause_reading", "method"),
+    ("transport.resume_reading", "method"),
+    ("transport.is_closing", "method"),
+    ("paused", "attribute"),            # set by pause_writing when the transport buffer is over its high-water mark
+    ("resume_writing", "method"),       # replaced per connection: the destination drained
+    ("recv_messages.frames.queue", "attribute"),  # frames websockets queued before the splice started
+    ("recv_messages.maybe_resume", "method"),
+    ("wait_closed", "method"),
+)
+
+
+_MISSING = object()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    match = re.match(r"\d+(?:\.\d+)*", text)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def websockets_supported(version: str | None = None) -> bool:
+    """Whether websockets ``version`` (default: the one imported) is inside :data:`WEBSOCKETS_VERIFIED`."""
+    low, high = WEBSOCKETS_VERIFIED
+    found = _version_tuple(_websockets_version if version is None else version)
+    return bool(found) and low <= found < high
+
+
+def _range_text() -> str:
+    low, high = WEBSOCKETS_VERIFIED
+    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
+def unsupported_reason(connection: Any) -> str | None:
+    """Why the splice cannot drive ``connection`` (``None`` when it can)."""
+    if not websockets_supported():
+        return f"websockets {_websockets_version} is outside the versions the splice was verified on ({_range_text()})"
+    for path, kind in INTERNALS:
+        target: Any = connection
+        for name in path.split("."):
+            target = getattr(target, name, _MISSING)
+            if target is _MISSING:
+                return f"{type(connection).__name__} has no {path}"
+        if kind == "method" and not callable(target):
+            return f"{type(connection).__name__}.{path} is not callable"
+    if not isinstance(connection.recv_messages.frames.queue, collections.deque):
+        return f"{type(connection).__name__}.recv_messages.frames.queue is not a deque"
+    return None
+
 
 def supported(connection: Any) -> bool:
-    """True if ``connection`` is a websockets asyncio connection with the internals a splice uses."""
-    queue = getattr(getattr(connection, "recv_messages", None), "frames", None)
-    return (callable(getattr(connection, "process_event", None)) and hasattr(connection, "protocol")
-            and callable(getattr(connection, "send_data", None)) and hasattr(queue, "queue")
-            and hasattr(connection, "paused") and callable(getattr(connection, "resume_writing", None)))
+    """True if ``connection`` is a websockets asyncio connection the splice can drive (see :func:`unsupported_reason`)."""
+    return unsupported_reason(connection) is None
 
 
 class _Direction:

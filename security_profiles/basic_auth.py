@@ -1,9 +1,13 @@
 """HTTP Basic authentication for security profiles 1 and 2 (A00.FR.202-207, 301-304, A01).
 
 - :func:`parse_authorization` reads the ``Authorization`` header into :class:`BasicCredentials`.
-- :func:`check_password` applies the per-version password rules (1.6 AuthorizationKey: 16-20 bytes,
-  up to 40 hex digits; 2.0.1: passwordString of 16-40 characters; 2.1 and the 2.0.1 2025 errata: up to
-  64 characters of any UTF-8) and returns the list of violations.
+- :func:`check_password` applies the per-version password rules and returns the list of violations:
+  1.6 AuthorizationKey: 16-20 bytes, given as up to 40 hex digits or as literal text; 2.1 and 2.0.1 by
+  default as the 2.0.1 Edition 3 errata (2025) have it, like 2.1: 16 to maxLimit (40..64, default 64)
+  characters of any UTF-8; ``rules=PasswordRules.EDITION2`` keeps 2.0.1 Edition 2's strict
+  passwordString: 16-40 characters of a-z A-Z 0-9 ``* - _ = : + | @ .``.
+- :func:`generate_password` makes passwords valid under both rule sets (40 characters of the
+  passwordString alphabet by default, which also fits every station's maxLimit).
 - Passwords are stored only as salted scrypt hashes (:func:`hash_password`), one per station
   (A01.FR.06-09) and compared in constant time (:func:`password_matches`).
 - :func:`candidates` yields what a received password may stand for: for OCPP 1.6 the AuthorizationKey
@@ -23,12 +27,14 @@ import secrets
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from ocppsec.pki.errors import InputError, PolicyError, Violation
+from ocppsec.pki.errors import InputError, PolicyError, UsageError, Violation
 from ocppsec.pki.versions import OcppVersion
 
 __all__ = [
     "BasicCredentials",
+    "PasswordRules",
     "ScryptCost",
     "authorization_header",
     "candidates",
@@ -43,6 +49,25 @@ __all__ = [
 MAX_HEADER = 4096
 PASSWORD_STRING_CHARS = frozenset(string.ascii_letters + string.digits + "*-_=:+|@.")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+
+
+class PasswordRules(StrEnum):
+    """Which rules an OCPP 2.0.1 BasicAuthPassword follows (1.6 and 2.1 have one rule set each).
+
+    ``ERRATA_2025`` (the default): the 2.0.1 Edition 3 errata of 2025, as 2.1 - any UTF-8, 16 to maxLimit
+    characters, maxLimit 40..64 (default 64). ``EDITION2``: 2.0.1 Edition 2's passwordString - 16-40
+    characters of a-z A-Z 0-9 ``* - _ = : + | @ .``, for a deployment whose stations still enforce it.
+    """
+
+    ERRATA_2025 = "errata-2025"
+    EDITION2 = "edition2"
+
+
+def _rules(rules: PasswordRules | str) -> PasswordRules:
+    try:
+        return PasswordRules(rules)
+    except ValueError:
+        raise UsageError(f"password rules {rules!r} are not {' or '.join(r.value for r in PasswordRules)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +119,14 @@ def authorization_header(identity: str, password: str, version: OcppVersion, *, 
 
 
 def check_password(password: str, version: OcppVersion, *, max_length: int | None = None,
-                   errata_2025: bool = False) -> tuple[Violation, ...]:
+                   rules: PasswordRules | str = PasswordRules.ERRATA_2025) -> tuple[Violation, ...]:
     """Every rule ``password`` breaks for ``version`` (empty tuple when it is acceptable).
 
-    ``max_length``: the BasicAuthPassword maxLimit (2.1 / 2025 errata: 40..64, default 64).
-    ``errata_2025``: apply the 2.0.1 Edition 3 errata 2025 rules (as 2.1) instead of the original 2.0.1.
+    ``max_length``: the station's BasicAuthPassword maxLimit (40..64, default 64) where the errata / 2.1
+    rules apply. ``rules``: for 2.0.1, the 2025 errata (default) or Edition 2's passwordString
+    (:class:`PasswordRules`). The violations never quote the password or any of its characters.
     """
+    chosen = _rules(rules)
     out: list[Violation] = []
     if version is OcppVersion.V16:
         if _HEX.match(password):
@@ -109,13 +136,13 @@ def check_password(password: str, version: OcppVersion, *, max_length: int | Non
         elif not 16 <= len(password.encode("utf-8")) <= 20:
             out.append(Violation("A00.FR.205", "AuthorizationKey must be 16-20 bytes: give 32-40 hex digits"))
         return tuple(out)
-    if version is OcppVersion.V201 and not errata_2025:
+    if version is OcppVersion.V201 and chosen is PasswordRules.EDITION2:
         if not 16 <= len(password) <= 40:
-            out.append(Violation("A00.FR.205", f"BasicAuthPassword has {len(password)} characters; 2.0.1 needs 16-40"))
-        bad = sorted(set(password) - PASSWORD_STRING_CHARS)
-        if bad:
-            out.append(Violation("2.0.1 2.1.4 passwordString",
-                                 f"characters {''.join(bad)[:10]!r} are outside a-z A-Z 0-9 * - _ = : + | @ ."))
+            out.append(Violation("A00.FR.205", f"BasicAuthPassword has {len(password)} characters; "
+                                               "2.0.1 Edition 2 needs 16-40"))
+        if not set(password) <= PASSWORD_STRING_CHARS:
+            out.append(Violation("2.0.1 2.1.4 passwordString", "BasicAuthPassword has characters outside "
+                                 "a-z A-Z 0-9 * - _ = : + | @ . (2.0.1 Edition 2 passwordString)"))
         return tuple(out)
     limit = 64 if max_length is None else max_length
     if not 40 <= limit <= 64:
@@ -126,19 +153,28 @@ def check_password(password: str, version: OcppVersion, *, max_length: int | Non
 
 
 def verify_password_rules(password: str, version: OcppVersion, *, max_length: int | None = None,
-                          errata_2025: bool = False) -> None:
+                          rules: PasswordRules | str = PasswordRules.ERRATA_2025) -> None:
     """Raise :class:`PolicyError` listing every rule ``password`` breaks (see :func:`check_password`)."""
-    violations = check_password(password, version, max_length=max_length, errata_2025=errata_2025)
+    violations = check_password(password, version, max_length=max_length, rules=rules)
     if violations:
         raise PolicyError("the password breaks the OCPP password rules", violations)
 
 
-def generate_password(version: OcppVersion, length: int = 40) -> str:
-    """A random password that satisfies ``version``'s rules (1.6: 40 hex digits = 20 random bytes)."""
+def generate_password(version: OcppVersion, length: int = 40, *,
+                      rules: PasswordRules | str = PasswordRules.ERRATA_2025) -> str:
+    """A random password for ``version`` (1.6: 40 hex digits = 20 random bytes).
+
+    2.0.1 / 2.1: ``length`` characters drawn from the passwordString alphabet without ``:``, so that the
+    password is valid under both :class:`PasswordRules`; 16-64 characters (16-40 under ``EDITION2`` for
+    2.0.1). The default 40 fits every station, whose maxLimit is at least 40.
+    """
     if version is OcppVersion.V16:
         return secrets.token_hex(20).upper()
+    longest = 40 if version is OcppVersion.V201 and _rules(rules) is PasswordRules.EDITION2 else 64
+    if not 16 <= length <= longest:
+        raise UsageError(f"a {version.value} password has 16 to {longest} characters, not {length}")
     alphabet = sorted(PASSWORD_STRING_CHARS - {":"})
-    return "".join(secrets.choice(alphabet) for _ in range(max(16, min(length, 64))))
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@
 - The CSMS certificate must chain to the installed CSMS root(s) and its CN must be the FQDN (checked
   right after the TLS handshake, before the upgrade request and its password are sent; wildcards only
   with ``allow_wildcards``, i.e. AllowCSMSTLSWildcards).
+- The Basic-auth password is checked against the OCPP password rules of the first version offered
+  before anything is sent (2.0.1: the 2025 errata by default, ``password_rules="edition2"`` for Edition
+  2's passwordString; see :func:`~.basic_auth.check_password`); a password that breaks them raises
+  :class:`~ocppsec.pki.errors.PolicyError` naming the rules, never the password.
 - Failures raise :class:`CsmsConnectionError` carrying the station-side security event
   (InvalidCsmsCertificate, InvalidTLSVersion, InvalidTLSCipherSuite, FailedToAuthenticateAtCsms), which is
   also recorded into ``sink`` when one is given.
@@ -28,7 +32,7 @@ from ocppsec.pki.errors import OcppsecError, UsageError, VerificationError
 from ocppsec.pki.events.sink import EventSink, local_event
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles import events as ev
-from ocppsec.security_profiles.basic_auth import authorization_header
+from ocppsec.security_profiles.basic_auth import PasswordRules, authorization_header, verify_password_rules
 from ocppsec.security_profiles.identity import identity_url
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE
 from ocppsec.security_profiles.tls import CertChain, client_context, peer_certificate, verify_server_identity
@@ -69,6 +73,7 @@ async def connect(
     versions: Sequence[OcppVersion] = (OcppVersion.V201,),
     password: str | None = None,
     key_form: str = "hex",
+    password_rules: PasswordRules | str = PasswordRules.ERRATA_2025,
     csms_roots: Sequence[Any] = (),
     client_chain: CertChain | None = None,
     fqdn: str | None = None,
@@ -82,7 +87,8 @@ async def connect(
     """Open the OCPP WebSocket to ``endpoint/identity``; returns websockets' ``ClientConnection``.
 
     ``key_form`` (1.6 only): ``hex`` sends the AuthorizationKey hex-decoded (OCPP-J 1.6), ``string``
-    sends it as text. ``fqdn`` defaults to the endpoint's host name.
+    sends it as text. ``password_rules``: which 2.0.1 password rules the password must follow
+    (:class:`~.basic_auth.PasswordRules`). ``fqdn`` defaults to the endpoint's host name.
     """
     scheme = urlsplit(endpoint).scheme
     if profile not in (1, 2, 3):
@@ -95,6 +101,7 @@ async def connect(
     if profile in (1, 2):
         if password is None:
             raise UsageError(f"profile {profile} needs the Basic-auth password")
+        verify_password_rules(password, versions[0], rules=password_rules)
         headers["Authorization"] = authorization_header(identity, password, versions[0], key_form=key_form)
     if profile in (2, 3) and ssl_context is None:
         ssl_context = client_context(csms_roots, client_chain=client_chain if profile == 3 else None)

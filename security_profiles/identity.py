@@ -44,7 +44,10 @@ def identity_from_path(path: str, base_path: str = "/") -> str:
     ``path`` may carry a query string (ignored). ``base_path`` is the endpoint prefix the server
     listens on (``/`` or e.g. ``/ocpp/``); exactly one segment must follow it.
     """
-    raw_path = urlsplit(path).path if "?" in path or "#" in path else path
+    try:
+        raw_path = urlsplit(path).path if "?" in path or "#" in path else path
+    except ValueError:  # urlsplit refuses e.g. "//[?" (an unclosed IPv6 host after a "//" authority)
+        raise InputError(f"path {path[:80]!r} is not a valid request target") from None
     base = base_path if base_path.endswith("/") else base_path + "/"
     if not raw_path.startswith(base):
         raise InputError(f"path {raw_path[:80]!r} is not below the endpoint {base!r}")

@@ -68,7 +68,11 @@ class StationRecord:
 
 @runtime_checkable
 class StationRegistry(Protocol):
-    """What the handshake and the CLI need from a registry."""
+    """What the handshake and the CLI need from a registry.
+
+    ``serve()`` calls :meth:`get` in a worker thread, since a SQLite or PostgreSQL registry may wait; a
+    registry whose ``get`` never waits (an in-memory snapshot) may say so with a class or instance
+    attribute ``nonblocking = True``, and ``serve()`` then looks up on the event loop."""
 
     def get(self, identity: str) -> StationRecord | None: ...
 

@@ -7,11 +7,20 @@ Each accepted TCP connection goes through:
    InvalidTLSCipherSuite, InvalidChargingStationCertificate, FailedToAuthenticateAtCsms). On asyncio's
    loop the socket read buffer is 4 KiB instead of 256 KiB, which keeps idle connections small; on
    uvloop its compiled TLS protocol is used (its buffer is malloc'ed, so untouched pages cost no RSS).
+   A refused ClientHello gets OpenSSL's alert (:mod:`._tls_alert`); a failed or timed-out handshake
+   releases the connection at once, and glibc's freed memory is returned after a burst (:mod:`._memory`).
 2. websockets' ``process_request`` hook: the facts are collected and :func:`~.handshake.decide` runs
-   (in a worker thread when a password hash must be computed). A refusal is answered with its HTTP
-   status and recorded; an unknown subprotocol completes the handshake without one and closes with 1002.
+   in a worker thread (the registry lookup may wait for a database, a password hash takes milliseconds)
+   unless the registry declares ``nonblocking = True`` and no hash is needed. A refusal is answered with
+   its HTTP status and recorded; refusals of identities nobody registered are counted and recorded as one
+   event per window (:mod:`._refusals`). An unknown subprotocol completes the handshake without one and
+   closes with 1002. The ``admit`` steps (:class:`Admission`) run next and may still refuse a station.
 3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
    ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
+
+Every connection has a control-frame budget (1008 when exceeded) and is handled at most
+``FrameLimits.bytes_per_turn`` per event-loop turn (:mod:`._fair`); no log record carries a credential
+(:mod:`.redact`). ADR 16 has the reasons and the figures.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import ssl
 import sys
 from asyncio import sslproto
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,17 +41,24 @@ from cryptography import x509
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ProtocolError
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.typing import Data, Subprotocol
 
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink, local_event, peer_station_id
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles import _tls_alert
+from ocppsec.security_profiles._fair import DEFAULT_LIMITS, ControlBudget, FairFeed, FrameLimits, ReadGate
+from ocppsec.security_profiles._memory import MemoryReturn
+from ocppsec.security_profiles._refusals import UnknownIdentities, UnknownReason
 from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
 from ocppsec.security_profiles.profile3 import LeafIdentity
+from ocppsec.security_profiles.redact import install_credential_filter
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.tls import classify_tls_failure, peer_certificate
 
-__all__ = ["DEFAULT_MAX_SIZE", "StationConnection", "on_uvloop", "serve"]
+__all__ = ["DEFAULT_MAX_SIZE", "Admission", "AdmissionStep", "FrameLimits", "StationConnection", "on_uvloop", "serve"]
 
 DEFAULT_MAX_SIZE = 64 * 1024
 _log = logging.getLogger("ocppsec.security_profiles.server")
@@ -88,6 +105,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Admission:
+    """An accepted handshake before the station gets its 101: what an admission step may look at.
+
+    Steps (``serve(admit=...)``) run in order after the handshake decision accepted the station and may
+    still refuse it (a revoked certificate, an upstream that refuses the station); what they put into
+    :attr:`context` reaches the handler as :attr:`StationConnection.context`.
+    """
+
+    __slots__ = ("_ssl_object", "context", "decision", "headers", "peer", "tls")
+
+    def __init__(self, decision: Accept, peer: str, headers: Headers, tls: TlsFacts | None,
+                 ssl_object: ssl.SSLObject | None) -> None:
+        self.decision = decision
+        self.peer = peer
+        self.headers = headers
+        self.tls = tls
+        self._ssl_object = ssl_object
+        self.context: dict[str, Any] = {}
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The station's TLS client certificate (DER), or None without one."""
+        if self._ssl_object is None:
+            return None
+        return self._ssl_object.getpeercert(binary_form=True)
+
+
+AdmissionStep = Callable[[Admission], Awaitable[Reject | None]]
+
+
 @dataclass
 class _ServeState:
     policy: ServerPolicy
@@ -96,10 +142,39 @@ class _ServeState:
     ssl_context: ssl.SSLContext | None
     tls_handshake_timeout: float
     clock: Callable[[], datetime] = _now
+    admit: AdmissionStep | None = None
+    limits: FrameLimits = DEFAULT_LIMITS
+    unknown: UnknownIdentities = field(default_factory=UnknownIdentities)
+    memory: MemoryReturn = field(default_factory=MemoryReturn)
     failures: int = 0
     refused: int = 0
     accepted: int = 0
+    control_floods: int = 0  # connections closed with 1008 for too many control frames
+    refusals: Counter[str] = field(default_factory=Counter)  # refused handshakes per reason
     pending_tls: set[asyncio.Future[None]] = field(default_factory=set)
+    _unknown_timer: asyncio.TimerHandle | None = None
+
+    def refuse_unknown(self, reason: UnknownReason, identity: str | None, peer: str) -> None:
+        """An identity nobody registered: counted, recorded once per window (see :mod:`._refusals`)."""
+        loop = asyncio.get_running_loop()
+        summary = self.unknown.note(reason, identity, peer.rpartition(":")[0] or peer, loop.time())
+        if summary is not None:
+            self.sink.record(local_event("FailedToAuthenticateAtCsms", station_id=summary.station_id,
+                                         tech_info=summary.tech_info, at=self.clock()))
+        if self._unknown_timer is None:
+            self._schedule_unknown(loop)
+
+    def _schedule_unknown(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = self.unknown.next_due()
+        self._unknown_timer = None if due is None else loop.call_at(due, self._unknown_due, loop)
+
+    def _unknown_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._unknown_timer = None
+        summary = self.unknown.due(loop.time())
+        if summary is not None:
+            self.sink.record(local_event("FailedToAuthenticateAtCsms", station_id=summary.station_id,
+                                         tech_info=summary.tech_info, at=self.clock()))
+        self._schedule_unknown(loop)
 
     def record(self, event_type: str | None, *, identity: str | None, peer: str, tech_info: str,
                version: OcppVersion | None = None) -> None:
@@ -121,6 +196,7 @@ class StationConnection:
         assert decision.subprotocol is not None
         self.version: OcppVersion = decision.version
         self.subprotocol: str = decision.subprotocol
+        self.context: dict[str, Any] = {}  # what the admission steps handed on (see Admission)
 
     @property
     def id(self) -> str:
@@ -149,6 +225,10 @@ class StationConnection:
         return f"StationConnection(identity={self.identity!r}, profile={self.profile}, version={self.version.value})"
 
 
+class _ControlFlood(ProtocolError):
+    """A peer sent more control frames than its budget (the connection was failed with 1008 already)."""
+
+
 class _ProfileConnection(ServerConnection):
     """A websockets server connection that runs the TLS handshake itself to observe its failures."""
 
@@ -157,34 +237,94 @@ class _ProfileConnection(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tls_started = False
+        self._tcp_transport: asyncio.BaseTransport | None = None
         self.peer = "unknown"
         self.decision: Accept | Reject | None = None
+        self.admission: Admission | None = None
         self.station: StationConnection | None = None
+        self._control = ControlBudget(self._state.limits)
+        self._flooded = False
+        self._recv_frame = self.protocol.recv_frame
+        self.protocol.recv_frame = self._count_control  # type: ignore[method-assign]
+        self._fair = FairFeed(self._state.limits, self._feed_websockets, self._fair_stopped)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ctx = self._state.ssl_context
         if ctx is None or self._tls_started:
             if not self._tls_started:
                 self.peer = _peer(transport)
-            super().connection_made(transport)
+            gate = ReadGate(transport)  # reading paused by websockets, the relay or the fair feed (see _fair)
+            self._fair.attach(gate)
+            super().connection_made(gate)  # type: ignore[arg-type]
             return
         self._tls_started = True
+        self._tcp_transport = transport  # the socket's transport under TLS; its protocol is the TLS protocol
         self.peer = _peer(transport)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        proto = _tls_protocol(loop, self, ctx, waiter, self._state.tls_handshake_timeout)
-        transport.set_protocol(proto)
-        proto.connection_made(transport)
+        # asyncio creates the SSLObject in the constructor, uvloop in connection_made: both see the transport
+        # a refused ClientHello's alert goes to (see _tls_alert)
+        with _tls_alert.next_transport(transport):
+            proto = _tls_protocol(loop, self, ctx, waiter, self._state.tls_handshake_timeout)
+            transport.set_protocol(proto)
+            proto.connection_made(transport)
         self._state.pending_tls.add(waiter)
         waiter.add_done_callback(self._tls_done)
+
+    def _release(self) -> None:
+        """The TLS handshake failed or timed out: this connection never opens. Drop the references that make it
+        a reference cycle (protocol <-> connection, TLS protocol <-> connection), so it and its OpenSSL state
+        are freed now instead of at the next garbage collection (measured in benchmarks/halfopen.py)."""
+        self._tcp_transport = None
+        self._state.memory.ended()
+        protocol = self.__dict__.pop("protocol", None)
+        if protocol is not None:
+            protocol.__dict__.pop("recv_frame", None)
+            protocol.select_subprotocol = None  # websockets' closure over this connection
+        self._fair = FairFeed(self._state.limits, _ignore, _stopped)
+
+    # -- hostile peers: bounded work per loop turn, control-frame budget (see _fair) ----------------------
+    def data_received(self, data: bytes) -> None:
+        self._fair.received(data)
+
+    def _feed_websockets(self, data: bytes) -> None:
+        super().data_received(data)
+
+    def _fair_stopped(self) -> bool:
+        return self._flooded
+
+    def eof_received(self) -> None:
+        self._fair.flush()
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fair.flush()
+        super().connection_lost(exc)
+        self._state.memory.ended()
+
+    def _count_control(self, frame: Frame) -> None:
+        """Wraps the protocol's ``recv_frame``: a ping or pong over the budget fails the connection with 1008
+        before websockets answers it (the parser then discards the rest)."""
+        if (frame.opcode is Opcode.PING or frame.opcode is Opcode.PONG) and not self._control.spend(self.loop.time()):
+            if not self._flooded:
+                self._flooded = True
+                self._state.control_floods += 1
+                _log.warning("closing %s (%s): more than %d control frames in %g s", self.peer,
+                             self.station.identity if self.station else "not authenticated",
+                             self._state.limits.control_frames, self._state.limits.window)
+            self.protocol.fail(CloseCode.POLICY_VIOLATION, "too many control frames")
+            raise _ControlFlood("too many control frames")  # ends websockets' parser (its own fail() changes nothing)
+        self._recv_frame(frame)
 
     def _tls_done(self, waiter: asyncio.Future[None]) -> None:
         self._state.pending_tls.discard(waiter)
         if waiter.cancelled():
+            self._release()
             return
         exc = waiter.exception()
         if exc is None:
             return
+        self._release()
         failure = classify_tls_failure(exc)
         self._state.failures += 1
         _log.info("TLS handshake from %s failed: %s", self.peer, failure.reason)
@@ -192,6 +332,14 @@ class _ProfileConnection(ServerConnection):
             self._state.record(failure.security_event, identity=None, peer=self.peer, tech_info=failure.reason)
         except Exception:
             _log.exception("could not record a TLS failure")
+
+
+def _ignore(data: bytes) -> None:
+    return None
+
+
+def _stopped() -> bool:
+    return True
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
@@ -237,18 +385,46 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     assert isinstance(connection, _ProfileConnection)
     state = connection._state
     facts = _facts(connection, request)
-    needs_hash = facts.authorization is not None and bool(state.policy.profiles & {1, 2})
     at = state.clock()
-    if needs_hash:
-        decision = await asyncio.to_thread(decide, facts, state.policy, state.registry.get, at=at)
+    registry = state.registry
+    looked_up: dict[str, bool] = {}  # identity -> registered
+
+    def lookup(identity: str) -> Any:
+        record = registry.get(identity)
+        looked_up[identity] = record is not None
+        return record
+
+    def decide_and_check() -> Accept | Reject:
+        decision = decide(facts, state.policy, lookup, at=at)
+        if isinstance(decision, Reject) and decision.identity and decision.security_event and \
+                decision.identity not in looked_up:
+            lookup(decision.identity)  # refused before the registry step: is the name one anybody registered?
+        return decision
+
+    needs_hash = facts.authorization is not None and bool(state.policy.profiles & {1, 2})
+    if needs_hash or not getattr(registry, "nonblocking", False):
+        # a registry lookup may wait for a database, a password hash takes milliseconds: off the loop
+        decision = await asyncio.to_thread(decide_and_check)
     else:
-        decision = decide(facts, state.policy, state.registry.get, at=at)
+        decision = decide_and_check()
+    if isinstance(decision, Accept) and state.admit is not None:
+        admission = Admission(decision, connection.peer, request.headers, facts.tls,
+                              connection.transport.get_extra_info("ssl_object"))
+        refusal = await state.admit(admission)
+        connection.admission = admission
+        if refusal is not None:
+            decision = refusal
     connection.decision = decision
     if isinstance(decision, Reject):
         state.refused += 1
         _log.info("refused %s (%s): %s", decision.identity or connection.peer, decision.requirement, decision.reason)
-        state.record(decision.security_event, identity=decision.identity, peer=connection.peer,
-                     tech_info=f"{decision.reason} [{decision.requirement}]" if decision.requirement else decision.reason)
+        reason = _unknown_reason(decision, looked_up)
+        state.refusals[reason.value if reason else decision.requirement or decision.security_event or "refused"] += 1
+        if reason is not None and decision.security_event is not None:
+            state.refuse_unknown(reason, decision.identity or _bad_identity(request.path), connection.peer)
+        else:
+            state.record(decision.security_event, identity=decision.identity, peer=connection.peer,
+                         tech_info=f"{decision.reason} [{decision.requirement}]" if decision.requirement else decision.reason)
         if decision.http_status is None:
             return None  # complete the handshake without a subprotocol, then close (see handler)
         status = http.HTTPStatus(decision.http_status)
@@ -260,6 +436,19 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
         await asyncio.to_thread(_promote, state.registry, decision)
     state.accepted += 1
     return None
+
+
+def _unknown_reason(decision: Reject, looked_up: dict[str, bool]) -> UnknownReason | None:
+    """Whether ``decision`` refused an identity nobody registered (or no valid identity at all)."""
+    if decision.identity is None:
+        return UnknownReason.MALFORMED
+    if looked_up.get(decision.identity) is False:
+        return UnknownReason.UNREGISTERED
+    return None
+
+
+def _bad_identity(path: str) -> str:
+    return path.rsplit("/", 1)[-1] or path
 
 
 def _promote(registry: StationRegistry, decision: Accept) -> None:
@@ -295,6 +484,10 @@ def serve(
     ping_interval: float | None = 30.0,
     ping_timeout: float | None = 30.0,
     clock: Callable[[], datetime] = _now,
+    admit: AdmissionStep | None = None,
+    frame_limits: FrameLimits = DEFAULT_LIMITS,
+    unknown_window: float = 60.0,
+    trim_memory_after: int | None = 500,
     **kwargs: Any,
 ) -> Server:
     """Serve OCPP stations at ``policy``'s profile(s); ``handler`` gets each authenticated connection.
@@ -303,6 +496,16 @@ def serve(
     ``ssl_context`` is required for profiles 2/3 (see :func:`~.tls.server_context`) and must be ``None``
     for profile 1. ``max_size``: the largest frame accepted (larger ones close with 1009). Responses carry
     no ``Server`` header (pass ``server_header=...`` to add one); other ``kwargs`` go to websockets' ``serve``.
+    ``admit``: an async step run after the handshake decision accepted a station, before its 101; it may
+    refuse the station with a :class:`~.handshake.Reject` (answered and recorded like any refusal).
+    ``frame_limits``: control frames per connection and window (one more: close 1008) and the bytes of one
+    connection handled per event-loop turn (see :mod:`._fair`). ``unknown_window``: refusals of identities
+    that are not registered are recorded as one event per this many seconds (see :mod:`._refusals`).
+    ``trim_memory_after``: after this many connections ended, glibc's freed memory is handed back to the
+    system (at most once a minute; ``None``: never; see :mod:`._memory`).
+    The registry is consulted in a worker thread unless it says ``nonblocking = True``; ``sink.record`` is
+    called on the event loop, so it must not block (``ocppsec.eventlog.queued.QueuedSink`` does not).
+    No log record carries a credential (:mod:`.redact` is installed on websockets' loggers and ours).
     """
     from ocppsec.pki.errors import UsageError
 
@@ -311,7 +514,11 @@ def serve(
     if not policy.tls and ssl_context is not None:
         raise UsageError("profile 1 is plain ws://; do not pass a TLS context")
     safe = SafeSink(sink if sink is not None else NullSink())
-    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock)
+    install_credential_filter()
+    if ssl_context is not None:
+        _tls_alert.install(ssl_context)
+    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit, frame_limits,
+                        UnknownIdentities(unknown_window), MemoryReturn(trim_memory_after))
     connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
 
     async def _handler(websocket: ServerConnection) -> None:
@@ -322,6 +529,8 @@ def serve(
             return
         assert isinstance(decision, Accept)
         websocket.station = StationConnection(websocket, decision)
+        if websocket.admission is not None:
+            websocket.station.context = websocket.admission.context
         await handler(websocket.station)
 
     server = ws_serve(
@@ -338,4 +547,7 @@ def serve(
         **{"server_header": None, "logger": _ws_log, **kwargs},
     )
     server.profile_state = state  # type: ignore[attr-defined]
+    inner = getattr(server, "server", None)  # websockets < 17.3: serve() wraps the Server that `async with` gives
+    if isinstance(inner, Server):
+        inner.profile_state = state  # type: ignore[attr-defined]
     return server

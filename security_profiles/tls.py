@@ -21,8 +21,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, read_certificate
 from ocppsec.pki.chain import check_cn
-from ocppsec.pki.errors import ChainError, UsageError, VerificationError
+from ocppsec.pki.errors import ChainError, InputError, UsageError, VerificationError
 
 __all__ = [
     "ALLOWED_TLS_VERSIONS",
@@ -143,11 +144,24 @@ def client_context(
 
 
 def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
-    """The peer's leaf certificate, or ``None`` when it sent none."""
+    """The peer's leaf certificate, or ``None`` when it sent none or one pyca cannot parse whole.
+
+    OpenSSL's parser is more lenient than pyca's: a certificate it accepted can still fail in pyca on
+    load or on the first read of a field, so it is read whole here (the profile-3 step then refuses a
+    station without a usable certificate)."""
     if ssl_object is None:
         return None
     der = ssl_object.getpeercert(binary_form=True)
-    return x509.load_der_x509_certificate(der) if der else None
+    if not der:
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except PYCA_INPUT_ERRORS:
+        return None
+    try:
+        return read_certificate(cert, what="peer certificate")
+    except InputError:
+        return None
 
 
 def verify_server_identity(cert: x509.Certificate | None, fqdn: str, *, allow_wildcards: bool = False) -> None:

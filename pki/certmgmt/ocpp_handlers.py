@@ -2,9 +2,9 @@
 
 :func:`csms_part` and :func:`station_part` give :func:`ocppsec.pki.chargepoint.compose` the certificate
 messages of one version; the payloads come from the version's :class:`~ocppsec.pki.certmgmt.codec.Codec`
-(no version ``if`` here). :func:`csms_charge_point_class` and :func:`station_charge_point_class` are the
-ready-made classes of :mod:`ocppsec.pki.chargepoint.classes` (certificate management together with the
-security events and, given a revocation service, certificate status).
+(no version ``if`` here). The ready-made classes (certificate management together with the security
+events and, given a revocation service, certificate status) are made by
+:func:`ocppsec.pki.chargepoint.classes.csms_charge_point_class` and ``station_charge_point_class``.
 
 Handlers that carry long PEM fields (SignCertificate, CertificateSigned, InstallCertificate) validate
 their request against the official JSON schema themselves, tolerating only ``maxLength`` on the PEM
@@ -42,7 +42,6 @@ from ocppsec.pki.certmgmt.model import (
 from ocppsec.pki.certmgmt.service import CertificateService, CertificateSignedOrder
 from ocppsec.pki.certmgmt.station import CredentialRole, StationCertificateStore
 from ocppsec.pki.chargepoint import glue
-from ocppsec.pki.chargepoint.classes import csms_charge_point_class, station_charge_point_class
 from ocppsec.pki.chargepoint.compose import Part, Side, after, on
 from ocppsec.pki.errors import OcppsecError, UsageError
 from ocppsec.pki.events.ingest import ACTION as SECURITY_EVENT_ACTION
@@ -51,9 +50,7 @@ from ocppsec.pki.versions import OcppVersion
 
 __all__ = [
     "PART_NAME",
-    "csms_charge_point_class",
     "csms_part",
-    "station_charge_point_class",
     "station_part",
     "validate_payload",
 ]

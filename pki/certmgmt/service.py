@@ -24,8 +24,10 @@ from datetime import datetime
 
 from cryptography import x509
 
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS, describe_pyca_error, read_csr
 from ocppsec.pki.certmgmt.inventory import (
     EntrySource,
+    InventoryEntry,
     InventoryState,
     InventoryStore,
     IssuedEntryFactory,
@@ -42,7 +44,7 @@ from ocppsec.pki.certmgmt.model import (
     Status,
 )
 from ocppsec.pki.certmgmt.signer import CertificateSigner, SignedChain, SigningOrder
-from ocppsec.pki.csr import MAX_CSR_PEM_CHARS, CsrReport, PolicyContext, check_csr
+from ocppsec.pki.csr import MAX_CSR_PEM_CHARS, CheckedRequest, PolicyContext, check_csr
 from ocppsec.pki.errors import InputError, OcppsecError, Violation
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.ledger import Ledger
@@ -86,7 +88,7 @@ class SignDecision:
     request: SignRequest
     outcome: Outcome
     csr: x509.CertificateSigningRequest | None = None
-    report: CsrReport | None = None
+    report: CheckedRequest | None = None  # the policy's report, with what it read (the signer reuses it)
 
     @property
     def accepted(self) -> bool:
@@ -126,9 +128,40 @@ def _strict_csr(pem: str) -> x509.CertificateSigningRequest:
     if raw.replace(blocks[0][1], b"").strip():
         raise InputError("csr has data outside its PEM block", requirement="A02.FR.03")
     try:
-        return x509.load_pem_x509_csr(blocks[0][1])
-    except ValueError as exc:
-        raise InputError(f"csr is not a valid PKCS#10 request ({exc})", requirement="A02.FR.03") from None
+        return read_csr(x509.load_pem_x509_csr(blocks[0][1]), what="csr")
+    except PYCA_INPUT_ERRORS as exc:
+        raise InputError(f"csr is not a valid PKCS#10 request ({describe_pyca_error(exc)})", requirement="A02.FR.03") from None
+
+
+class _SentEntries:
+    """``sent`` inventory entries for freshly signed leafs.
+
+    With the CA's ledger row at hand (local CAs) the serial, fingerprint and notAfter are the row's, so
+    nothing is read back from the certificate; otherwise :class:`IssuedEntryFactory` reads them. The
+    issuer half of the hash data is worked out once per issuer."""
+
+    def __init__(self) -> None:
+        self._factory = IssuedEntryFactory()
+        self._prefixes: dict[x509.Certificate, str] = {}
+
+    def __call__(self, station_id: str, kind: str, signed: SignedChain, *, at: datetime,
+                 request_id: int | None) -> InventoryEntry:
+        parent = signed.sub_cas[0] if signed.sub_cas else signed.root
+        issuer = parent if parent is not None else signed.leaf
+        record = signed.record
+        if record is None:
+            return self._factory(station_id, kind, signed.leaf, issuer, at=at, request_id=request_id)
+        prefix = self._prefixes.get(issuer)
+        if prefix is None:
+            if len(self._prefixes) >= 64:
+                self._prefixes.clear()
+            alg, name_hash, key_hash, _ = compute_hash_data(signed.leaf, issuer, "SHA256").canonical()
+            prefix = self._prefixes[issuer] = f"{alg}:{name_hash}:{key_hash}:"
+        return InventoryEntry(
+            station_id=station_id, kind=kind, hash_key=prefix + record.serial, serial=record.serial,
+            state=InventoryState.SENT, updated_at=at, source=EntrySource.ISSUED, fingerprint=record.fingerprint,
+            not_after=record.not_after, request_id=request_id,
+        )
 
 
 class CertificateService:
@@ -150,12 +183,12 @@ class CertificateService:
         self.ledger = ledger
         self.serial_registry = serial_registry
         self.max_chain_size = max_chain_size
-        self._entries = IssuedEntryFactory()
+        self._entries = _SentEntries()
 
     # -- SignCertificate ------------------------------------------------------------------------
     def review(self, station_id: str, request: SignRequest) -> SignDecision:
         """Steps 1-5: Accepted (with the parsed CSR) or Rejected/InvalidCSR. Pure apart from the signer's config."""
-        def no(text: str, requirement: str | None = None, report: CsrReport | None = None) -> SignDecision:
+        def no(text: str, requirement: str | None = None, report: CheckedRequest | None = None) -> SignDecision:
             return SignDecision(station_id, request, _rejected(text, requirement), None, report)
 
         if len(request.csr_pem) > MAX_CSR_PEM_CHARS:
@@ -172,8 +205,11 @@ class CertificateService:
             profile = self.signer.profile_for(request.use)
         except OcppsecError as exc:
             return no(exc.message, exc.requirement)
-        ctx, extra = self._context(station, request.use, csr)
-        report = check_csr(csr, profile, ctx)
+        try:
+            ctx, extra = self._context(station, request.use, csr)
+            report = check_csr(csr, profile, ctx)
+        except OcppsecError as exc:
+            return no(exc.message, exc.requirement)
         violations = report.violations + tuple(extra)
         if violations:
             text = "; ".join(str(v) for v in violations)
@@ -195,7 +231,7 @@ class CertificateService:
     def sign(self, decisions: Sequence[SignDecision], *, at: datetime) -> list[tuple[Outcome, CertificateSignedOrder | None]]:
         """Steps 6-7 for a batch of reviewed requests (rejected ones pass through unchanged)."""
         accepted = [d for d in decisions if d.accepted and d.csr is not None]
-        orders = [SigningOrder(d.csr, d.request.use, d.station_id, d.request.hash_root) for d in accepted if d.csr]
+        orders = [SigningOrder(d.csr, d.request.use, d.station_id, d.request.hash_root, d.report) for d in accepted if d.csr]
         chains: dict[int, SignedChain] = {}
         failure: Outcome | None = None
         if orders:
@@ -223,9 +259,7 @@ class CertificateService:
                                       "A02.FR.16", REASON_TOO_LARGE), None))
                 continue
             if self.inventory is not None:
-                issuer = signed.sub_cas[0] if signed.sub_cas else signed.root
-                entries.append(self._entries(d.station_id, d.request.use.value, signed.leaf,
-                                             issuer if issuer is not None else signed.leaf, at=at,
+                entries.append(self._entries(d.station_id, d.request.use.value, signed, at=at,
                                              request_id=d.request.request_id))
             out.append((d.outcome, order))
         if entries and self.inventory is not None:
@@ -239,7 +273,7 @@ class CertificateService:
     def handle_many(
         self, requests: Sequence[tuple[str, SignRequest]], *, at: datetime,
     ) -> list[tuple[Outcome, CertificateSignedOrder | None]]:
-        """Review and sign a batch (one CA/ledger transaction and one inventory transaction)."""
+        """Review and sign a batch (one ledger transaction per CA, one inventory transaction)."""
         return self.sign([self.review(sid, req) for sid, req in requests], at=at)
 
     # -- answers from the station ------------------------------------------------------------------

@@ -7,7 +7,11 @@ whether it can sign for a use (and, in 2.1, under the V2G root named by ``hashRo
 - :class:`AuthoritySigner` signs with in-memory :class:`~ocppsec.pki.hierarchy.CertificateAuthority`
   objects (tests, examples, a CSMS that keeps its CA in an HSM-backed ``SigningKey``).
 - :class:`LocalCaSigner` signs with the CAs of an on-disk :class:`~ocppsec.pki.directory.PkiDirectory`
-  and records every certificate in its ledger (one transaction per batch, tagged with the station).
+  and records every certificate in its ledger (one transaction per CA and batch, tagged with the station).
+
+Both issue through one :class:`~ocppsec.pki.issuance.IssuancePipeline` per use (CA and profile). An order
+carries the service's policy result (:attr:`SigningOrder.checked`): the pipeline signs from it without
+reading the request again; an order without one is checked under the use's profile first.
 
 Plugging in an external CA (A02.FR.04 says the CSMS SHOULD forward CSRs to a CA server): write a class
 with the same three methods. For an **EST** server (RFC 7030), ``sign`` POSTs each CSR's DER
@@ -34,13 +38,14 @@ from typing import Protocol
 
 from cryptography import x509
 
-from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial
 from ocppsec.pki.certmgmt.model import CertificateUse
+from ocppsec.pki.csr import CheckedRequest
 from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.errors import DuplicateError, UsageError
+from ocppsec.pki.errors import PolicyError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.hierarchy import CertificateAuthority
-from ocppsec.pki.ledger import record_for
+from ocppsec.pki.issuance import IssuancePipeline
+from ocppsec.pki.ledger import CertificateRecord, Ledger
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.profiles import Profile, get_profile
 
@@ -77,6 +82,7 @@ class SigningOrder:
     use: CertificateUse
     station_id: str
     hash_root: CertificateHashData | None = None
+    checked: CheckedRequest | None = None  # the service's policy result for ``csr`` (what the policy read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +93,12 @@ class SignedChain:
     sub_cas: tuple[x509.Certificate, ...]
     root: x509.Certificate | None
     issuer: str
+    record: CertificateRecord | None = None  # the ledger row of the leaf, when the CA made one
 
     def chain_pem(self) -> str:
         """The CertificateSigned ``certificateChain``: leaf first, then the sub-CAs, no root."""
-        return certificates_to_pem((self.leaf, *self.sub_cas))
+        leaf = self.record.pem if self.record is not None else certificates_to_pem((self.leaf,))
+        return leaf + certificates_to_pem(self.sub_cas)
 
 
 class CertificateSigner(Protocol):
@@ -114,16 +122,19 @@ def _root_matches(root: x509.Certificate, wanted: CertificateHashData) -> bool:
 
 
 class AuthoritySigner:
-    """Signs with in-memory CAs, one per use (missing uses are refused)."""
+    """Signs with in-memory CAs, one per use (missing uses are refused); records into ``ledger`` when given."""
 
     def __init__(
         self, cas: Mapping[CertificateUse, CertificateAuthority], *, profiles: Mapping[CertificateUse, str] | None = None,
         validity_days: Mapping[CertificateUse, int] | None = None, ocsp_url: str | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._cas = dict(cas)
         self._profiles = {use: get_profile(name) for use, name in (profiles or DEFAULT_PROFILES).items()}
         self._validity = dict(validity_days or {})
         self._ocsp_url = ocsp_url
+        self._ledger = ledger
+        self._pipelines: dict[CertificateUse, IssuancePipeline] = {}
 
     def profile_for(self, use: CertificateUse) -> Profile:
         try:
@@ -145,25 +156,50 @@ class AuthoritySigner:
             return "the requested root (hashRootCertificate) is not the root of this CA"
         return None
 
-    def _build(self, order: SigningOrder, at: datetime, serial: int) -> SignedChain:
-        ca = self.authority(order.use)
-        profile = self.profile_for(order.use)
-        ocsp = self._ocsp_url.replace("{issuer}", ca.name) if self._ocsp_url and profile.require_ocsp_aia else None
-        request = CertificateRequest(profile, order.csr.subject, order.csr.public_key(), at - CLOCK_SKEW,
-                                     self._validity.get(order.use), serial, (), ocsp)
-        cert = build_certificate(request, issuer_certificate=ca.certificate, issuer_key=ca.key)
-        return SignedChain(cert, ca.sub_cas, ca.root, ca.name)
+    def pipeline(self, use: CertificateUse) -> IssuancePipeline:
+        """The issuance pipeline of ``use``: its CA and profile, notBefore backdated by :data:`CLOCK_SKEW`."""
+        pipeline = self._pipelines.get(use)
+        if pipeline is None:
+            ca = self.authority(use)
+            profile = self.profile_for(use)
+            ocsp = self._ocsp_url.replace("{issuer}", ca.name) if self._ocsp_url and profile.require_ocsp_aia else None
+            pipeline = self._pipelines[use] = IssuancePipeline(
+                ca, profile, ledger=self._ledger, validity_days=self._validity.get(use), ocsp_url=ocsp, backdate=CLOCK_SKEW,
+            )
+        return pipeline
 
     def sign(self, orders: Sequence[SigningOrder], *, at: datetime) -> list[SignedChain]:
-        return [self._build(o, at, new_serial()) for o in orders]
+        """Sign every order, grouped by use: each group is one batch of its pipeline (one ledger transaction)."""
+        chains: list[SignedChain | None] = [None] * len(orders)
+        groups: dict[CertificateUse, list[int]] = {}
+        for n, order in enumerate(orders):
+            groups.setdefault(order.use, []).append(n)
+        for use, members in groups.items():
+            pipeline = self.pipeline(use)
+            requests = [self._checked(pipeline, orders[n]) for n in members]
+            issued = pipeline.issue_checked(requests, at=at, stations=[orders[n].station_id for n in members])
+            for n, result in zip(members, issued, strict=True):
+                ic = result.issued
+                chains[n] = SignedChain(ic.certificate, ic.sub_cas, ic.root, pipeline.issuer_name, result.record)
+        return [c for c in chains if c is not None]
+
+    @staticmethod
+    def _checked(pipeline: IssuancePipeline, order: SigningOrder) -> CheckedRequest:
+        """The order's policy result when it is for this request and profile; else the profile's policy now."""
+        checked = order.checked
+        if checked is None or checked.csr is not order.csr or checked.profile != pipeline.profile.name:
+            checked = pipeline.validate(order.csr)
+        if not checked.ok:
+            raise PolicyError(f"CSR of {order.station_id} rejected for profile {pipeline.profile.name}", checked.violations)
+        return checked
 
 
 class LocalCaSigner(AuthoritySigner):
     """Signs with the CAs of a PKI directory and records each certificate (with its station) in the ledger.
 
     ``cas`` maps uses to CA names in the directory (default :data:`DEFAULT_CAS`, uses whose CA the
-    directory lacks are left out). The batch is recorded in one ledger transaction before it is returned;
-    on a serial clash the whole batch is signed again with fresh serials.
+    directory lacks are left out). Each batch of a CA is recorded in one ledger transaction before it is
+    returned; on a serial clash the batch is signed again with fresh serials.
     """
 
     def __init__(
@@ -181,19 +217,5 @@ class LocalCaSigner(AuthoritySigner):
                 continue
             resolved[use] = pki.ca(name)
         ocsp = pki.config.network.get("ocsp_url", "") or None
-        super().__init__(resolved, profiles=profiles, validity_days=validity_days, ocsp_url=ocsp)
+        super().__init__(resolved, profiles=profiles, validity_days=validity_days, ocsp_url=ocsp, ledger=pki.ledger)
         self.pki = pki
-
-    def sign(self, orders: Sequence[SigningOrder], *, at: datetime) -> list[SignedChain]:
-        for _attempt in range(3):
-            chains = [self._build(o, at, new_serial()) for o in orders]
-            records = [
-                record_for(c.leaf, issuer_ca=c.issuer, role=self.profile_for(o.use).name, issued_at=at, station=o.station_id)
-                for o, c in zip(orders, chains, strict=True)
-            ]
-            try:
-                self.pki.ledger.add(records)
-            except DuplicateError:
-                continue
-            return chains
-        raise DuplicateError("could not record the signed batch after three attempts")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from ocppsec.pki.versions import OcppVersion
 __all__ = [
     "FLAG_FUTURE",
     "FLAG_NAIVE",
+    "FLAG_REPAIRED",
     "FLAG_TRUNCATED",
     "FLAG_UNKNOWN",
     "MAX_FUTURE",
@@ -66,6 +68,17 @@ FLAG_NAIVE = "timestamp-without-zone"
 FLAG_FUTURE = "timestamp-in-future"
 FLAG_TRUNCATED = "tech-info-truncated"
 FLAG_UNKNOWN = "unknown-type"
+FLAG_REPAIRED = "text-repaired"  # lone surrogates (unencodable in UTF-8) in type or techInfo replaced by U+FFFD
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repair(text: str, flags: set[str]) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (flagged): JSON can carry them, UTF-8 cannot."""
+    repaired = _LONE_SURROGATE.sub("\ufffd", text)
+    if repaired != text:
+        flags.add(FLAG_REPAIRED)
+    return repaired
 
 
 class Source:
@@ -131,8 +144,11 @@ def parse_timestamp(text: object) -> tuple[datetime, bool]:
         value = value.replace(tzinfo=UTC)
     try:
         return _ms(value), naive
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 lies before year 1 in UTC
-        raise EventInputError(f"timestamp {raw[:40]!r} is out of range") from None
+    except OverflowError:  # e.g. year 1 with a positive offset, year 9999 with a negative one
+        raise EventInputError(
+            f"timestamp {raw[:40]!r} is out of range: UTC date-times run from year 1 to 9999",
+            hint="use e.g. 2026-01-31T12:00:00.000Z",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +315,10 @@ def normalize_event(
         )
     if isinstance(timestamp, datetime):
         naive = timestamp.tzinfo is None
-        ts = _ms(timestamp.replace(tzinfo=UTC) if naive else timestamp)
+        try:
+            ts = _ms(timestamp.replace(tzinfo=UTC) if naive else timestamp)
+        except OverflowError:
+            raise EventInputError(f"timestamp {timestamp!r} is out of range: UTC date-times run from year 1 to 9999") from None
     else:
         ts, naive = parse_timestamp(timestamp)
     if naive:
@@ -308,6 +327,9 @@ def normalize_event(
         flags.add(FLAG_FUTURE)
     if tech_info is not None and not isinstance(tech_info, str):
         raise EventInputError(f"techInfo must be a string, not {tech_info!r:.40}")
+    type = _repair(type, flags)
+    if tech_info is not None:
+        tech_info = _repair(tech_info, flags)
     if tech_info is not None and len(tech_info) > MAX_TECH_INFO:
         tech_info = tech_info[:MAX_TECH_INFO]
         flags.add(FLAG_TRUNCATED)
@@ -315,6 +337,8 @@ def normalize_event(
         flags.add(FLAG_UNKNOWN)
     if not isinstance(station_id, str) or not station_id:
         raise EventInputError("the station id is missing", hint="every event belongs to a station")
+    if _LONE_SURROGATE.search(station_id):
+        raise EventInputError("the station id holds a lone surrogate (not encodable in UTF-8)")
     return SecurityEvent(
         station_id=station_id,
         type=type,

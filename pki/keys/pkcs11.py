@@ -7,10 +7,16 @@ the query attributes ``pin-value``, ``pin-source`` (a file holding the PIN) and 
 - Module: the ``module`` argument, else ``module-path`` in the URI, else ``OCPPSEC_PKCS11_MODULE``, else
   the SoftHSM2 default :data:`DEFAULT_MODULE`.
 
-Mechanisms: SoftHSM2 has no CKM_ECDSA_SHA256, so ECDSA hashes on the host and signs the digest with
-CKM_ECDSA, then turns the raw ``r||s`` into DER. RSA-PSS uses CKM_RSA_PKCS_PSS over a host digest
-(SHA-256, MGF1-SHA-256, salt 32); PKCS#1 v1.5 uses CKM_SHA256_RSA_PKCS / CKM_SHA384_RSA_PKCS over the
-message, or CKM_RSA_PKCS over a DigestInfo when only a digest is at hand (streamed firmware images).
+A :class:`Pkcs11Key` is a :class:`~ocppsec.pki.keys.SigningKey` (``sign``, and ``sign_digest`` for
+streamed firmware images) and gives pyca's builders a private-key object of its own,
+:attr:`Pkcs11Key.private_key`: a subclass of ``ec.EllipticCurvePrivateKey`` / ``rsa.RSAPrivateKey``
+(:mod:`ocppsec.pki.keys.delegated`) whose ``sign()`` calls the token, so certificates, CSRs, CRLs and
+OCSP responses are signed in the token through pyca's own builders.
+
+Mechanisms (every message is hashed on the host; SoftHSM2 has no CKM_ECDSA_SHA256): ECDSA signs the
+digest with CKM_ECDSA and turns the raw ``r||s`` into DER; PKCS#1 v1.5 signs a DigestInfo with
+CKM_RSA_PKCS; RSA-PSS uses CKM_RSA_PKCS_PSS over the digest with the hash, MGF1 hash and salt length
+pyca asks for (``MAX_LENGTH``: the length pyca writes into the AlgorithmIdentifier).
 
 A login is per token and per process in PKCS#11, so sessions are shared per (module, token) and kept
 until :func:`close_sessions`; a different PIN for a token that is already logged in is refused.
@@ -31,9 +37,18 @@ from urllib.parse import unquote_to_bytes
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 
 from ocppsec.pki.errors import BackendError, KeyError_, UsageError, WrongPassphraseError
-from ocppsec.pki.keys import KeySpec, PublicKey, SignatureScheme, describe_public_key
+from ocppsec.pki.keys import KeySpec, PrivateKey, PublicKey, SignatureScheme, describe_public_key, pss_padding
+from ocppsec.pki.keys.delegated import (
+    DelegatedEcKey,
+    DelegatedRsaKey,
+    SignHash,
+    message_digest,
+    pss_mgf_hash,
+    pss_salt_length,
+)
 
 __all__ = [
     "DEFAULT_MODULE",
@@ -293,6 +308,7 @@ class Pkcs11Key:
         self._private = private
         self._public = public
         self._uri = uri
+        self._pyca: PrivateKey | None = None
 
     @property
     def label(self) -> str:
@@ -308,7 +324,20 @@ class Pkcs11Key:
     def public_key(self) -> PublicKey:
         return self._public
 
-    def _token_sign(self, data: bytes, mechanism: Any, param: Any = None) -> bytes:
+    @property
+    def private_key(self) -> PrivateKey:
+        """The key as a pyca private-key object whose ``sign()`` signs in the token (for pyca's builders)."""
+        if self._pyca is None:
+            if isinstance(self._public, ec.EllipticCurvePublicKey):
+                self._pyca = _TokenEcKey(self, self._public)
+            elif isinstance(self._public, rsa.RSAPublicKey):
+                self._pyca = _TokenRsaKey(self, self._public)
+            else:  # _public_key_of admits EC and RSA keys only
+                raise KeyError_(f"the {describe_public_key(self._public)} key {self.label} cannot sign")
+        return self._pyca
+
+    def token_sign(self, data: bytes, mechanism: Any, param: Any = None) -> bytes:
+        """One C_Sign with ``mechanism`` (a python-pkcs11 ``Mechanism``) over ``data``, as the token returns it."""
         p11 = _pkcs11()
         try:
             with _lock:
@@ -318,41 +347,89 @@ class Pkcs11Key:
         except p11.PKCS11Error as exc:
             raise BackendError(f"PKCS#11 signing with {self.label} failed: {exc!r}") from None
 
-    def sign_digest(self, digest: bytes, scheme: SignatureScheme) -> bytes:
-        """Sign a digest made with ``scheme``'s hash (ECDSA -> DER; PSS; PKCS#1 v1.5 via DigestInfo)."""
-        p11 = _pkcs11()
+    def _padding_for(self, scheme: SignatureScheme) -> tuple[PKCS1v15 | PSS | None, hashes.HashAlgorithm]:
+        """The RSA padding (None: ECDSA) and the hash of ``scheme``, checked against the key type."""
         h = scheme.hash_algorithm
-        if h is None or len(digest) != h.digest_size:
-            raise UsageError(f"a {scheme.value} digest has {h.digest_size if h else '?'} bytes, got {len(digest)}")
-        if scheme.is_ecdsa and isinstance(self._public, ec.EllipticCurvePublicKey):
-            raw = self._token_sign(digest, p11.Mechanism.ECDSA)
-            half = len(raw) // 2
-            return utils.encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
-        if isinstance(self._public, rsa.RSAPublicKey):
-            if scheme is SignatureScheme.RSA_PSS_SHA256:
-                param = (p11.Mechanism.SHA256, p11.MGF.SHA256, 32)
-                return self._token_sign(digest, p11.Mechanism.RSA_PKCS_PSS, param)
-            if scheme in (SignatureScheme.RSA_PKCS1V15_SHA256, SignatureScheme.RSA_PKCS1V15_SHA384):
-                return self._token_sign(_DIGEST_INFO[h.name] + digest, p11.Mechanism.RSA_PKCS)
+        if h is not None:
+            if scheme.is_ecdsa and isinstance(self._public, ec.EllipticCurvePublicKey):
+                return None, h
+            if isinstance(self._public, rsa.RSAPublicKey):
+                if scheme is SignatureScheme.RSA_PSS_SHA256:
+                    return pss_padding(), h
+                if scheme in (SignatureScheme.RSA_PKCS1V15_SHA256, SignatureScheme.RSA_PKCS1V15_SHA384):
+                    return PKCS1v15(), h
         raise KeyError_(
             f"the {describe_public_key(self._public)} key {self.label} cannot sign with {scheme.value}",
             hint="choose a scheme that matches the key type",
         )
 
+    def _sign_with(self, data: bytes, scheme: SignatureScheme, *, prehashed: bool) -> bytes:
+        """Sign through :attr:`private_key`, as pyca's builders do."""
+        pad, h = self._padding_for(scheme)
+        algorithm: SignHash = utils.Prehashed(h) if prehashed else h
+        key = self.private_key
+        if pad is None:
+            assert isinstance(key, ec.EllipticCurvePrivateKey)  # _padding_for checked the key type
+            return key.sign(data, ec.ECDSA(algorithm))
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return key.sign(data, pad, algorithm)
+
+    def sign_digest(self, digest: bytes, scheme: SignatureScheme) -> bytes:
+        """Sign a digest made with ``scheme``'s hash (ECDSA -> DER; PSS; PKCS#1 v1.5 via DigestInfo)."""
+        h = scheme.hash_algorithm
+        if h is None or len(digest) != h.digest_size:
+            raise UsageError(f"a {scheme.value} digest has {h.digest_size if h else '?'} bytes, got {len(digest)}")
+        return self._sign_with(digest, scheme, prehashed=True)
+
     def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
         """Sign a message (SigningKey protocol)."""
+        return self._sign_with(data, scheme, prehashed=False)
+
+
+_HASH_NAMES = ("sha256", "sha384", "sha512")
+
+
+def _mechanism_for_hash(p11: Any, h: hashes.HashAlgorithm, what: str) -> tuple[Any, Any]:
+    """The python-pkcs11 ``Mechanism`` and ``MGF`` members of a hash (for CKM_RSA_PKCS_PSS parameters)."""
+    if h.name not in _HASH_NAMES:
+        raise KeyError_(f"the PKCS#11 backend cannot sign with {what} {h.name}", hint="use SHA-256, SHA-384 or SHA-512")
+    member = h.name.upper()
+    return getattr(p11.Mechanism, member), getattr(p11.MGF, member)
+
+
+class _TokenEcKey(DelegatedEcKey):
+    """An EC key in the token as a pyca key: CKM_ECDSA over the host digest, raw ``r||s`` turned into DER."""
+
+    def __init__(self, key: Pkcs11Key, public: ec.EllipticCurvePublicKey) -> None:
+        super().__init__(public, key.label)
+        self._key = key
+
+    def _sign_ecdsa(self, data: bytes, algorithm: SignHash) -> bytes:
+        digest, _ = message_digest(data, algorithm)
+        raw = self._key.token_sign(digest, _pkcs11().Mechanism.ECDSA)
+        half = len(raw) // 2
+        return utils.encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+
+
+class _TokenRsaKey(DelegatedRsaKey):
+    """An RSA key in the token as a pyca key: CKM_RSA_PKCS over a DigestInfo, CKM_RSA_PKCS_PSS over the digest."""
+
+    def __init__(self, key: Pkcs11Key, public: rsa.RSAPublicKey) -> None:
+        super().__init__(public, key.label)
+        self._key = key
+
+    def _sign_rsa(self, data: bytes, pad: PKCS1v15 | PSS, algorithm: SignHash) -> bytes:
         p11 = _pkcs11()
-        h = scheme.hash_algorithm
-        if isinstance(self._public, rsa.RSAPublicKey):
-            if scheme is SignatureScheme.RSA_PKCS1V15_SHA256:
-                return self._token_sign(data, p11.Mechanism.SHA256_RSA_PKCS)
-            if scheme is SignatureScheme.RSA_PKCS1V15_SHA384:
-                return self._token_sign(data, p11.Mechanism.SHA384_RSA_PKCS)
-        if h is None:
-            raise KeyError_(f"the PKCS#11 backend cannot sign with {scheme.value}", hint="use ECDSA or RSA schemes")
-        hasher = hashes.Hash(h)
-        hasher.update(data)
-        return self.sign_digest(hasher.finalize(), scheme)
+        digest, h = message_digest(data, algorithm)
+        if isinstance(pad, PSS):
+            mechanism, _ = _mechanism_for_hash(p11, h, "RSA-PSS over")
+            _, mgf = _mechanism_for_hash(p11, pss_mgf_hash(pad), "RSA-PSS with MGF1 over")
+            salt = pss_salt_length(pad, self._public, h)
+            return self._key.token_sign(digest, p11.Mechanism.RSA_PKCS_PSS, (mechanism, mgf, salt))
+        prefix = _DIGEST_INFO.get(h.name)
+        if prefix is None:
+            raise KeyError_(f"the PKCS#11 backend cannot sign PKCS#1 v1.5 with {h.name}", hint="use SHA-256, SHA-384 or SHA-512")
+        return self._key.token_sign(prefix + digest, p11.Mechanism.RSA_PKCS)
 
 
 def open_pkcs11_key(uri: str, *, pin: str | None = None, module: str | None = None) -> Pkcs11Key:

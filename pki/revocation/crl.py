@@ -3,9 +3,8 @@
 :func:`build_crl` signs an RFC 5280 v2 CRL for one CA: ``thisUpdate`` = ``at``, ``nextUpdate`` =
 ``at + validity``, a (non-critical) CRLNumber, the AuthorityKeyIdentifier of the CA, and one entry per
 revoked serial with its revocation date and reason code. It signs with any
-:class:`~ocppsec.pki.keys.SigningKey`: in-memory keys through pyca's builder, other backends (PKCS#11)
-by signing the TBSCertList bytes and assembling ``CertificateList ::= SEQUENCE {tbs, algorithm, BIT
-STRING}`` here, the same way :mod:`ocppsec.pki.builder` does for certificates.
+:class:`~ocppsec.pki.keys.SigningKey` through pyca's builder: token-held keys (PKCS#11) through their
+pyca key object (:func:`~ocppsec.pki.keys.as_private_key`).
 
 Reason names follow RFC 5280 §5.3.1 (``keyCompromise``, ``superseded`` ...); :func:`parse_reason`
 accepts them in any case and with ``-``/``_`` separators.
@@ -18,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.builder import resign_external, signature_hash_for, stand_in_for
+from ocppsec.pki.builder import signature_hash_for
 from ocppsec.pki.errors import UsageError
-from ocppsec.pki.keys import LocalKey, SigningKey
+from ocppsec.pki.keys import SigningKey, as_private_key
 from ocppsec.pki.ledger import CertificateRecord
 
 __all__ = [
@@ -108,10 +106,5 @@ def build_crl(
 
 
 def sign_crl_builder(builder: x509.CertificateRevocationListBuilder, key: SigningKey) -> x509.CertificateRevocationList:
-    """Sign a CRL builder with any signing key (see the module docstring for external keys)."""
-    pub = key.public_key()
-    h = signature_hash_for(pub)
-    if isinstance(key, LocalKey):
-        return builder.sign(key.private_key, h)
-    draft = builder.sign(stand_in_for(pub), h)
-    return x509.load_der_x509_crl(resign_external(draft.public_bytes(Encoding.DER), key))
+    """Sign a CRL builder with any signing key (token-held keys sign in the token, through pyca's builder)."""
+    return builder.sign(as_private_key(key), signature_hash_for(key.public_key()))

@@ -12,8 +12,8 @@ ledger: ``good`` (issued, not revoked), ``revoked`` (with revocation time and re
 Responses are signed by the CA's delegated responder (:func:`issue_responder_certificate`: keyUsage
 digitalSignature, extendedKeyUsage id-kp-OCSPSigning, id-pkix-ocsp-nocheck, short-lived, issued by the
 CA it answers for, RFC 6960 §4.2.2.2) or, without one, by the CA itself. The responder certificate goes
-in the response so clients can check it. Any :class:`~ocppsec.pki.keys.SigningKey` signs, PKCS#11 ones
-included (the tbsResponseData is signed and the response assembled here).
+in the response so clients can check it. Any :class:`~ocppsec.pki.keys.SigningKey` signs through pyca's
+builder, PKCS#11 ones included (through their pyca key object, :func:`~ocppsec.pki.keys.as_private_key`).
 
 **Pre-produced responses** (RFC 5019 style): :meth:`OcspResponder.preproduce` signs one response per
 certificate and CertID hash algorithm ahead of time; requests without a nonce are served from that cache
@@ -29,8 +29,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
@@ -39,18 +38,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ocppsec.pki._der import encode_tlv, read_tlv, split_sequence
-from ocppsec.pki.builder import (
-    CertificateRequest,
-    _scheme_for,
-    _stand_in_key,
-    build_certificate,
-    signature_hash_for,
-    stand_in_kind,
-)
+from ocppsec.pki.builder import CertificateRequest, build_certificate, signature_hash_for
 from ocppsec.pki.errors import InputError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData
-from ocppsec.pki.keys import KeySpec, LocalKey, SigningKey, key_spec_of
+from ocppsec.pki.keys import KeySpec, SigningKey, as_private_key, key_spec_of
 from ocppsec.pki.ledger import CertificateRecord
 from ocppsec.pki.profiles import Family, Profile
 from ocppsec.pki.revocation.crl import parse_reason
@@ -431,41 +422,7 @@ class OcspResponder:
         return len(self._cache)
 
 
-@cache
-def _stand_in_certificate(kind: str) -> x509.Certificate:
-    """A throw-away certificate of the stand-in key: pyca insists the responder ID matches the signing key."""
-    key = _stand_in_key(kind)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "stand-in")])
-    start = datetime(2000, 1, 1, tzinfo=UTC)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-               .serial_number(1).not_valid_before(start).not_valid_after(start + timedelta(days=1)))
-    return builder.sign(key.private_key, signature_hash_for(key.public_key()))
-
-
 def _sign_response(builder: ocsp.OCSPResponseBuilder, signer: x509.Certificate, key: SigningKey) -> bytes:
-    """Sign with any key; for external keys sign tbsResponseData and assemble the response (module doc)."""
-    pub = key.public_key()
-    h = signature_hash_for(pub)
-    if isinstance(key, LocalKey):
-        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
-        return builder.sign(key.private_key, h).public_bytes(Encoding.DER)
-    kind = stand_in_kind(pub)
-    # pyca encodes the response with a stand-in key and its certificate; the responder ID (SHA-1 key
-    # hash, 20 bytes) is then swapped for the real signer's, and the real key signs the final TBS.
-    stand_in = _stand_in_certificate(kind)
-    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, stand_in).sign(_stand_in_key(kind).private_key, h)
-    fake_id, real_id = issuer_hashes(stand_in, "sha1")[1], issuer_hashes(signer, "sha1")[1]
-    tbs = draft.tbs_response_bytes
-    if tbs.count(fake_id) != 1:
-        raise UsageError("could not place the responder ID in the OCSP response")  # 2**-160 odds
-    tbs = tbs.replace(fake_id, real_id)
-    signature = key.sign(tbs, _scheme_for(pub, h))
-    outer = draft.public_bytes(Encoding.DER)
-    status_tlv, response_bytes = split_sequence(outer)
-    _, start, end = read_tlv(response_bytes)  # [0] EXPLICIT ResponseBytes
-    oid_tlv, octets = split_sequence(response_bytes[start:end])
-    _, ostart, oend = read_tlv(octets)
-    parts = split_sequence(octets[ostart:oend])  # tbsResponseData, signatureAlgorithm, signature, [0] certs?
-    basic = encode_tlv(0x30, tbs + parts[1] + encode_tlv(0x03, b"\x00" + signature) + b"".join(parts[3:]))
-    rb = encode_tlv(0xA0, encode_tlv(0x30, oid_tlv + encode_tlv(0x04, basic)))
-    return encode_tlv(0x30, status_tlv + rb)
+    """Sign with any key through pyca's builder (responder ID: the SHA-1 hash of the signer's key)."""
+    builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
+    return builder.sign(as_private_key(key), signature_hash_for(key.public_key())).public_bytes(Encoding.DER)

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ocppsec.pki.errors import InputError, VerificationError
+from ocppsec.pki._untrusted import pyca_input
+from ocppsec.pki.errors import VerificationError
 from ocppsec.pki.revocation.ocsp import CertId, CertStatus, issuer_hashes
 
 __all__ = ["OcspResult", "build_request", "check_response"]
@@ -109,11 +110,18 @@ def check_response(
     der: bytes, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None = None, nonce: bytes | None = None,
     skew: timedelta = timedelta(minutes=5),
 ) -> OcspResult:
-    """Check an OCSPResponse about ``cert_id`` (see the module docstring); :class:`VerificationError` if it fails."""
-    try:
-        resp = ocsp.load_der_ocsp_response(der)
-    except ValueError as exc:
-        raise InputError(f"not an OCSP response: {exc}") from None
+    """Check an OCSPResponse about ``cert_id`` (see the module docstring); :class:`VerificationError` if it fails.
+
+    A response pyca cannot parse, or whose fields (times, reason codes, certificates) it cannot read,
+    raises :class:`InputError`."""
+    with pyca_input("not a readable OCSP response"):
+        return _check_response(der, cert_id, at=at, issuer=issuer, nonce=nonce, skew=skew)
+
+
+def _check_response(
+    der: bytes, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None, nonce: bytes | None, skew: timedelta,
+) -> OcspResult:
+    resp = ocsp.load_der_ocsp_response(der)
     if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise VerificationError(f"the OCSP responder answered {resp.response_status.name.lower()}")
     singles = list(resp.responses)

@@ -39,7 +39,7 @@ from ocppsec.pki.certmgmt import (
     open_inventory,
 )
 from ocppsec.pki.certmgmt.codecs import CODECS
-from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
+from ocppsec.pki.chargepoint.classes import csms_charge_point_class, station_charge_point_class
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.versions import OcppVersion

@@ -18,7 +18,7 @@ from ocppsec.pki.certmgmt import (
     StationCertificateStore,
     TriggerStatus,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import csms_charge_point_class, station_charge_point_class
+from ocppsec.pki.chargepoint.classes import csms_charge_point_class, station_charge_point_class
 from ocppsec.pki.hierarchy import Hierarchy
 from ocppsec.pki.lifecycle import Action, ExpiringItem, PlanItem, run_renewals
 from ocppsec.pki.lifecycle.executor import TriggerRenewalExecutor, trigger_for

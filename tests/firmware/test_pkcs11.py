@@ -1,18 +1,25 @@
-"""The PKCS#11 key backend against a throw-away SoftHSM2 token (real token, real mechanisms)."""
+"""The PKCS#11 key backend against a throw-away SoftHSM2 token (real token, real mechanisms): firmware signing,
+and pyca's builders signing certificates, CSRs, CRLs and OCSP responses in the token."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.x509 import ocsp
 
 from ocppsec.firmware_signing import FirmwareScheme, sign_file, verify_file
 from ocppsec.pki.builder import CertificateRequest, build_certificate
+from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
+from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import BackendError, KeyError_, UsageError, WrongPassphraseError
 from ocppsec.pki.hierarchy import HierarchyConfig, make_root
 from ocppsec.pki.keys import KeySpec, LocalKey, SignatureScheme, SigningKey, generate_key
@@ -190,3 +197,123 @@ def test_token_ca_issues_a_station_certificate_openssl_verifies(token: Token, tm
     bad = subprocess.run(["openssl", "verify", "-attime", attime, "-CAfile", str(root_pem), str(forged)],
                          capture_output=True, text=True)
     assert bad.returncode != 0
+
+
+# --- pyca's builders signing in the token: issuance pipeline, CSR, CRL, OCSP ---------------------------
+
+def _openssl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True)
+
+
+def test_token_key_is_a_pyca_private_key_that_signs_in_the_token(token: Token) -> None:
+    ec_key = generate_pkcs11_key(token.uri("pyca-ec"), KeySpec.P256, pin=token.pin)
+    rsa_key = generate_pkcs11_key(token.uri("pyca-rsa"), KeySpec.RSA2048, pin=token.pin)
+    assert isinstance(ec_key.private_key, ec.EllipticCurvePrivateKey) and ec_key.private_key is ec_key.private_key
+    assert isinstance(rsa_key.private_key, rsa.RSAPrivateKey)
+    assert ec_key.private_key.public_key() == ec_key.public_key() and rsa_key.private_key.key_size == 2048
+    with pytest.raises(KeyError_, match="stays where it is"):
+        ec_key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+    pub = rsa_key.public_key()
+    assert isinstance(pub, rsa.RSAPublicKey)
+    for salt in (padding.PSS.MAX_LENGTH, padding.PSS.DIGEST_LENGTH, 20):
+        for h in (hashes.SHA256(), hashes.SHA384()):
+            pss = padding.PSS(padding.MGF1(h), salt)
+            signature = rsa_key.private_key.sign(MSG, pss, h)  # CKM_RSA_PKCS_PSS with the salt pyca writes
+            pub.verify(signature, MSG, padding.PSS(padding.MGF1(h), padding.calculate_max_pss_salt_length(pub, h)
+                                                   if salt is padding.PSS.MAX_LENGTH else h.digest_size if
+                                                   salt is padding.PSS.DIGEST_LENGTH else salt), h)
+    signature = ec_key.private_key.sign(hashlib.sha384(MSG).digest(), ec.ECDSA(utils.Prehashed(hashes.SHA384())))
+    ec_key.public_key().verify(signature, MSG, ec.ECDSA(hashes.SHA384()))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("spec", [KeySpec.P256, KeySpec.RSA2048])
+def test_csr_signed_in_the_token(token: Token, tmp_path: Path, spec: KeySpec) -> None:
+    key = generate_pkcs11_key(token.uri(f"csr-{spec.value}"), spec, pin=token.pin)
+    csr = make_csr(key, {"O": "Example CSO", "CN": "SN-TOKEN"}, get_profile("charging-station"))
+    assert csr.is_signature_valid and csr.public_key() == key.public_key()
+    assert check_csr(csr, get_profile("charging-station"), PolicyContext(cso_name="Example CSO")).ok
+    path = tmp_path / "req.pem"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    out = _openssl("req", "-in", str(path), "-verify", "-noout")
+    assert out.returncode == 0 and "verify OK" in out.stdout + out.stderr, out.stderr
+    if spec is KeySpec.RSA2048:  # RSA-PSS with the longest salt, as pyca writes it into the request
+        pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH)
+        builder = x509.CertificateSigningRequestBuilder().subject_name(make_name({"CN": "SN-PSS"}))
+        pss_csr = builder.sign(key.private_key, hashes.SHA256(), rsa_padding=pss)
+        assert pss_csr.is_signature_valid
+        path.write_bytes(pss_csr.public_bytes(serialization.Encoding.PEM))
+        assert _openssl("req", "-in", str(path), "-verify", "-noout").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def token_pki(token: Token, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PkiDirectory]:
+    """A PKI directory whose CSMS root CA key lives in the token."""
+    generate_pkcs11_key(token.uri("dir-csms-root"), KeySpec.P256, pin=token.pin)
+    saved = os.environ.get(PIN_ENV)
+    os.environ[PIN_ENV] = token.pin
+    try:
+        pki = PkiDirectory.init(tmp_path_factory.mktemp("token-pki") / "pki", HierarchyConfig.default(cso_name="Example CSO"),
+                                passphrase=None, at=AT, ca_keys={"csms-root": token.uri("dir-csms-root")})
+        yield pki
+        pki.close()
+    finally:
+        if saved is None:
+            os.environ.pop(PIN_ENV, None)
+        else:
+            os.environ[PIN_ENV] = saved
+
+
+def _pem_file(path: Path, *items: x509.Certificate | x509.CertificateRevocationList) -> Path:
+    path.write_bytes(b"".join(i.public_bytes(serialization.Encoding.PEM) for i in items))
+    return path
+
+
+def test_token_ca_issues_through_the_pipeline(token_pki: PkiDirectory, tmp_path: Path) -> None:
+    ca = token_pki.ca("csms-root")
+    assert isinstance(ca.key, Pkcs11Key) and ca.certificate.public_key() == ca.key.public_key()
+    profile = get_profile("charging-station")
+    csrs = [make_csr(generate_key(KeySpec.P256), {"O": "Example CSO", "CN": f"SN-T{n}"}, profile) for n in range(3)]
+    results = token_pki.issue_many(csrs, ca="csms-root", at=AT, station="CS-T")
+    root = _pem_file(tmp_path / "root.pem", ca.certificate)
+    attime = str(int(AT.timestamp()) + 3600)
+    for res in results:
+        cert = res.issued.certificate
+        cert.verify_directly_issued_by(ca.certificate)  # the token's public key, as the root carries it
+        assert token_pki.ledger.find_serial(res.record.serial, "csms-root")[0].station == "CS-T"
+        request = CertificateRequest(profile, cert.subject, cert.public_key(), AT, None, cert.serial_number, (),
+                                     "http://ocsp.example.com/csms-root")
+        plain = build_certificate(request, issuer_certificate=ca.certificate, issuer_key=ca.key)
+        assert cert.tbs_certificate_bytes == plain.tbs_certificate_bytes
+        out = _openssl("verify", "-attime", attime, "-CAfile", str(root), str(_pem_file(tmp_path / "leaf.pem", cert)))
+        assert out.returncode == 0 and out.stdout.strip().endswith(": OK"), out.stdout + out.stderr
+
+
+def test_crl_and_ocsp_signed_in_the_token(token_pki: PkiDirectory, tmp_path: Path) -> None:
+    from ocppsec.pki.revocation.client import build_request, check_response
+    from ocppsec.pki.revocation.crl import build_crl, crl_entries
+    from ocppsec.pki.revocation.ocsp import CertId, CertStatus, OcspResponder
+    from ocppsec.pki.revocation.server import load_authorities
+
+    ca = token_pki.ca("csms-root")
+    csr = make_csr(generate_key(KeySpec.P256), {"O": "Example CSO", "CN": "SN-REV"}, get_profile("charging-station"))
+    leaf = token_pki.issue_from_csr(csr, ca="csms-root", at=AT).issued.certificate
+    token_pki.ledger.revoke(format(leaf.serial_number, "x"), "csms-root", AT, "keyCompromise")
+    crl = build_crl(ca.certificate, ca.key, crl_entries(token_pki.ledger.revoked("csms-root")), at=AT, number=1)
+    assert crl.is_signature_valid(ca.key.public_key())  # type: ignore[arg-type]
+    root = _pem_file(tmp_path / "root.pem", ca.certificate)
+    out = _openssl("crl", "-in", str(_pem_file(tmp_path / "root.crl", crl)), "-CAfile", str(root), "-verify", "-noout")
+    assert "verify OK" in out.stdout + out.stderr, out.stderr
+    # OCSP answered by the CA itself, signed in the token
+    responder = OcspResponder(load_authorities(token_pki, ["csms-root"], at=AT, delegated=False), token_pki.ledger)
+    cert_id = CertId.for_certificate(leaf, ca.certificate)
+    request, nonce = build_request(cert_id)
+    answer = responder.respond(request, at=AT)
+    result = check_response(answer, cert_id, at=AT, issuer=ca.certificate, nonce=nonce)
+    assert result.status is CertStatus.REVOKED and result.signature_checked
+    basic = ocsp.load_der_ocsp_response(answer)
+    ca.key.public_key().verify(basic.signature, basic.tbs_response_bytes, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg]
+    assert basic.responder_key_hash is not None
+    # and the delegated responder's certificate is issued by the token CA
+    delegated = load_authorities(token_pki, ["csms-root"], at=AT, delegated=True)[0]
+    delegated.signer_certificate.verify_directly_issued_by(ca.certificate)

@@ -7,8 +7,8 @@ written to a scratch folder, emptied now and then). Property: each answer is one
 (100, 200, 201, 400, 401, 405, 408, 411, 413, 417, 503), never a 500; nothing logged at ERROR; every
 stored file stays inside the upload folder; no exception; every input is done well within a second.
 
-Interface (for the shared runner): ``TestOneInput(data: bytes) -> None`` and ``seeds() -> Iterable[bytes]``
-(``named_seeds()`` has the same seeds with names; ``ALLOWED`` is empty: nothing may escape).
+Interface (the shared runner's, ``tests/fuzz/_harness.py``): ``TestOneInput(data: bytes) -> None``,
+``seeds() -> dict[str, bytes]`` and ``ALLOWED`` (empty: nothing may escape).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ocppsec.pki._http import HttpLimits, HttpServer
 from ocppsec.pki.events.model import normalize_event
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["ALLOWED", "TestOneInput", "named_seeds", "seeds"]
+__all__ = ["ALLOWED", "TestOneInput", "seeds"]
 
 ALLOWED: tuple[type[BaseException], ...] = ()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -199,7 +199,7 @@ def _multipart(body: bytes, filename: str = "CS1.log", cte: str = "") -> bytes:
             f"Content-Length: {len(part)}\r\n\r\n").encode() + part
 
 
-def named_seeds() -> dict[str, bytes]:
+def seeds() -> dict[str, bytes]:
     log = _log()
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(log[i:i + 64]), log[i:i + 64]) for i in range(0, len(log), 64))
     return {
@@ -225,6 +225,3 @@ def named_seeds() -> dict[str, bytes]:
         "get": b"GET /logs/CS1/1/a HTTP/1.1\r\nHost: x\r\n\r\n",
     }
 
-
-def seeds() -> Iterable[bytes]:
-    return list(named_seeds().values())

@@ -6,8 +6,8 @@ reads every answer the server wrote. Property: each answer is an HTTP response w
 an OCSPResponse that is not ``internalError``, or 100 / 400 / 405 / 408 / 413 / 417 / 503), never a 500, nothing
 logged at ERROR by our code or aiohttp, no exception; every input is done well within a second.
 
-Interface (for the shared runner): ``TestOneInput(data: bytes) -> None`` and ``seeds() -> Iterable[bytes]``
-(``named_seeds()`` has the same seeds with names; ``ALLOWED`` is empty: nothing may escape).
+Interface (the shared runner's, ``tests/fuzz/_harness.py``): ``TestOneInput(data: bytes) -> None``,
+``seeds() -> dict[str, bytes]`` and ``ALLOWED`` (empty: nothing may escape).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ocppsec.pki.revocation.ocsp import CertId, OcspAuthority, OcspResponder
 from ocppsec.pki.revocation.ocsp_client_core import build_request
 from ocppsec.pki.revocation.server import OcspHttpServer
 
-__all__ = ["ALLOWED", "TestOneInput", "named_seeds", "seeds"]
+__all__ = ["ALLOWED", "TestOneInput", "seeds"]
 
 ALLOWED: tuple[type[BaseException], ...] = ()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -223,7 +223,7 @@ def _post(body: bytes, extra: bytes = b"") -> bytes:
             + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
-def named_seeds() -> dict[str, bytes]:
+def seeds() -> dict[str, bytes]:
     setup = _setup()
     good, _ = build_request(setup.cert_id(0x1001), with_nonce=False)
     nonce, _ = build_request(setup.cert_id(0x1002, "sha1"), nonce=b"0123456789abcdef")
@@ -253,6 +253,3 @@ def named_seeds() -> dict[str, bytes]:
         "method": b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
     }
 
-
-def seeds() -> Iterable[bytes]:
-    return list(named_seeds().values())

@@ -21,6 +21,7 @@ from ocppsec.pki.revocation.check import (
     RevokedError,
     check_crl_status,
     check_serial_status,
+    index_crl,
     load_crl,
     verify_chain_with_crls,
 )
@@ -130,6 +131,45 @@ def test_crl_of_another_ca_is_ignored(pki_dir: PkiDirectory, tmp_path: Path) -> 
     other = pki_dir.ca("manufacturer-root")
     foreign = build_crl(other.certificate, other.key, [CrlEntry(leaf.serial_number, AT)], at=AT, number=1)
     assert check_crl_status(leaf, root, [foreign], at=AT).status == "unknown"
+
+
+def test_index_answers_as_the_per_call_check(pki_dir: PkiDirectory, tmp_path: Path) -> None:
+    root = pki_dir.ca_certificate("csms-root")
+    good = issue_station(pki_dir, "SN-I1", tmp_path)
+    bad = issue_station(pki_dir, "SN-I2", tmp_path)
+    pki_dir.ledger.revoke(bad.serial, "csms-root", AT + timedelta(minutes=30), "keyCompromise")
+    crl = _crl_for(pki_dir, at=AT + timedelta(hours=1))
+    index = index_crl(crl, root, at=AT + timedelta(hours=1))
+    assert index.number == 1 and index.issuer == root.subject and len(index.entries) == 1
+    for at in (AT + timedelta(minutes=59), AT + timedelta(hours=2), AT + timedelta(days=3)):
+        for cert in (good.cert, bad.cert):
+            expected = check_crl_status(cert, root, [crl], at=at)
+            got = index.status(cert.serial_number, at=at)
+            assert (got.status, got.reason, got.revoked_at) == (expected.status, expected.reason, expected.revoked_at)
+    assert index.status(bad.cert.serial_number, at=AT + timedelta(hours=2)).reason is x509.ReasonFlags.key_compromise
+    assert index.current(AT + timedelta(hours=2)) and not index.current(AT + timedelta(days=3))
+    assert not index.current(AT)  # issued after that moment
+
+
+def test_index_refuses_a_crl_its_issuer_did_not_sign(pki_dir: PkiDirectory) -> None:
+    root = pki_dir.ca("csms-root")
+    other = pki_dir.ca("manufacturer-root")
+    with pytest.raises(CrlError, match="not issued by"):
+        index_crl(build_crl(other.certificate, other.key, [], at=AT, number=1), root.certificate, at=AT)
+    # the right issuer Name, signed by another key
+    forged = (x509.CertificateRevocationListBuilder().issuer_name(root.certificate.subject).last_update(AT)
+              .next_update(AT + timedelta(days=1)).add_extension(x509.CRLNumber(1), critical=False))
+    assert isinstance(other.key, LocalKey)
+    from ocppsec.pki.builder import signature_hash_for
+
+    signed = forged.sign(other.key.private_key, signature_hash_for(other.key.public_key()))
+    with pytest.raises(CrlError, match="does not verify"):
+        index_crl(signed, root.certificate, at=AT)
+    no_number = (x509.CertificateRevocationListBuilder().issuer_name(root.certificate.subject).last_update(AT)
+                 .next_update(AT + timedelta(days=1)))
+    assert isinstance(root.key, LocalKey)
+    with pytest.raises(CrlError, match="CRLNumber"):
+        index_crl(no_number.sign(root.key.private_key, signature_hash_for(root.key.public_key())), root.certificate, at=AT)
 
 
 def test_bad_inputs() -> None:

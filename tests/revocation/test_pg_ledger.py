@@ -89,7 +89,7 @@ def test_pg_ledger_migrations_are_idempotent(pg_url: str) -> None:
 
     first = open_ledger(pg_url)
     second = open_ledger(pg_url)
-    assert first.schema_version() == second.schema_version() == SCHEMA.latest == 2
+    assert first.schema_version() == second.schema_version() == SCHEMA.latest == 3
     first.close()
     second.close()
 
@@ -159,3 +159,15 @@ def test_two_processes_one_killed(pg_url: str, tmp_path: Path) -> None:
     assert set(seen_b) <= by_station["B"]  # every reported certificate is recorded...
     assert len(by_station["B"]) - len(set(seen_b)) in range(batch + 1)  # ...at most one committed batch unreported
     assert len(by_station["B"]) % batch == 0  # batches are all-or-nothing
+
+
+def test_revocation_marker_moves_with_each_revocation(ledger: Ledger, records: list[CertificateRecord]) -> None:
+    ledger.add(records)
+    marker = ledger.revocation_marker()  # type: ignore[attr-defined]
+    assert marker == 0
+    ledger.revoke(records[0].serial, "csms-root", AT, "keyCompromise")
+    assert ledger.revocation_marker() == 1  # type: ignore[attr-defined]
+    ledger.revoke(records[0].serial, "csms-root", AT, "superseded")  # revoked already: nothing changes
+    assert ledger.revocation_marker() == 1  # type: ignore[attr-defined]
+    ledger.revoke(records[1].serial, "csms-root", AT, "superseded")
+    assert ledger.revocation_marker() == 2  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ FAST = ScryptCost(n=2**10, r=8, p=1)  # cheap hashes keep the suite fast; the sc
 
 
 # The modules whose tests drive real connections run on both event loops serve()/connect() support.
-BOTH_LOOPS = {"test_profiles_loopback", "test_client_checks", "test_gateway", "test_gateway_splice",
+BOTH_LOOPS = {"test_profiles_loopback", "test_client_checks", "test_gateway", "test_gateway_splice", "test_gateway_backpressure",
               "test_gateway_csr_signing"}
 
 
@@ -128,3 +128,17 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@dataclass(frozen=True)
+class RelayCase:
+    """A gateway ``relay`` option and the relay the gateway must then use for every station."""
+
+    option: str
+    expected: str
+
+
+@pytest.fixture(params=[RelayCase("auto", "splice"), RelayCase("tasks", "tasks")], ids=["splice", "tasks"])
+def relay(request: pytest.FixtureRequest) -> RelayCase:
+    """Both relays of the gateway: ``auto`` must choose the splice on the websockets version installed."""
+    return request.param  # type: ignore[no-any-return]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -91,6 +92,40 @@ def test_duplicate_station(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "registered already" in proc.stderr
 
 
+BANG = "a-password-with-a-bang!"  # "!" is outside 2.0.1 Edition 2's passwordString, fine per the 2025 errata
+
+
+def test_stations_password_rules(tmp_path: Path) -> None:
+    """The registry takes passwords per the 2025 errata by default; --strict-password-rules keeps Edition 2's."""
+    db = str(tmp_path / "st.db")
+    for identity, password in (("CS-A", BANG), ("CS-B", "ü" * 16 + "!#%&'()"), ("CS-C", "z" * 64)):
+        code, out = invoke("stations", "add", identity, "--password-from-env", "PW", "--stations", db, env={"PW": password})
+        assert code == 0, out
+        rec = open_registry(db).get(identity)
+        assert rec is not None and rec.password_hash and password_matches(rec.password_hash, password.encode())
+        assert password not in out
+    code, out = invoke("stations", "set-password", "CS-A", "--password-from-env", "PW", "--stations", db,
+                       env={"PW": "another-one-with-a-bang!"})
+    assert code == 0, out
+    code, out = invoke("stations", "add", "CS-S", "--generate", "--strict-password-rules", "--stations", db, "--json")
+    assert code == 0, out
+    generated = json.loads(out)["password"]
+    assert len(generated) == 40 and generated.replace("-", "").replace("_", "").isascii()
+    cmd = [sys.executable, "-m", "ocppsec.cli.main", "stations"]
+    for args, password in [(["add", "CS-D", "--strict-password-rules"], BANG),  # Edition 2 refuses "!"
+                           (["add", "CS-E", "--strict-password-rules"], "y" * 41),  # and more than 40
+                           (["add", "CS-F"], "z" * 65),  # the errata: at most 64
+                           (["set-password", "CS-A", "--strict-password-rules"], BANG)]:
+        proc = subprocess.run([*cmd, *args, "--password-from-env", "PW", "--stations", db],
+                              env={**os.environ, "PW": password}, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert "password rules" in proc.stderr and password not in proc.stderr + proc.stdout
+        assert "!" not in proc.stderr  # not even the offending character
+    rec = open_registry(db).get("CS-A")
+    assert rec is not None and rec.password_hash and password_matches(rec.password_hash, b"another-one-with-a-bang!")
+    assert open_registry(db).get("CS-D") is None
+
+
 def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> None:
     import socket
 
@@ -105,8 +140,9 @@ def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> N
     raise AssertionError("gateway did not start")
 
 
-@pytest.mark.parametrize(("loop", "expected"), [("auto", "uvloop"), ("asyncio", "asyncio")])
-def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("loop", "relay", "expected"), [("auto", "auto", "uvloop loop, splice relay"),
+                                                      ("asyncio", "tasks", "asyncio loop, tasks relay")])
+def test_gateway_command_end_to_end(loop: str, relay: str, expected: str, pki: Pki, tmp_path: Path) -> None:
     db, events = str(tmp_path / "st.db"), str(tmp_path / "events.db")
     assert invoke("stations", "add", "CS-3", "--profile", "3", "--serial", "SN-0001", "--stations", db)[0] == 0
     assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
@@ -114,7 +150,8 @@ def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path
     cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2,3",
            "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
            str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
-           "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop]
+           "--trust", str(pki.cso_root), "--cso-name", "Example CSO", "--stations", db, "--events", events, "--loop", loop,
+           "--relay", relay, "-vv"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_port(port, proc)
@@ -141,16 +178,63 @@ def test_gateway_command_end_to_end(loop: str, expected: str, pki: Pki, tmp_path
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "gateway listening on wss://127.0.0.1" in err
-    assert f"{expected} loop" in err
+    assert expected in err
     store = open_store(events)
     stored = store.query(EventQuery(station_id="CS-2"))
     assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"]
+    assert not Path(events + ".spool").exists()  # written through the event queue, nothing left waiting
+    # -vv logs websockets' handshake headers, but never a credential
+    token = base64.b64encode(f"CS-2:{PASSWORD_201}".encode()).decode()
+    assert "Authorization: [redacted]" in err
+    assert token not in err and PASSWORD_201 not in err and "wrong-password-0000" not in err
 
 
 def test_gateway_usage_errors(pki: Pki) -> None:
     base = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", "127.0.0.1:1", "--upstream", "ws://x/"]
     for extra in (["--profile", "3"], ["--profile", "4"], ["--profile", "1", "--trust", str(pki.cso_root)],
-                  ["--profile", "1", "--loop", "trio"]):
+                  ["--profile", "1", "--loop", "trio"], ["--profile", "1", "--relay", "fast"]):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_gateway_spools_events_a_read_only_store_refuses_and_writes_them_after_a_restart(pki: Pki, tmp_path: Path) -> None:
+    """The event store is read-only while the gateway runs: its events wait in the spool, which outlives the
+    process; the next gateway (the store writable again) writes them first."""
+    db, events = str(tmp_path / "st.db"), tmp_path / "events.db"
+    assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
+    open_store(events).close()
+
+    def gateway(events_arg: str) -> tuple[int, str]:
+        port = free_port()
+        cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2",
+               "--upstream", "ws://127.0.0.1:9/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
+               str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
+               "--stations", db, "--events", events_arg, "--loop", "asyncio"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_port(port, proc)
+
+            async def fail_twice() -> None:
+                for password in ("wrong-password-0001", "wrong-password-0002"):
+                    with pytest.raises(CsmsConnectionError):
+                        await connect(f"wss://localhost:{port}/", "CS-2", profile=2, password=password,
+                                      csms_roots=[pki.csms_root])
+
+            run(fail_twice())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        return proc.returncode, err
+
+    code, err = gateway(f"sqlite://{events}?mode=ro")
+    assert code == 0, err
+    assert "2 event(s) wait in the spool" in err
+    assert Path(f"{events}.spool").exists() or Path(f"{events}.spool.replay").exists()
+    assert open_store(events).count(EventQuery()) == 0
+    code, err = gateway(str(events))  # writable again: the spool first, then its own two
+    assert code == 0, err
+    assert "wait in the spool" not in err
+    assert not Path(f"{events}.spool").exists() and not Path(f"{events}.spool.replay").exists()
+    stored = open_store(events).query(EventQuery(station_id="CS-2"))
+    assert [s.event.type for s in stored] == ["FailedToAuthenticateAtCsms"] * 4

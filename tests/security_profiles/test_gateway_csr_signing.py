@@ -39,21 +39,21 @@ from ocppsec.pki.certmgmt import (
     StationConfig,
     open_inventory,
 )
-from ocppsec.pki.certmgmt.ocpp_handlers import station_charge_point_class
 from ocppsec.pki.chain import verify_chain
+from ocppsec.pki.chargepoint.classes import station_charge_point_class
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.hierarchy import HierarchyConfig
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.client import connect
-from ocppsec.security_profiles.csr_signing import ID_PREFIX, CsrSigning, RegistryStations, parse_sign_certificate
 from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway.csr_signing import ID_PREFIX, CsrSigning, RegistryStations, parse_sign_certificate
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
 
 from . import ocpp_peers
-from .conftest import CSO, KEY_16, PASSWORD_201, Pki, free_port
+from .conftest import CSO, KEY_16, PASSWORD_201, Pki, RelayCase, free_port
 from .helpers import run, tls_context_for
 
 PKI_PASS = b"gateway-pki-passphrase"
@@ -140,14 +140,15 @@ CASES = [(OcppVersion.V201, "CS-3", "SN-0001", {3}), (OcppVersion.V16, "CS16", "
 @pytest.mark.parametrize(("version", "identity", "serial", "profiles"), CASES, ids=["2.0.1-profile3", "1.6-profile2"])
 def test_gateway_signs_csrs_and_sends_certificate_signed(version: OcppVersion, identity: str, serial: str,
                                                          profiles: set[int], registry: MemoryRegistry, sink: MemorySink,
-                                                         pki: Pki, pki_dir: Path, port: int, tmp_path: Path) -> None:
+                                                         pki: Pki, pki_dir: Path, port: int, tmp_path: Path,
+                                                         relay: RelayCase) -> None:
     up = free_port()
     signing, inventory, ca_dir = signing_service(pki_dir, registry, tmp_path)
     store = station_store(ca_dir, serial)
     station_frames: list[tuple[str, Any]] = []
     gw = Gateway(policy=ServerPolicy(frozenset(profiles), cso_name=CSO), registry=registry,
                  upstream=f"ws://127.0.0.1:{up}/upstream", ssl_context=tls_context_for(profiles, pki), sink=sink,
-                 csr_signing=signing)
+                 csr_signing=signing, relay=relay.option)
 
     async def main() -> None:
         async with recording_csms(up) as upstream_frames, gw.serve("127.0.0.1", port):
@@ -204,6 +205,7 @@ def test_gateway_signs_csrs_and_sends_certificate_signed(version: OcppVersion, i
         assert upstream_actions == ["BootNotification", "Heartbeat", "Heartbeat"]
         assert not any(f[0] != 2 and str(f[1]).startswith(ID_PREFIX) for _, f in upstream_frames)
         assert gw.stats.answered_locally == 4  # three SignCertificate + one CertificateSignedResponse
+        assert gw.stats.relays == {relay.expected: 1}
 
         # the chain the station received verifies to the CA's root, CN = serial, O = CSO
         credential = store.client_credentials()[0]
@@ -225,14 +227,15 @@ def test_gateway_signs_csrs_and_sends_certificate_signed(version: OcppVersion, i
 
 
 def test_unsigned_frames_relay_unchanged_and_format_violation(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
-                                                              pki_dir: Path, port: int, tmp_path: Path) -> None:
+                                                              pki_dir: Path, port: int, tmp_path: Path,
+                                                              relay: RelayCase) -> None:
     """Frames that merely mention SignCertificate are relayed; a schema-invalid SignCertificate is a CALLERROR."""
     up = free_port()
     signing, inventory, ca_dir = signing_service(pki_dir, registry, tmp_path)
     from .test_gateway import raw_upstream
 
     gw = Gateway(policy=ServerPolicy(frozenset({1}), cso_name=CSO), registry=registry,
-                 upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, csr_signing=signing)
+                 upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, csr_signing=signing, relay=relay.option)
 
     async def main() -> None:
         async with raw_upstream(up) as got, gw.serve("127.0.0.1", port):
@@ -248,6 +251,7 @@ def test_unsigned_frames_relay_unchanged_and_format_violation(registry: MemoryRe
             assert error[:3] == [4, "9", "FormatViolation"]
             await c.close()
             assert got == [mention, answer]
+        assert gw.stats.relays == {relay.expected: 1}
 
     try:
         run(main())

@@ -1,9 +1,12 @@
-"""The gateway's frame-level relay (``_splice``): order, fragments, early frames, bad UTF-8, both directions."""
+"""The gateway's relays (the ``_splice`` and the task fallback): order, fragments, early frames, bad UTF-8,
+both directions; which relay ``auto`` chooses, and the fallback on a websockets version outside the
+splice's verified range (logged once)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,14 +15,15 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 
+from ocppsec.pki.errors import UsageError
 from ocppsec.pki.events.sink import MemorySink
-from ocppsec.security_profiles._splice import supported
+from ocppsec.security_profiles import _splice
 from ocppsec.security_profiles.client import connect
-from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway import Gateway, Relay
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry
 
-from .conftest import CSO, PASSWORD_201, free_port
+from .conftest import CSO, PASSWORD_201, RelayCase, free_port
 from .helpers import run
 
 
@@ -42,40 +46,46 @@ async def slow_then_echo_upstream(port: int, delay: float) -> AsyncIterator[list
         yield got
 
 
-def test_splice_keeps_order_fragments_and_early_frames(registry: MemoryRegistry, sink: MemorySink, port: int) -> None:
+def _gateway(registry: MemoryRegistry, sink: MemorySink, up: int, relay: str) -> Gateway:
+    return Gateway(policy=ServerPolicy(frozenset({1}), cso_name=CSO), registry=registry,
+                   upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, relay=relay)
+
+
+def test_relay_keeps_order_fragments_and_early_frames(registry: MemoryRegistry, sink: MemorySink, port: int,
+                                                      relay: RelayCase) -> None:
     up = free_port()
-    gw = Gateway(policy=ServerPolicy(frozenset({1}), cso_name=CSO), registry=registry,
-                 upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink)
+    gw = _gateway(registry, sink, up, relay.option)
+    assert gw.planned_relay() == relay.expected
 
     async def main() -> None:
         async with slow_then_echo_upstream(up, 0.3) as got, gw.serve("127.0.0.1", port):
             c = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
-            assert supported(c)
             early = [f'[2,"{i}","Heartbeat",{{}}]' for i in range(50)]
             for m in early:  # sent while the gateway is still opening the upstream
                 await c.send(m)
             await c.send(iter(['[2,"frag",', '"DataTransfer",{"vendorId":"ü"}]']))  # fragmented text message
             await c.send(b"\x00\xffbinary")
             assert await c.recv() == '[2,"csms-1","GetVariables",{}]'  # downstream works too
+            assert [str(s.relay) for s in gw.sessions] == [relay.expected]
             echoed = [await c.recv() for _ in range(52)]
             assert echoed == [*early, '[2,"frag","DataTransfer",{"vendorId":"ü"}]', b"\x00\xffbinary"]
             assert got == echoed
             await c.close()
-            await asyncio.sleep(0.1)
         assert gw.stats.relayed_up == 52 and gw.stats.relayed_down == 53
+        assert gw.stats.relays == {relay.expected: 1}
 
     run(main())
 
 
-def test_splice_invalid_utf8_closes_1007(registry: MemoryRegistry, sink: MemorySink, port: int) -> None:
+def test_relay_invalid_utf8_closes_1007(registry: MemoryRegistry, sink: MemorySink, port: int, relay: RelayCase) -> None:
     up = free_port()
-    gw = Gateway(policy=ServerPolicy(frozenset({1}), cso_name=CSO), registry=registry,
-                 upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink)
+    gw = _gateway(registry, sink, up, relay.option)
 
     async def main() -> None:
         async with slow_then_echo_upstream(up, 0) as got, gw.serve("127.0.0.1", port):
             c = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
             assert await c.recv() == '[2,"csms-1","GetVariables",{}]'
+            assert [str(s.relay) for s in gw.sessions] == [relay.expected]
             c.protocol.send_text(b"\xff\xfe not utf-8")  # bypass the client's own encoding
             c.send_data()
             with pytest.raises(ConnectionClosed):
@@ -84,3 +94,47 @@ def test_splice_invalid_utf8_closes_1007(registry: MemoryRegistry, sink: MemoryS
             assert got == []
 
     run(main())
+
+
+def test_unsupported_websockets_version_falls_back_to_tasks_logged_once(
+        registry: MemoryRegistry, sink: MemorySink, port: int, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """websockets outside the verified range: ``auto`` relays with tasks (one warning for the gateway's
+    life, not one per station) and ``splice`` refuses to construct."""
+    monkeypatch.setattr(_splice, "_websockets_version", "18.0")
+    assert not _splice.websockets_supported()
+    with pytest.raises(UsageError, match="verified"):
+        _gateway(registry, sink, 1, "splice")
+    with pytest.raises(UsageError, match="auto, splice or tasks"):
+        _gateway(registry, sink, 1, "fast")
+    up = free_port()
+    gw = _gateway(registry, sink, up, "auto")
+    assert gw.planned_relay() is Relay.TASKS
+
+    async def main() -> None:
+        async with slow_then_echo_upstream(up, 0), gw.serve("127.0.0.1", port):
+            for n in range(2):
+                c = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
+                assert await c.recv() == '[2,"csms-1","GetVariables",{}]'
+                await c.send(f"message {n}")
+                assert await c.recv() == f"message {n}"
+                assert [s.relay for s in gw.sessions] == [Relay.TASKS]
+                await c.close()
+        assert gw.stats.relays == {Relay.TASKS: 2}
+
+    with caplog.at_level(logging.WARNING, logger="ocppsec.security_profiles.gateway"):
+        run(main())
+    warnings = [r.getMessage() for r in caplog.records if "instead of the splice" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "websockets 18.0 is outside the versions the splice was verified on (>=14.1,<18)" in warnings[0]
+
+
+def test_connection_without_the_internals_is_not_spliced() -> None:
+    """supported() looks at every internal the splice uses, not only at the version."""
+
+    class Bare:
+        pass
+
+    reason = _splice.unsupported_reason(Bare())
+    assert reason == "Bare has no process_event"
+    assert not _splice.supported(Bare())

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+from ocppsec.pki.errors import PolicyError
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import authorization_header, hash_password
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.registry import MemoryRegistry, set_pending_password
+from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord, set_pending_password
 from ocppsec.security_profiles.tls import MANDATORY_TLS12_SUITES, client_context
 
 from .conftest import FAST, KEY_16, PASSWORD_201, Pki
-from .helpers import run, running, tls_context_for, wait_event
+from .helpers import run, running, wait_event
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 
@@ -139,6 +141,34 @@ async def _openssl_client(port: int, *args: str) -> str:
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), 20)
     return out.decode(errors="replace")
+
+
+def test_passwords_per_the_2025_errata_end_to_end(registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                                   port: int) -> None:
+    """The errata rules are the default on both sides: a station sends, and the CSMS accepts, "!" and other
+    printable characters and 64 characters. A station held to Edition 2's rules (or a 65-character
+    password) is refused before anything is sent."""
+    bang, longest = "p@ss!word#with%odd&chars'", "L" * 63 + "!"
+    registry.add(StationRecord("CS-5", 2, password_hash=hash_password(bang, cost=FAST)))
+    registry.add(StationRecord("CS-6", 2, password_hash=hash_password(longest, cost=FAST)))
+
+    async def main() -> None:
+        async with running({2}, registry, sink, pki, port) as server:
+            url = f"wss://localhost:{port}/"
+            for identity, password in (("CS-5", bang), ("CS-6", longest)):
+                c = await connect(url, identity, profile=2, password=password, csms_roots=[pki.csms_root])
+                assert await roundtrip(c) == f"{identity}|2|2.0.1|hello"
+                with pytest.raises(PolicyError, match="password rules") as err:
+                    await connect(url, identity, profile=2, password=password, csms_roots=[pki.csms_root],
+                                  password_rules="edition2")
+                assert password not in str(err.value)
+            with pytest.raises(PolicyError, match="16 to 64"):
+                await connect(url, "CS-6", profile=2, password=longest + "x", csms_roots=[pki.csms_root])
+            state = server.profile_state
+            assert (state.accepted, state.refused) == (2, 0)  # the refused attempts never reached the CSMS
+
+    run(main())
+
 
 
 @pytest.mark.parametrize("profiles", [{2}, {3}])
@@ -280,20 +310,48 @@ def test_slow_client_is_dropped_without_blocking_others(registry: MemoryRegistry
     run(main())
 
 
-def test_tls_handshake_runs_on_the_loops_own_tls_protocol(loop_kind: str, pki: Pki) -> None:
-    """serve() drives the handshake itself (to see its failures) with the running loop's TLS protocol:
-    uvloop's compiled one on uvloop, asyncio's with a 4 KiB read buffer on asyncio's loop."""
-    from ocppsec.security_profiles.server import _SmallBufferSSLProtocol, _tls_protocol
+def test_tls_read_buffer_of_a_live_connection(loop_kind: str, registry: MemoryRegistry, sink: MemorySink, pki: Pki,
+                                             port: int) -> None:
+    """serve() runs the handshake with the running loop's own TLS protocol (ADR 6, 9), seen through a live
+    connection: the TCP transport under the TLS transport feeds that protocol. On asyncio's loop it reads
+    into the protocol's 4 KiB buffer (a 60 kB message arrives in socket reads of at most 4 KiB); on uvloop
+    into the compiled protocol's malloc'ed 256 KiB buffer."""
+    from ocppsec.security_profiles.server import _SmallBufferSSLProtocol
 
-    ctx = tls_context_for({3}, pki)
+    live: dict[str, object] = {}
 
-    async def main() -> type:
-        loop = asyncio.get_running_loop()
-        return type(_tls_protocol(loop, asyncio.Protocol(), ctx, loop.create_future(), 5.0))
+    async def handler(station: object) -> None:
+        live["ws"] = station.websocket  # type: ignore[attr-defined]
+        async for message in station:  # type: ignore[attr-defined]
+            await station.send(str(len(message)))  # type: ignore[attr-defined]
 
-    cls = run(main())
-    if loop_kind == "uvloop":
-        assert (cls.__module__, cls.__name__) == ("uvloop.loop", "SSLProtocol")
-    else:
-        assert cls is _SmallBufferSSLProtocol
-        assert cls.max_size == 4 * 1024
+    async def main() -> None:
+        async with running({3}, registry, sink, pki, port, handler=handler):
+            c = await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+                              client_chain=pki.station("SN-0001"))
+            await c.send("hi")
+            assert await c.recv() == "2"
+            ws: Any = live["ws"]
+            tls = ws._tcp_transport.get_protocol()  # what the socket's transport hands its bytes to
+            if loop_kind == "uvloop":
+                assert (type(tls).__module__, type(tls).__name__) == ("uvloop.loop", "SSLProtocol")
+                # libuv asks for 64 KiB per read; uvloop's protocol hands it its whole 256 KiB buffer
+                assert len(tls.get_buffer(64 * 1024)) == 256 * 1024
+            else:
+                assert type(tls) is _SmallBufferSSLProtocol
+                assert ws.transport._ssl_protocol is tls  # the live TLS transport is this protocol's
+                assert len(tls.get_buffer(-1)) == 4 * 1024  # the buffer the socket transport reads into
+                reads: list[int] = []
+                received = tls.buffer_updated
+
+                def counted(nbytes: int) -> None:
+                    reads.append(nbytes)
+                    received(nbytes)
+
+                tls.buffer_updated = counted
+                await c.send("z" * 60_000)
+                assert await c.recv() == "60000"
+                assert sum(reads) > 60_000 and max(reads) <= 4 * 1024 and len(reads) >= 15
+            await c.close()
+
+    run(main())

@@ -8,11 +8,17 @@ way through and, with ``csr_signing`` (``--sign-csrs``), to answer the stations'
 and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the stations' answers to
 the gateway's CertificateSigned never reach the upstream.
 
+Relay (``relay``): ``splice`` relays each message inside websockets' ``data_received`` with no task per
+frame (:mod:`._splice`, on websockets internals; ADR 12), ``tasks`` runs two pump tasks per station on
+websockets' public ``recv``/``send``. ``auto`` (the default) splices every connection the splice
+supports and falls back to the tasks otherwise (logged once). Which relay a connection got is in
+:attr:`Gateway.sessions` while it runs and counted in :attr:`GatewayStats.relays`.
+
 Faults: the upstream unreachable or refusing -> the station is closed with 1011; the upstream closing
 -> the station is closed with the same code (1011 when the upstream vanished without one); a station
 frame over ``max_size`` -> 1009 and the upstream side is closed; a slow reader only slows its own
-relay (websockets' write buffer limits and ``drain``); dead peers are found by pings. One station's
-trouble never stops the others.
+relay (websockets' write buffer limits; the splice pauses reading the other side, the tasks wait in
+``drain``); dead peers are found by pings. One station's trouble never stops the others.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -38,16 +45,24 @@ from ocppsec.pki.events.ingest import event_from_frame
 from ocppsec.pki.events.model import EventInputError, SecurityEvent
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles._splice import Splice, supported
-from ocppsec.security_profiles.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
-from ocppsec.security_profiles.handshake import ServerPolicy
+from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
+from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
+from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
-from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, StationConnection, serve
+from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
 
-__all__ = ["Gateway", "GatewayStats", "security_event_from_frame"]
+__all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "security_event_from_frame"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 UPSTREAM_UNAVAILABLE = 1011
+
+
+class Relay(StrEnum):
+    """How the gateway relays a station's messages (see the module docstring)."""
+
+    AUTO = "auto"
+    SPLICE = "splice"
+    TASKS = "tasks"
 
 
 @dataclass
@@ -59,6 +74,16 @@ class GatewayStats:
     station_events: int = 0
     answered_locally: int = 0
     per_close_code: dict[int, int] = field(default_factory=dict)
+    relays: dict[Relay, int] = field(default_factory=dict)  # connections relayed, per relay (splice / tasks)
+
+
+@dataclass(eq=False)
+class RelaySession:
+    """One station being relayed: its connection, the gateway's connection to the upstream, and the relay used."""
+
+    station: StationConnection
+    upstream: ClientConnection
+    relay: Relay
 
 
 def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
@@ -76,7 +101,12 @@ def security_event_from_frame(message: Data, *, station_id: str, version: OcppVe
 
 
 class Gateway:
-    """Relay authenticated stations to ``upstream`` (``ws://`` or ``wss://``; the identity is appended)."""
+    """Relay authenticated stations to ``upstream`` (``ws://`` or ``wss://``; the identity is appended).
+
+    ``relay``: ``auto`` (the splice where it is supported, else tasks), ``tasks`` (always the pump tasks) or
+    ``splice`` (as ``auto``, but a websockets version outside the splice's verified range is a
+    :class:`~ocppsec.pki.errors.UsageError` here instead of a fallback).
+    """
 
     def __init__(
         self,
@@ -94,16 +124,28 @@ class Gateway:
         ping_interval: float | None = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         csr_signing: CsrSigning | None = None,
+        relay: Relay | str = Relay.AUTO,
     ) -> None:
-        if not upstream.startswith(("ws://", "wss://")):
-            from ocppsec.pki.errors import UsageError
+        from ocppsec.pki.errors import UsageError
 
+        if not upstream.startswith(("ws://", "wss://")):
             raise UsageError(f"upstream {upstream!r} is not a ws:// or wss:// URL")
+        try:
+            self.relay = Relay(relay)
+        except ValueError:
+            raise UsageError(f"relay {relay!r} is not auto, splice or tasks") from None
+        if self.relay is Relay.SPLICE and not websockets_supported():
+            from websockets.version import version
+
+            raise UsageError(f"relay 'splice': websockets {version} is not a version the splice was verified on",
+                             hint="use relay 'auto' (falls back to tasks) or install a websockets version within "
+                                  "ocppsec's dependency bounds")
         self.policy = policy
         self.registry = registry
         self.upstream = upstream.rstrip("/")
         self.ssl_context = ssl_context
         self.sink: EventSink = SafeSink(sink if sink is not None else NullSink())
+        self._event_sink = sink  # for event_counters()
         self.max_size = max_size
         self.upstream_ssl = upstream_ssl
         self.upstream_open_timeout = upstream_open_timeout
@@ -114,6 +156,32 @@ class Gateway:
         self.csr_signing = csr_signing
         self.stats = GatewayStats()
         self.server: Server | None = None
+        self.sessions: list[RelaySession] = []  # the stations being relayed now
+        self._fallback_logged = False
+        # Checks run after the handshake decision accepted a station, before its 101, in this order; the
+        # first refusal wins (see server.Admission).
+        self.admission_steps: list[AdmissionStep] = []
+
+    def event_counters(self) -> dict[str, int | bool]:
+        """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
+        (``ocppsec.eventlog.queued.QueuedSink`` does), else an empty dict; for metrics."""
+        counters = getattr(self._event_sink, "counters", None)
+        if counters is None:
+            return {}
+        value = counters()
+        as_dict = getattr(value, "as_dict", None)
+        return dict(as_dict()) if as_dict is not None else dict(value)
+
+    def handshake_counters(self) -> dict[str, int]:
+        """Counts of the running server, for metrics: TLS failures, refused and accepted handshakes,
+        connections closed for control-frame floods, and refusals per reason (``refused:<reason>``)."""
+        state = getattr(self.server, "profile_state", None)
+        if state is None:
+            return {}
+        out = {"tls_failures": state.failures, "refused": state.refused, "accepted": state.accepted,
+               "control_floods": state.control_floods}
+        out.update({f"refused:{reason}": n for reason, n in sorted(state.refusals.items())})
+        return out
 
     def serve(self, host: str, port: int, **kwargs: Any) -> Server:
         """websockets' server running the gateway (``async with gateway.serve(host, port):``)."""
@@ -121,9 +189,16 @@ class Gateway:
             self.handle, host, port, policy=self.policy, registry=self.registry, ssl_context=self.ssl_context,
             sink=self.sink, max_size=self.max_size, open_timeout=self.open_timeout,
             tls_handshake_timeout=self.tls_handshake_timeout, ping_interval=self.ping_interval,
-            ping_timeout=self.ping_interval, clock=self.clock, **kwargs,
+            ping_timeout=self.ping_interval, clock=self.clock, admit=self._admit, **kwargs,
         )
         return self.server
+
+    async def _admit(self, admission: Admission) -> Reject | None:
+        for step in self.admission_steps:
+            refusal = await step(admission)
+            if refusal is not None:
+                return refusal
+        return None
 
     async def _open_upstream(self, station: StationConnection) -> ClientConnection | None:
         url = f"{self.upstream}/{quote(station.identity, safe='')}"
@@ -150,8 +225,12 @@ class Gateway:
             await station.close(UPSTREAM_UNAVAILABLE, "upstream CSMS unavailable")
             return
         self.stats.connected += 1
+        relay = self._choose_relay(station, upstream)
+        session = RelaySession(station, upstream, relay)
+        self.sessions.append(session)
+        self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
         try:
-            if supported(station.websocket) and supported(upstream):
+            if relay is Relay.SPLICE:
                 await self._splice(station, upstream)
             else:
                 await self._pumps(station, upstream)
@@ -165,7 +244,25 @@ class Gateway:
             self.stats.per_close_code[code or 1006] = self.stats.per_close_code.get(code or 1006, 0) + 1
         finally:
             self.stats.connected -= 1
+            self.sessions.remove(session)
             await upstream.close()
+
+    def planned_relay(self) -> Relay:
+        """The relay stations will get: the splice unless ``relay`` is ``tasks`` or this websockets version is
+        outside the splice's verified range (a connection lacking one of its internals still gets the tasks)."""
+        return Relay.SPLICE if self.relay is not Relay.TASKS and websockets_supported() else Relay.TASKS
+
+    def _choose_relay(self, station: StationConnection, upstream: ClientConnection) -> Relay:
+        """The splice unless ``relay`` is ``tasks`` or a connection lacks what it needs (then logged once)."""
+        if self.relay is Relay.TASKS:
+            return Relay.TASKS
+        reason = unsupported_reason(station.websocket) or unsupported_reason(upstream)
+        if reason is None:
+            return Relay.SPLICE
+        if not self._fallback_logged:
+            self._fallback_logged = True
+            _log.warning("relaying with two tasks per station instead of the splice: %s", reason)
+        return Relay.TASKS
 
     async def _pumps(self, station: StationConnection, upstream: ClientConnection) -> None:
         up = asyncio.create_task(self._pump_up(station, upstream))

@@ -39,7 +39,7 @@ from ocppsec.security_profiles.registry import StationRegistry
 
 __all__ = ["ID_PREFIX", "CsrSigning", "RegistryStations", "SignCall", "SigningSession", "parse_sign_certificate"]
 
-_log = logging.getLogger("ocppsec.security_profiles.csr_signing")
+_log = logging.getLogger("ocppsec.security_profiles.gateway.csr_signing")
 ID_PREFIX = "ocppsec-gw-"
 _ACTION = "SignCertificate"
 
