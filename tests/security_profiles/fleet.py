@@ -28,9 +28,10 @@ from ocppsec.pki.keys import KeySpec, LocalKey, generate_key
 from ocppsec.pki.names import make_name
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.profiles import PROFILES
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.crl import build_crl, crl_entries
 from ocppsec.pki.revocation.ocsp import OcspResponder
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.server import OcspHttpServer
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.gateway.guard import StationGuard
@@ -114,7 +115,8 @@ def open_fleet(path: Path, out: Path) -> Fleet:
 @contextlib.contextmanager
 def ocsp_responder(fleet: Fleet, port: int = 0) -> Iterator[tuple[OcspHttpServer, OcspResponder]]:
     responder = OcspResponder(load_authorities(fleet.pki, ["csms-root"], at=NOW), fleet.pki.ledger)
-    server = OcspHttpServer(("127.0.0.1", port), responder, refresh_interval=None)
+    # the responder signs at the fleet's NOW, as the checks ask at=NOW (the suite may reach this long after import)
+    server = OcspHttpServer(("127.0.0.1", port), responder, refresh_interval=None, clock=lambda: NOW)
     server.start()
     try:
         yield server, responder
