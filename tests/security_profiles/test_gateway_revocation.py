@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -195,7 +195,7 @@ def test_ocsp_revoked_good_unknown(fail: FailMode, pki: Pki, fleet: Fleet, sink:
 
     async def main() -> None:
         with ocsp_responder(fleet) as (server, responder):
-            checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")], ocsp=OcspChecker(server.url), fail=fail)
+            checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")], ocsp=OcspChecker(server.url, timeout=30), fail=fail)
             async with guarded(pki, fleet, registry_for(good, bad, stranger), sink, port, free_port(), checker=checker):
                 conn = await station_connects(pki, port, good)
                 assert "403" in await refused(pki, port, bad)  # revoked: refused in both modes
@@ -301,7 +301,7 @@ def test_ocsp_answer_fetched_again_closes_a_revoked_connected_station(pki: Pki, 
 
     async def main() -> None:
         with ocsp_responder(fleet) as (server, responder):
-            ocsp = OcspChecker(server.url, max_age=timedelta(seconds=1))
+            ocsp = OcspChecker(server.url, max_age=timedelta(seconds=1), timeout=30)
             checker = RevocationChecker(issuers=[fleet.pki.ca_certificate("csms-root")], ocsp=ocsp)
             async with guarded(pki, fleet, registry_for(station), sink, port, free_port(), checker=checker):
                 conn = await station_connects(pki, port, station)
@@ -471,9 +471,12 @@ def test_concurrent_ocsp_misses_share_one_query(fleet: Fleet) -> None:
 
     async def main() -> None:
         with ocsp_responder(fleet) as (server, responder):
-            ocsp = OcspChecker(server.url)
+            ocsp = OcspChecker(server.url, timeout=30)  # the test is about sharing, not about timing
             try:
-                answers = await asyncio.gather(*(ocsp.answer(cert, issuer, at=NOW) for _ in range(10)))
+                # the responder dates its answers by the clock; NOW is when the test modules were imported,
+                # which a long test run leaves more than the 5 minutes of allowed skew behind
+                at = datetime.now(UTC)
+                answers = await asyncio.gather(*(ocsp.answer(cert, issuer, at=at) for _ in range(10)))
             finally:
                 ocsp.close()
             assert {a.status for a in answers if a is not None} == {Status.GOOD} and len(answers) == 10
