@@ -119,8 +119,6 @@ class ReceivedUpload:
         }
 
 
-
-
 class _HttpError(Exception):
     def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -301,12 +299,17 @@ class UploadReceiver:
         if request.method == "POST" and not request.content_type.lower().startswith("multipart/form-data"):
             raise _HttpError(400, "POST needs Content-Type multipart/form-data (N01.FR.19)")
 
+    def _check_capacity(self) -> None:
+        if self._active >= self.config.max_uploads:
+            raise _HttpError(503, "too many uploads at once", {"Retry-After": "5"})
+
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
-        """``Expect: 100-continue``: refuse from the head (401, 413, ...) or invite the body."""
+        """``Expect: 100-continue``: refuse from the head (401, 413, 503 at ``max_uploads``, ...) or invite the body."""
         if request.headers.get("Expect", "").lower() != "100-continue":
             return self._reply(417, {"error": "only Expect: 100-continue is understood"})
         try:
             self._precheck(request)
+            self._check_capacity()
         except _HttpError as err:
             return self._reply(err.code, {"error": err.message}, err.headers)
         if request.version >= (1, 1):
@@ -316,8 +319,7 @@ class UploadReceiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             self._precheck(request)
-            if self._active >= self.config.max_uploads:
-                return self._reply(503, {"error": "too many uploads at once"}, {"Retry-After": "5"})
+            self._check_capacity()
             self._active += 1
             try:
                 return await self._upload(request)

@@ -10,18 +10,22 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 from test_log_upload import log_bytes, read_response
 
+from ocppsec.eventlog import receiver as receiver_module
 from ocppsec.eventlog.getlog import UploadOutcome
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
-from ocppsec.eventlog.upload import http_upload, http_upload_async
+from ocppsec.eventlog.store import AddResult, EventQuery
+from ocppsec.eventlog.store_sql import open_store
+from ocppsec.eventlog.upload import UploadResult, http_upload, http_upload_async
 from ocppsec.pki._http import HttpLimits
 from ocppsec.pki.errors import UsageError
+from ocppsec.pki.events.model import SecurityEvent
 
 LIMIT = 4096
 
@@ -186,6 +190,11 @@ def test_more_uploads_than_allowed_get_503(tmp_path: Path) -> None:
             second.sendall(b"PUT /logs/CS1/2/b.log HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
             response = read_response(second)
             assert status_of(response) == b"503" and b"Retry-After" in response
+        with connect(rx) as third:  # refused before 100 Continue: the body is never invited
+            third.sendall(b"PUT /logs/CS1/3/c.log HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                          b"Expect: 100-continue\r\n\r\n")
+            response = read_response(third)
+            assert status_of(response) == b"503" and b"100 Continue" not in response
         slow.sendall(b"defghij")
         assert status_of(read_response(slow)) == b"201"
 
@@ -270,3 +279,66 @@ def test_station_client_certificate(tmp_path: Path, ca: trustme.CA) -> None:
         with_cert = http_upload(rx.remote_location("CS1", 1), log_bytes(), "a.log", ssl_context=station_ctx)
         assert with_cert.outcome is UploadOutcome.OK, with_cert
         assert len(rx.received) == 1
+
+
+def test_store_writes_run_off_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one upload's store write is stuck (a slow database), the receiver still answers other uploads."""
+    store = open_store(tmp_path / "events.db")
+    entered, release = threading.Event(), threading.Event()
+    add_many = store.add_many
+
+    def slow_add_many(events: Iterable[SecurityEvent]) -> AddResult:
+        entered.set()
+        assert release.wait(20)
+        return add_many(events)
+
+    monkeypatch.setattr(store, "add_many", slow_add_many)
+    try:
+        with UploadReceiver(ReceiverConfig(tmp_path / "up"), store=store) as rx:
+            results: list[UploadResult] = []
+            first = threading.Thread(target=lambda: results.append(
+                http_upload(rx.remote_location("CS1", 1), log_bytes(), "a.log", timeout=30)))
+            first.start()
+            try:
+                assert entered.wait(20)
+                other = http_upload(rx.remote_location("CS2", 2), b"not our log format\n", "b.txt", timeout=10)
+                assert other.outcome is UploadOutcome.OK, other
+                assert [u.station_id for u in rx.received] == ["CS2"]
+            finally:
+                release.set()
+                first.join(30)
+            assert results and results[0].outcome is UploadOutcome.OK, results
+            assert rx.received[1].imported == 3
+        assert store.count(EventQuery(station_id="CS1")) == 3
+    finally:
+        store.close()
+
+
+def test_concurrent_uploads_of_one_name_keep_every_file_whole(tmp_path: Path) -> None:
+    """Files are linked into place under the first free name: none overwritten, none half-written, no temporaries."""
+    bodies = [log_bytes(n=n) for n in range(1, 9)]
+    with UploadReceiver(ReceiverConfig(tmp_path / "up")) as rx:
+        url = rx.remote_location("CS1", 4)
+        threads = [threading.Thread(target=http_upload, args=(url, body, "same.log")) for body in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        files = stored(rx)
+    assert len(files) == len(bodies) and {f.parent.name for f in files} == {"CS1"}
+    assert sorted(f.read_bytes() for f in files) == sorted(bodies)
+    assert not [f for f in files if f.name.startswith(".upload-")]
+
+
+def test_a_failed_write_leaves_no_file(small: UploadReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails before the file is whole (here its fsync) stores nothing and answers 500."""
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(receiver_module.os, "fsync", failing_fsync)
+    body = log_bytes()
+    with connect(small) as s:
+        s.sendall(b"PUT /logs/CS1/1/a.log HTTP/1.1\r\nHost: x\r\n" + AUTH
+                  + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        assert status_of(read_response(s)) == b"500"
+    assert stored(small) == [] and small.received == []
