@@ -19,7 +19,8 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from ocppsec.cli._common import PASSPHRASE_ENV, echo_json, echo_table, listening_on, parse_time
+from ocppsec.cli._common import PASSPHRASE_ENV, echo_json, echo_table, parse_time
+from ocppsec.cli._serve import loop_option, serve_until_signal
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent
 from ocppsec.eventlog.store_sql import open_store
@@ -272,8 +273,11 @@ def _listen(text: str) -> tuple[str, int]:
 @click.option("--basic-auth-from-env", "auth_env", metavar="VAR", help="Require HTTP Basic user:password from VAR.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
               help="Largest accepted upload.")
+@click.option("--max-uploads", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Uploads received at once (more are answered 503).")
+@loop_option
 def receive(listen: str, directory: str, store_spec: str, server_cert: str | None, server_key: str | None,
-            auth_env: str | None, max_bytes: int) -> None:
+            auth_env: str | None, max_bytes: int, max_uploads: int, loop_name: str) -> None:
     """Receive GetLog uploads (HTTP PUT/POST) and import our log files into the store."""
     host, port = _listen(listen)
     if bool(server_cert) != bool(server_key):
@@ -290,17 +294,18 @@ def receive(listen: str, directory: str, store_spec: str, server_cert: str | Non
         load_cert_chain(context, CertChain(server_cert, server_key, secret.encode() if secret else None))
     auth = ReceiverConfig.basic_auth_from_env(auth_env) if auth_env else None
     store = open_store(store_spec)
-    receiver = UploadReceiver(
-        ReceiverConfig(Path(directory), max_bytes=max_bytes, basic_auth=auth), store=store, ssl_context=context
-    )
-    with listening_on(listen):
-        receiver.start(host, port)
-    click.echo(f"listening on {receiver.url} (uploads go to {receiver.url}logs/<stationId>/<requestId>/)")
-    sys.stdout.flush()
     try:
-        receiver.serve_forever()  # Ctrl-C: KeyboardInterrupt, exit 130 (cli/main.py)
+        receiver = UploadReceiver(
+            ReceiverConfig(Path(directory), max_bytes=max_bytes, basic_auth=auth, max_uploads=max_uploads), store=store,
+            ssl_context=context,
+        )
+
+        def ready() -> None:
+            click.echo(f"listening on {receiver.url} (uploads go to {receiver.url}logs/<stationId>/<requestId>/)")
+            sys.stdout.flush()
+
+        serve_until_signal(loop_name, lambda: receiver.listen(host, port), receiver.aclose, ready, address=listen)
     finally:
-        receiver.stop()
         store.close()
 
 

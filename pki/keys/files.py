@@ -129,7 +129,8 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
             key = serialization.load_der_private_key(data, None)
     except (ValueError, TypeError) as exc:
         text = str(exc).lower()
-        if encrypted and ("decrypt" in text or "password" in text or "bad" in text):
+        if encrypted and ("decrypt" in text or "password" in text or "bad" in text
+                          or (block is not None and _ciphertext_intact(block))):
             raise WrongPassphraseError(f"wrong passphrase for {label} (check OCPPSEC_PASSPHRASE)") from None
         if block is None:
             raise InputError(f"{label} is not a private key: neither PEM nor DER",
@@ -142,6 +143,42 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _ciphertext_intact(data: bytes) -> bool:
+    """Whether an encrypted PEM key is whole, so that a failure to load it is the passphrase's.
+
+    A wrong passphrase does not always fail the decryption's padding check: about one in 256 decrypts to
+    garbage with valid padding, which then fails as ASN.1. For PKCS#8 the outer EncryptedPrivateKeyInfo is
+    plain DER, so an intact outer structure says the bytes are fine and the passphrase is not. Traditional
+    OpenSSL PEM (``DEK-Info``) has nothing to check around the ciphertext: the passphrase is taken as wrong.
+    """
+    import base64
+    import binascii
+
+    if b"DEK-Info:" in data[:400]:
+        return True
+    lines = data.strip().splitlines()
+    if len(lines) < 3 or not lines[0].startswith(b"-----BEGIN ") or not lines[-1].startswith(b"-----END "):
+        return False
+    try:
+        der = base64.b64decode(b"".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return _one_der_sequence(der)
+
+
+def _one_der_sequence(der: bytes) -> bool:
+    """``der`` is exactly one DER SEQUENCE (its length field agrees with the bytes)."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    first = der[1]
+    if first < 0x80:
+        return 2 + first == len(der)
+    count = first & 0x7F
+    if count == 0 or count > 4 or len(der) < 2 + count:
+        return False
+    return 2 + count + int.from_bytes(der[2:2 + count], "big") == len(der)
 
 
 def load_key_file(path: Path | str, passphrase: bytes | None) -> LocalKey:
