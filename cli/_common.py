@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
+from ocppsec.pki._io import file_error, read_bounded
 from ocppsec.pki.errors import InputError, UsageError
 
 __all__ = [
+    "INPUT_LIMIT",
     "PASSPHRASE_ENV",
     "echo_json",
     "echo_table",
+    "listening_on",
     "now",
     "parse_time",
     "passphrase_for_reading",
     "passphrase_for_writing",
     "read_input_file",
+    "read_text_file",
 ]
 
 PASSPHRASE_ENV = "OCPPSEC_PASSPHRASE"
+INPUT_LIMIT = 1 << 20  # certificates, CSRs, keys, chains, trust bundles, TOML: far below 1 MiB
 
 
 def now() -> datetime:
@@ -62,19 +67,32 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
             click.echo("  ".join("-" * w for w in widths))
 
 
-def read_input_file(path: str, what: str, *, limit: int = 16 * 1024 * 1024) -> bytes:
-    """Read a small input file (certificate, CSR, key) with a one-line error if it is missing or huge."""
-    p = Path(path)
+def read_input_file(path: str | os.PathLike[str], what: str, *, limit: int = INPUT_LIMIT) -> bytes:
+    """The bytes of an input file the user named (certificate, CSR, key, chain, CRL, list...).
+
+    At most ``limit`` bytes: a larger file is refused before it is read (exit 1, the limit in the
+    message); a missing or unreadable file, a directory or a FIFO is a one-line error (exit 3)."""
+    return read_bounded(path, what=what, limit=limit)
+
+
+def read_text_file(path: str | os.PathLike[str], what: str, *, limit: int = INPUT_LIMIT) -> str:
+    """:func:`read_input_file` decoded as UTF-8; other bytes are an :class:`InputError` naming the offset."""
+    data = read_input_file(path, what, limit=limit)
     try:
-        if p.stat().st_size > limit:
-            raise InputError(f"{what} {path} is larger than {limit} bytes", hint=f"is {path} really a {what}?")
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{what} file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} {path} is a directory, not a file") from None
-    except PermissionError:
-        raise UsageError(f"cannot read {what} {path}: permission denied") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {os.fspath(path)} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
+                         hint=f"a {what} is a UTF-8 text file") from None
+
+
+@contextlib.contextmanager
+def listening_on(address: str) -> Iterator[None]:
+    """Binding a server socket: an ``OSError`` (port taken, address not local, no permission for a port
+    below 1024) becomes one :class:`~ocppsec.pki.errors.FileError` naming ``HOST:PORT`` (exit 3)."""
+    try:
+        yield
+    except OSError as exc:
+        raise file_error(exc, address, what="", action="listen on") from None
 
 
 def passphrase_for_reading(required: bool = True) -> bytes | None:

@@ -1,8 +1,8 @@
 """Running one of our asyncio servers from a command: the ``--loop`` choice, signals, exit codes.
 
-Ctrl-C (SIGINT) stops the server gracefully, prints ``interrupted`` and exits 130 (the shell's code for
-an interrupted command; click would turn a KeyboardInterrupt into "aborted", exit 1); SIGTERM stops it
-gracefully and exits 0.
+Ctrl-C (SIGINT) stops the server gracefully, then raises ``KeyboardInterrupt``: cli/main.py writes
+``error: interrupted`` and exits 130 (the shell's code for an interrupted command); SIGTERM stops it
+gracefully and exits 0. An address that cannot be bound is a ``FileError`` naming it (exit 3).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
 
 
 async def _serve(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
-                 ready: Callable[[], None]) -> int | None:
+                 ready: Callable[[], None], address: str | None) -> int | None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     received: list[int] = []
@@ -56,7 +56,14 @@ async def _serve(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaita
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await start()
+        try:
+            await start()
+        except OSError as exc:  # port taken, address not local, a port below 1024: one line naming it (exit 3)
+            if address is None:
+                raise
+            from ocppsec.pki._io import file_error
+
+            raise file_error(exc, address, what="", action="listen on") from None
         try:
             ready()
             await stopping.wait()
@@ -70,9 +77,12 @@ async def _serve(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaita
 
 
 def serve_until_signal(loop_name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
-                       ready: Callable[[], None]) -> None:
-    """Run ``start``, call ``ready``, wait for SIGINT or SIGTERM, run ``stop``; after SIGINT exit 130."""
-    received = loop_runner(loop_name)(_serve(start, stop, ready))
+                       ready: Callable[[], None], *, address: str | None = None) -> None:
+    """Run ``start``, call ``ready``, wait for SIGINT or SIGTERM, run ``stop``; after SIGINT exit 130.
+
+    ``address`` (``HOST:PORT``) names what ``start`` binds in the error when it cannot (a ``FileError``,
+    exit 3). After SIGINT the server has stopped gracefully and ``KeyboardInterrupt`` is raised, so that
+    cli/main.py writes ``error: interrupted`` (and, with ``--json``, the error object) like every command."""
+    received = loop_runner(loop_name)(_serve(start, stop, ready, address))
     if received == signal.SIGINT:
-        click.echo("interrupted", err=True)
-        raise SystemExit(130)
+        raise KeyboardInterrupt

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
-import ssl
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +19,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from ocppsec.cli._common import echo_json, echo_table, parse_time
+from ocppsec.cli._common import PASSPHRASE_ENV, echo_json, echo_table, parse_time
 from ocppsec.cli._serve import loop_option, serve_until_signal
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent
@@ -234,7 +234,7 @@ def stats(store_spec: str, station: str | None, type_: str | None, critical: boo
 @_store_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout).")
+@click.option("--output", "-o", type=click.Path(writable=True), help="File (default: stdout).")
 def export(store_spec: str, station: str | None, type_: str | None, critical: bool, since: str | None,
            until: str | None, fmt: str, output: str | None) -> None:
     """Export events (streamed, oldest first) as JSON Lines or CSV."""
@@ -267,8 +267,9 @@ def _listen(text: str) -> tuple[str, int]:
 @click.option("--listen", "listen", required=True, metavar="HOST:PORT", help="Address to listen on (port 0: any).")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False), help="Where files are stored.")
 @_store_option
-@click.option("--server-cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate chain (PEM).")
-@click.option("--server-key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+@click.option("--server-cert", type=click.Path(), help="TLS certificate chain (PEM).")
+@click.option("--server-key", type=click.Path(),
+              help="TLS private key (PEM; may be the certificate file with the key; encrypted: $OCPPSEC_PASSPHRASE).")
 @click.option("--basic-auth-from-env", "auth_env", metavar="VAR", help="Require HTTP Basic user:password from VAR.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
               help="Largest accepted upload.")
@@ -283,12 +284,14 @@ def receive(listen: str, directory: str, store_spec: str, server_cert: str | Non
         raise UsageError("--server-cert and --server-key go together")
     context = None
     if server_cert and server_key:
+        import ssl
+
+        from ocppsec.security_profiles.tls import CertChain, load_cert_chain
+
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(server_cert, server_key)
-        except (ssl.SSLError, OSError) as exc:
-            raise UsageError(f"cannot load the server certificate/key: {exc}") from None
+        secret = os.environ.get(PASSPHRASE_ENV)  # like the gateway: never an OpenSSL prompt
+        load_cert_chain(context, CertChain(server_cert, server_key, secret.encode() if secret else None))
     auth = ReceiverConfig.basic_auth_from_env(auth_env) if auth_env else None
     store = open_store(store_spec)
     try:
@@ -301,7 +304,7 @@ def receive(listen: str, directory: str, store_spec: str, server_cert: str | Non
             click.echo(f"listening on {receiver.url} (uploads go to {receiver.url}logs/<stationId>/<requestId>/)")
             sys.stdout.flush()
 
-        serve_until_signal(loop_name, lambda: receiver.listen(host, port), receiver.aclose, ready)
+        serve_until_signal(loop_name, lambda: receiver.listen(host, port), receiver.aclose, ready, address=listen)
     finally:
         store.close()
 

@@ -52,6 +52,7 @@ import click
 from cryptography import x509
 
 from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
+from ocppsec.pki._io import check_file
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
 from ocppsec.pki.versions import OcppVersion
@@ -70,7 +71,12 @@ from ocppsec.security_profiles.gateway.revocation_io import (
     OcspChecker,
     RevocationChecker,
 )
-from ocppsec.security_profiles.gateway.service import DEFAULT_DRAIN_SECONDS, GatewayService, ServiceOptions
+from ocppsec.security_profiles.gateway.service import (
+    DEFAULT_DRAIN_SECONDS,
+    EXIT_INTERRUPTED,
+    GatewayService,
+    ServiceOptions,
+)
 from ocppsec.security_profiles.gateway.upstream import UpstreamAuth, upstream_context
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.redact import install_credential_filter
@@ -112,7 +118,7 @@ def _config_options(command: click.Command) -> tuple[dict[str, str], set[str], l
     return options, multiple, suggest
 
 
-_NOT_IN_CONFIG = frozenset({"config", "help"})
+_NOT_IN_CONFIG = frozenset({"config", "help", "as_json"})  # --json: what this run prints, not configuration
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -199,6 +205,8 @@ class _GatewayGroup(click.Group):
 @click.option("--no-follow-changes", "no_follow", is_flag=True,
               help="do not follow the password and profile changes the CSMS makes over OCPP into the registry")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
+@click.option("--json", "as_json", is_flag=True,
+              help="with --check-config: the report as JSON; otherwise a failure to start is also a JSON error object")
 @click.pass_context
 def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: str | None, profile_text: str | None,
             upstream: str | None, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
@@ -209,7 +217,7 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
             upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
             workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
-            event_spool: str | None) -> None:
+            event_spool: str | None, as_json: bool) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
     SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
@@ -222,20 +230,33 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
     opts.admin_required = ctx.get_parameter_source("admin_text") is not click.core.ParameterSource.DEFAULT
     worker = _worker_index()
     if check_config:
-        report = _check(opts)
-        for note in report.notes:
-            click.echo(f"note: {note}", err=True)
-        for problem in report.problems:
-            click.echo(f"problem: {problem}", err=True)
-        if not report.ok:
-            click.echo(f"{config or 'the configuration'}: {len(report.problems)} problem(s)", err=True)
-            sys.exit(2)
-        click.echo(f"{config or 'the configuration'}: ok ({len(report.checked)} checks: {', '.join(report.checked)})")
+        _report(_check(opts), config or "the configuration", as_json)
         return
     if workers > 1 and worker is None:
         _supervise(opts, log_format)
         return
     _serve(opts, worker, log_format)
+
+
+def _report(report: ConfigReport, name: str, as_json: bool) -> None:
+    """``--check-config``'s output: every note and problem on its own line (stderr), the verdict; with
+    ``--json`` the report on stdout, a failed one carrying the error object under ``"error"`` (as every
+    report does); exit 2 when there are problems."""
+    from ocppsec.cli._common import echo_json
+
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    error = None if report.ok else UsageError(f"{name}: {len(report.problems)} problem(s)",
+                                              hint="fix each problem: line; run --check-config again")
+    if as_json:
+        echo_json({**report.as_dict(), "error": error.to_json() if error is not None else None})
+    if error is not None:
+        click.echo(f"error: {error.diagnostics()}", err=True)  # the last line, as main.py writes a failure
+        sys.exit(2)
+    if not as_json:
+        click.echo(f"{name}: ok ({len(report.checked)} checks: {', '.join(report.checked)})")
 
 
 @dataclass
@@ -363,16 +384,13 @@ def _tls_builder(opts: _Options) -> Callable[[], ssl.SSLContext] | None:
 
 def _roots(opts: _Options) -> Callable[[], list[x509.Certificate]]:
     def read() -> list[x509.Certificate]:
-        from pathlib import Path
-
+        from ocppsec.pki._io import read_bounded
         from ocppsec.pki.pem import load_certificates
 
         out: list[x509.Certificate] = []
-        for path in opts.trust:
-            try:
-                out.extend(load_certificates(Path(path).read_bytes()))
-            except OSError as exc:
-                raise UsageError(f"cannot read trusted root(s) {path}: {exc.strerror or exc}") from None
+        for path in opts.trust:  # as tls.server_context reads them: a missing or unreadable file is exit 3
+            out.extend(load_certificates(read_bounded(path, what="trusted root file", limit=1 << 20),
+                                         what=f"trusted root file {path}"))
         return out
 
     return read
@@ -470,6 +488,8 @@ def _supervise(opts: _Options, log_format: str) -> None:
                             drain_seconds=opts.drain_seconds, announce=_announcer(log_format),
                             admin_required=opts.admin_required)
     code = asyncio.run(supervisor.run())
+    if code == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt  # the workers drained after Ctrl-C: "error: interrupted", exit 130
     if code:
         sys.exit(code)
 
@@ -552,6 +572,8 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         for close in reversed(closers):
             close()
         registry.close()
+    if codes and codes[0] == EXIT_INTERRUPTED and worker is None:
+        raise KeyboardInterrupt  # drained after Ctrl-C: "error: interrupted" (and --json's object), exit 130
     if codes and codes[0]:
         sys.exit(codes[0])  # not click's Exit: ocppsec.cli.main runs click in non-standalone mode, which returns it
 
@@ -626,8 +648,8 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
     ``--pki`` enforces the ledger's revocations; given for ``--sign-csrs`` with a directory none of whose CAs
     is under the ``--trust`` roots, it has nothing to say about the stations and is left out."""
     from datetime import timedelta
-    from pathlib import Path
 
+    from ocppsec.pki._io import read_bounded
     from ocppsec.pki.pem import load_certificates
 
     if ocsp is None and (timeout is not None or max_age is not None):
@@ -647,9 +669,8 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
             sources.append(CrlUrl(spec))
         elif "://" in spec:
             raise UsageError(f"--crl {spec!r} is neither a file nor an http(s) URL")
-        elif not Path(spec).is_file():
-            raise UsageError(f"--crl {spec}: no such file", hint="give a CRL file (PEM or DER) or an http(s) URL")
         else:
+            check_file(spec, what="CRL file", limit=64 << 20)  # missing, a directory, a FIFO: exit 3 (cli/main.py)
             sources.append(CrlFile(spec))
     checker_ocsp = None
     if ocsp is not None:
@@ -657,7 +678,9 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
             raise UsageError(f"--ocsp {ocsp!r} is neither auto nor an http(s) URL",
                              hint="auto asks each certificate's AIA responder")
         checker_ocsp = OcspChecker(ocsp, timeout=timeout or 3.0, max_age=timedelta(seconds=max_age or 3600))
-    issuers = [c for path in trust for c in load_certificates(Path(path).read_bytes())]
+    issuers = [c for path in trust  # bounded, regular files only: --check-config goes on after a bad --trust
+               for c in load_certificates(read_bounded(path, what="trusted root file", limit=1 << 20),
+                                          what=f"trusted root file {path}")]
     ledger = None
     if pki_dir:
         try:

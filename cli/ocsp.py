@@ -63,6 +63,6 @@ def serve_cmd(directory: Path, listen: str, ca_names: tuple[str, ...], no_delega
             click.echo(f"OCSP responder for {', '.join(a.name for a in authorities)} on {server.url} "
                        f"({count} answers pre-produced)", err=True)
 
-        serve_until_signal(loop_name, server.listen, server.close, ready)
+        serve_until_signal(loop_name, server.listen, server.close, ready, address=listen)
     finally:
         pki_dir.close()

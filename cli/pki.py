@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ocppsec.cli._common import (
     echo_json,
@@ -25,14 +24,15 @@ from ocppsec.cli._common import (
     passphrase_for_reading,
     passphrase_for_writing,
     read_input_file,
+    read_text_file,
 )
 from ocppsec.pki.chain import verify_chain, verify_issued_chain
 from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
-from ocppsec.pki.errors import ChainError, InputError, UsageError
+from ocppsec.pki.errors import PolicyError, UsageError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.keys import KeySpec, generate_key
 from ocppsec.pki.keys.files import atomic_write, key_to_pem, load_key_file
-from ocppsec.pki.lint import guess_profile, lint_certificate
+from ocppsec.pki.lint import LintReport, guess_profile, lint_certificate
 from ocppsec.pki.names import name_value
 from ocppsec.pki.pem import certificates_to_pem, load_certificates, load_csr
 from ocppsec.pki.profiles import PROFILES, get_profile
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ocppsec.pki.ledger import CertificateRecord
 
 # The PKI directory (ledger, storage, SQLite), the hierarchy builder and the revocation modules are imported
-# by the commands that use them.
+# by the commands that use them: `pki verify`, `lint`, `hashdata` start without them (ADR 20).
 
 __all__ = ["pki", "read_chain_leaf"]
 
@@ -88,7 +88,7 @@ def profiles_cmd(as_json: bool) -> None:
 
 @pki.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="Hierarchy TOML (default: the built-in one, see `ocppsec pki config`).")
 @click.option("--cso-name", help="CSO organisation name (O of station and CSMS certificates).")
 @click.option("--csms-fqdn", help="FQDN of the CSMS (CN of its server certificates).")
@@ -109,7 +109,8 @@ def init_cmd(directory: Path, config_file: Path | None, cso_name: str | None, cs
     raw = read_input_file(str(config_file), "configuration") if config_file else None
     config = PkiDirectory.configuration(directory, raw, what=f"configuration {config_file}", iso15118_20=iso20,
                                         cso_name=cso_name, csms_fqdn=csms_fqdn)
-    config.plan()  # validate before touching the disk
+    if not config.plan().cas:  # validate before touching the disk
+        raise UsageError(f"configuration {config_file or '(built-in)'} defines no CA", hint="start from `ocppsec pki config`")
     keys = {}
     for item in ca_keys:
         name, sep, uri = item.partition("=")
@@ -153,7 +154,7 @@ def _table(records: Sequence[CertificateRecord], at: datetime) -> None:
               help="--batch: write each chain as OUT_DIR/<name>.chain.pem (default: in the JSON report).")
 @click.option("--profile", "profile_name", help="Profile of the new certificate (default: what the CA issues).")
 @click.option("--expected-cn", help="The requester's identity: CN must equal it (station serial, SECC ID).")
-@click.option("--serial-registry", "registry_file", type=click.Path(dir_okay=False),
+@click.option("--serial-registry", "registry_file", type=click.Path(),
               help="File of known station serial numbers (one per line): a station CN must be among them.")
 @click.option("--validity-days", type=click.IntRange(1, 36500))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the chain here.")
@@ -183,7 +184,7 @@ def issue_cmd(directory: Path, ca_name: str, csr_file: str | None, batch_source:
     try:
         ctx = pki_dir.policy_context(expected_cn=expected_cn)
         if registry_file:
-            lines = read_input_file(registry_file, "serial registry").decode("utf-8", "replace").splitlines()
+            lines = read_text_file(registry_file, "serial registry", limit=64 << 20).splitlines()
             ctx = replace(ctx, serial_registry=frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#")))
         if batch_source is not None:
             _issue_batch(pki_dir, batch_source, ca_name, profile, ctx, validity_days, at, clock, out_dir)
@@ -301,11 +302,12 @@ def _issue_batch(pki_dir: Any, source: Path, ca_name: str, profile: Any, ctx: Po
 @click.option("--country", help="Subject C (two letters).")
 @click.option("--dc", help="Subject DC (e.g. CPO for SECC certificates).")
 @click.option("--key-type", type=click.Choice([k.value for k in KeySpec]), help="Default: the profile's key type.")
-@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="CSR file (default stdout).")
+@click.option("--key-out", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="CSR file (default stdout).")
 @click.option("--no-encrypt", is_flag=True, help="Store the new key unencrypted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the CSR, the key file and any warnings as JSON.")
 def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc: str | None, key_type: str | None,
-            key_out: Path, out_file: Path | None, no_encrypt: bool) -> None:
+            key_out: Path, out_file: Path | None, no_encrypt: bool, as_json: bool) -> None:
     """Generate a key locally (it never leaves) and a CSR for it (station side)."""
     profile = get_profile(profile_name)
     if key_out.exists():
@@ -320,15 +322,20 @@ def csr_cmd(profile_name: str, org: str | None, cn: str, country: str | None, dc
     pem = csr.public_bytes(serialization.Encoding.PEM)
     if out_file:
         atomic_write(out_file, pem, 0o644)
-    else:
+    if as_json:
+        echo_json({"csr": pem.decode(), "key_file": str(key_out), "out": str(out_file) if out_file else None,
+                   "profile": profile.name, "subject": csr.subject.rfc4514_string(),
+                   "warnings": [str(v) for v in report.violations]})
+        return
+    if not out_file:
         click.echo(pem.decode(), nl=False)
     for v in report.violations:
         click.echo(f"warning: {v}", err=True)
 
 
 @pki.command("verify")
-@click.argument("chain_file", type=click.Path(dir_okay=False))
-@click.option("--trust", "trust_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+@click.argument("chain_file", type=click.Path())
+@click.option("--trust", "trust_files", multiple=True, required=True, type=click.Path(),
               help="Trusted root certificate(s) (PEM); repeatable.")
 @click.option("--profile", "profile_name", help="Also lint the leaf against this profile.")
 @click.option("--expected-cn", help="Leaf CN must equal this (FQDN or station serial).")
@@ -358,30 +365,25 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
     if crl_files:
         from ocppsec.pki.revocation.check import load_crl
 
-        crls = [load_crl(read_input_file(f, "CRL")) for f in crl_files]
+        crls = [load_crl(read_input_file(f, "CRL", limit=64 << 20)) for f in crl_files]
     revocation = None
-    try:
-        if lenient:
-            verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
-                                    expected_cn=expected_cn)
-        else:
-            verified = verify_issued_chain(certs, roots, at=at, max_depth=profile.max_chain_depth, expected_cn=expected_cn)
-        if crls or ocsp_url is not None:
-            from ocppsec.pki.revocation.path import ocsp_lookup, verify_path_revocation
+    # a failure is one error line (with --json: the JSON error object), cli/main.py
+    if lenient:
+        verified = verify_chain(leaf, intermediates, roots, at=at, max_depth=profile.max_chain_depth,
+                                expected_cn=expected_cn)
+    else:
+        verified = verify_issued_chain(certs, roots, at=at, max_depth=profile.max_chain_depth, expected_cn=expected_cn)
+    if crls or ocsp_url is not None:
+        from ocppsec.pki.revocation.path import ocsp_lookup, verify_path_revocation
 
-            lookup = ocsp_lookup(None if ocsp_url == "aia" else ocsp_url, at=at) if ocsp_url is not None else None
-            revocation = verify_path_revocation(verified, at=at, crls=crls, ocsp=lookup, require=not soft_fail)
-        lint = lint_certificate(leaf, profile) if profile_name else None
-    except (ChainError, InputError) as exc:
-        if as_json:
-            echo_json({"valid": False, "error": str(exc)})
-            sys.exit(1)
-        raise
+        lookup = ocsp_lookup(None if ocsp_url == "aia" else ocsp_url, at=at) if ocsp_url is not None else None
+        revocation = verify_path_revocation(verified, at=at, crls=crls, ocsp=lookup, require=not soft_fail)
+    lint = lint_certificate(leaf, profile) if profile_name else None
     ok = lint is None or lint.ok
     if as_json:
         echo_json({"valid": ok, "chain": [c.subject.rfc4514_string() for c in verified.chain],
                    "profile": profile.name, "lint": lint.to_json() if lint else None,
-                   "revocation": revocation.to_json() if revocation else None})
+                   "revocation": revocation.to_json() if revocation else None, "error": _lint_error(lint)})
     else:
         click.echo(f"OK: {name_value(leaf.subject, 'CN')} chains to {name_value(verified.root.subject, 'CN')} "
                    f"({verified.depth} level(s) above the leaf)")
@@ -396,8 +398,15 @@ def verify_cmd(chain_file: str, trust_files: tuple[str, ...], profile_name: str 
         sys.exit(1)
 
 
+def _lint_error(report: LintReport | None) -> dict[str, object] | None:
+    """The error object of a failed --json command, for a report listing deviations (else ``None``)."""
+    if report is None or report.ok:
+        return None
+    return PolicyError(f"{report.subject} deviates from profile {report.profile}", report.violations).to_json()
+
+
 @pki.command("lint")
-@click.argument("cert_file", type=click.Path(dir_okay=False))
+@click.argument("cert_file", type=click.Path())
 @click.option("--profile", "profile_name", help="Profile to check against (default: guessed from the certificate).")
 @click.option("--cso-name", help="Check that O equals this CSO name.")
 @click.option("--json", "as_json", is_flag=True)
@@ -409,7 +418,7 @@ def lint_cmd(cert_file: str, profile_name: str | None, cso_name: str | None, as_
     profile = get_profile(profile_name) if profile_name else guess_profile(cert)
     report = lint_certificate(cert, profile, PolicyContext(cso_name=cso_name))
     if as_json:
-        echo_json(report.to_json())
+        echo_json({**report.to_json(), "error": _lint_error(report)})
     elif report.ok:
         click.echo(f"OK: {report.subject} follows profile {profile.name}")
     else:
@@ -487,7 +496,7 @@ def list_cmd(directory: Path, roles: tuple[str, ...], cas: tuple[str, ...], stat
 @click.argument("name")
 @click.option("--chain", "with_chain", is_flag=True, help="Append the issuing CAs (root last).")
 @click.option("--key", "with_key", is_flag=True, help="Append the private key (encrypted as stored).")
-@click.option("--pkcs12", "p12_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--pkcs12", "p12_file", type=click.Path(path_type=Path),
               help="Write certificate, chain and key as PKCS#12 (protected with the passphrase).")
 def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12_file: Path | None) -> None:
     """Print a named certificate (PEM) from the directory, optionally with chain and key.
@@ -509,6 +518,8 @@ def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12
         if p12_file is not None:
             assert key_path is not None
             passphrase = passphrase_for_reading()
+            from cryptography.hazmat.primitives.serialization import pkcs12
+
             key = load_key_file(key_path, passphrase).private_key
             enc = (serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption())
             blob = pkcs12.serialize_key_and_certificates(name.encode(), key, chain[0], chain[1:] or None, enc)  # type: ignore[arg-type]
@@ -517,7 +528,7 @@ def export_cmd(directory: Path, name: str, with_chain: bool, with_key: bool, p12
             return
         out = certificates_to_pem(chain if with_chain else chain[:1])
         if with_key and key_path is not None:
-            out += key_path.read_text()
+            out += read_text_file(key_path, "key file")
         click.echo(out, nl=False)
     finally:
         pki_dir.close()

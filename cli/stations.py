@@ -221,8 +221,9 @@ def _listed(r: StationRecord) -> dict[str, Any]:
 @_version_option
 @_strict_option
 @_stations_option
+@click.option("--json", "as_json", is_flag=True)
 def set_password(identity: str, env_var: str | None, generate: bool, pending: bool, ocpp_version: str, strict: bool,
-                 stations_db: str) -> None:
+                 stations_db: str, as_json: bool) -> None:
     """Set (or, with --pending, start rotating) the password of IDENTITY."""
     password, generated = _password(env_var, generate, OcppVersion.parse(ocpp_version), strict)
     registry = open_registry(stations_db)
@@ -233,6 +234,9 @@ def set_password(identity: str, env_var: str | None, generate: bool, pending: bo
         if record is None:
             raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
         registry.update(replace(record, password_hash=hash_password(password), pending_password_hash=None))
+    if as_json:
+        echo_json({"identity": identity, "pending": pending, **({"password": password} if generated else {})})
+        return
     click.echo(f"{'pending ' if pending else ''}password set for {identity}")
     if generated:
         click.echo(f"password: {password}")
@@ -241,9 +245,13 @@ def set_password(identity: str, env_var: str | None, generate: bool, pending: bo
 @stations.command("confirm-password")
 @click.argument("identity")
 @_stations_option
-def confirm(identity: str, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def confirm(identity: str, stations_db: str, as_json: bool) -> None:
     """The station accepted its new password: from now on only the new one works (A01.FR.03)."""
     confirm_password(open_registry(stations_db), identity)
+    if as_json:
+        echo_json({"identity": identity, "confirmed": True})
+        return
     click.echo(f"password of {identity} confirmed; the old one no longer works")
 
 
@@ -252,20 +260,28 @@ def confirm(identity: str, stations_db: str) -> None:
 @click.option("--allow/--forbid", "allow", required=True,
               help="whether the station's AllowSecurityProfileDowngrade is true (3 -> 2 followed; never to 1)")
 @_stations_option
-def profile_downgrade(identity: str, allow: bool, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def profile_downgrade(identity: str, allow: bool, stations_db: str, as_json: bool) -> None:
     """Record whether station IDENTITY may go from profile 3 down to 2 (A05.FR.08)."""
     registry = open_registry(stations_db)
     record = registry.get(identity)
     if record is None:
         raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
     registry.update(replace(record, allow_downgrade=allow))
+    if as_json:
+        echo_json({"identity": identity, "allow_downgrade": allow})
+        return
     click.echo(f"{identity}: profile downgrade 3 -> 2 {'allowed' if allow else 'forbidden'}")
 
 
 @stations.command("remove")
 @click.argument("identity")
 @_stations_option
-def remove(identity: str, stations_db: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def remove(identity: str, stations_db: str, as_json: bool) -> None:
     """Remove station IDENTITY from the registry."""
     open_registry(stations_db).remove(identity)
+    if as_json:
+        echo_json({"identity": identity, "removed": True})
+        return
     click.echo(f"removed {identity}")

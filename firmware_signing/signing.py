@@ -29,6 +29,8 @@ __all__ = [
     "FirmwareSignature",
     "sign_chunks",
     "sign_digest",
+    "sign_image_digest",
+    "signing_scheme",
 ]
 
 
@@ -103,18 +105,12 @@ def sign_digest(key: SigningKey, digest: ImageDigest, scheme: FirmwareScheme) ->
     )
 
 
-def sign_chunks(
-    chunks: Iterable[Chunk],
-    key: SigningKey,
-    certificate: x509.Certificate | None = None,
-    *,
-    scheme: FirmwareScheme | None = None,
-) -> FirmwareSignature:
-    """Hash the image (SHA-256, one pass) and sign it with ``key``.
+def signing_scheme(key: SigningKey, certificate: x509.Certificate | None, scheme: FirmwareScheme | None) -> FirmwareScheme:
+    """Check that ``key`` belongs to ``certificate`` (when given) and fits ``scheme``; return the scheme.
 
-    ``certificate``, when given, must hold the key's public key (the firmware-signing certificate).
-    ``scheme=None`` picks ECDSA-SHA256 for EC keys and asks for an explicit choice for RSA keys.
-    """
+    ``scheme=None`` picks ECDSA-SHA256 for EC keys and asks for an explicit choice for RSA keys. These are
+    the checks :func:`sign_chunks` makes before it hashes the image (a file adapter hashing in the
+    background makes them while the image is being hashed)."""
     public = key.public_key()
     if certificate is not None and not _same_key(certificate.public_key(), public):
         raise UsageError(
@@ -128,12 +124,34 @@ def sign_chunks(
             f"scheme {chosen.value} does not fit a {describe_public_key(public)} key",
             hint="ecdsa-sha256 for EC keys; rsa-pss-sha256 or rsa-pkcs1v15-sha256 for RSA keys",
         )
-    digest = hash_chunks(chunks, "sha256")
+    return chosen
+
+
+def sign_image_digest(
+    digest: ImageDigest, key: SigningKey, certificate: x509.Certificate | None, scheme: FirmwareScheme
+) -> FirmwareSignature:
+    """Sign the digest of a whole image (``scheme`` from :func:`signing_scheme`) and check the signature."""
     if digest.size == 0:
         raise EmptyImageError("the firmware image is empty; refusing to sign it", hint="check the build output")
-    signature = sign_digest(key, digest, chosen)
+    signature = sign_digest(key, digest, scheme)
     try:
-        verify_image_signature(public, digest, signature, chosen)
+        verify_image_signature(key.public_key(), digest, signature, scheme)
     except FirmwareSignatureError as exc:
         raise BackendError(f"key backend {key.label} produced a signature that does not verify ({exc})") from None
-    return FirmwareSignature(signature, chosen, digest, certificate, key.label)
+    return FirmwareSignature(signature, scheme, digest, certificate, key.label)
+
+
+def sign_chunks(
+    chunks: Iterable[Chunk],
+    key: SigningKey,
+    certificate: x509.Certificate | None = None,
+    *,
+    scheme: FirmwareScheme | None = None,
+) -> FirmwareSignature:
+    """Hash the image (SHA-256, one pass) and sign it with ``key``.
+
+    ``certificate``, when given, must hold the key's public key (the firmware-signing certificate).
+    ``scheme=None`` picks ECDSA-SHA256 for EC keys and asks for an explicit choice for RSA keys.
+    """
+    chosen = signing_scheme(key, certificate, scheme)
+    return sign_image_digest(hash_chunks(chunks, "sha256"), key, certificate, chosen)

@@ -182,7 +182,10 @@ class HttpServer:
         except OSError as exc:
             self._runner = None
             await runner.cleanup()
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another port") from None
+            from ocppsec.pki._io import file_error
+
+            address = f"[{host}]:{port}" if host and ":" in host else f"{host}:{port}"
+            raise file_error(exc, address, what="", action="listen on") from None  # exit 3, naming the address
 
     @property
     def address(self) -> tuple[str, int]:

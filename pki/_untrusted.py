@@ -15,6 +15,7 @@ request's subject, attributes and extensions (its key and signature algorithm ar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,9 +38,13 @@ PYCA_INPUT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+_FAQ = re.compile(r"\s*See https://cryptography\.io/\S* for more details\.")
+
+
 def describe_pyca_error(exc: BaseException) -> str:
     """A one-line reason for a pyca parsing error (its message, or its class name when it has none)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = _FAQ.sub("", text)  # pyca's pointer to its FAQ says nothing about this input
     name = type(exc).__name__
     return f"{name}: {text}"[:300] if text else name
 

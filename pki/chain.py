@@ -135,7 +135,7 @@ def verify_chain(
                 builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=_ee_policy())
                 chain = builder.build_client_verifier().verify(leaf, list(intermediates)).chain
         except pyca.VerificationError as exc:
-            raise ChainError(_explain(leaf, roots, at, str(exc)), security_event=None) from None
+            raise _explain(leaf, intermediates, roots, at, str(exc), max_depth) from None
         verified = VerifiedChain(tuple(chain))
     if expected_cn is not None:
         check_cn(leaf, expected_cn, allow_wildcard=allow_wildcard_cn)
@@ -147,14 +147,49 @@ def _ca_key_usage(_policy: object, _cert: x509.Certificate, ku: x509.KeyUsage | 
         raise ValueError("a CA keyUsage without keyCertSign")
 
 
-def _explain(leaf: x509.Certificate, roots: Sequence[x509.Certificate], at: datetime, detail: str) -> str:
-    """Turn pyca's message into one line naming the most likely cause first."""
-    if at < leaf.not_valid_before_utc:
-        return f"certificate {_describe(leaf)} is not yet valid (notBefore {leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ})"
-    if at > leaf.not_valid_after_utc:
-        return f"certificate {_describe(leaf)} has expired (notAfter {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"
-    detail = detail.split(" (encountered processing")[0]
-    return f"certificate {_describe(leaf)} does not chain to a trusted root: {detail}"
+def _top(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The last certificate of the presented path (following issuer names from the leaf)."""
+    current, pool = leaf, list(intermediates)
+    while True:
+        parent = next((c for c in pool if c.subject == current.issuer and c.subject != c.issuer), None)
+        if parent is None:
+            return current
+        pool.remove(parent)
+        current = parent
+
+
+def _explain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
+             at: datetime, detail: str, max_depth: int | None = None) -> ChainError:
+    """pyca's message in our words, the most likely cause first (pyca's words kept where they add something).
+
+    pyca reports "candidates exhausted: all candidates exhausted with no interior errors" for a chain whose
+    issuers are none of the roots, "cert is not valid at validation time" for any certificate of the path,
+    "chain construction exceeds max depth", "signature does not match", or an extension rule it enforces."""
+    detail = detail.removeprefix("validation failed: ").split(" (encountered processing")[0]
+    top = _top(leaf, intermediates)
+    for cert in (leaf, *intermediates, *(r for r in roots if r.subject == top.issuer)):
+        if at < cert.not_valid_before_utc:
+            return ChainError(f"certificate {_describe(cert)} is not yet valid (notBefore "
+                              f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ})",
+                              hint="check the clock of this host and of the issuing CA")
+        if at > cert.not_valid_after_utc:
+            return ChainError(f"certificate {_describe(cert)} has expired (notAfter "
+                              f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})")
+    if "exceeds max depth" in detail:
+        allowed = f"the {max_depth} CA level(s) allowed" if max_depth is not None else "the depth allowed"
+        return ChainError(f"the path from certificate {_describe(leaf)} to the roots is longer than {allowed}",
+                          requirement="V2G2-009" if max_depth is not None else None)
+    if "signature does not match" in detail:
+        return ChainError(f"no path to the given roots: a signature on the path from certificate {_describe(leaf)} "
+                          f"does not verify with its issuer's key (pyca: {detail})",
+                          hint="a root or sub-CA with the right name but another key was given, or a certificate "
+                               "was altered")
+    if "no interior errors" in detail or detail in ("candidates exhausted", "no path to a trusted root"):
+        subjects = "; ".join(_describe(r) for r in roots)
+        return ChainError(f"no path to the given roots: certificate {_describe(leaf)} does not chain to any of them",
+                          hint=f"the chain ends with a certificate issued by {top.issuer.rfc4514_string() or '(empty name)'}; "
+                               f"the roots given are: {subjects}")
+    return ChainError(f"certificate {_describe(leaf)} does not chain to a trusted root: {detail}")
 
 
 def check_cn(cert: x509.Certificate, expected: str, *, allow_wildcard: bool = False) -> None:
@@ -188,7 +223,7 @@ def _verify_eddsa_path(
         pool.remove(parent)
         chain.append(parent)
         current = parent
-    raise ChainError(_explain(leaf, roots, at, "no path to a trusted root"))
+    raise _explain(leaf, intermediates, roots, at, "no path to a trusted root", max_depth)
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -204,7 +239,7 @@ def _check_path(chain: list[x509.Certificate], at: datetime, max_depth: int | No
         raise ChainError(f"chain has {len(chain) - 1} CA levels, more than the allowed {max_depth}", requirement="V2G2-009")
     for n, cert in enumerate(chain):
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-            raise ChainError(_explain(cert, chain[-1:], at, "outside its validity period"))
+            raise _explain(cert, (), chain[-1:], at, "outside its validity period")
         if n == 0:
             continue
         try:

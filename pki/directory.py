@@ -39,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from ocppsec.pki._io import file_error
 from ocppsec.pki.builder import CertificateRequest, build_certificate, new_serial
 from ocppsec.pki.csr import PolicyContext
 from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError, Violation
@@ -291,10 +292,13 @@ class PkiDirectory:
                                  hint="nothing was changed; run without options to complete it, or build elsewhere")
         else:
             added = []
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "certs").mkdir(exist_ok=True)
-        (root / "keys").mkdir(mode=0o700, exist_ok=True)
-        os.chmod(root / "keys", 0o700)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "certs").mkdir(exist_ok=True)
+            (root / "keys").mkdir(mode=0o700, exist_ok=True)
+            os.chmod(root / "keys", 0o700)
+        except OSError as exc:
+            raise file_error(exc, what="PKI directory", action="create") from None
         if ledger_url is not None:
             _require_shared_ledger(ledger_url)
             url_file = root / LEDGER_URL_FILE

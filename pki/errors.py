@@ -22,6 +22,8 @@ prints ``error: <message>`` (one line, plus the hint) and exits with :attr:`Ocpp
     │   ├── DuplicateError            a unique constraint (serial, name) would be broken
     │   └── NotFoundError             a named record does not exist
     └── BackendError                  key backend (PKCS#11 token, file system) failed (exit 3)
+        └── FileError                 a file, directory or socket address could not be used (missing, permission
+                                      denied, a directory or FIFO where a file is expected, disk full, port taken)
 
 Errors that come from a profile rule carry ``requirement`` (e.g. ``A00.FR.511``); errors that map to an
 OCPP security event carry ``security_event`` (the 2.0.1 / 2.1 name, e.g.
@@ -37,6 +39,7 @@ __all__ = [
     "BackendError",
     "ChainError",
     "DuplicateError",
+    "FileError",
     "InputError",
     "KeyError_",
     "NotFoundError",
@@ -88,6 +91,13 @@ class OcppsecError(Exception):
     def __str__(self) -> str:
         prefix = f"[{self.requirement}] " if self.requirement else ""
         return f"{prefix}{self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        """The error as ``--json`` output carries it (the ``"error"`` object): type, message (one line, without
+        the requirement prefix), hint, exit code, requirement, security event."""
+        message = " ".join(str(self).removeprefix(f"[{self.requirement}] ").split())
+        return {"type": type(self).__name__, "message": message, "hint": " ".join(self.hint.split()) if self.hint else None,
+                "exit_code": self.exit_code, "requirement": self.requirement, "security_event": self.security_event}
 
     def diagnostics(self) -> str:
         """A human explanation: the message, then what to do."""
@@ -197,6 +207,16 @@ class BackendError(OcppsecError):
     """A key backend (file system, PKCS#11 token) failed."""
 
     exit_code = 3
+
+
+class FileError(BackendError):
+    """A file, directory or listening address could not be used: it does not exist, permission is denied,
+    it is a directory (or a FIFO, a device) where a regular file is expected, the disk is full, the port is
+    taken. ``path`` names it (a path, or ``HOST:PORT``)."""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
 
 
 def collect(violations: Iterable[Violation]) -> tuple[Violation, ...]:

@@ -201,7 +201,12 @@ class HierarchyConfig:
         except UnicodeDecodeError as exc:
             raise UsageError(f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
                              hint="TOML files are UTF-8") from None
-        return cls.from_toml(text, **overrides)
+        try:
+            return cls.from_toml(text, **overrides)
+        except UsageError as exc:  # name the file in TOML syntax errors
+            if what != "hierarchy configuration" and exc.message.startswith("hierarchy configuration "):
+                raise UsageError(what + exc.message.removeprefix("hierarchy configuration"), hint=exc.hint) from None
+            raise
 
     @property
     def network(self) -> dict[str, str]:

@@ -6,50 +6,106 @@ in memory), :mod:`.registry_sql` (SQLite / PostgreSQL) and :mod:`.registry_snaps
 :mod:`.server` (``serve``), :mod:`.client` (``connect``), :mod:`.ocpp_glue`, :mod:`.gateway`.
 """
 
-from ocppsec.security_profiles.basic_auth import (
-    BasicCredentials,
-    PasswordRules,
-    ScryptCost,
-    authorization_header,
-    check_password,
-    generate_password,
-    hash_password,
-    parse_authorization,
-    password_matches,
-    verify_password_rules,
-)
-from ocppsec.security_profiles.client import CsmsConnectionError, connect
-from ocppsec.security_profiles.handshake import (
-    Accept,
-    HandshakeFacts,
-    Reject,
-    ServerPolicy,
-    TlsFacts,
-    decide,
-    parse_profiles,
-)
-from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
-from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
-from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
-from ocppsec.security_profiles.registry import (
-    MemoryRegistry,
-    NetworkProfiles,
-    NetworkSlot,
-    StationRecord,
-    StationRegistry,
-    confirm_password,
-    discard_pending_password,
-    set_pending_password,
-)
-from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
-from ocppsec.security_profiles.server import FrameLimits, StationConnection, serve
-from ocppsec.security_profiles.tls import (
-    MANDATORY_TLS12_SUITES,
-    CertChain,
-    client_context,
-    server_context,
-    verify_server_identity,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ocppsec.pki._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ocppsec.security_profiles.basic_auth import (
+        BasicCredentials,
+        PasswordRules,
+        ScryptCost,
+        authorization_header,
+        check_password,
+        generate_password,
+        hash_password,
+        parse_authorization,
+        password_matches,
+        verify_password_rules,
+    )
+    from ocppsec.security_profiles.client import CsmsConnectionError, connect
+    from ocppsec.security_profiles.handshake import (
+        Accept,
+        HandshakeFacts,
+        Reject,
+        ServerPolicy,
+        TlsFacts,
+        decide,
+        parse_profiles,
+    )
+    from ocppsec.security_profiles.identity import identity_from_path, identity_url, validate_identity
+    from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certificate, verify_station_certificate
+    from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
+    from ocppsec.security_profiles.registry import (
+        MemoryRegistry,
+        NetworkProfiles,
+        NetworkSlot,
+        StationRecord,
+        StationRegistry,
+        confirm_password,
+        discard_pending_password,
+        set_pending_password,
+    )
+    from ocppsec.security_profiles.registry_sql import SqlRegistry, open_registry
+    from ocppsec.security_profiles.server import FrameLimits, StationConnection, serve
+    from ocppsec.security_profiles.tls import (
+        MANDATORY_TLS12_SUITES,
+        CertChain,
+        client_context,
+        server_context,
+        verify_server_identity,
+    )
+
+# Imported on first use (ocppsec.pki._lazy): importing one module of this package does not import them all.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Accept": "ocppsec.security_profiles.handshake",
+    "BasicCredentials": "ocppsec.security_profiles.basic_auth",
+    "CertChain": "ocppsec.security_profiles.tls",
+    "CredentialFilter": "ocppsec.security_profiles.redact",
+    "CsmsConnectionError": "ocppsec.security_profiles.client",
+    "FrameLimits": "ocppsec.security_profiles.server",
+    "HandshakeFacts": "ocppsec.security_profiles.handshake",
+    "LeafIdentity": "ocppsec.security_profiles.profile3",
+    "MANDATORY_TLS12_SUITES": "ocppsec.security_profiles.tls",
+    "MemoryRegistry": "ocppsec.security_profiles.registry",
+    "NetworkProfiles": "ocppsec.security_profiles.registry",
+    "NetworkSlot": "ocppsec.security_profiles.registry",
+    "PasswordRules": "ocppsec.security_profiles.basic_auth",
+    "Reject": "ocppsec.security_profiles.handshake",
+    "ScryptCost": "ocppsec.security_profiles.basic_auth",
+    "ServerPolicy": "ocppsec.security_profiles.handshake",
+    "SqlRegistry": "ocppsec.security_profiles.registry_sql",
+    "StationConnection": "ocppsec.security_profiles.server",
+    "StationRecord": "ocppsec.security_profiles.registry",
+    "StationRegistry": "ocppsec.security_profiles.registry",
+    "TlsFacts": "ocppsec.security_profiles.handshake",
+    "authorization_header": "ocppsec.security_profiles.basic_auth",
+    "check_password": "ocppsec.security_profiles.basic_auth",
+    "check_station_certificate": "ocppsec.security_profiles.profile3",
+    "client_context": "ocppsec.security_profiles.tls",
+    "confirm_password": "ocppsec.security_profiles.registry",
+    "connect": "ocppsec.security_profiles.client",
+    "decide": "ocppsec.security_profiles.handshake",
+    "discard_pending_password": "ocppsec.security_profiles.registry",
+    "generate_password": "ocppsec.security_profiles.basic_auth",
+    "hash_password": "ocppsec.security_profiles.basic_auth",
+    "identity_from_path": "ocppsec.security_profiles.identity",
+    "identity_url": "ocppsec.security_profiles.identity",
+    "install_credential_filter": "ocppsec.security_profiles.redact",
+    "open_registry": "ocppsec.security_profiles.registry_sql",
+    "parse_authorization": "ocppsec.security_profiles.basic_auth",
+    "parse_profiles": "ocppsec.security_profiles.handshake",
+    "password_matches": "ocppsec.security_profiles.basic_auth",
+    "serve": "ocppsec.security_profiles.server",
+    "server_context": "ocppsec.security_profiles.tls",
+    "set_pending_password": "ocppsec.security_profiles.registry",
+    "validate_identity": "ocppsec.security_profiles.identity",
+    "verify_password_rules": "ocppsec.security_profiles.basic_auth",
+    "verify_server_identity": "ocppsec.security_profiles.tls",
+    "verify_station_certificate": "ocppsec.security_profiles.profile3",
+}, globals())
 
 __all__ = [
     "MANDATORY_TLS12_SUITES",

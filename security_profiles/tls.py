@@ -33,6 +33,8 @@ __all__ = [
     "TlsFailure",
     "classify_tls_failure",
     "client_context",
+    "load_cert_chain",
+    "load_roots",
     "peer_certificate",
     "server_context",
     "verify_server_identity",
@@ -57,22 +59,61 @@ class CertChain:
     password: bytes | None = None
 
 
+def load_cert_chain(ctx: ssl.SSLContext, chain: CertChain, *, what: str = "server") -> None:
+    """Load ``chain`` into ``ctx`` with errors that say what to do, and without any OpenSSL prompt.
+
+    The key is read here first (our loader: a wrong passphrase, a file that holds no key, certificates
+    and key in one PEM file), then the certificate file, and the pair is checked to match, naming both
+    files if not. Only then does OpenSSL load both files, the passphrase handed over through a callback
+    (so it never prompts on the terminal, and the key is never written anywhere in the clear)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from ocppsec.pki._io import read_bounded
+    from ocppsec.pki.keys.files import load_key_file
+    from ocppsec.pki.pem import load_certificates
+
+    certfile, keyfile = str(chain.certfile), str(chain.keyfile)
+    key = load_key_file(keyfile, chain.password)
+    certs = load_certificates(read_bounded(certfile, what=f"{what} certificate", limit=1 << 20),
+                              what=f"{what} certificate {certfile}")
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if certs[0].public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise UsageError(
+            f"{what} certificate {certfile} and key {keyfile} do not match: the key is not the one of "
+            f"{certs[0].subject.rfc4514_string()}",
+            hint="give each certificate with its own key, at the same position (--server-cert A --server-key A.key)",
+        )
+    password = chain.password or b""
+    try:
+        ctx.load_cert_chain(certfile, keyfile, password=lambda: password)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load {what} certificate {certfile} / key {keyfile}: {exc}") from None
+
+
 def _cipher_string(extra: Sequence[str]) -> str:
     # SECLEVEL=1: some builds disable the static-RSA suites at level 2; they are mandatory here.
     return ":".join((*MANDATORY_TLS12_SUITES, *extra)) + ":@SECLEVEL=1"
 
 
-def _load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate]) -> None:
+def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate], *,
+               what: str = "trusted root file") -> None:
+    """Trust ``roots`` (files read by our PEM reader: bounded, regular files only, errors naming the file)."""
     from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ocppsec.pki._io import read_bounded
+    from ocppsec.pki.pem import load_certificates
 
     for root in roots:
         if isinstance(root, x509.Certificate):
-            ctx.load_verify_locations(cadata=root.public_bytes(Encoding.PEM).decode("ascii"))
+            certs = [root]
         else:
+            certs = load_certificates(read_bounded(root, what=what, limit=1 << 20), what=f"{what} {root}")
+        for cert in certs:
             try:
-                ctx.load_verify_locations(cafile=str(root))
-            except (OSError, ssl.SSLError) as exc:
-                raise UsageError(f"cannot load trusted root(s) from {root}: {exc}") from None
+                ctx.load_verify_locations(cadata=cert.public_bytes(Encoding.PEM).decode("ascii"))
+            except ssl.SSLError as exc:
+                raise UsageError(f"cannot use trusted root {cert.subject.rfc4514_string()}"
+                                 f"{'' if isinstance(root, x509.Certificate) else ' from ' + str(root)}: {exc}") from None
 
 
 def _base(purpose: int, extra_suites: Sequence[str]) -> ssl.SSLContext:
@@ -105,15 +146,12 @@ def server_context(
     # resumed session would skip re-checking the station's certificate against the current trust store.
     ctx.num_tickets = 0
     for chain in chains:
-        try:
-            ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load server certificate {chain.certfile} / key {chain.keyfile}: {exc}") from None
+        load_cert_chain(ctx, chain, what="server")
     if client_cert != "none":
         if not client_roots:
             raise UsageError("profile 3 needs the CSO root certificate(s) to validate station certificates",
                              hint="pass --trust CSO_ROOT")
-        _load_roots(ctx, client_roots)
+        load_roots(ctx, client_roots)
         ctx.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
     return ctx
 
@@ -134,12 +172,9 @@ def client_context(
     ctx.set_ciphers(":".join(suites) + ":@SECLEVEL=1" if suites else _cipher_string(()))
     ctx.check_hostname = False  # no SAN in OCPP certificates: CN = FQDN is checked by verify_server_identity
     ctx.verify_mode = ssl.CERT_REQUIRED
-    _load_roots(ctx, csms_roots)
+    load_roots(ctx, csms_roots)
     if client_chain is not None:
-        try:
-            ctx.load_cert_chain(str(client_chain.certfile), str(client_chain.keyfile), password=client_chain.password)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load station certificate {client_chain.certfile}: {exc}") from None
+        load_cert_chain(ctx, client_chain, what="station")
     return ctx
 
 

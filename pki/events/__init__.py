@@ -14,33 +14,68 @@ certificate management and firmware verification record through the interface on
 
 from __future__ import annotations
 
-from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
-from ocppsec.pki.events.ingest import (
-    IngestReport,
-    event_from_frame,
-    event_from_payload,
-    ingest_payloads,
-    notification_payload,
-)
-from ocppsec.pki.events.model import (
-    EventInputError,
-    Rejection,
-    SecurityEvent,
-    Source,
-    format_timestamp,
-    normalize_event,
-    parse_timestamp,
-)
-from ocppsec.pki.events.sink import (
-    EventSink,
-    FanOutSink,
-    MemorySink,
-    NullSink,
-    SafeSink,
-    event_from_error,
-    local_event,
-    peer_station_id,
-)
+from typing import TYPE_CHECKING
+
+from ocppsec.pki._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
+    from ocppsec.pki.events.ingest import (
+        IngestReport,
+        event_from_frame,
+        event_from_payload,
+        ingest_payloads,
+        notification_payload,
+    )
+    from ocppsec.pki.events.model import (
+        EventInputError,
+        Rejection,
+        SecurityEvent,
+        Source,
+        format_timestamp,
+        normalize_event,
+        parse_timestamp,
+    )
+    from ocppsec.pki.events.sink import (
+        EventSink,
+        FanOutSink,
+        MemorySink,
+        NullSink,
+        SafeSink,
+        event_from_error,
+        local_event,
+        peer_station_id,
+    )
+
+# Imported on first use (ocppsec.pki._lazy): importing one module of this package does not import them all.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "CATALOGUE": "ocppsec.pki.events.catalogue",
+    "EventDefinition": "ocppsec.pki.events.catalogue",
+    "EventInputError": "ocppsec.pki.events.model",
+    "EventSink": "ocppsec.pki.events.sink",
+    "FanOutSink": "ocppsec.pki.events.sink",
+    "IngestReport": "ocppsec.pki.events.ingest",
+    "MemorySink": "ocppsec.pki.events.sink",
+    "NullSink": "ocppsec.pki.events.sink",
+    "Rejection": "ocppsec.pki.events.model",
+    "SafeSink": "ocppsec.pki.events.sink",
+    "SecurityEvent": "ocppsec.pki.events.model",
+    "Source": "ocppsec.pki.events.model",
+    "canonical_name": "ocppsec.pki.events.catalogue",
+    "event_from_error": "ocppsec.pki.events.sink",
+    "event_from_frame": "ocppsec.pki.events.ingest",
+    "event_from_payload": "ocppsec.pki.events.ingest",
+    "format_timestamp": "ocppsec.pki.events.model",
+    "ingest_payloads": "ocppsec.pki.events.ingest",
+    "is_critical": "ocppsec.pki.events.catalogue",
+    "local_event": "ocppsec.pki.events.sink",
+    "lookup": "ocppsec.pki.events.catalogue",
+    "name_for": "ocppsec.pki.events.catalogue",
+    "normalize_event": "ocppsec.pki.events.model",
+    "notification_payload": "ocppsec.pki.events.ingest",
+    "parse_timestamp": "ocppsec.pki.events.model",
+    "peer_station_id": "ocppsec.pki.events.sink",
+}, globals())
 
 __all__ = [
     "CATALOGUE",

@@ -137,6 +137,10 @@ class _Sqlite:
         if path is not None and not path.parent.is_dir():
             raise StoreError(f"cannot open {self.what} {path}: directory {path.parent} does not exist",
                              hint="create the directory or name another file")
+        if path is not None and path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+            raise StoreError(f"cannot open {self.what} {path}: it is {kind}",  # SQLite would wait on a FIFO forever
+                             hint="name the database file")
         fresh = path is None or not path.exists() or path.stat().st_size == 0
         conn = sqlite3.connect(self.uri(self.url.read_only), uri=True, timeout=self.url.timeout, isolation_level=None,
                                check_same_thread=False)

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ocppsec.pki.errors import UsageError
+from ocppsec.pki._io import file_error
+from ocppsec.pki.errors import FileError
 from ocppsec.security_profiles.gateway.config import DEFAULT_ADMIN, AdminAddress, parse_admin
 from ocppsec.security_profiles.gateway.metrics import CONTENT_TYPE, GatewayMetrics, sink_counters, station_certificate
 
@@ -156,8 +157,9 @@ class AdminServer:
                 self.bound = AdminAddress(host=self.address.host, port=port)
         except OSError as exc:
             await runner.cleanup()
-            raise UsageError(f"--admin {self.address}: cannot listen: {exc.strerror or exc}",
-                             hint="give another --admin HOST:PORT, or --admin off") from None
+            error = file_error(exc, str(self.address), what="", action="listen on")
+            raise FileError(f"--admin: {error.message}", path=error.path,
+                            hint="give another --admin HOST:PORT, or --admin off") from None  # exit 3, as --listen
         self._runner = runner
         return self
 
@@ -182,7 +184,7 @@ async def start_admin(routes: AdminRoutes, address: AdminAddress, *, required: b
     server = AdminServer(routes, address)
     try:
         return await server.start()
-    except UsageError as exc:
+    except FileError as exc:
         if required:
             raise
         _log.warning("no admin listener: %s", exc.message, extra={"event": "admin_unavailable"})
@@ -224,7 +226,10 @@ class UpstreamProbe:
 
     async def probe(self) -> bool:
         try:
-            _reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that arrives as the connection is
+            # refused, and stop() would then wait for a task that goes on probing
+            async with asyncio.timeout(self.timeout):
+                _reader, writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             if self.reachable is not False:
                 _log.warning("upstream %s:%d unreachable: %s", self.host, self.port, exc)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocppsec.pki._io import read_bounded
 from ocppsec.pki.errors import UsageError
 
 __all__ = ["DEFAULT_ADMIN", "AdminAddress", "ConfigReport", "normalise_key", "parse_admin", "read_config", "to_defaults"]
@@ -42,18 +43,11 @@ def normalise_key(key: str) -> str:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The top-level table of the TOML file ``path``; :class:`UsageError` if it cannot be read or parsed."""
+    """The top-level table of the TOML file ``path``. A file that is missing, unreadable, a directory or a
+    FIFO is a :class:`~ocppsec.pki.errors.FileError` (exit 3), one over 1 MiB an ``InputError`` (exit 1),
+    content that does not parse a :class:`UsageError` (exit 2), as for every configuration file."""
     p = Path(path)
-    try:
-        if p.stat().st_size > _MAX_CONFIG:
-            raise UsageError(f"configuration file {p} is larger than {_MAX_CONFIG} bytes")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"configuration file {p} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"configuration file {p} is a directory") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read configuration file {p}: {exc.strerror or exc}") from None
+    data = read_bounded(p, what="configuration file", limit=_MAX_CONFIG)
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

@@ -31,12 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocppsec.pki._io import file_error
 from ocppsec.security_profiles.gateway._sdnotify import notify
 from ocppsec.security_profiles.gateway.core import Gateway
 from ocppsec.security_profiles.gateway.guard import StationGuard
 from ocppsec.security_profiles.gateway.reload import Reloader
 
-__all__ = ["DEFAULT_DRAIN_SECONDS", "GatewayService", "ServiceOptions"]
+__all__ = ["DEFAULT_DRAIN_SECONDS", "EXIT_INTERRUPTED", "GatewayService", "ServiceOptions"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway.service")
 _log.setLevel(logging.INFO)  # the service's own lines (listening, reload, drain) are always shown
@@ -120,12 +121,13 @@ class GatewayService:
 
         if self.options.upstream_probe is not None:
             self.probe = UpstreamProbe(self.gateway.upstream, interval=self.options.upstream_probe)
-            self.probe.start()
         self.source = GatewaySource(self.gateway, metrics=self.metrics, guard=self.guard, reloader=self.reloader,
                                     probe=self.probe, worker=self.options.worker)
         if self.options.admin is not None:
             self.admin = await start_admin(AdminRoutes.standard(self.source), self.options.admin,
                                            required=self.options.admin_required)
+        if self.probe is not None:
+            self.probe.start()  # after the admin listener: a gateway that cannot start logs no probe of its upstream
 
     async def _sync_metrics(self) -> None:
         while True:
@@ -149,7 +151,12 @@ class GatewayService:
             kwargs = dict(self.options.serve_kwargs)
             if self.options.reuse_port:
                 kwargs["reuse_port"] = True
-            self.server = await self.gateway.serve(self.options.host, self.options.port, **kwargs)
+            try:
+                self.server = await self.gateway.serve(self.options.host, self.options.port, **kwargs)
+            except OSError as exc:  # port taken, address not local, a port below 1024: one line naming it (exit 3)
+                host = self.options.host
+                address = f"[{host}]:{self.options.port}" if ":" in host else f"{host}:{self.options.port}"
+                raise file_error(exc, address, what="", action="listen on") from None
             await self._start_admin()
             self.source.listening = True
             if self.metrics is not None:

@@ -68,7 +68,7 @@ from ocppsec.pki.errors import UsageError
 from ocppsec.security_profiles import events as ev
 from ocppsec.security_profiles.handshake import Reject
 from ocppsec.security_profiles.server import Admission
-from ocppsec.security_profiles.tls import CertChain
+from ocppsec.security_profiles.tls import CertChain, load_cert_chain, load_roots
 
 __all__ = [
     "CONTEXT_KEY",
@@ -129,17 +129,9 @@ def upstream_context(roots: Sequence[str | Path] = (), client_chain: CertChain |
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if not roots:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    for root in roots:  # only these roots, not the system's as well
-        try:
-            ctx.load_verify_locations(cafile=str(root))
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load upstream CA roots from {root}: {exc}") from None
+    load_roots(ctx, roots, what="upstream CA file")  # only these roots, not the system's as well; read and named as --trust is
     if client_chain is not None:
-        try:
-            ctx.load_cert_chain(str(client_chain.certfile), str(client_chain.keyfile), password=client_chain.password)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load the upstream client certificate {client_chain.certfile} / key "
-                             f"{client_chain.keyfile}: {exc}") from None
+        load_cert_chain(ctx, client_chain, what="upstream client")  # our key loader first: never an OpenSSL prompt
     return ctx
 
 

@@ -168,7 +168,7 @@ def test_wrong_passphrase_missing_file_unknown_ca(pki_dir: Path, tmp_path: Path)
     assert run("pki", "csr", "--org", "ACME CSO", "--cn", "CS-2", "--key-out", key, "--out", csr).returncode == 0
     assert_one_line_error(run("pki", "issue", pki_dir, "--ca", "csms-root", "--csr", csr,
                               env={"OCPPSEC_PASSPHRASE": "wrong"}), 1, "wrong passphrase")
-    assert_one_line_error(run("pki", "issue", pki_dir, "--ca", "csms-root", "--csr", tmp_path / "missing.csr"), 2,
+    assert_one_line_error(run("pki", "issue", pki_dir, "--ca", "csms-root", "--csr", tmp_path / "missing.csr"), 3,
                           "does not exist")
     assert_one_line_error(run("pki", "issue", pki_dir, "--ca", "no-such-ca", "--csr", csr), 2, "no CA named")
     assert_one_line_error(run("pki", "issue", tmp_path, "--ca", "csms-root", "--csr", csr), 2, "not an ocppsec PKI")

@@ -136,7 +136,7 @@ def test_sign_bad_input(files: dict[str, Path], tmp_path: Path) -> None:
     assert run.code == 1
     one_line_error(run, "empty")
     run = ocppsec("sign", str(tmp_path / "missing.bin"), *common)
-    assert run.code == 2
+    assert run.code == 3
     one_line_error(run, "does not exist")
     run = ocppsec("sign", str(files["image"]), *common, "--json")
     assert run.code == 2
@@ -226,7 +226,7 @@ def test_verify_bad_input(files: dict[str, Path], tmp_path: Path, pki: Manufactu
 
     run = ocppsec("verify", str(tmp_path / "missing.bin"), "--signature", good, "--cert", str(files["cert"]),
                   "--root", str(files["root"]))
-    assert run.code == 2
+    assert run.code == 3
     one_line_error(run, "does not exist")
 
     run = ocppsec("verify", str(files["image"]), "--cert", str(files["cert"]), "--root", str(files["root"]))

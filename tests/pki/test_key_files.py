@@ -28,7 +28,7 @@ def test_every_wrong_passphrase_is_a_wrong_passphrase(encrypted: bytes) -> None:
         with pytest.raises(WrongPassphraseError) as exc:
             load_key_pem(encrypted, f"wrong {i}".encode())
         kinds.add(exc.value.message)
-    assert kinds == {"wrong passphrase for key"}
+    assert kinds == {"wrong passphrase for key (check OCPPSEC_PASSPHRASE)"}
 
 
 def test_a_truncated_encrypted_key_is_a_damaged_file(encrypted: bytes) -> None:

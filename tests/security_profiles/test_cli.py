@@ -262,11 +262,15 @@ def test_gateway_upstream_hop_usage_errors(pki: Pki) -> None:
         (["--upstream", "ws://x/", "--upstream-ca", str(pki.csms_root)], "need a wss://"),
         (["--upstream", "wss://x/", "--upstream-cert", str(pki.rsa.certfile)], "go together"),
         (["--upstream", "wss://x/", "--upstream-basic-auth-env", "OCPPSEC_TEST_UNSET"], "is not set"),
-        (["--upstream", "wss://x/", "--upstream-ca", "/nonexistent.pem"], "cannot load upstream CA"),
     ):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
+    # the file system: exit 3, the file named (tests/cli/test_bad_files.py has every kind of bad file)
+    proc = subprocess.run([*base, "--upstream", "wss://x/", "--upstream-ca", "/nonexistent.pem"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "upstream CA file /nonexistent.pem does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_gateway_spools_events_a_read_only_store_refuses_and_writes_them_after_a_restart(pki: Pki, tmp_path: Path) -> None:

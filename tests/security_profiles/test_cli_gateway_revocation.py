@@ -38,7 +38,7 @@ def test_revocation_options_are_checked(pki: Pki, tmp_path: Path, fleet_template
     cases = [
         (["--profile", "2", "--crl", str(not_a_crl)], "need profile 3"),
         (["--revocation-fail", "open"], "needs a revocation source"),
-        (["--crl", str(tmp_path / "missing.crl")], "no such file"),
+        (["--crl", str(tmp_path / "missing.crl")], "does not exist"),  # a file-system failure: exit 3
         (["--crl", "ftp://crl.example/x.crl"], "neither a file nor an http(s) URL"),
         (["--ocsp", "ocsp.example"], "neither auto nor an http(s) URL"),
         (["--profile", "2", "--pki", str(fleet_template)], "only profile 3 has"),
@@ -54,7 +54,7 @@ def test_revocation_options_are_checked(pki: Pki, tmp_path: Path, fleet_template
             i = args.index("--profile")
             del args[i:i + 2]  # the case's own --profile
         proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 2, (extra, proc.stderr)
+        assert proc.returncode == (3 if message == "does not exist" else 2), (extra, proc.stderr)
         assert message in proc.stderr, (extra, proc.stderr)
         assert "Traceback" not in proc.stderr
 

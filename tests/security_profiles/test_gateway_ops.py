@@ -196,7 +196,7 @@ def test_check_config_lists_every_problem(pki: Pki, tmp_path: Path) -> None:
     text = "\n".join(problems)
     assert "--listen" in text and "--upstream" in text
     assert f"--server-cert {pki.rsa.certfile}" in text and f"--server-cert {broken}" in text
-    assert "missing.crl: no such file" in text
+    assert "missing.crl does not exist" in text
     assert len(problems) >= 5, proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ocppsec.pki.errors import UsageError
+from ocppsec.pki.errors import FileError, UsageError
 from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
 from ocppsec.pki.revocation.crl import CrlEntry, build_crl
 from ocppsec.pki.versions import OcppVersion
@@ -125,7 +125,7 @@ def test_config_keys(tmp_path: Path) -> None:
     bad.write_text("listen = \n")
     with pytest.raises(UsageError, match="not valid TOML"):
         read_config(bad)
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(FileError, match="does not exist"):  # the file system: exit 3
         read_config(tmp_path / "missing.toml")
     assert parse_admin("off") is None
     assert str(parse_admin("127.0.0.1:9443")) == "127.0.0.1:9443"
@@ -175,12 +175,12 @@ def test_every_gateway_option_is_a_config_key() -> None:
 
     options, multiple, suggest = _config_options(gateway)
     for param in gateway.params:
-        if not isinstance(param, click.Option) or param.name in ("config", "help"):
+        if not isinstance(param, click.Option) or param.name in ("config", "help", "as_json"):
             continue
         long = [o[2:] for o in param.opts if o.startswith("--")]
         assert long and all(options[name] == param.name for name in long), param.name
         assert (param.name in multiple) == param.multiple
-    assert "config" not in options and "help" not in options
+    assert "config" not in options and "help" not in options and "json" not in options
     assert {"listen", "server-cert", "crl", "workers", "admin", "drain-seconds", "log-format"} <= set(suggest)
 
 
