@@ -10,10 +10,15 @@ A record holds at most two password hashes: the active one and, during an A01 ro
 one. Both are accepted until the station confirms the change (:meth:`confirm_password`); from then on
 only the new one works (A01.FR.03). A rejected change drops the pending one and keeps the old
 (A01.FR.04). The same two-slot scheme carries an A05 profile change (``pending_profile``).
+
+``onboarding`` says which profile-3 stations the gateway may admit into a renewal-only session with a
+certificate it would otherwise refuse (:class:`Onboarding`): ``expired`` (our CA's, expired; A00.FR.429-430)
+and/or ``factory`` (issued under a configured manufacturer root; A00.FR.806-807). Empty by default.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
@@ -24,6 +29,7 @@ from ocppsec.security_profiles.identity import validate_identity
 __all__ = [
     "DEFAULT_REGISTRY",
     "MemoryRegistry",
+    "Onboarding",
     "StationRecord",
     "StationRegistry",
     "confirm_password",
@@ -32,6 +38,27 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "./ocppsec-stations.db"
+
+
+class Onboarding(enum.StrEnum):
+    """Certificates a station may be onboarded with (renewal-only session, then a normal reconnect)."""
+
+    EXPIRED = "expired"  # an expired certificate of our CA (A00.FR.429-430)
+    FACTORY = "factory"  # a certificate issued under a configured manufacturer root (A00.FR.806-807)
+
+    @classmethod
+    def parse(cls, text: str | None) -> frozenset[Onboarding]:
+        """``"expired,factory"``, ``"expired"``, ``""`` / ``None`` / ``"none"`` (nothing)."""
+        if not text or text.strip().lower() == "none":
+            return frozenset()
+        try:
+            return frozenset(cls(p.strip().lower()) for p in text.split(",") if p.strip())
+        except ValueError:
+            raise UsageError(f"onboarding {text!r} is not expired, factory, both (comma-separated) or none") from None
+
+    @staticmethod
+    def text(kinds: frozenset[Onboarding]) -> str | None:
+        return ",".join(sorted(k.value for k in kinds)) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +71,7 @@ class StationRecord:
     password_hash: str | None = field(default=None, repr=False)
     pending_password_hash: str | None = field(default=None, repr=False)
     pending_profile: int | None = None
+    onboarding: frozenset[Onboarding] = frozenset()
 
     def __post_init__(self) -> None:
         validate_identity(self.identity)

@@ -32,7 +32,7 @@ from typing import Any
 
 from ocppsec.pki.errors import DuplicateError
 from ocppsec.pki.storage import Database, Dialect, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
-from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRecord, _require
+from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, Onboarding, StationRecord, _require
 
 __all__ = ["SCHEMA", "SqlRegistry", "open_registry"]
 
@@ -57,20 +57,25 @@ SCHEMA = Schema("registry", "station registry", (
         )""",
         _INDEX,
     )),
+    Migration("onboarding (renewal-only admission of expired or factory certificates)", (
+        "ALTER TABLE registry_stations ADD COLUMN onboarding TEXT",
+    )),
 ), adopt=_adopt)
 
-_COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile"
+_COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile, onboarding"
 _GET = f"SELECT {_COLUMNS} FROM registry_stations WHERE identity = ?"
 _CACHE_MAX = 65_536
 
 
 def _record(row: Sequence[Any]) -> StationRecord:
-    identity, profile, serial, ph, pph, pp = row
-    return StationRecord(identity, int(profile), serial, ph, pph, None if pp is None else int(pp))
+    identity, profile, serial, ph, pph, pp, onboarding = row
+    return StationRecord(identity, int(profile), serial, ph, pph, None if pp is None else int(pp),
+                         Onboarding.parse(onboarding))
 
 
 def _values(r: StationRecord) -> tuple[object, ...]:
-    return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile)
+    return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile,
+            Onboarding.text(r.onboarding))
 
 
 class SqlRegistry(SqlStore):
@@ -118,7 +123,7 @@ class SqlRegistry(SqlStore):
             return record
 
     def add(self, record: StationRecord) -> None:
-        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                             "ON CONFLICT (identity) DO NOTHING", (*_values(record), self._now()))
         if added == 0:
             raise DuplicateError(f"station {record.identity!r} is registered already",
@@ -127,7 +132,7 @@ class SqlRegistry(SqlStore):
     def update(self, record: StationRecord) -> None:
         changed = self._write(
             "UPDATE registry_stations SET profile = ?, serial = ?, password_hash = ?, pending_password_hash = ?, "
-            "pending_profile = ?, updated_at = ? WHERE identity = ?",
+            "pending_profile = ?, onboarding = ?, updated_at = ? WHERE identity = ?",
             (*_values(record)[1:], self._now(), record.identity),
         )
         if changed == 0:

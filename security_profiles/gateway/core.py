@@ -6,7 +6,11 @@ relays every message both ways unchanged (text stays text, binary stays binary).
 except to record the stations' own SecurityEventNotification requests into the event sink on their
 way through and, with ``csr_signing`` (``--sign-csrs``), to answer the stations' SignCertificate itself
 and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the stations' answers to
-the gateway's CertificateSigned never reach the upstream.
+the gateway's CertificateSigned never reach the upstream. With ``calls`` (:mod:`.calls`) the gateway
+sends CALLs of its own to stations (the campaigns of :mod:`.campaigns`) and takes their answers out of
+the relay the same way; ``listeners`` hear of every station session opened and closed and of every
+security event a station reports; a station admitted for onboarding (``context["onboarding"]``) is never
+relayed: ``onboarding`` handles it, and without one it is closed with 1008.
 
 Relay (``relay``): ``splice`` relays each message inside websockets' ``data_received`` with no task per
 frame (:mod:`._splice`, on websockets internals; ADR 12), ``tasks`` runs two pump tasks per station on
@@ -26,11 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
@@ -46,12 +50,13 @@ from ocppsec.pki.events.model import EventInputError, SecurityEvent
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
+from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
 
-__all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "security_event_from_frame"]
+__all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "SessionListener", "security_event_from_frame"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 UPSTREAM_UNAVAILABLE = 1011
@@ -84,6 +89,16 @@ class RelaySession:
     station: StationConnection
     upstream: ClientConnection
     relay: Relay
+
+
+class SessionListener(Protocol):
+    """Hears of station sessions (called on the event loop; must not block)."""
+
+    def opened(self, station: StationConnection) -> None: ...
+
+    def closed(self, station: StationConnection) -> None: ...
+
+    def station_event(self, station: StationConnection, event: SecurityEvent) -> None: ...
 
 
 def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
@@ -125,6 +140,7 @@ class Gateway:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         csr_signing: CsrSigning | None = None,
         relay: Relay | str = Relay.AUTO,
+        calls: StationCalls | None = None,
     ) -> None:
         from ocppsec.pki.errors import UsageError
 
@@ -161,6 +177,9 @@ class Gateway:
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
+        self.calls = calls  # the gateway's own calls to stations (see .calls)
+        self.listeners: list[SessionListener] = []
+        self.onboarding: Callable[[StationConnection], Awaitable[None]] | None = None
 
     def event_counters(self) -> dict[str, int | bool]:
         """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
@@ -219,6 +238,9 @@ class Gateway:
         return upstream
 
     async def handle(self, station: StationConnection) -> None:
+        if "onboarding" in station.context:
+            await self._local(station)
+            return
         upstream = await self._open_upstream(station)
         if upstream is None:
             self.stats.upstream_failures += 1
@@ -229,6 +251,7 @@ class Gateway:
         session = RelaySession(station, upstream, relay)
         self.sessions.append(session)
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
+        self._notify("opened", station)
         try:
             if relay is Relay.SPLICE:
                 await self._splice(station, upstream)
@@ -245,7 +268,26 @@ class Gateway:
         finally:
             self.stats.connected -= 1
             self.sessions.remove(session)
+            self._notify("closed", station)
             await upstream.close()
+
+    async def _local(self, station: StationConnection) -> None:
+        """A station admitted for onboarding: handled by ``onboarding``, never relayed."""
+        if self.onboarding is None:
+            await station.close(1008, "not admitted")
+            return
+        self._notify("opened", station)
+        try:
+            await self.onboarding(station)
+        finally:
+            self._notify("closed", station)
+
+    def _notify(self, what: str, station: StationConnection, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, what)(station, *args)
+            except Exception:  # a listener's fault never ends the station's session
+                _log.exception("session listener %r failed on %s", listener, what)
 
     def planned_relay(self) -> Relay:
         """The relay stations will get: the splice unless ``relay`` is ``tasks`` or this websockets version is
@@ -275,19 +317,22 @@ class Gateway:
     async def _splice(self, station: StationConnection, upstream: ClientConnection) -> None:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
+        calls = self.calls
 
         def observe(message: Data) -> None:
             self._record_station_event(station, message)
 
         def inspect(message: Data) -> bool:
-            assert session is not None
-            return session.may_answer(message) or (isinstance(message, str) and "SignCertificate" in message)
+            if calls is not None and calls.may_answer(message):
+                return True
+            return session is not None and (session.may_answer(message) or
+                                            (isinstance(message, str) and "SignCertificate" in message))
 
         async def handle(message: Data) -> bool:
-            assert session is not None
             return await self._answer_locally(session, station, message)
 
-        splice = Splice(station.websocket, upstream, inspect=inspect if session else None, handle=handle if session else None,
+        local = session is not None or calls is not None
+        splice = Splice(station.websocket, upstream, inspect=inspect if local else None, handle=handle if local else None,
                         observe=observe)
         splice.start()
         try:
@@ -303,9 +348,17 @@ class Gateway:
         if event is not None:
             self.stats.station_events += 1
             self.sink.record(event)
+            if self.listeners:
+                self._notify("station_event", station, event)
 
-    async def _answer_locally(self, session: SigningSession, station: StationConnection, message: Data) -> bool:
-        """Handle ``message`` in the gateway if it is a SignCertificate or an answer to our CertificateSigned."""
+    async def _answer_locally(self, session: SigningSession | None, station: StationConnection, message: Data) -> bool:
+        """Handle ``message`` in the gateway if it answers one of the gateway's calls, or is a SignCertificate
+        or an answer to our CertificateSigned."""
+        if self.calls is not None and self.calls.take(station.identity, message):
+            self.stats.answered_locally += 1
+            return True
+        if session is None:
+            return False
         if session.may_answer(message):
             assert isinstance(message, str)
             if await asyncio.to_thread(session.take_response, message, at=self.clock()) is not None:
@@ -323,7 +376,8 @@ class Gateway:
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         try:
             async for message in station:
-                if session is not None and await self._answer_locally(session, station, message):
+                if (session is not None or self.calls is not None) and \
+                        await self._answer_locally(session, station, message):
                     continue
                 self._record_station_event(station, message)
                 await upstream.send(message)
