@@ -10,6 +10,16 @@ CertificateSigned and keeps the per-station inventory beside the directory's led
 database when ``DIR/ledger.url`` names one (several CSMS nodes share it), else in ``DIR/inventory.db``;
 ``--inventory PATH|URL`` overrides. Those frames are not forwarded upstream.
 
+The upstream is opened before the station gets its 101, and its refusal is the station's (401, 403, 404;
+503 when it is unreachable or slower than ``--upstream-open-timeout``). It learns the station's profile
+and certificate from ``X-OCPP-*`` request headers. A ``wss://`` upstream is checked against
+``--upstream-ca`` (default: the system's roots); ``--upstream-cert/--upstream-key`` give the gateway a
+client certificate for it (key passphrase from ``$OCPPSEC_PASSPHRASE``), ``--upstream-basic-auth-env VAR``
+Basic credentials (``$VAR`` holds ``user:password``; never logged).
+
+Password rotations (A01) and security-profile changes (A05, B09) the CSMS makes over OCPP are followed
+into the registry; ``--no-follow-changes`` turns that off (e.g. when the CSMS writes the registry itself).
+
 Revocation (profile 3): ``--crl FILE|URL`` (repeatable; files reloaded when they change, URLs fetched
 again ahead of their nextUpdate), ``--pki DIR`` (the ledger's revocations, read in the background) and
 ``--ocsp auto|URL`` (the certificate's AIA responder or one responder, answers cached) are checked at every
@@ -18,26 +28,39 @@ cannot answer for its certificate. Connected stations are closed (1008, with the
 their certificate is revoked, when they are removed from the registry or when their registered profile
 changes (see :mod:`ocppsec.security_profiles.gateway.guard`). Registry lookups come from an in-memory
 snapshot refreshed in the background.
+
+Operation (ADR 22): ``--config FILE`` (TOML; keys are the option names, loaded as click's defaults so the
+command line wins; :mod:`~ocppsec.security_profiles.gateway.config`), ``--check-config``; SIGHUP reloads
+(:mod:`~ocppsec.security_profiles.gateway.reload`), SIGTERM/SIGINT drain
+(:mod:`~ocppsec.security_profiles.gateway.service`); ``--workers N`` under a supervisor
+(:mod:`~ocppsec.security_profiles.gateway.workers`); ``--admin`` (:mod:`~ocppsec.security_profiles.gateway.admin`);
+``--log-format json``; ``ocppsec gateway status`` (:mod:`ocppsec.cli.gateway_status`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
+import os
+import ssl
+import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography import x509
 
 from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway import Gateway, Relay
+from ocppsec.security_profiles.gateway.config import DEFAULT_ADMIN, ConfigReport, parse_admin, read_config, to_defaults
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway.guard import StationGuard
+from ocppsec.security_profiles.gateway.logs import configure_logging
+from ocppsec.security_profiles.gateway.reload import Reloader
 from ocppsec.security_profiles.gateway.revocation import FailMode
 from ocppsec.security_profiles.gateway.revocation_io import (
     CrlFile,
@@ -47,6 +70,8 @@ from ocppsec.security_profiles.gateway.revocation_io import (
     OcspChecker,
     RevocationChecker,
 )
+from ocppsec.security_profiles.gateway.service import DEFAULT_DRAIN_SECONDS, GatewayService, ServiceOptions
+from ocppsec.security_profiles.gateway.upstream import UpstreamAuth, upstream_context
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
 from ocppsec.security_profiles.redact import install_credential_filter
 from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, StationRegistry
@@ -68,11 +93,55 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - the user asked for all interfaces
 
 
-@click.command("gateway")
-@click.option("--listen", required=True, metavar="HOST:PORT", help="address to accept stations on")
-@click.option("--profile", "profile_text", required=True, metavar="1|2|3|2,3",
+def _config_options(command: click.Command) -> tuple[dict[str, str], set[str], list[str]]:
+    """The configuration keys of ``command``: option long names and parameter names, the repeatable ones, and
+    the names offered for a misspelt key."""
+    options: dict[str, str] = {}
+    multiple: set[str] = set()
+    suggest: list[str] = []
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name is None or param.name in _NOT_IN_CONFIG:
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            if opt.startswith("--"):
+                options[opt[2:]] = param.name
+                suggest.append(opt[2:])
+        options[param.name] = param.name
+        if param.multiple:
+            multiple.add(param.name)
+    return options, multiple, suggest
+
+
+_NOT_IN_CONFIG = frozenset({"config", "help"})
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--config FILE`` (eager): its keys become the command's defaults, so the command line still wins."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    options, multiple, suggest = _config_options(ctx.command)
+    defaults = to_defaults(read_config(value), options, multiple=multiple, suggest=suggest, source=f"--config {value}")
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+class _GatewayGroup(click.Group):
+    """``ocppsec gateway [OPTIONS]`` runs the gateway; ``ocppsec gateway status`` asks a running one."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] | status [--admin URL] [--json]")
+
+
+@click.group("gateway", cls=_GatewayGroup, invoke_without_command=True)
+@click.option("--config", "config", metavar="TOML", is_eager=True, callback=_load_config,
+              help="read options from this TOML file (keys are the option names: listen = \"0.0.0.0:8443\", "
+                   "server_cert = [\"rsa.pem\", \"ec.pem\"]); options on the command line win")
+@click.option("--check-config", is_flag=True,
+              help="check the configuration (files, certificate/key pairs, passphrases, URLs) and exit: 0 ok, 2 problems")
+@click.option("--listen", metavar="HOST:PORT", help="address to accept stations on")
+@click.option("--profile", "profile_text", metavar="1|2|3|2,3",
               help="security profile(s) of this port; 2,3 lets the registry decide per station")
-@click.option("--upstream", required=True, metavar="ws://HOST:PORT/PATH", help="the CSMS; the identity is appended")
+@click.option("--upstream", metavar="ws://HOST:PORT/PATH", help="the CSMS; the identity is appended")
 @click.option("--server-cert", "server_certs", multiple=True, metavar="PEM",
               help="CSMS certificate chain (give the RSA and the ECDSA one; pairs with --server-key)")
 @click.option("--server-key", "server_keys", multiple=True, metavar="PEM",
@@ -111,82 +180,369 @@ def _host_port(text: str) -> tuple[str, int]:
               help="seconds an OCSP answer is used at most (sooner when its nextUpdate says so)  [default: 3600]")
 @click.option("--revocation-fail", "revocation_fail", type=click.Choice([m.value for m in FailMode]), default=None,
               help="a certificate no source can answer for: closed refuses it (the default), open admits it")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="gateway processes sharing the port (SO_REUSEPORT), each with the whole configuration")
+@click.option("--admin", "admin_text", default=DEFAULT_ADMIN, show_default=True, metavar="HOST:PORT|unix:PATH|off",
+              help="admin listener: /healthz, /readyz, /metrics (Prometheus), /stations")
+@click.option("--drain-seconds", type=click.FloatRange(0, 3600), default=DEFAULT_DRAIN_SECONDS, show_default=True,
+              help="on SIGTERM, how long stations (closed with 1001) get to leave before they are cut")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="log lines as text or as one JSON object per line")
+@click.option("--upstream-ca", "upstream_ca", multiple=True, metavar="PEM",
+              help="CA root(s) the wss:// upstream's certificate must chain to (default: the system's)")
+@click.option("--upstream-cert", metavar="PEM", help="client certificate chain for the wss:// upstream")
+@click.option("--upstream-key", metavar="PEM", help=f"key of --upstream-cert (encrypted keys: ${PASSPHRASE_ENV})")
+@click.option("--upstream-basic-auth-env", "upstream_auth_env", metavar="VAR",
+              help="Basic auth toward the upstream: $VAR holds user:password")
+@click.option("--upstream-open-timeout", type=click.FloatRange(0.1, 9.9), default=5.0, show_default=True,
+              help="seconds to open the upstream before the station is refused with 503")
+@click.option("--no-follow-changes", "no_follow", is_flag=True,
+              help="do not follow the password and profile changes the CSMS makes over OCPP into the registry")
 @click.option("-v", "--verbose", count=True, help="log connections (-v) and details (-vv)")
-def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
+@click.pass_context
+def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: str | None, profile_text: str | None,
+            upstream: str | None, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
             v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
             ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
-            verbose: int, event_spool: str | None) -> None:
-    """Terminate security profile 1, 2 or 3 in front of UPSTREAM."""
-    import os
+            upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
+            upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
+            workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
+            event_spool: str | None) -> None:
+    """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
-    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(asctime)s %(name)s %(message)s")
-    install_credential_filter(*logging.getLogger().handlers)  # every logger's records, at every verbosity
-    host, port = _host_port(listen)
-    runner = _runner(loop_name)
-    profiles = parse_profiles(profile_text)
-    versions = tuple(OcppVersion.parse(v) for v in ocpp_versions.split(",") if v.strip())
-    policy = ServerPolicy(profiles, versions, cso_name, base_path)
-    ctx = None
-    if policy.tls:
-        if not server_certs or len(server_certs) != len(server_keys):
+    SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
+    stations stay); SIGTERM drains (stations closed with 1001, at most --drain-seconds) and exits 0."""
+    if ctx.invoked_subcommand is not None:
+        return
+    handler = configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
+    install_credential_filter(handler)  # every logger's records, at every verbosity, text or JSON
+    opts = _Options.from_params(ctx.params)
+    opts.admin_required = ctx.get_parameter_source("admin_text") is not click.core.ParameterSource.DEFAULT
+    worker = _worker_index()
+    if check_config:
+        report = _check(opts)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        if not report.ok:
+            click.echo(f"{config or 'the configuration'}: {len(report.problems)} problem(s)", err=True)
+            sys.exit(2)
+        click.echo(f"{config or 'the configuration'}: ok ({len(report.checked)} checks: {', '.join(report.checked)})")
+        return
+    if workers > 1 and worker is None:
+        _supervise(opts, log_format)
+        return
+    _serve(opts, worker, log_format)
+
+
+@dataclass
+class _Options:
+    """The gateway command's options, after the configuration file and the command line."""
+
+    listen: str | None
+    profile_text: str | None
+    upstream: str | None
+    server_certs: tuple[str, ...]
+    server_keys: tuple[str, ...]
+    trust: tuple[str, ...]
+    cso_name: str | None
+    stations_db: str
+    events_db: str | None
+    event_spool: str | None
+    ocpp_versions: str
+    max_frame: int
+    base_path: str
+    sign_csrs: bool
+    pki_dir: str | None
+    ca_name: str | None
+    v2g_ca: str | None
+    inventory_path: str | None
+    loop_name: str
+    relay_name: str
+    crls: tuple[str, ...]
+    ocsp: str | None
+    ocsp_timeout: float | None
+    ocsp_max_age: int | None
+    revocation_fail: str | None
+    upstream_ca: tuple[str, ...]
+    upstream_cert: str | None
+    upstream_key: str | None
+    upstream_auth_env: str | None
+    upstream_open_timeout: float
+    no_follow: bool
+    workers: int
+    admin_text: str
+    drain_seconds: float
+    log_format: str
+    admin_required: bool = True  # False for the default --admin: a port in use is a warning, not an error
+    extra: dict[str, Any] = field(default_factory=dict)  # any other option, by parameter name
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> _Options:
+        names = {f.name for f in fields(cls)} - {"admin_required", "extra"}
+        known = {k: v for k, v in params.items() if k in names}
+        return cls(**known, extra={k: v for k, v in params.items() if k not in names})
+
+    @property
+    def profiles(self) -> frozenset[int]:
+        assert self.profile_text is not None
+        return parse_profiles(self.profile_text)
+
+    def policy(self) -> ServerPolicy:
+        versions = tuple(OcppVersion.parse(v) for v in self.ocpp_versions.split(",") if v.strip())
+        return ServerPolicy(self.profiles, versions, self.cso_name, self.base_path)
+
+
+def _worker_index() -> int | None:
+    """The worker's number when this process is a worker of a ``--workers`` supervisor."""
+    from ocppsec.security_profiles.gateway.workers import WORKER_ENV
+
+    value = os.environ.get(WORKER_ENV)
+    return int(value) if value and value.isdigit() else None
+
+
+def _required(opts: _Options) -> None:
+    for name, value in (("--listen", opts.listen), ("--profile", opts.profile_text), ("--upstream", opts.upstream)):
+        if not value:
+            raise UsageError(f"missing option {name}", hint=f"give {name} or set {name[2:]} in the --config file")
+
+
+def _check_upstream(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise UsageError(f"--upstream {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UsageError(f"--upstream {url!r} is not a ws:// or wss:// URL with a host", hint="e.g. ws://127.0.0.1:9000/ocpp")
+
+
+def _usage(opts: _Options) -> None:
+    """The option combinations that make no sense (UsageError for the first)."""
+    profiles = opts.profiles
+    if ServerPolicy(profiles, (OcppVersion.V201,), opts.cso_name, "/").tls:
+        if not opts.server_certs or len(opts.server_certs) != len(opts.server_keys):
             raise UsageError("profiles 2 and 3 need --server-cert and --server-key (same number of each)",
                              hint="give the RSA and the ECDSA CSMS certificate: the four mandatory suites need both")
-        if 3 in profiles and not cso_name:
+        if 3 in profiles and not opts.cso_name:
             raise UsageError("profile 3 needs --cso-name (A00.FR.404)")
-        secret = os.environ.get(PASSPHRASE_ENV)
-        chains = [CertChain(c, k, secret.encode() if secret else None) for c, k in zip(server_certs, server_keys, strict=True)]
-        mode = "required" if profiles == {3} else ("optional" if 3 in profiles else "none")
-        ctx = server_context(chains, client_roots=trust, client_cert=mode)
-    elif server_certs or trust:
+    elif opts.server_certs or opts.trust:
         raise UsageError("profile 1 is plain ws://: --server-cert/--trust make no sense there")
-    if sign_csrs and (not pki_dir or not ca_name):
+    if opts.sign_csrs and (not opts.pki_dir or not opts.ca_name):
         raise UsageError("--sign-csrs needs --pki DIR and --ca NAME", hint="e.g. --pki ./pki --ca csms-root")
-    if not sign_csrs and (ca_name or v2g_ca or inventory_path):
+    if not opts.sign_csrs and (opts.ca_name or opts.v2g_ca or opts.inventory_path):
         raise UsageError("--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
-    if pki_dir and not sign_csrs and 3 not in profiles:
+    if opts.pki_dir and not opts.sign_csrs and 3 not in profiles:
         raise UsageError("--pki without --sign-csrs enforces the ledger's revocations, which only profile 3 has")
-    checker = _revocation(profiles, trust, crls, pki_dir, ocsp, ocsp_timeout, ocsp_max_age, revocation_fail, sign_csrs)
-    registry = open_registry(stations_db)
+
+
+def _chains(opts: _Options) -> list[CertChain]:
+    secret = os.environ.get(PASSPHRASE_ENV)
+    password = secret.encode() if secret else None
+    return [CertChain(c, k, password) for c, k in zip(opts.server_certs, opts.server_keys, strict=True)]
+
+
+def _tls_builder(opts: _Options) -> Callable[[], ssl.SSLContext] | None:
+    """What builds the TLS server context from the files as they are now (None for profile 1): at start and
+    at every reload."""
+    if not opts.policy().tls:
+        return None
+    profiles = opts.profiles
+    mode = "required" if profiles == {3} else ("optional" if 3 in profiles else "none")
+
+    def build() -> ssl.SSLContext:
+        return server_context(_chains(opts), client_roots=opts.trust, client_cert=mode)
+
+    return build
+
+
+def _roots(opts: _Options) -> Callable[[], list[x509.Certificate]]:
+    def read() -> list[x509.Certificate]:
+        from pathlib import Path
+
+        from ocppsec.pki.pem import load_certificates
+
+        out: list[x509.Certificate] = []
+        for path in opts.trust:
+            try:
+                out.extend(load_certificates(Path(path).read_bytes()))
+            except OSError as exc:
+                raise UsageError(f"cannot read trusted root(s) {path}: {exc.strerror or exc}") from None
+        return out
+
+    return read
+
+
+def _check(opts: _Options) -> ConfigReport:
+    """Everything that can be checked without serving, each problem on its own line."""
+    report = ConfigReport()
+    if not report.passes("required options", lambda: _required(opts)):
+        return report
+    listen = report.check("--listen", lambda: _host_port(opts.listen or ""))
+    if not report.passes("--profile", lambda: opts.profiles):
+        return report
+    report.check("--ocpp-versions", opts.policy)
+    if report.passes("--upstream", lambda: _check_upstream(opts.upstream or "")):
+        report.check("upstream hop (--upstream-ca/-cert/-key/-basic-auth-env)", lambda: _upstream_hop(
+            opts.upstream or "", opts.upstream_ca, opts.upstream_cert, opts.upstream_key, opts.upstream_auth_env))
+    admin = report.check("--admin", lambda: parse_admin(opts.admin_text))
+    if admin is not None and listen is not None and admin.port and admin.port == listen[1]:
+        report.problems.append("--admin: the admin listener cannot share the --listen port")
+    if not report.passes("option combinations", lambda: _usage(opts)):
+        return report
+    build = _tls_builder(opts)
+    if build is not None:
+        for chain in _chains(opts):
+            report.check(f"--server-cert {chain.certfile} / --server-key {chain.keyfile}",
+                         lambda chain=chain: server_context([chain]))
+        if opts.trust:
+            report.check("--trust", _roots(opts))
+        report.check("TLS server context", build)
+    checker = report.check("revocation options", lambda: _revocation(
+        opts.profiles, opts.trust, opts.crls, opts.pki_dir, opts.ocsp, opts.ocsp_timeout, opts.ocsp_max_age,
+        opts.revocation_fail, opts.sign_csrs))
+    if checker is not None:
+        report.check("revocation sources (CRLs, ledger)", lambda: _probe_revocation(checker))
+
+    def registry() -> None:
+        reg = open_registry(opts.stations_db)
+        try:
+            reg.list()
+        finally:
+            reg.close()
+
+    report.check(f"--stations {opts.stations_db}", registry)
+    if opts.events_db is not None:
+        def events() -> None:
+            from ocppsec.eventlog.store_sql import open_store
+            from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
+
+            try:
+                open_store(opts.events_db or "").close()
+            except (StoreUnavailableError, StoreReadOnlyError) as exc:  # the gateway starts anyway and spools
+                report.notes.append(f"--events: {exc.message}; events are spooled until it is back")
+
+        report.check(f"--events {opts.events_db}", events)
+    if opts.sign_csrs and opts.pki_dir and opts.ca_name:
+        def signing() -> None:
+            closers: list[Callable[[], None]] = []
+            try:
+                registry_ = open_registry(opts.stations_db)
+                closers.append(registry_.close)
+                assert opts.pki_dir is not None
+                assert opts.ca_name is not None
+                _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, registry_, opts.cso_name, closers)
+            finally:
+                for close in reversed(closers):
+                    close()
+
+        report.check("--sign-csrs (PKI directory, CA keys, inventory)", signing)
+    return report
+
+
+def _probe_revocation(checker: RevocationChecker) -> None:
+    async def probe() -> None:
+        try:
+            await checker.start()
+        except CrlError as exc:
+            raise UsageError(f"--crl: {exc.message}", hint=exc.hint or "give a CRL its CA (--trust or --pki) issued") from None
+        finally:
+            await checker.stop()
+
+    asyncio.run(probe())
+
+
+def _supervise(opts: _Options, log_format: str) -> None:
+    """``--workers N``: check the configuration, then run the supervisor (it exits with the workers)."""
+    from ocppsec.security_profiles.gateway.workers import Supervisor
+
+    report = _check(opts)
+    if not report.ok:
+        raise UsageError("the configuration has problems: " + "; ".join(report.problems),
+                         hint="run with --check-config to see them one per line")
+    admin = parse_admin(opts.admin_text)
+    supervisor = Supervisor([sys.executable, "-m", "ocppsec.cli.main", *sys.argv[1:]], opts.workers, admin=admin,
+                            drain_seconds=opts.drain_seconds, announce=_announcer(log_format),
+                            admin_required=opts.admin_required)
+    code = asyncio.run(supervisor.run())
+    if code:
+        sys.exit(code)
+
+
+def _announcer(log_format: str) -> Callable[[str], None]:
+    if log_format == "json":
+        return lambda line: logging.getLogger("ocppsec.security_profiles.gateway.service").info(line)
+    return lambda line: click.echo(line, err=True)
+
+
+def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
+    """Build the gateway from ``opts`` and run it as a service until SIGTERM/SIGINT."""
+    _required(opts)
+    assert opts.listen is not None
+    assert opts.upstream is not None
+    host, port = _host_port(opts.listen)
+    runner = _runner(opts.loop_name)
+    admin = parse_admin(opts.admin_text)
+    if worker is not None:
+        from ocppsec.security_profiles.gateway.admin import socket_path
+        from ocppsec.security_profiles.gateway.workers import RUNDIR_ENV
+
+        admin = parse_admin(f"unix:{socket_path(os.environ[RUNDIR_ENV], worker)}")
+    policy = opts.policy()
+    profiles = opts.profiles
+    _usage(opts)
+    build_tls = _tls_builder(opts)
+    ctx = build_tls() if build_tls is not None else None
+    checker = _revocation(profiles, opts.trust, opts.crls, opts.pki_dir, opts.ocsp, opts.ocsp_timeout, opts.ocsp_max_age,
+                          opts.revocation_fail, opts.sign_csrs)
+    upstream_ssl, upstream_auth = _upstream_hop(opts.upstream, opts.upstream_ca, opts.upstream_cert, opts.upstream_key,
+                                               opts.upstream_auth_env)
+    registry = open_registry(opts.stations_db)
     snapshot = RegistrySnapshot(registry)
     closers: list[Callable[[], None]] = []
     signing = None
-    if sign_csrs:
-        assert pki_dir is not None
-        assert ca_name is not None
-        signing = _csr_signing(pki_dir, ca_name, v2g_ca, inventory_path, snapshot, cso_name, closers)
+    if opts.sign_csrs:
+        assert opts.pki_dir is not None
+        assert opts.ca_name is not None
+        signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name, closers)
     sink = None
-    if events_db is not None:
-        sink = _event_sink(events_db, event_spool)
+    if opts.events_db is not None:
+        sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
         closers.append(lambda: _close_sink(sink))
-    gw = Gateway(policy=policy, registry=snapshot, upstream=upstream, ssl_context=ctx, sink=sink, max_size=max_frame,
-                 csr_signing=signing, relay=relay_name)
+    gw = Gateway(policy=policy, registry=snapshot, upstream=opts.upstream, ssl_context=ctx, sink=sink,
+                 max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name, upstream_ssl=upstream_ssl,
+                 upstream_auth=upstream_auth, upstream_open_timeout=opts.upstream_open_timeout,
+                 follow_changes=not opts.no_follow)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
+    reloader = Reloader(gw, tls=build_tls, roots=_roots(opts) if opts.trust else None, revocation=checker,
+                        registry=snapshot)
+
+    def describe() -> str:
+        scheme = "wss" if policy.tls else "ws"
+        on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
+        checks = f"; revocation: {checker.describe()}" if checker is not None else ""
+        who = f"gateway worker {worker} (pid {os.getpid()})" if worker is not None else "gateway"
+        admin_line = f"; admin http://{admin}" if admin is not None and worker is None else ""
+        return (f"{who} listening on {scheme}://{host}:{port}{policy.base_path} (profile {opts.profile_text}, {on} loop, "
+                f"{gw.planned_relay()} relay) -> {opts.upstream}{checks}{admin_line}")
+
+    options = ServiceOptions(host, port, drain_seconds=opts.drain_seconds, admin=admin, reuse_port=worker is not None,
+                             worker=worker, announce=_announcer(opts.log_format), describe=describe,
+                             admin_required=opts.admin_required or worker is not None)
+    service = GatewayService(gw, guard, options, reloader=reloader)
+    codes: list[int] = []
 
     async def main() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         try:
-            await guard.start()
-        except BaseException as exc:
-            await guard.stop()
-            if isinstance(exc, CrlError):
-                hint = exc.hint or "give a CRL its CA (--trust or --pki) issued"
-                raise UsageError(f"--crl: {exc.message}", hint=hint) from None
-            raise
-        try:
-            async with gw.serve(host, port):
-                scheme = "wss" if policy.tls else "ws"
-                on = "uvloop" if on_uvloop(asyncio.get_running_loop()) else "asyncio"
-                checks = f"; revocation: {checker.describe()}" if checker is not None else ""
-                click.echo(f"gateway listening on {scheme}://{host}:{port}{base_path} (profile {profile_text}, {on} loop, "
-                           f"{gw.planned_relay()} relay) -> {upstream}{checks}", err=True)
-                await stop.wait()
-        finally:
-            await guard.stop()
+            codes.append(await service.run())
+        except CrlError as exc:
+            hint = exc.hint or "give a CRL its CA (--trust or --pki) issued"
+            raise UsageError(f"--crl: {exc.message}", hint=hint) from None
 
     try:
         snapshot.start()
@@ -196,6 +552,28 @@ def gateway(listen: str, profile_text: str, upstream: str, server_certs: tuple[s
         for close in reversed(closers):
             close()
         registry.close()
+    if codes and codes[0]:
+        sys.exit(codes[0])  # not click's Exit: ocppsec.cli.main runs click in non-standalone mode, which returns it
+
+
+def _upstream_hop(upstream: str, roots: tuple[str, ...], cert: str | None, key: str | None,
+                  auth_env: str | None) -> tuple[ssl.SSLContext | None, UpstreamAuth | None]:
+    """The TLS context and Basic credentials for the hop to the upstream, from the options."""
+    auth = None
+    if auth_env is not None:
+        value = os.environ.get(auth_env)
+        if value is None:
+            raise UsageError(f"environment variable {auth_env} is not set", hint=f"export {auth_env}=user:password")
+        auth = UpstreamAuth.parse(value)
+    if (cert is None) != (key is None):
+        raise UsageError("--upstream-cert and --upstream-key go together")
+    if not upstream.startswith("wss://"):
+        if roots or cert:
+            raise UsageError("--upstream-ca/--upstream-cert need a wss:// --upstream")
+        return None, auth
+    secret = os.environ.get(PASSPHRASE_ENV)
+    chain = CertChain(cert, key, secret.encode() if secret else None) if cert is not None and key is not None else None
+    return upstream_context(roots, chain), auth
 
 
 def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
@@ -205,7 +583,6 @@ def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
     from ocppsec.eventlog.queued import QueuedSink
     from ocppsec.eventlog.store_sql import open_store
     from ocppsec.pki.errors import StoreReadOnlyError, StoreUnavailableError
-    from ocppsec.pki.storage import parse_url
 
     try:
         open_store(events_db).close()  # a wrong path or URL stops here; the schema is created or migrated
@@ -213,10 +590,23 @@ def _event_sink(events_db: str, event_spool: str | None) -> QueuedSink:
         click.echo(f"warning: {exc.message}; events are spooled until it is back", err=True)
     except StoreReadOnlyError as exc:
         click.echo(f"warning: {exc.message}; events are spooled until it is writable", err=True)
-    if event_spool is None:
-        url = parse_url(events_db, what="event store")
-        event_spool = f"{url.path}.spool" if url.path else "./ocppsec-events.spool"
-    return QueuedSink(lambda: open_store(events_db), spool=Path(event_spool))
+    return QueuedSink(lambda: open_store(events_db), spool=Path(event_spool or _spool_path(events_db)))
+
+
+def _spool_path(events_db: str) -> str:
+    """The default event spool: beside a SQLite store, else in the working directory."""
+    from ocppsec.pki.storage import parse_url
+
+    url = parse_url(events_db, what="event store")
+    return f"{url.path}.spool" if url.path else "./ocppsec-events.spool"
+
+
+def _worker_spool(event_spool: str | None, events_db: str, worker: int | None) -> str | None:
+    """A spool is one process's: worker ``i`` of ``--workers`` gets ``SPOOL.worker-i`` (its replacement after
+    a restart replays it)."""
+    if worker is None:
+        return event_spool
+    return f"{event_spool or _spool_path(events_db)}.worker-{worker}"
 
 
 def _close_sink(sink: QueuedSink) -> None:
@@ -313,3 +703,12 @@ def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path:
     service = CertificateService(signer, cso_name=cso, stations=RegistryStations(registry, cso_name=cso),
                                  inventory=inventory, ledger=pki.ledger)
     return CsrSigning(service)
+
+
+def _add_status() -> None:
+    from ocppsec.cli.gateway_status import status
+
+    gateway.add_command(status)
+
+
+_add_status()

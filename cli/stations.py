@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -72,19 +73,23 @@ def stations() -> None:
 @click.option("--generate", is_flag=True, help="generate a random password and print it once")
 @click.option("--serial", help="serial number the profile-3 certificate CN must carry (default: the identity)")
 @click.option("--profile", type=click.IntRange(1, 3), default=2, show_default=True, help="registered security profile")
+@click.option("--allow-profile-downgrade", "allow_downgrade", is_flag=True,
+              help="the station's AllowSecurityProfileDowngrade is true: the gateway follows a change from profile 3 "
+                   "to 2 (never to 1); the gateway also learns it when the CSMS sets it over OCPP")
 @_version_option
 @_strict_option
 @_stations_option
 @click.option("--json", "as_json", is_flag=True)
-def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, ocpp_version: str,
-        strict: bool, stations_db: str, as_json: bool) -> None:
+def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, allow_downgrade: bool,
+        ocpp_version: str, strict: bool, stations_db: str, as_json: bool) -> None:
     """Register station IDENTITY."""
     version = OcppVersion.parse(ocpp_version)
     password: str | None = None
     generated = False
     if profile in (1, 2) or env_var or generate:
         password, generated = _password(env_var, generate, version, strict)
-    record = StationRecord(identity, profile, serial, hash_password(password) if password else None)
+    record = StationRecord(identity, profile, serial, hash_password(password) if password else None,
+                           allow_downgrade=allow_downgrade)
     registry = open_registry(stations_db)
     registry.add(record)
     out = {"identity": identity, "profile": profile, "serial": record.expected_serial, "registry": stations_db}
@@ -105,17 +110,27 @@ def add(identity: str, env_var: str | None, generate: bool, serial: str | None, 
 def list_(stations_db: str, as_json: bool) -> None:
     """List registered stations (never the password hashes)."""
     rows = open_registry(stations_db).list()
-    data = [{"identity": r.identity, "profile": r.profile, "pendingProfile": r.pending_profile,
-             "serial": r.expected_serial, "password": bool(r.password_hash),
-             "pendingPassword": bool(r.pending_password_hash)} for r in rows]
     if as_json:
-        echo_json(data)
+        echo_json([_listed(r) for r in rows])
         return
-    echo_table(["identity", "profile", "serial", "password", "pending"],
-               [[d["identity"], d["profile"], d["serial"], "set" if d["password"] else "-",
-                 ", ".join(x for x, on in (("password", d["pendingPassword"]), (f"profile {d['pendingProfile']}",
-                                                                                 d["pendingProfile"])) if on) or "-"]
-                for d in data])
+    echo_table(["identity", "profile", "serial", "password", "pending", "downgrade", "slots"],
+               [[r.identity, r.profile, r.expected_serial, "set" if r.password_hash else "-",
+                 ", ".join(x for x, on in (("password", r.pending_password_hash), (f"profile {r.pending_profile}",
+                                                                                r.pending_profile)) if on) or "-",
+                 "3->2" if r.allow_downgrade else "-",
+                 " ".join(f"{s.slot}:{s.profile or '?'}{'*' if s.username or s.password_hash else ''}"
+                          for s in r.network.slots) or "-"]
+                for r in rows])
+
+
+def _listed(r: StationRecord) -> dict[str, Any]:
+    """One station for ``list --json`` (never a hash: only whether one is set)."""
+    return {"identity": r.identity, "profile": r.profile, "pendingProfile": r.pending_profile,
+            "serial": r.expected_serial, "password": bool(r.password_hash),
+            "pendingPassword": bool(r.pending_password_hash), "allowProfileDowngrade": r.allow_downgrade,
+            "networkPriority": list(r.network.priority),
+            "slots": [{"slot": s.slot, "profile": s.profile, "username": s.username, "password": bool(s.password_hash)}
+                      for s in r.network.slots]}
 
 
 @stations.command("set-password")
@@ -152,6 +167,21 @@ def confirm(identity: str, stations_db: str) -> None:
     """The station accepted its new password: from now on only the new one works (A01.FR.03)."""
     confirm_password(open_registry(stations_db), identity)
     click.echo(f"password of {identity} confirmed; the old one no longer works")
+
+
+@stations.command("profile-downgrade")
+@click.argument("identity")
+@click.option("--allow/--forbid", "allow", required=True,
+              help="whether the station's AllowSecurityProfileDowngrade is true (3 -> 2 followed; never to 1)")
+@_stations_option
+def profile_downgrade(identity: str, allow: bool, stations_db: str) -> None:
+    """Record whether station IDENTITY may go from profile 3 down to 2 (A05.FR.08)."""
+    registry = open_registry(stations_db)
+    record = registry.get(identity)
+    if record is None:
+        raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
+    registry.update(replace(record, allow_downgrade=allow))
+    click.echo(f"{identity}: profile downgrade 3 -> 2 {'allowed' if allow else 'forbidden'}")
 
 
 @stations.command("remove")

@@ -8,6 +8,7 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v testssl >/dev/null || command -v testssl.sh >/dev/null || need_apt+=(testssl.sh)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # verifies docs/gateway.service
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

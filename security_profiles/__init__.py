@@ -33,6 +33,8 @@ from ocppsec.security_profiles.profile3 import LeafIdentity, check_station_certi
 from ocppsec.security_profiles.redact import CredentialFilter, install_credential_filter
 from ocppsec.security_profiles.registry import (
     MemoryRegistry,
+    NetworkProfiles,
+    NetworkSlot,
     StationRecord,
     StationRegistry,
     confirm_password,
@@ -60,6 +62,8 @@ __all__ = [
     "HandshakeFacts",
     "LeafIdentity",
     "MemoryRegistry",
+    "NetworkProfiles",
+    "NetworkSlot",
     "PasswordRules",
     "Reject",
     "ScryptCost",

@@ -216,15 +216,17 @@ class Splice:
     """Relay complete messages between ``a`` and ``b`` (websockets asyncio connections) frame-synchronously.
 
     ``inspect(message)`` (a -> b only) picks messages for ``handle(message)``, which returns True when it
-    consumed the message (else it is relayed); ``observe(message)`` sees every a -> b message first.
+    consumed the message (else it is relayed); ``observe(message)`` sees every a -> b message first,
+    ``observe_down(message)`` every b -> a message. Observers run inside ``data_received``: keep them cheap.
     """
 
     def __init__(self, a: Any, b: Any, *, inspect: Callable[[Message], bool] | None = None,
                  handle: Callable[[Message], Awaitable[bool]] | None = None,
-                 observe: Callable[[Message], None] | None = None) -> None:
+                 observe: Callable[[Message], None] | None = None,
+                 observe_down: Callable[[Message], None] | None = None) -> None:
         self.a, self.b = a, b
         self.up = _Direction(a, b, inspect=inspect, handle=handle, observe=observe)
-        self.down = _Direction(b, a, inspect=None, handle=None, observe=None)
+        self.down = _Direction(b, a, inspect=None, handle=None, observe=observe_down)
         self._resume_a = a.resume_writing
         self._resume_b = b.resume_writing
 

@@ -79,6 +79,7 @@ async def connect(
     fqdn: str | None = None,
     allow_wildcards: bool = False,
     ssl_context: ssl.SSLContext | None = None,
+    username: str | None = None,
     sink: EventSink | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
     open_timeout: float = 10.0,
@@ -88,7 +89,8 @@ async def connect(
 
     ``key_form`` (1.6 only): ``hex`` sends the AuthorizationKey hex-decoded (OCPP-J 1.6), ``string``
     sends it as text. ``password_rules``: which 2.0.1 password rules the password must follow
-    (:class:`~.basic_auth.PasswordRules`). ``fqdn`` defaults to the endpoint's host name.
+    (:class:`~.basic_auth.PasswordRules`). ``fqdn`` defaults to the endpoint's host name. ``username``: the
+    Basic-auth username when it is not the identity (2.1: a network slot's own ``identity``, B09).
     """
     scheme = urlsplit(endpoint).scheme
     if profile not in (1, 2, 3):
@@ -102,7 +104,7 @@ async def connect(
         if password is None:
             raise UsageError(f"profile {profile} needs the Basic-auth password")
         verify_password_rules(password, versions[0], rules=password_rules)
-        headers["Authorization"] = authorization_header(identity, password, versions[0], key_form=key_form)
+        headers["Authorization"] = authorization_header(username or identity, password, versions[0], key_form=key_form)
     if profile in (2, 3) and ssl_context is None:
         ssl_context = client_context(csms_roots, client_chain=client_chain if profile == 3 else None)
     if profile == 3 and client_chain is None and ssl_context is None:

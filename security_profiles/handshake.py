@@ -10,6 +10,7 @@ record):
 3. the station is registered (the registry says which profile(s) it may use)          -> 401 / 403
 4. the profile the station uses is its registered one (A00.FR.002; A05.FR.07 / .09-10) -> 403
 5a. profiles 1/2: Basic username = identity (A00.FR.204/303) and password matches       -> 401
+    (2.1: or a network slot's own username and password, B09; the URL identity stays the station's)
 5b. profile 3: client certificate O contains the CSO name, CN = registered serial      -> 403
     (with ``ServerPolicy.onboarding``, a station whose record allows onboarding and whose certificate
     fails only the validity period or O is accepted as an onboarding *candidate*, ``Accept.onboarding``:
@@ -174,16 +175,32 @@ def _check_basic(facts: HandshakeFacts, record: StationRecord, identity: str, ve
     except InputError as exc:
         return Reject(f"malformed Authorization header: {exc.message}", 400, ev.FAILED_TO_AUTHENTICATE,
                       exc.requirement or "A00.FR.202", identity)
-    if creds.username != identity:
+    own, slot_hashes = _credentials_for(record, creds.username, identity)
+    if not own and not slot_hashes:
         return Reject(f"Basic username {creds.username[:48]!r} is not the identity {identity!r}", 401,
                       ev.FAILED_TO_AUTHENTICATE, "A00.FR.207", identity)
-    if record.password_hash and password_matches(record.password_hash, creds.password, version):
+    if own and record.password_hash and password_matches(record.password_hash, creds.password, version):
         return False
-    if record.pending_password_hash and password_matches(record.pending_password_hash, creds.password, version):
+    if own and record.pending_password_hash and password_matches(record.pending_password_hash, creds.password, version):
         return True
+    if any(password_matches(h, creds.password, version) for h in slot_hashes):
+        return False
     return Reject(f"wrong password for station {identity}", 401, ev.FAILED_TO_AUTHENTICATE, "A00.FR.207", identity)
 
 
+def _credentials_for(record: StationRecord, username: str, identity: str) -> tuple[bool, tuple[str, ...]]:
+    """Which passwords ``username`` may log in with for ``identity``: the station's own (True when the username is
+    the identity, or a 2.1 network slot's username without a password of its own) and the slots' own hashes."""
+    own = username == identity
+    hashes: list[str] = []
+    for slot in record.network.slots:
+        if (slot.username or identity) != username:
+            continue
+        if slot.password_hash:
+            hashes.append(slot.password_hash)
+        else:
+            own = True
+    return own, tuple(hashes)
 _ONBOARDING_VIOLATIONS = frozenset({"A00.FR.403", "A00.FR.404"})  # validity period, O: what onboarding may excuse
 
 

@@ -14,6 +14,13 @@ only the new one works (A01.FR.03). A rejected change drops the pending one and 
 ``onboarding`` says which profile-3 stations the gateway may admit into a renewal-only session with a
 certificate it would otherwise refuse (:class:`Onboarding`): ``expired`` (our CA's, expired; A00.FR.429-430)
 and/or ``factory`` (issued under a configured manufacturer root; A00.FR.806-807). Empty by default.
+
+A record also holds what the station's own configuration says about later profile changes:
+``allow_downgrade`` (SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed, A05.FR.08) and
+``network`` (:class:`NetworkProfiles`: the network connection slots the CSMS configured, with their
+security profiles, and their priority order, B09). In 2.1 a slot may carry its own Basic-auth username and
+password (:class:`NetworkSlot`); the station still connects to the URL of its own identity, and the
+handshake accepts the slot's username with the slot's password for that identity.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from ocppsec.security_profiles.identity import validate_identity
 __all__ = [
     "DEFAULT_REGISTRY",
     "MemoryRegistry",
+    "NetworkProfiles",
+    "NetworkSlot",
     "Onboarding",
     "StationRecord",
     "StationRegistry",
@@ -59,6 +68,67 @@ class Onboarding(enum.StrEnum):
     @staticmethod
     def text(kinds: frozenset[Onboarding]) -> str | None:
         return ",".join(sorted(k.value for k in kinds)) or None
+MAX_SLOT = 2**31 - 1  # configurationSlot is an OCPP integer
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSlot:
+    """One network connection slot of a station, as the CSMS configured it (SetNetworkProfile; 2.1's
+    NetworkConfiguration component). ``username`` and ``password_hash`` are 2.1's per-slot Basic-auth
+    credentials; ``None`` means the station's own (the URL identity, the record's password). The hash never
+    appears in ``repr``."""
+
+    slot: int
+    profile: int | None = None
+    username: str | None = None
+    password_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.slot, bool) or not isinstance(self.slot, int) or not 0 <= self.slot <= MAX_SLOT:
+            raise UsageError(f"network configuration slot {self.slot!r} is not an integer from 0 to {MAX_SLOT}")
+        if self.profile is not None and self.profile not in (1, 2, 3):
+            raise UsageError(f"security profile {self.profile} of slot {self.slot} is not 1, 2 or 3")
+        if self.username is not None:
+            validate_identity(self.username)  # at most 48 characters, no ':' (it is a Basic-auth username)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkProfiles:
+    """A station's network connection slots (by slot number) and their priority (NetworkConfigurationPriority)."""
+
+    priority: tuple[int, ...] = ()
+    slots: tuple[NetworkSlot, ...] = ()
+
+    def __post_init__(self) -> None:
+        numbers = [s.slot for s in self.slots]
+        if numbers != sorted(set(numbers)):
+            raise UsageError("network configuration slots must be unique and sorted by slot number")
+        for n in self.priority:
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SLOT:
+                raise UsageError(f"network configuration priority entry {n!r} is not a slot number")
+
+    def slot(self, number: int) -> NetworkSlot | None:
+        return next((s for s in self.slots if s.slot == number), None)
+
+    def with_slot(self, slot: NetworkSlot) -> NetworkProfiles:
+        """These profiles with ``slot`` put in (replacing the slot of the same number)."""
+        others = [s for s in self.slots if s.slot != slot.slot]
+        return replace(self, slots=tuple(sorted((*others, slot), key=lambda s: s.slot)))
+
+    @property
+    def first_profile(self) -> int | None:
+        """The security profile of the slot the station tries first, when known."""
+        if not self.priority:
+            return None
+        first = self.slot(self.priority[0])
+        return first.profile if first is not None else None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.priority or self.slots)
+
+
+NO_NETWORK = NetworkProfiles()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +141,8 @@ class StationRecord:
     password_hash: str | None = field(default=None, repr=False)
     pending_password_hash: str | None = field(default=None, repr=False)
     pending_profile: int | None = None
+    allow_downgrade: bool = False  # SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed
+    network: NetworkProfiles = NO_NETWORK
     onboarding: frozenset[Onboarding] = frozenset()
 
     def __post_init__(self) -> None:

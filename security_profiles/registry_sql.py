@@ -19,10 +19,15 @@ and it skips the query and the record validation when nothing was written.
 (SQLite: ``PRAGMA data_version`` and this object's own writes; PostgreSQL: the row count and the sum of the
 rows' ``xmin``, which every insert, update and delete moves), for caches that poll
 (:class:`~ocppsec.security_profiles.registry_snapshot.RegistrySnapshot`).
+
+Schema step 2 adds ``allow_downgrade`` and ``network`` (the station's network connection slots and their
+priority, :class:`~ocppsec.security_profiles.registry.NetworkProfiles`, as one JSON text: per-slot password
+hashes are salted scrypt hashes like the others). Rows written before it read as no downgrade and no slots.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -30,9 +35,17 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from ocppsec.pki.errors import DuplicateError
+from ocppsec.pki.errors import DuplicateError, InputError, StoreError, UsageError
 from ocppsec.pki.storage import Database, Dialect, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
-from ocppsec.security_profiles.registry import DEFAULT_REGISTRY, Onboarding, StationRecord, _require
+from ocppsec.security_profiles.registry import (
+    DEFAULT_REGISTRY,
+    NO_NETWORK,
+    NetworkProfiles,
+    NetworkSlot,
+    Onboarding,
+    StationRecord,
+    _require,
+)
 
 __all__ = ["SCHEMA", "SqlRegistry", "open_registry"]
 
@@ -57,25 +70,55 @@ SCHEMA = Schema("registry", "station registry", (
         )""",
         _INDEX,
     )),
+    Migration("downgrade switch and network connection slots", (
+        "ALTER TABLE registry_stations ADD COLUMN network TEXT",
+    ), sqlite=("ALTER TABLE registry_stations ADD COLUMN allow_downgrade INTEGER NOT NULL DEFAULT 0",),
+       postgres=("ALTER TABLE registry_stations ADD COLUMN allow_downgrade BOOLEAN NOT NULL DEFAULT FALSE",)),
     Migration("onboarding (renewal-only admission of expired or factory certificates)", (
         "ALTER TABLE registry_stations ADD COLUMN onboarding TEXT",
     )),
 ), adopt=_adopt)
 
-_COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile, onboarding"
+_COLUMNS = ("identity, profile, serial, password_hash, pending_password_hash, pending_profile, allow_downgrade, network, "
+            "onboarding")
 _GET = f"SELECT {_COLUMNS} FROM registry_stations WHERE identity = ?"
 _CACHE_MAX = 65_536
 
 
+def _network_json(network: NetworkProfiles) -> str | None:
+    """The ``network`` column's text (``None`` for no slots and no priority)."""
+    if network.empty:
+        return None
+    slots = [{k: v for k, v in (("slot", s.slot), ("profile", s.profile), ("username", s.username),
+                                ("passwordHash", s.password_hash)) if v is not None} for s in network.slots]
+    return json.dumps({"priority": list(network.priority), "slots": slots}, separators=(",", ":"))
+
+
+def _network_from_json(text: str | None, identity: str) -> NetworkProfiles:
+    """Read the ``network`` column back; a value this code did not write is a :class:`StoreError`."""
+    if text is None:
+        return NO_NETWORK
+    try:
+        data = json.loads(text)
+        return NetworkProfiles(
+            tuple(data.get("priority", ())),
+            tuple(NetworkSlot(s["slot"], s.get("profile"), s.get("username"), s.get("passwordHash"))
+                  for s in data.get("slots", ())),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, UsageError, InputError):
+        raise StoreError(f"the network slots of station {identity!r} in the registry are unreadable",
+                         hint="set them again, or clear the station's network column") from None
+
+
 def _record(row: Sequence[Any]) -> StationRecord:
-    identity, profile, serial, ph, pph, pp, onboarding = row
+    identity, profile, serial, ph, pph, pp, allow, network, onboarding = row
     return StationRecord(identity, int(profile), serial, ph, pph, None if pp is None else int(pp),
-                         Onboarding.parse(onboarding))
+                         bool(allow), _network_from_json(network, identity), Onboarding.parse(onboarding))
 
 
 def _values(r: StationRecord) -> tuple[object, ...]:
     return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile,
-            Onboarding.text(r.onboarding))
+            r.allow_downgrade, _network_json(r.network), Onboarding.text(r.onboarding))
 
 
 class SqlRegistry(SqlStore):
@@ -123,7 +166,7 @@ class SqlRegistry(SqlStore):
             return record
 
     def add(self, record: StationRecord) -> None:
-        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                             "ON CONFLICT (identity) DO NOTHING", (*_values(record), self._now()))
         if added == 0:
             raise DuplicateError(f"station {record.identity!r} is registered already",
@@ -132,7 +175,7 @@ class SqlRegistry(SqlStore):
     def update(self, record: StationRecord) -> None:
         changed = self._write(
             "UPDATE registry_stations SET profile = ?, serial = ?, password_hash = ?, pending_password_hash = ?, "
-            "pending_profile = ?, onboarding = ?, updated_at = ? WHERE identity = ?",
+            "pending_profile = ?, allow_downgrade = ?, network = ?, onboarding = ?, updated_at = ? WHERE identity = ?",
             (*_values(record)[1:], self._now(), record.identity),
         )
         if changed == 0:

@@ -14,7 +14,8 @@ Each accepted TCP connection goes through:
    unless the registry declares ``nonblocking = True`` and no hash is needed. A refusal is answered with
    its HTTP status and recorded; refusals of identities nobody registered are counted and recorded as one
    event per window (:mod:`._refusals`). An unknown subprotocol completes the handshake without one and
-   closes with 1002. The ``admit`` steps (:class:`Admission`) run next and may still refuse a station.
+   closes with 1002. The ``admit`` steps (:class:`Admission`) run next and may still refuse a station
+   (``before_decide`` is awaited before the decision).
 3. the handler gets a :class:`StationConnection`: identity, profile, OCPP version and subprotocol, and
    ``recv``/``send``/``close`` (so an ``ocpp`` package ChargePoint runs on it unchanged).
 
@@ -111,9 +112,13 @@ class Admission:
     Steps (``serve(admit=...)``) run in order after the handshake decision accepted the station and may
     still refuse it (a revoked certificate, an upstream that refuses the station); what they put into
     :attr:`context` reaches the handler as :attr:`StationConnection.context`.
+
+    A step that opens something for the station (the gateway's upstream connection) registers its release
+    with :meth:`on_abandon`: it runs when the handler never gets the station - a later refusal, a failing
+    step, the station gone before its 101 - and at once when that has happened already.
     """
 
-    __slots__ = ("_ssl_object", "context", "decision", "headers", "peer", "tls")
+    __slots__ = ("_abandon", "_ssl_object", "abandoned", "context", "decision", "headers", "peer", "tls")
 
     def __init__(self, decision: Accept, peer: str, headers: Headers, tls: TlsFacts | None,
                  ssl_object: ssl.SSLObject | None) -> None:
@@ -123,6 +128,25 @@ class Admission:
         self.tls = tls
         self._ssl_object = ssl_object
         self.context: dict[str, Any] = {}
+        self.abandoned = False
+        self._abandon: list[Callable[[], object]] = []
+
+    def on_abandon(self, release: Callable[[], object]) -> None:
+        """Call ``release()`` if the handler never gets this station (now, if that is known already)."""
+        if self.abandoned:
+            release()
+        else:
+            self._abandon.append(release)
+
+    def abandon(self) -> None:
+        """The handler will not get this station: run every release registered (once)."""
+        self.abandoned = True
+        releases, self._abandon = self._abandon, []
+        for release in releases:
+            try:
+                release()
+            except Exception:
+                _log.exception("an admission step's release failed")
 
     def peer_certificate_der(self) -> bytes | None:
         """The station's TLS client certificate (DER), or None without one."""
@@ -143,6 +167,7 @@ class _ServeState:
     tls_handshake_timeout: float
     clock: Callable[[], datetime] = _now
     admit: AdmissionStep | None = None
+    before_decide: Callable[[str], Awaitable[None]] | None = None
     limits: FrameLimits = DEFAULT_LIMITS
     unknown: UnknownIdentities = field(default_factory=UnknownIdentities)
     memory: MemoryReturn = field(default_factory=MemoryReturn)
@@ -247,6 +272,7 @@ class _ProfileConnection(ServerConnection):
         self._recv_frame = self.protocol.recv_frame
         self.protocol.recv_frame = self._count_control  # type: ignore[method-assign]
         self._fair = FairFeed(self._state.limits, self._feed_websockets, self._fair_stopped)
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ctx = self._state.ssl_context
@@ -298,6 +324,9 @@ class _ProfileConnection(ServerConnection):
         super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.admission is not None and self.station is None:
+            self.admission.abandon()  # the handler will never get it: release what the admission steps opened
         self._fair.flush()
         super().connection_lost(exc)
         self._state.memory.ended()
@@ -385,6 +414,8 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     assert isinstance(connection, _ProfileConnection)
     state = connection._state
     facts = _facts(connection, request)
+    if state.before_decide is not None:
+        await state.before_decide(facts.path)
     at = state.clock()
     registry = state.registry
     looked_up: dict[str, bool] = {}  # identity -> registered
@@ -410,9 +441,16 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
     if isinstance(decision, Accept) and state.admit is not None:
         admission = Admission(decision, connection.peer, request.headers, facts.tls,
                               connection.transport.get_extra_info("ssl_object"))
-        refusal = await state.admit(admission)
         connection.admission = admission
+        if connection.lost:  # the station went away during the decision: nothing to admit
+            admission.abandon()
+        try:
+            refusal = await state.admit(admission)
+        except BaseException:
+            admission.abandon()
+            raise
         if refusal is not None:
+            admission.abandon()
             decision = refusal
         elif decision.onboarding and "onboarding" not in admission.context:
             decision = _unclassified(decision)
@@ -497,6 +535,7 @@ def serve(
     frame_limits: FrameLimits = DEFAULT_LIMITS,
     unknown_window: float = 60.0,
     trim_memory_after: int | None = 500,
+    before_decide: Callable[[str], Awaitable[None]] | None = None,
     **kwargs: Any,
 ) -> Server:
     """Serve OCPP stations at ``policy``'s profile(s); ``handler`` gets each authenticated connection.
@@ -515,6 +554,8 @@ def serve(
     The registry is consulted in a worker thread unless it says ``nonblocking = True``; ``sink.record`` is
     called on the event loop, so it must not block (``ocppsec.eventlog.queued.QueuedSink`` does not).
     No log record carries a credential (:mod:`.redact` is installed on websockets' loggers and ours).
+    ``before_decide``: awaited with the request path before the handshake decision reads the registry (the
+    gateway waits there while it is still writing a credential or profile change of that station).
     """
     from ocppsec.pki.errors import UsageError
 
@@ -526,8 +567,8 @@ def serve(
     install_credential_filter()
     if ssl_context is not None:
         _tls_alert.install(ssl_context)
-    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit, frame_limits,
-                        UnknownIdentities(unknown_window), MemoryReturn(trim_memory_after))
+    state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit, before_decide,
+                        frame_limits, UnknownIdentities(unknown_window), MemoryReturn(trim_memory_after))
     connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
 
     async def _handler(websocket: ServerConnection) -> None:

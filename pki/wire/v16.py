@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from ocppsec.pki.certmgmt.model import CertificateUse, InstalledType, RootType, Trigger
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.pki.wire.table import WireNames
+from ocppsec.pki.wire.table import ConfigName, SecurityConfigNames, SecuritySetting, WireNames
 
 __all__ = ["NAMES"]
 
@@ -32,5 +32,15 @@ NAMES = WireNames(
     certificate_status_action="GetCertificateStatus",
     chain_status_action=None,
     pnc_vendor_id="org.openchargealliance.iso15118pnc",
+    # White paper §7: AuthorizationKey (write-only, A01) and SecurityProfile (only increases, A05.FR.01) are
+    # configuration keys; ChangeConfiguration answers Accepted, RebootRequired, Rejected or NotSupported.
+    security_config=SecurityConfigNames(
+        change_action="ChangeConfiguration",
+        reset_action="Reset",
+        stored_statuses=frozenset({"Accepted", "RebootRequired"}),
+        settings=MappingProxyType({SecuritySetting.BASIC_AUTH_PASSWORD: ConfigName("AuthorizationKey"),
+                                   SecuritySetting.SECURITY_PROFILE: ConfigName("SecurityProfile")}),
+        key_value=True,
+    ),
     pnc_message_ids=("Authorize", "GetCertificateStatus"),
 )

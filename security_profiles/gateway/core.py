@@ -1,16 +1,19 @@
 """The security gateway: profiles 1-3 in front of any CSMS.
 
 Stations connect to the gateway at their security profile; the gateway authenticates them and binds
-the identity (:func:`~.server.serve`), opens ``upstream/IDENTITY`` with the same OCPP subprotocol and
-relays every message both ways unchanged (text stays text, binary stays binary). It never parses OCPP
-except to record the stations' own SecurityEventNotification requests into the event sink on their
-way through and, with ``csr_signing`` (``--sign-csrs``), to answer the stations' SignCertificate itself
-and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the stations' answers to
-the gateway's CertificateSigned never reach the upstream. With ``calls`` (:mod:`.calls`) the gateway
-sends CALLs of its own to stations (the campaigns of :mod:`.campaigns`) and takes their answers out of
-the relay the same way; ``listeners`` hear of every station session opened and closed and of every
+the identity (:func:`~.server.serve`), opens ``upstream/IDENTITY`` with the same OCPP subprotocol before
+the station gets its 101 (:mod:`.upstream`: the upstream's refusal becomes the station's HTTP refusal;
+the station's profile and certificate facts go to the upstream as request headers) and relays every
+message both ways unchanged (text stays text, binary stays binary). It never parses OCPP except to record
+the stations' own SecurityEventNotification requests into the event sink on their way through, to follow
+the credential and security-profile changes the CSMS makes over OCPP into the registry (:mod:`.follow`,
+:mod:`.follower`; ``follow_changes``) and, with ``csr_signing`` (``--sign-csrs``), to answer the stations'
+SignCertificate itself and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the
+stations' answers to the gateway's CertificateSigned never reach the upstream. With ``calls`` (:mod:`.calls`)
+the gateway sends CALLs of its own to stations (the campaigns of :mod:`.campaigns`) and takes their answers
+out of the relay the same way; ``listeners`` hear of every station session opened and closed and of every
 security event a station reports; a station admitted for onboarding (``context["onboarding"]``) is never
-relayed: ``onboarding`` handles it, and without one it is closed with 1008.
+relayed (no upstream is opened for it): ``onboarding`` handles it, and without one it is closed with 1008.
 
 Relay (``relay``): ``splice`` relays each message inside websockets' ``data_received`` with no task per
 frame (:mod:`._splice`, on websockets internals; ADR 12), ``tasks`` runs two pump tasks per station on
@@ -18,8 +21,9 @@ websockets' public ``recv``/``send``. ``auto`` (the default) splices every conne
 supports and falls back to the tasks otherwise (logged once). Which relay a connection got is in
 :attr:`Gateway.sessions` while it runs and counted in :attr:`GatewayStats.relays`.
 
-Faults: the upstream unreachable or refusing -> the station is closed with 1011; the upstream closing
--> the station is closed with the same code (1011 when the upstream vanished without one); a station
+Faults: the upstream unreachable or slower than ``upstream_open_timeout`` -> the station is refused with
+503, the upstream refusing -> its status (401, 403, 404; see :mod:`.upstream`); the upstream closing ->
+the station is closed with the same code (1011 when the upstream vanished without one); a station
 frame over ``max_size`` -> 1009 and the upstream side is closed; a slow reader only slows its own
 relay (websockets' write buffer limits; the splice pauses reading the other side, the tasks wait in
 ``drain``); dead peers are found by pings. One station's trouble never stops the others.
@@ -35,14 +39,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-from websockets.typing import Data, Subprotocol
+from websockets.typing import Data
 
 from ocppsec.pki.events.ingest import ACTION as SECURITY_EVENT_ACTION
 from ocppsec.pki.events.ingest import event_from_frame
@@ -50,8 +52,11 @@ from ocppsec.pki.events.model import EventInputError, SecurityEvent
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
+from ocppsec.security_profiles.basic_auth import ScryptCost
 from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
+from ocppsec.security_profiles.gateway.follower import ChangeFollower, FollowSession
+from ocppsec.security_profiles.gateway.upstream import CONTEXT_KEY, UpstreamAuth, UpstreamOpener
 from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
@@ -89,6 +94,8 @@ class RelaySession:
     station: StationConnection
     upstream: ClientConnection
     relay: Relay
+    splice: Splice | None = None  # while the splice relays: its live frame counts (see Gateway.relayed)
+    since: datetime | None = None  # when the relay began
 
 
 class SessionListener(Protocol):
@@ -121,6 +128,11 @@ class Gateway:
     ``relay``: ``auto`` (the splice where it is supported, else tasks), ``tasks`` (always the pump tasks) or
     ``splice`` (as ``auto``, but a websockets version outside the splice's verified range is a
     :class:`~ocppsec.pki.errors.UsageError` here instead of a fallback).
+
+    The hop to the upstream: ``upstream_ssl`` for ``wss://`` (see :func:`.upstream.upstream_context`),
+    ``upstream_auth`` for Basic auth; ``upstream_open_timeout`` must be shorter than ``open_timeout`` (the
+    station's handshake waits for the upstream). ``follow_changes``: follow the CSMS's credential and profile
+    changes into the registry (``password_cost``: the scrypt cost of the hashes it stores).
     """
 
     def __init__(
@@ -133,7 +145,7 @@ class Gateway:
         sink: EventSink | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         upstream_ssl: ssl.SSLContext | None = None,
-        upstream_open_timeout: float = 10.0,
+        upstream_open_timeout: float = 5.0,
         open_timeout: float = 10.0,
         tls_handshake_timeout: float = 10.0,
         ping_interval: float | None = 30.0,
@@ -141,6 +153,9 @@ class Gateway:
         csr_signing: CsrSigning | None = None,
         relay: Relay | str = Relay.AUTO,
         calls: StationCalls | None = None,
+        upstream_auth: UpstreamAuth | None = None,
+        follow_changes: bool = True,
+        password_cost: ScryptCost | None = None,
     ) -> None:
         from ocppsec.pki.errors import UsageError
 
@@ -156,6 +171,10 @@ class Gateway:
             raise UsageError(f"relay 'splice': websockets {version} is not a version the splice was verified on",
                              hint="use relay 'auto' (falls back to tasks) or install a websockets version within "
                                   "ocppsec's dependency bounds")
+        if not 0 < upstream_open_timeout < open_timeout:
+            raise UsageError(f"the upstream open timeout ({upstream_open_timeout} s) must be positive and shorter than "
+                             f"the stations' open timeout ({open_timeout} s)",
+                             hint="the station's handshake waits for the upstream to open")
         self.policy = policy
         self.registry = registry
         self.upstream = upstream.rstrip("/")
@@ -180,6 +199,36 @@ class Gateway:
         self.calls = calls  # the gateway's own calls to stations (see .calls)
         self.listeners: list[SessionListener] = []
         self.onboarding: Callable[[StationConnection], Awaitable[None]] | None = None
+        # ... and then, last, the upstream is opened (see .upstream)
+        self.opener = UpstreamOpener(self.upstream, ssl_context=upstream_ssl, auth=upstream_auth,
+                                     open_timeout=upstream_open_timeout, ping_interval=ping_interval, max_size=max_size)
+        self.follower = ChangeFollower(registry, self.sink, clock, base_path=policy.base_path,
+                                       password_cost=password_cost) if follow_changes else None
+
+    def set_ssl_context(self, ctx: ssl.SSLContext | None) -> None:
+        """Use ``ctx`` for the TLS handshakes from now on (a reload); connected stations keep theirs."""
+        from ocppsec.pki.errors import UsageError
+
+        if (ctx is None) != (self.ssl_context is None):
+            raise UsageError("a reload cannot switch the gateway between TLS and plain ws://")
+        if ctx is not None:
+            from ocppsec.security_profiles import _tls_alert
+
+            _tls_alert.install(ctx)  # as serve() does: a refused ClientHello still gets its alert
+        self.ssl_context = ctx
+        state = getattr(self.server, "profile_state", None)
+        if state is not None:
+            state.ssl_context = ctx  # read by every new connection (server._ProfileConnection.connection_made)
+
+    def relayed(self) -> tuple[int, int]:
+        """Frames relayed up (station to CSMS) and down so far, the stations being spliced now included."""
+        up, down = self.stats.relayed_up, self.stats.relayed_down
+        for session in self.sessions:
+            splice = session.splice
+            if splice is not None:
+                up += splice.up.count
+                down += splice.down.count
+        return up, down
 
     def event_counters(self) -> dict[str, int | bool]:
         """The event sink's counters (queued, written, spooled, replayed, dropped, ...) if it keeps any
@@ -208,7 +257,8 @@ class Gateway:
             self.handle, host, port, policy=self.policy, registry=self.registry, ssl_context=self.ssl_context,
             sink=self.sink, max_size=self.max_size, open_timeout=self.open_timeout,
             tls_handshake_timeout=self.tls_handshake_timeout, ping_interval=self.ping_interval,
-            ping_timeout=self.ping_interval, clock=self.clock, admit=self._admit, **kwargs,
+            ping_timeout=self.ping_interval, clock=self.clock, admit=self._admit,
+            before_decide=self.follower.before_decide if self.follower is not None else None, **kwargs,
         )
         return self.server
 
@@ -217,46 +267,36 @@ class Gateway:
             refusal = await step(admission)
             if refusal is not None:
                 return refusal
-        return None
-
-    async def _open_upstream(self, station: StationConnection) -> ClientConnection | None:
-        url = f"{self.upstream}/{quote(station.identity, safe='')}"
-        try:
-            upstream = await ws_connect(
-                url, subprotocols=[Subprotocol(station.subprotocol)], compression=None, max_size=self.max_size,
-                open_timeout=self.upstream_open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
-                ssl=self.upstream_ssl if url.startswith("wss://") else None,
-                additional_headers={"X-OCPP-Security-Profile": str(station.profile)},
-            )
-        except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
-            _log.warning("upstream %s unavailable for %s: %s", url, station.identity, exc)
-            return None
-        if upstream.subprotocol != station.subprotocol:
-            _log.warning("upstream answered %s with subprotocol %s", station.subprotocol, upstream.subprotocol)
-            await upstream.close(1002, "subprotocol mismatch")
-            return None
-        return upstream
+        if "onboarding" in admission.context:
+            return None  # a renewal-only session: nothing is opened upstream
+        refusal = await self.opener(admission)  # last: the upstream is opened only for an admitted station
+        if refusal is not None:
+            self.stats.upstream_failures += 1
+        return refusal
 
     async def handle(self, station: StationConnection) -> None:
         if "onboarding" in station.context:
             await self._local(station)
             return
-        upstream = await self._open_upstream(station)
-        if upstream is None:
+        upstream: ClientConnection | None = station.context.pop(CONTEXT_KEY, None)
+        if upstream is None or upstream.state is not State.OPEN:  # gone while the station got its 101
             self.stats.upstream_failures += 1
             await station.close(UPSTREAM_UNAVAILABLE, "upstream CSMS unavailable")
+            if upstream is not None:
+                await upstream.close()
             return
         self.stats.connected += 1
         relay = self._choose_relay(station, upstream)
-        session = RelaySession(station, upstream, relay)
+        session = RelaySession(station, upstream, relay, since=self.clock())
         self.sessions.append(session)
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
         self._notify("opened", station)
+        follow = self.follower.session(station.identity, station.version) if self.follower is not None else None
         try:
             if relay is Relay.SPLICE:
-                await self._splice(station, upstream)
+                await self._splice(station, upstream, follow, session)
             else:
-                await self._pumps(station, upstream)
+                await self._pumps(station, upstream, follow)
             if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
                 code = station.websocket.close_code
                 await upstream.close(code if code in (1000, 1001) else 1001, "station disconnected")
@@ -270,6 +310,8 @@ class Gateway:
             self.sessions.remove(session)
             self._notify("closed", station)
             await upstream.close()
+            if follow is not None:
+                await follow.close()  # what the station stored just before it left is still written
 
     async def _local(self, station: StationConnection) -> None:
         """A station admitted for onboarding: handled by ``onboarding``, never relayed."""
@@ -306,21 +348,24 @@ class Gateway:
             _log.warning("relaying with two tasks per station instead of the splice: %s", reason)
         return Relay.TASKS
 
-    async def _pumps(self, station: StationConnection, upstream: ClientConnection) -> None:
-        up = asyncio.create_task(self._pump_up(station, upstream))
-        down = asyncio.create_task(self._pump_down(upstream, station))
+    async def _pumps(self, station: StationConnection, upstream: ClientConnection, follow: FollowSession | None) -> None:
+        up = asyncio.create_task(self._pump_up(station, upstream, follow))
+        down = asyncio.create_task(self._pump_down(upstream, station, follow))
         _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _splice(self, station: StationConnection, upstream: ClientConnection) -> None:
+    async def _splice(self, station: StationConnection, upstream: ClientConnection, follow: FollowSession | None,
+                      session_: RelaySession | None = None) -> None:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         calls = self.calls
 
         def observe(message: Data) -> None:
             self._record_station_event(station, message)
+            if follow is not None:
+                follow.from_station(message)
 
         def inspect(message: Data) -> bool:
             if calls is not None and calls.may_answer(message):
@@ -333,11 +378,15 @@ class Gateway:
 
         local = session is not None or calls is not None
         splice = Splice(station.websocket, upstream, inspect=inspect if local else None, handle=handle if local else None,
-                        observe=observe)
+                        observe=observe, observe_down=follow.to_station if follow is not None else None)
         splice.start()
+        if session_ is not None:
+            session_.splice = splice
         try:
             await splice.wait()
         finally:
+            if session_ is not None:
+                session_.splice = None
             self.stats.relayed_up += splice.up.count
             self.stats.relayed_down += splice.down.count
 
@@ -372,7 +421,7 @@ class Gateway:
         self.stats.answered_locally += 1
         return True
 
-    async def _pump_up(self, station: StationConnection, upstream: ClientConnection) -> None:
+    async def _pump_up(self, station: StationConnection, upstream: ClientConnection, follow: FollowSession | None) -> None:
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         try:
             async for message in station:
@@ -380,14 +429,18 @@ class Gateway:
                         await self._answer_locally(session, station, message):
                     continue
                 self._record_station_event(station, message)
+                if follow is not None:
+                    follow.from_station(message)
                 await upstream.send(message)
                 self.stats.relayed_up += 1
         except ConnectionClosed:
             pass
 
-    async def _pump_down(self, upstream: ClientConnection, station: StationConnection) -> None:
+    async def _pump_down(self, upstream: ClientConnection, station: StationConnection, follow: FollowSession | None) -> None:
         try:
             async for message in upstream:
+                if follow is not None:
+                    follow.to_station(message)
                 await station.send(message)
                 self.stats.relayed_down += 1
         except ConnectionClosed:

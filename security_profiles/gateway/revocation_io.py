@@ -204,6 +204,9 @@ class CrlSource:
     async def run(self, checker: RevocationChecker) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def reload_now(self, issuers: Issuers, *, at: datetime) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
 
 class CrlFile(CrlSource):
     """A CRL file, reloaded when its mtime, size or inode changes (checked every ``poll`` seconds)."""
@@ -234,6 +237,19 @@ class CrlFile(CrlSource):
     def initial(self, issuers: Issuers, *, at: datetime) -> None:
         """Load the file now; :class:`CrlError` when it cannot be read or checked (a configuration error)."""
         self._loaded(self._read(issuers, at))
+
+    def reload_now(self, issuers: Issuers, *, at: datetime) -> bool:
+        """Read the file again now (blocking); True when the CRL in force changed. Raises :class:`CrlError`
+        (the last good CRL stays in force)."""
+        try:
+            checked = self._read(issuers, at)
+        except Exception as exc:
+            self._failed(_message(exc))
+            raise
+        changed = self._loaded(checked)
+        if self.state.error is not None:  # refused (an older CRL): the one in force stays
+            raise CrlError(self.state.error)
+        return changed
 
     async def run(self, checker: RevocationChecker) -> None:
         while True:
@@ -287,6 +303,20 @@ class CrlUrl(CrlSource):
         except Exception as exc:
             self._failed(_message(exc))
             self._schedule(at, None)
+
+    def reload_now(self, issuers: Issuers, *, at: datetime) -> bool:
+        """Fetch again now (blocking); True when the CRL in force changed. Raises what the fetch raises (the
+        last good CRL stays in force)."""
+        try:
+            checked = self._fetch(issuers, at)
+        except Exception as exc:
+            self._failed(_message(exc))
+            raise
+        changed = self._loaded(checked)
+        self._schedule(at, checked[0])
+        if self.state.error is not None:  # refused (an older CRL): the one in force stays
+            raise CrlError(self.state.error)
+        return changed
 
     async def run(self, checker: RevocationChecker) -> None:
         while True:
@@ -410,6 +440,11 @@ class LedgerSource:
     def initial(self, *, at: datetime) -> None:
         """Read now; raises what the ledger raises (the gateway does not start on a ledger it cannot read)."""
         self._take(self.read(at), at)
+
+    def reload_now(self, *, at: datetime) -> bool:
+        """Read every revocation again now, whatever the probe says (blocking); True when they changed."""
+        self._full_at = None
+        return self._take(self.read(at), at)
 
     async def run(self, checker: RevocationChecker) -> None:
         while True:
@@ -690,6 +725,37 @@ class RevocationChecker:
         self._tasks = [loop.create_task(r) for r in runners]
         for task in self._tasks:
             task.add_done_callback(_log_crash)
+
+    async def reload(self, issuers: Iterable[x509.Certificate] | None = None) -> list[str]:
+        """Read every CRL and the ledger again now (the gateway's SIGHUP); the problems found, one line each.
+
+        ``issuers``: the trusted roots as they are now (replacing those given at construction; the ledger's
+        CAs are kept). A source that cannot be read keeps its last good state; a change wakes the listeners."""
+        if issuers is not None:
+            fresh = Issuers(issuers)
+            if self.ledger is not None:
+                fresh.add(self.ledger.ca_certificates)
+            self.issuers = fresh
+        changed, problems = await self.blocking(self._reload, self.clock())
+        if changed:
+            self.changed("reload")
+        return problems
+
+    def _reload(self, at: datetime) -> tuple[bool, list[str]]:
+        changed = False
+        problems: list[str] = []
+        if self.ledger is not None:
+            try:
+                changed |= self.ledger.reload_now(at=at)
+                self.issuers.add(self.ledger.ca_certificates)
+            except Exception as exc:
+                problems.append(f"ledger: {_message(exc)}")
+        for source in self.crls:
+            try:
+                changed |= source.reload_now(self.issuers, at=at)
+            except Exception as exc:
+                problems.append(f"CRL {source.name}: {_message(exc)}")
+        return changed, problems
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks + list(self._refreshing), []

@@ -1,7 +1,7 @@
 """The WebSocket handshake, pre-authentication: URL path, Authorization header, subprotocols, TLS facts.
 
 Input: six fields split at the separator: one byte of options (port profiles, base path, station
-profile, TLS or not), the request path, the Authorization header, the offered subprotocols
+profile, TLS or not; the station has 2.1 network slots with their own Basic-auth usernames), the request path, the Authorization header, the offered subprotocols
 (comma-separated, as in Sec-WebSocket-Protocol), the TLS cipher, and the peer's leaf certificate (PEM
 or DER, empty for none). ``identity_from_path`` and ``parse_authorization`` may refuse with our
 InputError; ``decide`` must always return an Accept or a Reject.
@@ -18,7 +18,7 @@ from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import ScryptCost, hash_password, parse_authorization
 from ocppsec.security_profiles.handshake import HandshakeFacts, ServerPolicy, TlsFacts, decide, select_version
 from ocppsec.security_profiles.identity import identity_from_path
-from ocppsec.security_profiles.registry import StationRecord
+from ocppsec.security_profiles.registry import NetworkProfiles, NetworkSlot, StationRecord
 
 from . import _material as m
 from ._harness import fields, harness, join, never_raises, text
@@ -31,7 +31,9 @@ _POLICIES = ({1}, {2}, {3}, {2, 3})
 @cache
 def _records() -> dict[str, StationRecord]:
     hashed = hash_password(PASSWORD, cost=ScryptCost(n=2, r=1, p=1), salt=b"0" * 16)  # cheap: the harness is about parsing
-    return {p: StationRecord(m.STATION, profile=p, serial=m.SERIAL, password_hash=hashed) for p in (1, 2, 3)}  # type: ignore[misc]
+    slots = NetworkProfiles((2, 1), (NetworkSlot(1, 2, f"{m.STATION}-alt", hashed), NetworkSlot(2, 2, f"{m.STATION}-own")))
+    return {p: StationRecord(m.STATION, profile=p, serial=m.SERIAL, password_hash=hashed,  # type: ignore[misc]
+                             network=slots) for p in (1, 2, 3)}
 
 
 @harness(ALLOWED)
@@ -75,4 +77,6 @@ def seeds() -> dict[str, bytes]:
         "profile3-wrong-cert": join(bytes([3 | 16]), f"/{m.STATION}", "", "ocpp2.1", "ECDHE-ECDSA-AES128-GCM-SHA256",
                                     m.pem(h.certificates["csms-server-ecdsa"].certificate)),
         "percent-encoded": join(bytes([0]), "/CS%30%30%31", basic, "", "", b""),
+        "slot-username": join(bytes([1 | 8]), f"/{m.STATION}", "Basic " + base64.b64encode(
+            f"{m.STATION}-alt:{PASSWORD}".encode()).decode(), "ocpp2.1", "TLS_AES_256_GCM_SHA384", b""),
     }

@@ -24,7 +24,7 @@ FAST = ScryptCost(n=2**10, r=8, p=1)  # cheap hashes keep the suite fast; the sc
 
 # The modules whose tests drive real connections run on both event loops serve()/connect() support.
 BOTH_LOOPS = {"test_profiles_loopback", "test_client_checks", "test_gateway", "test_gateway_splice", "test_gateway_backpressure",
-              "test_gateway_csr_signing"}
+              "test_gateway_csr_signing", "test_gateway_upstream", "test_gateway_follow"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

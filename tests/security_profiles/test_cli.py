@@ -198,6 +198,77 @@ def test_gateway_usage_errors(pki: Pki) -> None:
         assert "Traceback" not in proc.stderr
 
 
+def test_stations_profile_downgrade_switch(tmp_path: Path) -> None:
+    db = str(tmp_path / "st.db")
+    assert invoke("stations", "add", "CS-3", "--profile", "3", "--allow-profile-downgrade", "--stations", db)[0] == 0
+    code, out = invoke("stations", "list", "--stations", db, "--json")
+    (listed,) = json.loads(out)
+    assert listed["allowProfileDowngrade"] is True and listed["slots"] == [] and listed["networkPriority"] == []
+    code, out = invoke("stations", "list", "--stations", db)
+    assert code == 0 and "downgrade" in out and "3->2" in out
+    code, out = invoke("stations", "profile-downgrade", "CS-3", "--forbid", "--stations", db)
+    assert code == 0 and "forbidden" in out
+    assert open_registry(db).get("CS-3").allow_downgrade is False  # type: ignore[union-attr]
+    proc = subprocess.run([sys.executable, "-m", "ocppsec.cli.main", "stations", "profile-downgrade", "CS-9", "--allow",
+                           "--stations", db], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not registered" in proc.stderr
+
+
+def test_gateway_command_with_a_protected_upstream_hop(pki: Pki, tmp_path: Path) -> None:
+    from ocppsec.security_profiles.tls import server_context
+
+    from .test_gateway_upstream import upstream_server
+
+    db = str(tmp_path / "st.db")
+    assert invoke("stations", "add", "CS-2", "--password-from-env", "PW", "--stations", db, env={"PW": PASSWORD_201})[0] == 0
+    port, up = free_port(), free_port()
+    client = pki.station("GW-CLI")
+    cmd = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "2",
+           "--upstream", f"wss://localhost:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
+           str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
+           "--stations", db, "--upstream-ca", str(pki.csms_root), "--upstream-cert", str(client.certfile),
+           "--upstream-key", str(client.keyfile), "--upstream-basic-auth-env", "UP_AUTH", "-vv"]
+    secret = "gw-cli:upstream-secret-0042"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "UP_AUTH": secret})
+    tls = server_context(pki.server_chains, client_roots=[pki.cso_root], client_cert="required")
+    import base64
+
+    try:
+        _wait_port(port, proc)
+
+        async def main() -> None:
+            async with upstream_server(up, tls=tls, auth="Basic " + base64.b64encode(secret.encode()).decode()) as seen:
+                c = await connect(f"wss://localhost:{port}/", "CS-2", profile=2, password=PASSWORD_201,
+                                  csms_roots=[pki.csms_root])
+                await c.send('[2,"1","Heartbeat",{}]')
+                assert await c.recv() == '[2,"1","Heartbeat",{}]'
+                await c.close()
+                assert [r.path for r in seen.requests] == ["/csms/CS-2"]
+                assert seen.requests[0].headers["X-OCPP-Security-Profile"] == "2"
+
+        run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "upstream-secret" not in err and base64.b64encode(secret.encode()).decode() not in err
+    assert PASSWORD_201 not in err
+
+
+def test_gateway_upstream_hop_usage_errors(pki: Pki) -> None:
+    base = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", "127.0.0.1:1", "--profile", "1"]
+    for extra, message in (
+        (["--upstream", "ws://x/", "--upstream-ca", str(pki.csms_root)], "need a wss://"),
+        (["--upstream", "wss://x/", "--upstream-cert", str(pki.rsa.certfile)], "go together"),
+        (["--upstream", "wss://x/", "--upstream-basic-auth-env", "OCPPSEC_TEST_UNSET"], "is not set"),
+        (["--upstream", "wss://x/", "--upstream-ca", "/nonexistent.pem"], "cannot load upstream CA"),
+    ):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_gateway_spools_events_a_read_only_store_refuses_and_writes_them_after_a_restart(pki: Pki, tmp_path: Path) -> None:
     """The event store is read-only while the gateway runs: its events wait in the spool, which outlives the
     process; the next gateway (the store writable again) writes them first."""

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles.client import connect
+from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.gateway import Gateway, security_event_from_frame
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry
@@ -184,17 +184,15 @@ def test_frames_relayed_unchanged_both_ways_and_close_codes(registry: MemoryRegi
     run(main())
 
 
-def test_upstream_down_or_gone_closes_1011_and_gateway_keeps_serving(registry: MemoryRegistry, sink: MemorySink,
-                                                                    pki: Pki, port: int, relay: RelayCase) -> None:
+def test_upstream_down_refuses_503_upstream_gone_closes_1011_and_gateway_keeps_serving(
+        registry: MemoryRegistry, sink: MemorySink, pki: Pki, port: int, relay: RelayCase) -> None:
     up = free_port()
 
     async def main() -> None:
         async with gateway({3}, registry, sink, pki, port, up, upstream_open_timeout=2, relay=relay.option) as gw:
-            c = await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
+            with pytest.raises(CsmsConnectionError, match="HTTP 503"):  # refused before any 101
+                await connect(f"wss://localhost:{port}/", "CS-3", profile=3, csms_roots=[pki.csms_root],
                               client_chain=pki.station("SN-0001"))
-            with pytest.raises(ConnectionClosed):
-                await c.recv()
-            assert c.close_code == 1011
             assert gw.stats.upstream_failures == 1 and gw.stats.relays == {}
             closes: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
             async with raw_upstream(up, closes):

@@ -182,3 +182,26 @@ def test_parse_profiles() -> None:
 
 def test_facts_repr_hides_password() -> None:
     assert PASSWORD_201 not in repr(facts(auth=basic("CS-2")))
+
+
+def test_v21_slot_credentials_username_differs_from_the_url_identity(pki: Pki) -> None:
+    from ocppsec.security_profiles.registry import NetworkProfiles, NetworkSlot
+
+    slots = NetworkProfiles((2, 1), (NetworkSlot(1, 2), NetworkSlot(2, 2, "CS-9-alt", hash_password("slot-password-0002", cost=FAST)),
+                                     NetworkSlot(3, 2, "CS-9-own")))
+    reg = MemoryRegistry([StationRecord("CS-9", 2, password_hash=hash_password("own-password-0001", cost=FAST),
+                                        network=slots)])
+    tls = TlsFacts(*TLS12)
+
+    def login(username: str, password: str) -> object:
+        return decide(facts("/CS-9", basic(username, password, OcppVersion.V21), ("ocpp2.1",), tls), P2, reg.get, at=pki.now)
+
+    ok = login("CS-9-alt", "slot-password-0002")  # the slot's username and password, at the URL of CS-9
+    assert isinstance(ok, Accept) and ok.identity == "CS-9" and not ok.promote_password
+    assert isinstance(login("CS-9", "own-password-0001"), Accept)  # the station's own credentials still work
+    assert isinstance(login("CS-9-own", "own-password-0001"), Accept)  # a slot username without its own password
+    for username, password, why in (("CS-9-alt", "own-password-0001", "wrong password"),
+                                    ("CS-9", "slot-password-0002", "wrong password"),
+                                    ("CS-9-other", "slot-password-0002", "is not the identity")):
+        refused = login(username, password)
+        assert isinstance(refused, Reject) and refused.http_status == 401 and why in refused.reason

@@ -77,6 +77,34 @@ def test_contract_crud(reg: StationRegistry) -> None:
         reg.remove("CS-1")
 
 
+def test_contract_downgrade_switch_and_network_slots(reg: StationRegistry) -> None:
+    from ocppsec.security_profiles.registry import NetworkProfiles, NetworkSlot
+
+    reg.add(StationRecord("CS-1", 2, password_hash="h"))
+    assert reg.get("CS-1") == StationRecord("CS-1", 2, password_hash="h", allow_downgrade=False)
+    network = NetworkProfiles((2, 1), (NetworkSlot(1, 2), NetworkSlot(2, 3), NetworkSlot(7, 2, "CS-1-alt", "slot-hash")))
+    reg.update(replace(reg.get("CS-1"), allow_downgrade=True, network=network))  # type: ignore[arg-type]
+    got = reg.get("CS-1")
+    assert got is not None and got.allow_downgrade and got.network == network and got.network.first_profile == 3
+    assert "slot-hash" not in repr(got)
+    reg.update(replace(got, network=NetworkProfiles()))
+    assert reg.get("CS-1") == StationRecord("CS-1", 2, password_hash="h", allow_downgrade=True)
+    with pytest.raises(UsageError, match="unique and sorted"):
+        NetworkProfiles((), (NetworkSlot(2), NetworkSlot(1)))
+
+
+def test_unreadable_network_column_is_a_store_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    reg = open_registry(tmp_path / "st.db")
+    reg.add(StationRecord("CS-1", 2))
+    with sqlite3.connect(tmp_path / "st.db") as conn:
+        conn.execute("""UPDATE registry_stations SET network = '{"slots":[{"slot":"x"}]}'""")
+    with pytest.raises(StoreError, match="network slots of station 'CS-1'"):
+        reg.get("CS-1")
+    reg.close()
+
+
 def test_contract_list_is_sorted_by_code_point(reg: StationRegistry) -> None:
     for identity in ("cs-1", "CS-b", "CS-A", "CS-10", "CS-2", "_x"):
         reg.add(StationRecord(identity, 3))
@@ -104,7 +132,7 @@ def test_open_registry_selects_by_spec(tmp_path: Path, pg_url: str) -> None:
     sqlite = open_registry(f"sqlite://{tmp_path / 'a.db'}")
     assert sqlite.dialect is Dialect.SQLITE and (tmp_path / "a.db").exists()
     pg = open_registry(pg_url)
-    assert pg.dialect is Dialect.POSTGRES and pg.schema_version() == 2
+    assert pg.dialect is Dialect.POSTGRES and pg.schema_version() == 3
     for store in (sqlite, pg):
         store.close()
     with pytest.raises(UsageError, match="unsupported station registry URL"):
@@ -198,4 +226,4 @@ def test_two_gateways_share_one_registry(spec: str) -> None:
     assert [proc.returncode for proc in procs] == [0, 0], errs
     listed = json.loads(_cli("stations", "list", "--stations", spec, "--json"))
     assert listed == [{"identity": "CS-2", "profile": 1, "pendingProfile": None, "serial": "CS-2", "password": True,
-                       "pendingPassword": False}]
+                       "pendingPassword": False, "allowProfileDowngrade": False, "networkPriority": [], "slots": []}]

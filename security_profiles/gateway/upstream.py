@@ -1,0 +1,231 @@
+"""The gateway's hop to the upstream CSMS: opened before the station's 101, told what the CSMS cannot see.
+
+:class:`UpstreamOpener` is the gateway's last admission step (:class:`~ocppsec.security_profiles.server.Admission`):
+after the handshake decision (and every other admission step) accepted a station, it opens
+``UPSTREAM/IDENTITY`` with the station's subprotocol, and only then does the station get its 101. So the
+upstream's refusal reaches the station as an HTTP refusal instead of an accepted connection closed at
+once (a CSMS refusing a lower profile after an upgrade, A05.FR.07; an unknown station):
+
+======================================  ===================================
+upstream                                the station is answered
+======================================  ===================================
+101 with the station's subprotocol      101 (the relay starts)
+401, 403, 404                           the same status
+503                                     503
+any other refusal, another subprotocol  502
+unreachable, TLS failure, no answer     503
+within ``open_timeout``
+======================================  ===================================
+
+The open connection waits in the admission's context (:data:`CONTEXT_KEY`) for the relay; it is closed
+if the station never gets that far (:meth:`~ocppsec.security_profiles.server.Admission.on_abandon`).
+
+Request headers to the upstream (:func:`station_headers`) carry what only the gateway saw, the TLS layer:
+
+==============================  ============================================================================
+``X-OCPP-Security-Profile``     the profile the station connected with: ``1``, ``2`` or ``3``
+``X-OCPP-Client-Cert-SHA256``   SHA-256 of the station's client certificate (DER), 64 lowercase hex digits
+``X-OCPP-Client-Cert-Serial``   its serial number, lowercase hex without leading zeros (as CertificateHashData)
+``X-OCPP-Client-Cert-Subject``  its subject, RFC 4514 (``CN=CS-0001,O=ACME CSO``); bytes outside printable
+                                ASCII and ``%`` are percent-encoded as UTF-8
+``X-OCPP-Client-Cert-Not-After``  its notAfter, ``YYYY-MM-DDTHH:MM:SSZ``
+==============================  ============================================================================
+
+The certificate headers are sent only when the station presented a client certificate. The upstream
+request is written by the gateway alone: no header of the station's request is forwarded, so a station
+cannot send these headers (or any other) to the upstream.
+
+The hop itself may be protected: ``wss://`` with the upstream's CA roots and, if the upstream wants one,
+a client certificate (:func:`upstream_context`), and/or HTTP Basic auth (:class:`UpstreamAuth`). Neither
+the Authorization header nor a frame's payload reaches a log record: the upstream connections log through
+websockets' client logger, on which :func:`~ocppsec.security_profiles.server.serve` installs the credential
+filter (:mod:`ocppsec.security_profiles.redact`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import ssl
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from cryptography import x509
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS
+from ocppsec.pki.errors import UsageError
+from ocppsec.security_profiles import events as ev
+from ocppsec.security_profiles.handshake import Reject
+from ocppsec.security_profiles.server import Admission
+from ocppsec.security_profiles.tls import CertChain
+
+__all__ = [
+    "CONTEXT_KEY",
+    "FORWARDED_REFUSALS",
+    "HEADER_CERT_NOT_AFTER",
+    "HEADER_CERT_SERIAL",
+    "HEADER_CERT_SHA256",
+    "HEADER_CERT_SUBJECT",
+    "HEADER_PROFILE",
+    "STATION_FACT_HEADERS",
+    "UpstreamAuth",
+    "UpstreamOpener",
+    "refusal_for",
+    "station_headers",
+    "upstream_context",
+]
+
+_log = logging.getLogger("ocppsec.security_profiles.gateway")
+
+CONTEXT_KEY = "ocppsec.gateway.upstream"
+HEADER_PROFILE = "X-OCPP-Security-Profile"
+HEADER_CERT_SHA256 = "X-OCPP-Client-Cert-SHA256"
+HEADER_CERT_SERIAL = "X-OCPP-Client-Cert-Serial"
+HEADER_CERT_SUBJECT = "X-OCPP-Client-Cert-Subject"
+HEADER_CERT_NOT_AFTER = "X-OCPP-Client-Cert-Not-After"
+STATION_FACT_HEADERS = (HEADER_PROFILE, HEADER_CERT_SHA256, HEADER_CERT_SERIAL, HEADER_CERT_SUBJECT, HEADER_CERT_NOT_AFTER)
+FORWARDED_REFUSALS = frozenset({401, 403, 404, 503})
+_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAuth:
+    """HTTP Basic credentials for the hop to the upstream; the password never appears in ``repr``."""
+
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> UpstreamAuth:
+        """``user:password`` (the password may contain ``:``)."""
+        username, sep, password = text.partition(":")
+        if not sep or not username or not password:
+            raise UsageError("upstream Basic auth must be USER:PASSWORD", hint="e.g. export UPSTREAM_AUTH='gateway:...'")
+        return cls(username, password)
+
+    @property
+    def header(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"UpstreamAuth(username={self.username!r}, password=<redacted>)"
+
+
+def upstream_context(roots: Sequence[str | Path] = (), client_chain: CertChain | None = None) -> ssl.SSLContext:
+    """A client context for the hop to a ``wss://`` upstream: TLS 1.2+, its certificate checked against
+    ``roots`` (default: the system's) and its host name; ``client_chain`` when the upstream asks for one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name checked
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not roots:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    for root in roots:  # only these roots, not the system's as well
+        try:
+            ctx.load_verify_locations(cafile=str(root))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load upstream CA roots from {root}: {exc}") from None
+    if client_chain is not None:
+        try:
+            ctx.load_cert_chain(str(client_chain.certfile), str(client_chain.keyfile), password=client_chain.password)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the upstream client certificate {client_chain.certfile} / key "
+                             f"{client_chain.keyfile}: {exc}") from None
+    return ctx
+
+
+def _header_text(text: str) -> str:
+    return quote(text, safe=_SAFE)
+
+
+def station_headers(profile: int, certificate_der: bytes | None) -> list[tuple[str, str]]:
+    """The request headers that tell the upstream the station's profile and client certificate (if any)."""
+    headers = [(HEADER_PROFILE, str(profile))]
+    if not certificate_der:
+        return headers
+    headers.append((HEADER_CERT_SHA256, hashlib.sha256(certificate_der).hexdigest()))
+    try:
+        cert = x509.load_der_x509_certificate(certificate_der)
+        headers += [
+            (HEADER_CERT_SERIAL, format(cert.serial_number, "x")),
+            (HEADER_CERT_SUBJECT, _header_text(cert.subject.rfc4514_string())),
+            (HEADER_CERT_NOT_AFTER, cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ]
+    except PYCA_INPUT_ERRORS:  # the TLS layer verified it; a field pyca cannot read is no reason to refuse here
+        _log.info("the station certificate could not be read for the upstream headers (fingerprint only)")
+    return headers
+
+
+def refusal_for(status: int | None, identity: str, detail: str) -> Reject:
+    """The refusal the station gets when the upstream did not open (``status``: its HTTP status, None if none)."""
+    if status is None:
+        return Reject(f"upstream CSMS unavailable: {detail}"[:200], 503, None, None, identity)
+    if status in FORWARDED_REFUSALS:
+        event = ev.FAILED_TO_AUTHENTICATE if status != 503 else None
+        return Reject(f"the upstream CSMS refused the station with HTTP {status}", status, event, None, identity)
+    return Reject(f"the upstream CSMS answered HTTP {status}"[:200], 502, None, None, identity)
+
+
+class UpstreamOpener:
+    """The admission step that opens ``upstream/IDENTITY`` (see the module docstring)."""
+
+    def __init__(self, upstream: str, *, ssl_context: ssl.SSLContext | None = None, auth: UpstreamAuth | None = None,
+                 open_timeout: float = 5.0, ping_interval: float | None = 30.0, max_size: int = 64 * 1024) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.ssl_context = ssl_context
+        self.auth = auth
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self.max_size = max_size
+
+    def url(self, identity: str) -> str:
+        return f"{self.upstream}/{quote(identity, safe='')}"
+
+    async def __call__(self, admission: Admission) -> Reject | None:
+        if admission.abandoned:
+            return None  # the station is gone already; the handler will not run
+        decision = admission.decision
+        assert decision.subprotocol is not None
+        headers: list[tuple[str, str]] = station_headers(decision.profile, admission.peer_certificate_der())
+        if self.auth is not None:
+            headers.append(("Authorization", self.auth.header))
+        url = self.url(decision.identity)
+        refusal = None
+        try:
+            upstream = await ws_connect(
+                url, subprotocols=[Subprotocol(decision.subprotocol)], compression=None, max_size=self.max_size,
+                open_timeout=self.open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
+                ssl=self.ssl_context if url.startswith("wss://") else None, additional_headers=headers,
+            )
+        except InvalidStatus as exc:
+            refusal = refusal_for(exc.response.status_code, decision.identity, "")
+        except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
+            refusal = refusal_for(None, decision.identity, f"{type(exc).__name__}: {exc}")
+        else:
+            if upstream.subprotocol != decision.subprotocol:
+                _close_later(upstream, 1002, "subprotocol mismatch")  # not waited for: the station waits
+                refusal = Reject(f"the upstream CSMS answered {decision.subprotocol} with subprotocol "
+                                 f"{upstream.subprotocol}", 502, None, None, decision.identity)
+            else:
+                admission.context[CONTEXT_KEY] = upstream
+                admission.on_abandon(lambda: _close_later(upstream, 1001, "station went away"))
+                return None
+        _log.warning("upstream %s for %s: %s", url, decision.identity, refusal.reason)
+        return refusal
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(upstream: ClientConnection, code: int, reason: str) -> None:
+    """Close an upstream connection nobody will relay, in the background (also from a synchronous callback)."""
+    task = asyncio.get_running_loop().create_task(upstream.close(code, reason))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
