@@ -136,6 +136,7 @@ TRANSITIONS: Mapping[tuple[RowState, Signal], RowState] = {
     (S.SIGNED, G.CERT_ACCEPTED): S.AWAITING_RECONNECT,
     (S.SIGNED, G.CERT_REFUSED): S.FAILED,
     (S.AWAITING_RECONNECT, G.RECONNECTED_NEW): S.DONE,
+    (S.SIGNED, G.RECONNECTED_NEW): S.DONE,  # back with the new certificate before its answer was counted
     (S.AWAITING_RECONNECT, G.DISCARDED): S.FAILED,
     (S.SIGNED, G.DISCARDED): S.FAILED,
     # rollover
