@@ -48,6 +48,7 @@ from ocppsec.pki.errors import InputError, OcppsecError, PolicyError, UsageError
 from ocppsec.pki.events.model import SecurityEvent
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.lifecycle.campaign import (
+    IN_FLIGHT,
     Campaign,
     CampaignKind,
     CampaignOptions,
@@ -175,6 +176,8 @@ class CampaignEngine:
         self._dirty: dict[str, set[str]] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
+        self.peak_in_flight: dict[str, int] = {}  # per campaign: the most rows between a call and its answer
+        self._change = asyncio.Event()  # set (and replaced) on every row change: what wait_row awaits
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -284,6 +287,20 @@ class CampaignEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._finished[campaign_id].wait(), timeout)
         return self.describe(campaign_id, rows=False)
+
+    async def wait_row(self, campaign_id: str, station_id: str, states: frozenset[RowState] | set[RowState],
+                       timeout: float) -> StationProgress:
+        """The station's row once it is in one of ``states`` (TimeoutError after ``timeout`` seconds)."""
+        self._get(campaign_id)
+
+        async def until() -> StationProgress:
+            while True:
+                row = self._rows[campaign_id].get(station_id)
+                if row is not None and row.state in states:
+                    return row
+                await self._change.wait()
+
+        return await asyncio.wait_for(until(), timeout)
 
     def state_counts(self) -> dict[tuple[str, str, str], int]:
         """(campaign, kind, state) -> stations, for metrics."""
@@ -451,6 +468,8 @@ class CampaignEngine:
             return
         self._rows[campaign_id][new.station_id] = new
         self._dirty[campaign_id].add(new.station_id)
+        self._change.set()
+        self._change = asyncio.Event()
         if new.terminal and not old.terminal:
             self.counters[new.state.value] = self.counters.get(new.state.value, 0) + 1
             if new.state is RowState.FAILED:
@@ -487,6 +506,8 @@ class CampaignEngine:
                     task = asyncio.create_task(self._execute(cid, command, station))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                flying = sum(1 for r in table.values() if r.state in IN_FLIGHT)
+                self.peak_in_flight[cid] = max(self.peak_in_flight.get(cid, 0), flying)
             if progress(table.values()).complete:
                 self._campaigns[cid] = replace(campaign, status=CampaignStatus.DONE, updated_at=at)
                 self._finished[cid].set()
@@ -508,6 +529,9 @@ class CampaignEngine:
                 except OcppsecError as exc:
                     _log.warning("campaign %s: record not written (retried): %s", cid, exc.message)
                     dirty.update(r.station_id for r in rows)
+                except BaseException:  # cancelled (close() writes them), or a fault of ours: written next time
+                    dirty.update(r.station_id for r in rows)
+                    raise
 
     # -- commands ----------------------------------------------------------------------------------
     async def _call(self, station: StationConnection, action: str, payload: dict[str, Any],

@@ -1,0 +1,253 @@
+"""A gateway with campaigns on real loopback TLS, ``ocpp``-package stations holding a certmgmt station store,
+and an ``ocpp``-package CSMS upstream that records every frame it sees (and knows nothing of certificates)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from ocpp.routing import on
+from ocpp.v16 import call as call16
+from ocpp.v21 import ChargePoint as Cp21
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as result21
+from ocpp.v201 import call as call201
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+
+from ocppsec.pki.certmgmt import (
+    CertificateService,
+    CertificateUse,
+    LocalCaSigner,
+    MemoryStationStorage,
+    RootType,
+    SqlInventory,
+    StationCertificateStore,
+    StationConfig,
+    open_inventory,
+)
+from ocppsec.pki.certmgmt.station import ClientCredential
+from ocppsec.pki.chargepoint.classes import station_charge_point_class
+from ocppsec.pki.directory import PkiDirectory
+from ocppsec.pki.events.sink import MemorySink
+from ocppsec.pki.lifecycle.campaign_sql import SqlCampaignStore, open_campaigns
+from ocppsec.pki.pem import certificates_to_pem
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.client import connect
+from ocppsec.security_profiles.gateway import Gateway
+from ocppsec.security_profiles.gateway.calls import StationCalls
+from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
+from ocppsec.security_profiles.handshake import ServerPolicy
+from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord, StationRegistry
+from ocppsec.security_profiles.tls import CertChain, server_context
+
+from . import ocpp_peers
+from .conftest import CSO, Pki, free_port
+
+PKI_PASS = b"campaign-pki-passphrase"
+VERSIONS = {"ocpp1.6": OcppVersion.V16, "ocpp2.0.1": OcppVersion.V201, "ocpp2.1": OcppVersion.V21}
+
+
+class Csms21(Cp21):
+    """A 2.1 CSMS answering BootNotification and Heartbeat."""
+
+    @on("BootNotification")
+    async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+        return result21.BootNotification(current_time=ocpp_peers._now(), interval=30, status="Accepted")
+
+    @on("Heartbeat")
+    async def on_heartbeat(self) -> Any:
+        return result21.Heartbeat(current_time=ocpp_peers._now())
+
+
+class Recorder:
+    """Wraps a websocket; keeps every text frame in ``frames`` as (direction, identity, parsed JSON)."""
+
+    def __init__(self, ws: Any, identity: str, frames: list[tuple[str, str, Any]]) -> None:
+        self.ws, self.identity, self.frames = ws, identity, frames
+
+    async def recv(self) -> Any:
+        message = await self.ws.recv()
+        self.frames.append(("in", self.identity, json.loads(message)))
+        return message
+
+    async def send(self, message: Any) -> None:
+        self.frames.append(("out", self.identity, json.loads(message)))
+        await self.ws.send(message)
+
+    async def close(self, *args: Any) -> None:
+        await self.ws.close(*args)
+
+
+@dataclass
+class Upstream:
+    frames: list[tuple[str, str, Any]] = field(default_factory=list)
+    csms: dict[str, Any] = field(default_factory=dict)  # identity -> the CSMS ChargePoint of its latest connection
+
+    def actions_in(self) -> list[str]:
+        return [f[2] for d, _i, f in self.frames if d == "in" and f[0] == 2]
+
+
+@contextlib.asynccontextmanager
+async def recording_csms(port: int) -> AsyncIterator[Upstream]:
+    up = Upstream()
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        identity = ws.request.path.rsplit("/", 1)[-1]
+        cls: Any = {"ocpp1.6": ocpp_peers.Csms16, "ocpp2.0.1": ocpp_peers.Csms201}.get(str(ws.subprotocol), Csms21)
+        cp = cls(identity, Recorder(ws, identity, up.frames))
+        up.csms[identity] = cp
+        with contextlib.suppress(ConnectionClosed):
+            await cp.start()
+
+    async with ws_serve(handler, "127.0.0.1", port,
+                        subprotocols=["ocpp2.1", "ocpp2.0.1", "ocpp1.6"]):  # type: ignore[list-item]
+        yield up
+
+
+def init_ca(path: Path) -> None:
+    from ocppsec.pki.hierarchy import HierarchyConfig
+
+    PkiDirectory.init(path, HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), passphrase=PKI_PASS,
+                      at=datetime.now(UTC) - timedelta(hours=1)).close()
+
+
+class SimStation:
+    """An ``ocpp``-package station whose client certificate (in its certmgmt store) was issued by the CA with
+    ``validity_days`` left: it connects, boots, answers the gateway's trigger and CertificateSigned, and
+    reconnects with the renewed certificate when asked to."""
+
+    def __init__(self, identity: str, version: OcppVersion, ca: PkiDirectory, pki: Pki, tmp: Path, *,
+                 validity_days: int = 20) -> None:
+        self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
+        self.store = StationCertificateStore(MemoryStationStorage(), StationConfig(serial=identity, organization=CSO))
+        now = datetime.now(UTC)
+        root = certificates_to_pem([ca.ca_certificate("csms-root")])
+        assert self.store.install_root(RootType.CSMS, root, at=now, max_chars=5500).accepted
+        csr = self.store.create_csr(CertificateUse.CHARGING_STATION, at=now)
+        issued = ca.issue_from_csr(x509.load_pem_x509_csr(csr.encode()), ca="csms-root", at=now - timedelta(minutes=30),
+                                   validity_days=validity_days, station=identity)
+        assert self.store.certificate_signed(issued.chain_pem(), CertificateUse.CHARGING_STATION, at=now).accepted
+        self.conn: ClientConnection | None = None
+        self.cp: Any = None
+        self.runner: asyncio.Task[None] | None = None
+        self.presented: ClientCredential | None = None
+
+    def _files(self, credential: ClientCredential) -> CertChain:
+        cert = self.tmp / f"{self.identity}-{credential.fingerprint[:12]}.pem"
+        key = cert.with_suffix(".key")
+        cert.write_text(credential.chain_pem)
+        private = self.store.storage.open_key(credential.key_ref).private_key
+        key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        key.chmod(0o600)
+        return CertChain(cert, key)
+
+    async def connect(self, port: int, *, boot: bool = True) -> None:
+        """Connect with the renewed certificate if there is one (A02.FR.08), else the active one, and boot."""
+        credential = self.store.client_credentials()[0]
+        self.conn = await connect(f"wss://localhost:{port}/", self.identity, profile=3, versions=[self.version],
+                                  csms_roots=[self.pki.csms_root], client_chain=self._files(credential))
+        self.presented = credential
+        self.store.connected(credential)  # A02.FR.10: the one that connected is kept
+        self.cp = station_charge_point_class(self.version, self.store)(self.identity, self.conn)
+        self.runner = asyncio.create_task(self.cp.start())
+        if boot:
+            await self.boot()
+
+    async def boot(self) -> Any:
+        if self.version is OcppVersion.V16:
+            answer = await self.cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+        elif self.version is OcppVersion.V201:
+            answer = await self.cp.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                                                 reason="PowerUp"))
+        else:
+            answer = await self.cp.call(call21.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                                                reason="PowerUp"))
+        return answer
+
+    async def heartbeat(self) -> Any:
+        module: Any = {OcppVersion.V16: call16, OcppVersion.V201: call201, OcppVersion.V21: call21}[self.version]
+        return await self.cp.call(module.Heartbeat())
+
+    async def disconnect(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await self.runner
+        if self.conn is not None:
+            await self.conn.close()
+
+    @property
+    def renewed(self) -> ClientCredential | None:
+        creds = self.store.client_credentials()
+        return creds[0] if creds and creds[0].role.value == "renewed" else None
+
+
+@dataclass
+class Rig:
+    gw: Gateway
+    engine: CampaignEngine
+    signing: CsrSigning
+    presented: PresentedCertificates
+    campaigns: SqlCampaignStore
+    inventory: SqlInventory
+    ca: PkiDirectory
+    sink: MemorySink
+    port: int
+    up: int
+
+    def close(self) -> None:
+        self.presented.close()
+        self.campaigns.close()
+        self.inventory.close()
+        self.ca.close()
+
+
+def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, campaigns: str | None = None,
+             tick: float = 0.2) -> Rig:
+    """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
+    campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
+    ca = PkiDirectory.open(ca_dir, PKI_PASS)
+    signer = LocalCaSigner(ca, cas={CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root"})
+    inventory = open_inventory(tmp / "inventory.db")
+    service = CertificateService(signer, cso_name=CSO, stations=RegistryStations(registry, cso_name=CSO),
+                                 inventory=inventory, ledger=ca.ledger)
+    signing = CsrSigning(service)
+    root_file = tmp / "station-ca.pem"
+    root_file.write_text(certificates_to_pem([ca.ca_certificate("csms-root")]))
+    ssl_ctx = server_context(pki.server_chains, client_roots=[root_file], client_cert="required")
+    sink = MemorySink()
+    port, up = free_port(), free_port()
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=registry,
+                 upstream=f"ws://127.0.0.1:{up}/upstream", ssl_context=ssl_ctx, sink=sink, csr_signing=signing,
+                 calls=StationCalls(default_timeout=10))
+    presented = PresentedCertificates(issuers=[ca.ca_certificate("csms-root")], inventory=inventory)
+    gw.admission_steps.append(presented)
+    store = open_campaigns(campaigns or str(tmp / "campaigns.db"))
+    engine = CampaignEngine(gw, store, presented=presented, inventory=inventory, tick=tick)
+    return Rig(gw, engine, signing, presented, store, inventory, ca, sink, port, up)
+
+
+def registry_of(*identities: str) -> MemoryRegistry:
+    return MemoryRegistry([StationRecord(i, 3, serial=i) for i in identities])
+
+
+def gateway_frames_upstream(up: Upstream) -> list[Any]:
+    """Frames the upstream saw that the gateway made or that answer the gateway's calls (must be none)."""
+    bad = {"TriggerMessage", "ExtendedTriggerMessage", "SignCertificate", "CertificateSigned", "InstallCertificate",
+           "GetInstalledCertificateIds", "DeleteCertificate", "GetVariables", "GetConfiguration"}
+    return [f for d, _i, f in up.frames
+            if (f[0] == 2 and f[2] in bad and d == "in") or str(f[1]).startswith("ocppsec-gw")]
