@@ -56,6 +56,7 @@ from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway import Gateway, Relay
+from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.config import DEFAULT_ADMIN, ConfigReport, parse_admin, read_config, to_defaults
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway.guard import StationGuard
@@ -184,6 +185,11 @@ class _GatewayGroup(click.Group):
               help="gateway processes sharing the port (SO_REUSEPORT), each with the whole configuration")
 @click.option("--admin", "admin_text", default=DEFAULT_ADMIN, show_default=True, metavar="HOST:PORT|unix:PATH|off",
               help="admin listener: /healthz, /readyz, /metrics (Prometheus), /stations")
+@click.option("--campaigns", "campaigns_db", metavar="PATH|URL",
+              help="campaign record (SQLite path or postgresql:// URL): run renewal and root campaigns, driven "
+                   "through the admin listener (`ocppsec campaign`); running campaigns are taken up at start")
+@click.option("--admin-token-env", "admin_token_env", metavar="VAR",
+              help="the admin listener's POST routes (campaigns) need Authorization: Bearer $VAR")
 @click.option("--drain-seconds", type=click.FloatRange(0, 3600), default=DEFAULT_DRAIN_SECONDS, show_default=True,
               help="on SIGTERM, how long stations (closed with 1001) get to leave before they are cut")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -209,7 +215,7 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
             upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
             workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
-            event_spool: str | None) -> None:
+            event_spool: str | None, campaigns_db: str | None, admin_token_env: str | None) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
     SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
@@ -232,6 +238,7 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             sys.exit(2)
         click.echo(f"{config or 'the configuration'}: ok ({len(report.checked)} checks: {', '.join(report.checked)})")
         return
+    _campaign_usage(opts)
     if workers > 1 and worker is None:
         _supervise(opts, log_format)
         return
@@ -339,6 +346,24 @@ def _usage(opts: _Options) -> None:
         raise UsageError("--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
     if opts.pki_dir and not opts.sign_csrs and 3 not in profiles:
         raise UsageError("--pki without --sign-csrs enforces the ledger's revocations, which only profile 3 has")
+    _campaign_usage(opts)
+
+
+def _campaign_usage(opts: _Options) -> None:
+    campaigns, token_env = opts.extra.get("campaigns_db"), opts.extra.get("admin_token_env")
+    if token_env and not os.environ.get(token_env):
+        raise UsageError(f"--admin-token-env {token_env}: the variable is not set or empty")
+    if not campaigns:
+        return
+    if opts.workers > 1:
+        raise UsageError("--campaigns runs in one gateway process: it cannot be combined with --workers",
+                         hint="run the campaigns with --workers 1")
+    admin = parse_admin(opts.admin_text)
+    if admin is None:
+        raise UsageError("--campaigns is driven through the admin listener: --admin off leaves no way to start one")
+    if admin.path is None and admin.host not in ("127.0.0.1", "::1", "localhost") and not token_env:
+        raise UsageError(f"--admin {opts.admin_text} is not loopback: the campaign routes need --admin-token-env",
+                         hint="set a token in an environment variable and give its name")
 
 
 def _chains(opts: _Options) -> list[CertChain]:
@@ -506,10 +531,12 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     snapshot = RegistrySnapshot(registry)
     closers: list[Callable[[], None]] = []
     signing = None
+    issuers: list[Any] = []
     if opts.sign_csrs:
         assert opts.pki_dir is not None
         assert opts.ca_name is not None
-        signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name, closers)
+        signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name,
+                               closers, issuers)
     sink = None
     if opts.events_db is not None:
         sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
@@ -517,7 +544,9 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     gw = Gateway(policy=policy, registry=snapshot, upstream=opts.upstream, ssl_context=ctx, sink=sink,
                  max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name, upstream_ssl=upstream_ssl,
                  upstream_auth=upstream_auth, upstream_open_timeout=opts.upstream_open_timeout,
-                 follow_changes=not opts.no_follow)
+                 follow_changes=not opts.no_follow, calls=StationCalls() if opts.extra.get("campaigns_db") else None)
+    if opts.extra.get("campaigns_db"):
+        _campaign_engine(gw, opts.extra["campaigns_db"], signing, issuers, closers)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
     reloader = Reloader(gw, tls=build_tls, roots=_roots(opts) if opts.trust else None, revocation=checker,
                         registry=snapshot)
@@ -533,7 +562,9 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
 
     options = ServiceOptions(host, port, drain_seconds=opts.drain_seconds, admin=admin, reuse_port=worker is not None,
                              worker=worker, announce=_announcer(opts.log_format), describe=describe,
-                             admin_required=opts.admin_required or worker is not None)
+                             admin_required=opts.admin_required or worker is not None,
+                             admin_token=os.environ.get(opts.extra["admin_token_env"])
+                             if opts.extra.get("admin_token_env") else None)
     service = GatewayService(gw, guard, options, reloader=reloader)
     codes: list[int] = []
 
@@ -686,8 +717,23 @@ def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     return asyncio.run
 
 
+def _campaign_engine(gw: Gateway, spec: str, signing: CsrSigning | None, issuers: list[Any],
+                     closers: list[Callable[[], None]]) -> None:
+    """The campaign engine over the record at ``spec``, with the presented-certificate admission step."""
+    from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+    from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+
+    inventory = signing.service.inventory if signing is not None else None
+    presented = PresentedCertificates(issuers=issuers, inventory=inventory)
+    closers.append(presented.close)
+    gw.admission_steps.append(presented)
+    store = open_campaigns(spec)
+    closers.append(store.close)
+    CampaignEngine(gw, store, presented=presented, inventory=inventory)  # attaches itself: gw.campaign_engine
+
+
 def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,
-                 cso_name: str | None, closers: list[Callable[[], None]]) -> CsrSigning:
+                 cso_name: str | None, closers: list[Callable[[], None]], issuers: list[Any] | None = None) -> CsrSigning:
     from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, inventory_location, open_inventory
     from ocppsec.pki.directory import PkiDirectory
 
@@ -697,6 +743,8 @@ def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path:
     if v2g_ca:
         cas[CertificateUse.V2G] = v2g_ca
     signer = LocalCaSigner(pki, cas=cas)  # opens the CA keys now: a wrong passphrase stops here
+    if issuers is not None:
+        issuers.append(pki.ca_certificate(ca_name))
     inventory = open_inventory(inventory_path or inventory_location(pki_dir))
     closers.append(inventory.close)
     cso = cso_name or pki.config.network.get("cso_name") or None

@@ -22,6 +22,7 @@ __all__ = ["cli", "main"]
 
 # name -> "module:attribute"; each module holds one click group or command.
 SUBCOMMANDS: dict[str, str] = {
+    "campaign": "ocppsec.cli.campaign:campaign",
     "demo": "ocppsec.cli.demo:demo",
     "pki": "ocppsec.cli.pki:pki",
     "firmware": "ocppsec.cli.firmware:firmware",

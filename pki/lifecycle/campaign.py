@@ -137,6 +137,8 @@ TRANSITIONS: Mapping[tuple[RowState, Signal], RowState] = {
     (S.SIGNED, G.CERT_REFUSED): S.FAILED,
     (S.AWAITING_RECONNECT, G.RECONNECTED_NEW): S.DONE,
     (S.SIGNED, G.RECONNECTED_NEW): S.DONE,  # back with the new certificate before its answer was counted
+    (S.PENDING, G.RECONNECTED_NEW): S.DONE,  # ... or after a retry was planned: presenting it is the proof
+    (S.TRIGGERED, G.RECONNECTED_NEW): S.DONE,
     (S.AWAITING_RECONNECT, G.DISCARDED): S.FAILED,
     (S.SIGNED, G.DISCARDED): S.FAILED,
     # rollover
@@ -371,12 +373,19 @@ def next_commands(kind: CampaignKind, rows: Iterable[StationProgress], options: 
     return [Command(r.station_id, _ACTIONS[kind]) for r in todo[:room]]
 
 
-def resume_rows(rows: Iterable[StationProgress], *, at: datetime) -> list[StationProgress]:
+def resume_rows(rows: Iterable[StationProgress], *, at: datetime,
+                options: CampaignOptions | None = None) -> list[StationProgress]:
     """Rows as a restarted gateway takes them up: a call whose answer died with the old process is pending
-    again (its attempt counted); a station awaiting its reconnect keeps waiting for the certificate it got."""
+    again (its attempt counted); a station awaiting its reconnect keeps waiting for the certificate it got,
+    and so does one whose CertificateSigned went out but whose answer was lost (``signed``): it may have
+    stored the certificate, and presenting it is what counts (``options.reconnect_timeout`` from ``at``)."""
+    reconnect = timedelta(seconds=(options or CampaignOptions()).reconnect_timeout)
     out = []
     for r in rows:
-        if r.state in IN_FLIGHT:
+        if r.state is RowState.SIGNED and r.expected is not None:
+            out.append(replace(r, state=RowState.AWAITING_RECONNECT, deadline=at + reconnect, updated_at=at,
+                               reason="interrupted by a gateway restart after CertificateSigned"))
+        elif r.state in IN_FLIGHT:
             out.append(replace(r, state=RowState.PENDING, deadline=None, updated_at=at,
                                reason="interrupted by a gateway restart"))
         else:

@@ -199,6 +199,7 @@ class Gateway:
         self.calls = calls  # the gateway's own calls to stations (see .calls)
         self.listeners: list[SessionListener] = []
         self.onboarding: Callable[[StationConnection], Awaitable[None]] | None = None
+        self.campaign_engine: Any = None  # a campaigns.CampaignEngine attaches itself here (service, metrics)
         # ... and then, last, the upstream is opened (see .upstream)
         self.opener = UpstreamOpener(self.upstream, ssl_context=upstream_ssl, auth=upstream_auth,
                                      open_timeout=upstream_open_timeout, ping_interval=ping_interval, max_size=max_size)

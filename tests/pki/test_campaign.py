@@ -66,7 +66,7 @@ def test_v2g_renewal_needs_no_reconnect() -> None:
 
 def test_signals_the_table_does_not_list_change_nothing() -> None:
     row = _run(StationProgress("CS-1"), Signal.SENT)
-    for signal in (Signal.CERT_ACCEPTED, Signal.INSTALL_ACCEPTED, Signal.CONFIRMED, Signal.RECONNECTED_NEW):
+    for signal in (Signal.CERT_ACCEPTED, Signal.INSTALL_ACCEPTED, Signal.CONFIRMED, Signal.DELETE_ACCEPTED):
         assert (row.state, signal) not in TRANSITIONS
         assert _run(row, signal) == row
     assert _run(StationProgress("CS-1"), Signal.TIMEOUT) == StationProgress("CS-1")  # nothing out: no timeout
@@ -152,14 +152,21 @@ def test_expire_lists_overdue_rows() -> None:
 
 
 def test_resume_puts_interrupted_calls_back_and_keeps_reconnect_waits() -> None:
+    signed = apply(_run(StationProgress("E"), Signal.SENT, Signal.CSR), Signal.CERT_SENT, kind=RENEW,
+                   options=CampaignOptions(), at=T0, expected="ef" * 32)
     rows = [_run(StationProgress("A"), Signal.SENT),
             _run(StationProgress("B"), Signal.SENT, Signal.CSR, Signal.CERT_SENT, Signal.CERT_ACCEPTED),
-            _run(StationProgress("C"), Signal.SENT, Signal.TRIGGER_UNSUPPORTED), StationProgress("D")]
+            _run(StationProgress("C"), Signal.SENT, Signal.TRIGGER_UNSUPPORTED), StationProgress("D"), signed]
     later = T0 + timedelta(hours=1)
-    a, b, c, d = resume_rows(rows, at=later)
+    a, b, c, d, e = resume_rows(rows, at=later, options=CampaignOptions(reconnect_timeout=60))
     assert a.state is RowState.PENDING and a.attempts == 1 and a.reason == "interrupted by a gateway restart"
     assert a.deadline is None and a.updated_at == later
     assert (b, c, d) == (rows[1], rows[2], rows[3])
+    # the CertificateSigned went out: the station may hold it, so its reconnect is awaited (not a new trigger)
+    assert e.state is RowState.AWAITING_RECONNECT and e.deadline == later + timedelta(seconds=60)
+    assert _run(e, Signal.RECONNECTED_NEW).state is RowState.DONE
+    # a retry planned already does not stop the station's reconnect with the certificate from counting
+    assert _run(a, Signal.RECONNECTED_NEW).state is RowState.DONE
 
 
 def test_skip_and_progress() -> None:

@@ -176,6 +176,7 @@ class CampaignEngine:
         self._dirty: dict[str, set[str]] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
+        self._finished_counts: dict[tuple[str, str], int] = {}
         self.peak_in_flight: dict[str, int] = {}  # per campaign: the most rows between a call and its answer
         self._change = asyncio.Event()  # set (and replaced) on every row change: what wait_row awaits
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,6 +184,7 @@ class CampaignEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._flush_lock = asyncio.Lock()
         gateway.listeners.append(self)
+        gateway.campaign_engine = self
         signing = getattr(gateway, "csr_signing", None)
         if signing is not None:
             signing.listeners.append(self)
@@ -196,7 +198,7 @@ class CampaignEngine:
             if campaign.status is CampaignStatus.DONE:
                 continue
             rows = await asyncio.to_thread(self.store.rows, campaign.id)
-            resumed = resume_rows(rows, at=at)
+            resumed = resume_rows(rows, at=at, options=campaign.options)
             self._adopt(campaign, resumed)
             self._dirty[campaign.id] = {r.station_id for r, old in zip(resumed, rows, strict=True) if r != old}
         self._runner = asyncio.create_task(self._run())
@@ -301,6 +303,10 @@ class CampaignEngine:
                 await self._change.wait()
 
         return await asyncio.wait_for(until(), timeout)
+
+    def finished_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, done | failed | skipped) -> rows that ended in this process, for metrics."""
+        return dict(self._finished_counts)
 
     def state_counts(self) -> dict[tuple[str, str, str], int]:
         """(campaign, kind, state) -> stations, for metrics."""
@@ -472,6 +478,8 @@ class CampaignEngine:
         self._change = asyncio.Event()
         if new.terminal and not old.terminal:
             self.counters[new.state.value] = self.counters.get(new.state.value, 0) + 1
+            key = (self._campaigns[campaign_id].kind.value, new.state.value)
+            self._finished_counts[key] = self._finished_counts.get(key, 0) + 1
             if new.state is RowState.FAILED:
                 _log.warning("campaign %s: %s failed: %s", campaign_id, new.station_id, new.reason)
         self._wake.set()

@@ -1,0 +1,124 @@
+"""Campaigns driven through the admin listener: the routes, ``ocppsec campaign start|status|stop|resume
+--gateway URL`` (real subprocesses against a real gateway), the Bearer token of the POST routes, and the
+campaign metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocppsec.pki.lifecycle.campaign import RowState
+from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.gateway.admin import AdminAddress, AdminRoutes, AdminServer
+from ocppsec.security_profiles.gateway.campaigns.routes import add_campaign_routes
+from ocppsec.security_profiles.gateway.metrics import GatewayMetrics
+
+from .campaign_rig import SimStation, init_ca, make_rig, recording_csms, registry_of
+from .conftest import Pki
+from .helpers import run
+
+TOKEN = "campaign-admin-token-123"
+
+
+@pytest.fixture(scope="module")
+def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("campaign-admin-ca") / "pki"
+    init_ca(path)
+    return path
+
+
+async def cli(*args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OCPPSEC_ADMIN_TOKEN"}
+    if token is not None:
+        env["OCPPSEC_ADMIN_TOKEN"] = token
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ocppsec.cli.main", "campaign", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                stdin=asyncio.subprocess.DEVNULL, env=env)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_campaign_cli_through_the_admin_listener(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
+    rig = make_rig(pki, ca_dir, registry_of("CS-A1", "CS-A2"), tmp_path)
+    stations = [SimStation(i, OcppVersion.V201, rig.ca, pki, tmp_path, validity_days=20) for i in ("CS-A1", "CS-A2")]
+
+    async def main() -> None:
+        routes = AdminRoutes()
+        add_campaign_routes(routes, rig.engine, token=TOKEN)
+        async with recording_csms(rig.up), rig.gw.serve("127.0.0.1", rig.port), \
+                AdminServer(routes, AdminAddress(host="127.0.0.1", port=0)) as admin:
+            assert admin.bound is not None
+            url = f"http://127.0.0.1:{admin.bound.port}"
+            await rig.engine.start()
+            try:
+                await stations[0].connect(rig.port)  # CS-A2 stays away
+                # dry run: per station what would be sent and what is missing
+                code, out, err = await cli("start", "renew", "--gateway", url, "--dry-run", "--json")
+                assert code == 0, err
+                report = json.loads(out)
+                assert report["dry_run"] and report["total"] == 1 and report["ready"] == 1
+                (item,) = report["stations"]
+                assert item["station"] == "CS-A1" and "TriggerMessage" in item["send"] and item["missing"] == []
+                assert rig.engine.summaries() == []  # a dry run starts nothing
+                # the same for a station that is not connected (its certificate is known from the handshake only
+                # once it has connected: it is not selected by expiry)
+                code, out, _ = await cli("start", "renew", "--gateway", url, "--dry-run", "--station", "CS-A2",
+                                         "--force")
+                assert code == 0 and "CS-A2" in out and "not connected" in out, out
+                # without the token: refused, one line
+                code, _, err = await cli("start", "renew", "--gateway", url, token=None)
+                assert code == 1 and "admin token" in err and "Traceback" not in err
+                # bad options: the gateway's refusal, exit 1
+                code, _, err = await cli("start", "rollover", "--gateway", url, "--certificate", str(pki.csms_root),
+                                         "--root-check", "cross", "--cross-certificate", str(pki.csms_root))
+                assert code == 1 and "old_root" in err, err
+                code, _, err = await cli("start", "renew", "--gateway", url, "--certificate", str(pki.csms_root))
+                assert code == 2 and "rollover and retire" in err
+                # start, stop, resume
+                code, out, err = await cli("start", "renew", "--gateway", url, "--max-in-flight", "5",
+                                           "--cert-signing-wait-minimum", "30", "--cert-signing-repeat-times", "2")
+                assert code == 0 and "1 station(s)" in out, (out, err)
+                cid = out.split()[1]
+                row = await rig.engine.wait_row(cid, "CS-A1", frozenset({RowState.AWAITING_RECONNECT}), timeout=20)
+                assert row.expected is not None
+                code, out, _ = await cli("stop", cid, "--gateway", url)
+                assert code == 0 and "stopped" in out
+                code, out, _ = await cli("resume", cid, "--gateway", url)
+                assert code == 0 and "running" in out
+                await stations[0].disconnect()
+                await stations[0].connect(rig.port)
+                await rig.engine.wait_finished(cid, timeout=20)
+                code, out, _ = await cli("status", "--gateway", url, "--json")
+                assert code == 0
+                (summary,) = json.loads(out)["campaigns"]
+                assert summary["id"] == cid and summary["status"] == "done" and summary["progress"]["done"] == 1
+                assert summary["options"]["station_wait_minimum"] == 30
+                code, out, _ = await cli("status", cid, "--gateway", url)
+                assert code == 0 and "1 done, 0 failed of 1" in out and "CS-A1" in out and "done" in out
+                code, out, _ = await cli("status", cid, "--gateway", url, "--json")
+                assert [s["state"] for s in json.loads(out)["stations"]] == ["done"]
+                code, _, err = await cli("status", "renew-nope", "--gateway", url)
+                assert code == 1 and "no campaign" in err
+                code, _, err = await cli("status", "--gateway", "http://127.0.0.1:1")
+                assert code == 3 and "no gateway admin listener" in err
+                # metrics
+                metrics = GatewayMetrics()
+                metrics.sync(rig.gw)
+                text = metrics.render().decode()
+                assert f'ocppsec_gateway_campaign_stations{{campaign="{cid}",kind="renew",state="done"}} 1.0' in text
+                assert 'ocppsec_gateway_campaign_finished_total{kind="renew",outcome="done"} 1.0' in text
+                assert "ocppsec_gateway_campaign_calls_total 1.0" in text
+                await stations[0].disconnect()
+            finally:
+                await rig.engine.close()
+
+    try:
+        run(main(), timeout=120)
+    finally:
+        rig.close()
