@@ -122,3 +122,84 @@ def test_campaign_cli_through_the_admin_listener(pki: Pki, ca_dir: Path, tmp_pat
         run(main(), timeout=120)
     finally:
         rig.close()
+
+
+def test_gateway_cli_runs_a_renewal_across_a_restart(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
+    """``ocppsec gateway --sign-csrs --campaigns DB``: a renewal started with ``ocppsec campaign start``, the gateway
+    stopped (SIGTERM) once the station holds its new certificate, started again on the same record: the
+    station's reconnect with the new certificate completes the campaign without a second trigger."""
+    import signal
+    import subprocess
+
+    from ocppsec.pki.directory import PkiDirectory
+    from ocppsec.pki.pem import certificates_to_pem
+    from ocppsec.security_profiles.registry import StationRecord
+    from ocppsec.security_profiles.registry_sql import open_registry
+
+    from .campaign_rig import PKI_PASS
+    from .conftest import CSO, free_port
+    from .test_cli import _wait_port
+
+    db = tmp_path / "st.db"
+    reg = open_registry(db)
+    reg.add(StationRecord("CS-R", 3, serial="CS-R"))
+    reg.close()
+    ca = PkiDirectory.open(ca_dir, PKI_PASS)
+    trust = tmp_path / "station-ca.pem"
+    trust.write_text(certificates_to_pem([ca.ca_certificate("csms-root")]))
+    station = SimStation("CS-R", OcppVersion.V201, ca, pki, tmp_path, validity_days=20)
+    port, up, admin_port = free_port(), free_port(), free_port()
+    url = f"http://127.0.0.1:{admin_port}"
+    argv = [sys.executable, "-m", "ocppsec.cli.main", "gateway", "--listen", f"127.0.0.1:{port}", "--profile", "3",
+            "--upstream", f"ws://127.0.0.1:{up}/csms", "--server-cert", str(pki.rsa.certfile), "--server-key",
+            str(pki.rsa.keyfile), "--server-cert", str(pki.ecdsa.certfile), "--server-key", str(pki.ecdsa.keyfile),
+            "--trust", str(trust), "--cso-name", CSO, "--stations", str(db), "--sign-csrs", "--pki", str(ca_dir),
+            "--ca", "csms-root", "--inventory", str(tmp_path / "inv.db"), "--campaigns", str(tmp_path / "camp.db"),
+            "--admin", f"127.0.0.1:{admin_port}"]
+    env = {**os.environ, "OCPPSEC_PASSPHRASE": PKI_PASS.decode()}
+
+    def start_gateway() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                stdin=subprocess.DEVNULL)
+        _wait_port(port, proc)
+        _wait_port(admin_port, proc)
+        return proc
+
+    def stop_gateway(proc: subprocess.Popen[str]) -> str:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        return err
+
+    async def main() -> None:
+        async with recording_csms(up) as upstream:
+            proc = await asyncio.to_thread(start_gateway)
+            try:
+                await station.connect(port)
+                code, out, err = await cli("start", "renew", "--gateway", url, "--within-days", "30")
+                assert code == 0 and "1 station(s)" in out, (out, err)
+                cid = out.split()[1]
+                await asyncio.wait_for(station.cp.renewed.wait(), 30)  # CertificateSigned stored by the station
+                await station.heartbeat()  # its answer to CertificateSigned went out before this call
+            finally:
+                await asyncio.to_thread(stop_gateway, proc)
+            await station.disconnect()
+            proc = await asyncio.to_thread(start_gateway)
+            try:
+                await station.connect(port)  # with the renewed certificate (A02.FR.08)
+                assert station.presented is not None and station.presented.role.value == "renewed"
+                code, out, _ = await cli("status", cid, "--gateway", url, "--json")
+                assert code == 0
+                answer = json.loads(out)
+                assert answer["status"] == "done" and [s["state"] for s in answer["stations"]] == ["done"], answer
+                assert answer["stations"][0]["attempts"] == 1  # no second trigger after the restart
+                await station.disconnect()
+            finally:
+                await asyncio.to_thread(stop_gateway, proc)
+            sent = [f[2] for d, _i, f in upstream.frames if d == "in" and f[0] == 2]
+            assert sent == ["BootNotification", "Heartbeat", "BootNotification"], sent
+
+    try:
+        run(main(), timeout=120)
+    finally:
+        ca.close()
