@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v21 import ChargePoint as Cp21
@@ -130,16 +132,23 @@ class SimStation:
     reconnects with the renewed certificate when asked to."""
 
     def __init__(self, identity: str, version: OcppVersion, ca: PkiDirectory, pki: Pki, tmp: Path, *,
-                 validity_days: int = 20) -> None:
+                 validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
+                 additional_root_check: bool = False, cls: type | None = None) -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
-        self.store = StationCertificateStore(MemoryStationStorage(), StationConfig(serial=identity, organization=CSO))
+        config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check)
+        self.store = StationCertificateStore(MemoryStationStorage(), config)
+        self.cls = cls
         now = datetime.now(UTC)
-        root = certificates_to_pem([ca.ca_certificate("csms-root")])
-        assert self.store.install_root(RootType.CSMS, root, at=now, max_chars=5500).accepted
-        csr = self.store.create_csr(CertificateUse.CHARGING_STATION, at=now)
-        issued = ca.issue_from_csr(x509.load_pem_x509_csr(csr.encode()), ca="csms-root", at=now - timedelta(minutes=30),
-                                   validity_days=validity_days, station=identity)
-        assert self.store.certificate_signed(issued.chain_pem(), CertificateUse.CHARGING_STATION, at=now).accepted
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO),
+                                        x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
+               .sign(key, hashes.SHA256()))
+        issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30), validity_days=validity_days,
+                                   station=identity)
+        self.store.install_client_certificate(CertificateUse.CHARGING_STATION, issued.chain_pem(), key)
+        for root in csms_roots if csms_roots is not None else [ca.ca_certificate("csms-root")]:
+            assert self.store.install_root(RootType.CSMS, certificates_to_pem([root]), at=now, max_chars=5500).accepted
         self.conn: ClientConnection | None = None
         self.cp: Any = None
         self.runner: asyncio.Task[None] | None = None
@@ -162,7 +171,8 @@ class SimStation:
                                   csms_roots=[self.pki.csms_root], client_chain=self._files(credential))
         self.presented = credential
         self.store.connected(credential)  # A02.FR.10: the one that connected is kept
-        self.cp = station_charge_point_class(self.version, self.store)(self.identity, self.conn)
+        cls = self.cls or station_charge_point_class(self.version, self.store)
+        self.cp = cls(self.identity, self.conn)
         self.runner = asyncio.create_task(self.cp.start())
         if boot:
             await self.boot()
@@ -251,3 +261,27 @@ def gateway_frames_upstream(up: Upstream) -> list[Any]:
            "GetInstalledCertificateIds", "DeleteCertificate", "GetVariables", "GetConfiguration"}
     return [f for d, _i, f in up.frames
             if (f[0] == 2 and f[2] in bad and d == "in") or str(f[1]).startswith("ocppsec-gw")]
+
+
+def make_root(name: str, *, signer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+              key: ec.EllipticCurvePrivateKey | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A CA certificate ``CN=name``: self-signed, or (``signer``) the same subject and ``key`` signed by another root
+    (the new-by-old certificate AdditionalRootCertificateCheck wants)."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO), x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    issuer_cert, issuer_key = signer if signer is not None else (None, key)
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(issuer_cert.subject if issuer_cert is not None else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=3650))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                            crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def pem_of(cert: x509.Certificate) -> str:
+    return certificates_to_pem([cert])

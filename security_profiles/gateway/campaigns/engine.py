@@ -139,10 +139,8 @@ class _Material:
         keys = self._keys.get(algorithm)
         if keys is None:
             keys = {compute_hash_data(self.new, self.new, algorithm).canonical()}
-            if self.cross is not None:
-                keys.add(compute_hash_data(self.cross, self.cross, algorithm).canonical())
-                if self.old is not None:
-                    keys.add(compute_hash_data(self.cross, self.old, algorithm).canonical())
+            if self.cross is not None and self.old is not None:  # listed with its issuer's (the old root's) key
+                keys.add(compute_hash_data(self.cross, self.old, algorithm).canonical())
             self._keys[algorithm] = keys
         return keys
 
