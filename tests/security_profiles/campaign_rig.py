@@ -49,6 +49,7 @@ from ocppsec.security_profiles.client import connect
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+from ocppsec.security_profiles.gateway.campaigns.onboarding import StationOnboarding, allow_expired_client_certificates
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.handshake import ServerPolicy
 from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord, StationRegistry
@@ -119,11 +120,11 @@ async def recording_csms(port: int) -> AsyncIterator[Upstream]:
         yield up
 
 
-def init_ca(path: Path) -> None:
+def init_ca(path: Path, *, days_ago: float = 1 / 24) -> None:
     from ocppsec.pki.hierarchy import HierarchyConfig
 
     PkiDirectory.init(path, HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), passphrase=PKI_PASS,
-                      at=datetime.now(UTC) - timedelta(hours=1)).close()
+                      at=datetime.now(UTC) - timedelta(days=days_ago)).close()
 
 
 class SimStation:
@@ -133,7 +134,7 @@ class SimStation:
 
     def __init__(self, identity: str, version: OcppVersion, ca: PkiDirectory, pki: Pki, tmp: Path, *,
                  validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
-                 additional_root_check: bool = False, cls: type | None = None) -> None:
+                 additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0) -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
         config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check)
         self.store = StationCertificateStore(MemoryStationStorage(), config)
@@ -144,8 +145,8 @@ class SimStation:
                .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO),
                                         x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
                .sign(key, hashes.SHA256()))
-        issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30), validity_days=validity_days,
-                                   station=identity)
+        issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30, days=issued_days_ago),
+                                   validity_days=validity_days, station=identity)
         self.store.install_client_certificate(CertificateUse.CHARGING_STATION, issued.chain_pem(), key)
         for root in csms_roots if csms_roots is not None else [ca.ca_certificate("csms-root")]:
             assert self.store.install_root(RootType.CSMS, certificates_to_pem([root]), at=now, max_chars=5500).accepted
@@ -227,7 +228,7 @@ class Rig:
 
 
 def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, campaigns: str | None = None,
-             tick: float = 0.2) -> Rig:
+             tick: float = 0.2, onboarding: bool = False) -> Rig:
     """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
     campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
     ca = PkiDirectory.open(ca_dir, PKI_PASS)
@@ -239,15 +240,19 @@ def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, ca
     root_file = tmp / "station-ca.pem"
     root_file.write_text(certificates_to_pem([ca.ca_certificate("csms-root")]))
     ssl_ctx = server_context(pki.server_chains, client_roots=[root_file], client_cert="required")
+    if onboarding:
+        allow_expired_client_certificates(ssl_ctx)
     sink = MemorySink()
     port, up = free_port(), free_port()
-    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=registry,
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO, onboarding=onboarding), registry=registry,
                  upstream=f"ws://127.0.0.1:{up}/upstream", ssl_context=ssl_ctx, sink=sink, csr_signing=signing,
                  calls=StationCalls(default_timeout=10))
     presented = PresentedCertificates(issuers=[ca.ca_certificate("csms-root")], inventory=inventory)
     gw.admission_steps.append(presented)
     store = open_campaigns(campaigns or str(tmp / "campaigns.db"))
     engine = CampaignEngine(gw, store, presented=presented, inventory=inventory, tick=tick)
+    if onboarding:
+        StationOnboarding(engine, registry, our_cas=[ca.ca_certificate("csms-root")]).install()
     return Rig(gw, engine, signing, presented, store, inventory, ca, sink, port, up)
 
 

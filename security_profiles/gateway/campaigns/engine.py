@@ -241,6 +241,22 @@ class CampaignEngine:
         self._wake.set()
         return self.describe(campaign.id, rows=False)
 
+    async def renew_station(self, station_id: str, options: CampaignOptions,
+                            detail: Mapping[str, Any] | None = None) -> str:
+        """The id of a renewal campaign running for ``station_id``: one it is in already (not finished), or a
+        new one for it alone (whatever its certificate's expiry; onboarding)."""
+        for cid, _row in self._active_rows(station_id, CampaignKind.RENEW):
+            return cid
+        at = self.clock()
+        options = replace(options, stations=(station_id,), force=True, dry_run=False)
+        campaign = new_campaign(CampaignKind.RENEW, options, at=at, detail=dict(detail or {}))
+        rows = [StationProgress(station_id, updated_at=at)]
+        await asyncio.to_thread(self.store.create, campaign, rows)
+        self._adopt(campaign, rows)
+        self.counters["started"] += 1
+        self._wake.set()
+        return campaign.id
+
     async def stop(self, campaign_id: str) -> dict[str, Any]:
         return await self._set_status(campaign_id, CampaignStatus.STOPPED)
 
