@@ -188,6 +188,12 @@ class _GatewayGroup(click.Group):
 @click.option("--campaigns", "campaigns_db", metavar="PATH|URL",
               help="campaign record (SQLite path or postgresql:// URL): run renewal and root campaigns, driven "
                    "through the admin listener (`ocppsec campaign`); running campaigns are taken up at start")
+@click.option("--onboarding", "onboarding", is_flag=True,
+              help="profile 3: renew a station's expired certificate of --ca (A00.FR.429) or factory certificate "
+                   "(--manufacturer-root, A00.FR.806) in a renewal-only session, where its registry record allows it "
+                   "(`stations add --onboarding`); needs --campaigns and --sign-csrs")
+@click.option("--manufacturer-root", "manufacturer_roots", multiple=True, metavar="PEM",
+              help="with --onboarding: roots of the factory certificates stations may be onboarded with")
 @click.option("--admin-token-env", "admin_token_env", metavar="VAR",
               help="the admin listener's POST routes (campaigns) need Authorization: Bearer $VAR")
 @click.option("--drain-seconds", type=click.FloatRange(0, 3600), default=DEFAULT_DRAIN_SECONDS, show_default=True,
@@ -215,7 +221,8 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
             upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
             workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
-            event_spool: str | None, campaigns_db: str | None, admin_token_env: str | None) -> None:
+            event_spool: str | None, campaigns_db: str | None, admin_token_env: str | None, onboarding: bool,
+            manufacturer_roots: tuple[str, ...]) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
     SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
@@ -300,7 +307,8 @@ class _Options:
 
     def policy(self) -> ServerPolicy:
         versions = tuple(OcppVersion.parse(v) for v in self.ocpp_versions.split(",") if v.strip())
-        return ServerPolicy(self.profiles, versions, self.cso_name, self.base_path)
+        return ServerPolicy(self.profiles, versions, self.cso_name, self.base_path,
+                            onboarding=bool(self.extra.get("onboarding")))
 
 
 def _worker_index() -> int | None:
@@ -353,6 +361,10 @@ def _campaign_usage(opts: _Options) -> None:
     campaigns, token_env = opts.extra.get("campaigns_db"), opts.extra.get("admin_token_env")
     if token_env and not os.environ.get(token_env):
         raise UsageError(f"--admin-token-env {token_env}: the variable is not set or empty")
+    if opts.extra.get("manufacturer_roots") and not opts.extra.get("onboarding"):
+        raise UsageError("--manufacturer-root only makes sense with --onboarding")
+    if opts.extra.get("onboarding") and (not campaigns or not opts.sign_csrs or 3 not in opts.profiles):
+        raise UsageError("--onboarding needs profile 3, --sign-csrs and --campaigns")
     if not campaigns:
         return
     if opts.workers > 1:
@@ -380,8 +392,16 @@ def _tls_builder(opts: _Options) -> Callable[[], ssl.SSLContext] | None:
     profiles = opts.profiles
     mode = "required" if profiles == {3} else ("optional" if 3 in profiles else "none")
 
+    onboarding = bool(opts.extra.get("onboarding"))
+    roots = (*opts.trust, *opts.extra.get("manufacturer_roots", ())) if onboarding else opts.trust
+
     def build() -> ssl.SSLContext:
-        return server_context(_chains(opts), client_roots=opts.trust, client_cert=mode)
+        ctx = server_context(_chains(opts), client_roots=roots, client_cert=mode)
+        if onboarding:
+            from ocppsec.security_profiles.gateway.campaigns.onboarding import allow_expired_client_certificates
+
+            allow_expired_client_certificates(ctx)  # the handshake checks the validity period (A00.FR.403)
+        return ctx
 
     return build
 
@@ -546,7 +566,7 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
                  upstream_auth=upstream_auth, upstream_open_timeout=opts.upstream_open_timeout,
                  follow_changes=not opts.no_follow, calls=StationCalls() if opts.extra.get("campaigns_db") else None)
     if opts.extra.get("campaigns_db"):
-        _campaign_engine(gw, opts.extra["campaigns_db"], signing, issuers, closers)
+        _campaign_engine(gw, opts, snapshot, signing, issuers, closers)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
     reloader = Reloader(gw, tls=build_tls, roots=_roots(opts) if opts.trust else None, revocation=checker,
                         registry=snapshot)
@@ -717,19 +737,32 @@ def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     return asyncio.run
 
 
-def _campaign_engine(gw: Gateway, spec: str, signing: CsrSigning | None, issuers: list[Any],
-                     closers: list[Callable[[], None]]) -> None:
-    """The campaign engine over the record at ``spec``, with the presented-certificate admission step."""
+def _campaign_engine(gw: Gateway, opts: _Options, registry: StationRegistry, signing: CsrSigning | None,
+                     issuers: list[Any], closers: list[Callable[[], None]]) -> None:
+    """The campaign engine over the record ``--campaigns`` names, with the presented-certificate admission step
+    and, with ``--onboarding``, the onboarding step and session."""
+    from pathlib import Path
+
     from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+    from ocppsec.pki.pem import load_certificates
     from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+    from ocppsec.security_profiles.gateway.campaigns.onboarding import StationOnboarding
 
     inventory = signing.service.inventory if signing is not None else None
     presented = PresentedCertificates(issuers=issuers, inventory=inventory)
     closers.append(presented.close)
     gw.admission_steps.append(presented)
-    store = open_campaigns(spec)
+    store = open_campaigns(opts.extra["campaigns_db"])
     closers.append(store.close)
-    CampaignEngine(gw, store, presented=presented, inventory=inventory)  # attaches itself: gw.campaign_engine
+    engine = CampaignEngine(gw, store, presented=presented, inventory=inventory)  # attaches itself: gw.campaign_engine
+    if opts.extra.get("onboarding"):
+        roots: list[x509.Certificate] = []
+        for path in opts.extra.get("manufacturer_roots", ()):
+            try:
+                roots.extend(load_certificates(Path(path).read_bytes(), what=path))
+            except OSError as exc:
+                raise UsageError(f"--manufacturer-root {path}: {exc.strerror or exc}") from None
+        StationOnboarding(engine, registry, our_cas=issuers, manufacturer_roots=roots).install()
 
 
 def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,

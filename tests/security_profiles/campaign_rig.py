@@ -134,7 +134,9 @@ class SimStation:
 
     def __init__(self, identity: str, version: OcppVersion, ca: PkiDirectory, pki: Pki, tmp: Path, *,
                  validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
-                 additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0) -> None:
+                 additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0,
+                 factory: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+                 factory_o: str = "Maker GmbH") -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
         config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check)
         self.store = StationCertificateStore(MemoryStationStorage(), config)
@@ -145,9 +147,21 @@ class SimStation:
                .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO),
                                         x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
                .sign(key, hashes.SHA256()))
-        issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30, days=issued_days_ago),
-                                   validity_days=validity_days, station=identity)
-        self.store.install_client_certificate(CertificateUse.CHARGING_STATION, issued.chain_pem(), key)
+        if factory is None:
+            issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30, days=issued_days_ago),
+                                       validity_days=validity_days, station=identity)
+            chain_pem = issued.chain_pem()
+        else:  # a factory certificate: issued by a manufacturer root, with the manufacturer's O
+            root, root_key = factory
+            leaf = (x509.CertificateBuilder()
+                    .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, factory_o),
+                                             x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
+                    .issuer_name(root.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                    .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=3650))
+                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                    .sign(root_key, hashes.SHA256()))
+            chain_pem = certificates_to_pem([leaf])
+        self.store.install_client_certificate(CertificateUse.CHARGING_STATION, chain_pem, key)
         for root in csms_roots if csms_roots is not None else [ca.ca_certificate("csms-root")]:
             assert self.store.install_root(RootType.CSMS, certificates_to_pem([root]), at=now, max_chars=5500).accepted
         self.conn: ClientConnection | None = None
@@ -228,7 +242,8 @@ class Rig:
 
 
 def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, campaigns: str | None = None,
-             tick: float = 0.2, onboarding: bool = False) -> Rig:
+             tick: float = 0.2, onboarding: bool = False,
+             manufacturer_roots: Sequence[x509.Certificate] = ()) -> Rig:
     """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
     campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
     ca = PkiDirectory.open(ca_dir, PKI_PASS)
@@ -238,7 +253,7 @@ def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, ca
                                  inventory=inventory, ledger=ca.ledger)
     signing = CsrSigning(service)
     root_file = tmp / "station-ca.pem"
-    root_file.write_text(certificates_to_pem([ca.ca_certificate("csms-root")]))
+    root_file.write_text(certificates_to_pem([ca.ca_certificate("csms-root"), *manufacturer_roots]))
     ssl_ctx = server_context(pki.server_chains, client_roots=[root_file], client_cert="required")
     if onboarding:
         allow_expired_client_certificates(ssl_ctx)
@@ -252,7 +267,8 @@ def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, ca
     store = open_campaigns(campaigns or str(tmp / "campaigns.db"))
     engine = CampaignEngine(gw, store, presented=presented, inventory=inventory, tick=tick)
     if onboarding:
-        StationOnboarding(engine, registry, our_cas=[ca.ca_certificate("csms-root")]).install()
+        StationOnboarding(engine, registry, our_cas=[ca.ca_certificate("csms-root")],
+                          manufacturer_roots=manufacturer_roots).install()
     return Rig(gw, engine, signing, presented, store, inventory, ca, sink, port, up)
 
 

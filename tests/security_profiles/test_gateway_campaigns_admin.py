@@ -203,3 +203,35 @@ def test_gateway_cli_runs_a_renewal_across_a_restart(pki: Pki, ca_dir: Path, tmp
         run(main(), timeout=120)
     finally:
         ca.close()
+
+
+def test_cli_usage_of_campaigns_and_onboarding(tmp_path: Path) -> None:
+    """The option combinations ``ocppsec gateway`` refuses (exit 2, one line) and the registry's onboarding field
+    through ``ocppsec stations``."""
+    import subprocess
+
+    def ocppsec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ocppsec.cli.main", *args], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+
+    db = str(tmp_path / "st.db")
+    base = ["gateway", "--listen", "127.0.0.1:0", "--profile", "1", "--upstream", "ws://127.0.0.1:1/x", "--stations", db]
+    for extra, words in ((["--campaigns", str(tmp_path / "c.db"), "--workers", "2"], "--workers"),
+                         (["--campaigns", str(tmp_path / "c.db"), "--admin", "off"], "--admin off"),
+                         (["--campaigns", str(tmp_path / "c.db"), "--admin", "0.0.0.0:9"], "--admin-token-env"),
+                         (["--admin-token-env", "OCPPSEC_TEST_UNSET_TOKEN"], "not set"),
+                         (["--onboarding"], "--onboarding needs profile 3"),
+                         (["--manufacturer-root", "x.pem"], "only makes sense with --onboarding")):
+        proc = ocppsec(*base, *extra)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (extra, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) <= 2
+    assert ocppsec("stations", "add", "CS-9", "--profile", "3", "--onboarding", "expired,factory",
+                   "--stations", db).returncode == 0
+    bad = ocppsec("stations", "add", "CS-8", "--profile", "3", "--onboarding", "sometimes", "--stations", db)
+    assert bad.returncode == 2 and "expired, factory" in bad.stderr
+    listed = json.loads(ocppsec("stations", "list", "--stations", db, "--json").stdout)
+    assert listed[0]["onboarding"] == ["expired", "factory"]
+    changed = ocppsec("stations", "onboarding", "CS-9", "none", "--stations", db)
+    assert changed.returncode == 0 and "onboarding none" in changed.stdout
+    listed = json.loads(ocppsec("stations", "list", "--stations", db, "--json").stdout)
+    assert "onboarding" not in listed[0]

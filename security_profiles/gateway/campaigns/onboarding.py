@@ -5,7 +5,9 @@ handshake accepts only as an onboarding candidate (``ServerPolicy.onboarding``; 
 validity period or the CSO name in O) is classified by :meth:`StationOnboarding.classify`, an admission
 step: **expired** when the certificate was issued by one of our CAs and has expired (A00.FR.429-430),
 **factory** when it was issued by a configured manufacturer root (A00.FR.806-807). Anything else stays
-unclassified, and ``serve()`` refuses it (403, A00.FR.407).
+unclassified, and ``serve()`` refuses it (403, A00.FR.407). The manufacturer roots are trusted by the TLS
+context for this only: a certificate they issued that passes the handshake as a normal profile-3
+certificate is refused by the same step (403, A00.FR.806).
 
 A classified station is never relayed (no upstream is opened for it, the CSMS hears nothing of it).
 :meth:`StationOnboarding.handle` (the gateway's ``onboarding`` handler) answers its BootNotification
@@ -96,7 +98,7 @@ class StationOnboarding:
     async def classify(self, admission: Admission) -> Reject | None:
         decision = admission.decision
         if not getattr(decision, "onboarding", False):
-            return None
+            return self._factory_only(admission)
         der = admission.peer_certificate_der()
         record = await asyncio.to_thread(self.registry.get, decision.identity)
         kind = None
@@ -113,6 +115,25 @@ class StationOnboarding:
         admission.context["onboarding"] = kind
         self.counts["admitted"] += 1
         _log.info("%s: admitted for onboarding (%s certificate)", decision.identity, kind.value)
+        return None
+
+    def _factory_only(self, admission: Admission) -> Reject | None:
+        """A certificate of a manufacturer root passes TLS (the root is trusted for onboarding) but is admitted
+        for onboarding only, never as a normal profile-3 station."""
+        if not self.manufacturer_roots:
+            return None
+        der = admission.peer_certificate_der()
+        if not der:
+            return None
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except PYCA_INPUT_ERRORS:
+            return None
+        issuer = cert.issuer
+        if any(root.subject == issuer and _issued_by(cert, root) for root in self.manufacturer_roots):
+            identity = admission.decision.identity
+            return Reject(f"station {identity}: a factory certificate is admitted for onboarding only", 403,
+                          "InvalidChargingStationCertificate", "A00.FR.806", identity)
         return None
 
     # -- the renewal-only session -----------------------------------------------------------------
