@@ -136,9 +136,10 @@ class SimStation:
                  validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
                  additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0,
                  factory: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-                 factory_o: str = "Maker GmbH") -> None:
+                 factory_o: str = "Maker GmbH", secc_id: str | None = None) -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
-        config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check)
+        config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check,
+                               secc_id=secc_id)
         self.store = StationCertificateStore(MemoryStationStorage(), config)
         self.cls = cls
         now = datetime.now(UTC)
@@ -164,6 +165,9 @@ class SimStation:
         self.store.install_client_certificate(CertificateUse.CHARGING_STATION, chain_pem, key)
         for root in csms_roots if csms_roots is not None else [ca.ca_certificate("csms-root")]:
             assert self.store.install_root(RootType.CSMS, certificates_to_pem([root]), at=now, max_chars=5500).accepted
+        if secc_id is not None:  # a V2G station: the V2G root verifies its SECC certificate chains
+            v2g_root = certificates_to_pem([ca.ca_certificate("v2g-root")])
+            assert self.store.install_root(RootType.V2G, v2g_root, at=now, max_chars=5500).accepted
         self.conn: ClientConnection | None = None
         self.cp: Any = None
         self.runner: asyncio.Task[None] | None = None
@@ -247,7 +251,8 @@ def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, ca
     """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
     campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
     ca = PkiDirectory.open(ca_dir, PKI_PASS)
-    signer = LocalCaSigner(ca, cas={CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root"})
+    signer = LocalCaSigner(ca, cas={CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root",
+                                    CertificateUse.V2G: "cpo-sub-ca-2"})
     inventory = open_inventory(tmp / "inventory.db")
     service = CertificateService(signer, cso_name=CSO, stations=RegistryStations(registry, cso_name=CSO),
                                  inventory=inventory, ledger=ca.ledger)

@@ -17,6 +17,7 @@ from ocpp.v16 import call as call16
 from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
+from ocppsec.pki.certmgmt import CertificateUse
 from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
 from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
 from ocppsec.pki.versions import OcppVersion
@@ -102,6 +103,47 @@ async def csms_trigger(csms: Any, version: OcppVersion) -> str:
     unique_id = "csms-trigger-1"
     await csms.call(module.TriggerMessage(requested_message="Heartbeat"), unique_id=unique_id)  # CALLERROR: None
     return unique_id
+
+
+@pytest.mark.parametrize("version", [OcppVersion.V201, OcppVersion.V16, OcppVersion.V21], ids=["2.0.1", "1.6", "2.1"])
+def test_v2g_renewal_needs_no_reconnect(version: OcppVersion, pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
+    """TriggerMessage SignV2GCertificate: the SECC certificate is done once the station accepted CertificateSigned;
+    a later campaign finds it in the inventory by its expiry. 1.6 has no such trigger: the row is skipped."""
+    rig = make_rig(pki, ca_dir, registry_of("CS-V"), tmp_path)
+    station = SimStation("CS-V", version, rig.ca, pki, tmp_path, validity_days=200, secc_id="SECC-0001")
+    v2g = CertificateUse.V2G
+
+    async def main() -> None:
+        async with recording_csms(rig.up) as upstream, rig.gw.serve("127.0.0.1", rig.port):
+            await rig.engine.start()
+            try:
+                await station.connect(rig.port)
+                none_yet = await rig.engine.start_campaign(CampaignKind.RENEW, CampaignOptions(use=v2g, within_days=3650))
+                assert none_yet["progress"]["total"] == 0  # no V2G certificate known: nothing selected
+                cid = (await rig.engine.start_campaign(CampaignKind.RENEW, CampaignOptions(
+                    use=v2g, stations=("CS-V",), force=True)))["id"]
+                row = await rig.engine.wait_row(cid, "CS-V", DONE | {RowState.SKIPPED}, timeout=20)
+                if version is OcppVersion.V16:  # 1.6 has no V2G trigger (the PNC note's DataTransfer): skipped
+                    assert row.state is RowState.SKIPPED and row.attempts == 1 and row.reason, row
+                    await station.disconnect()
+                    return
+                assert row.state is RowState.DONE, row
+                secc = station.store.certificate(v2g)
+                assert secc is not None and secc.fingerprint == row.expected
+                # the inventory now knows the station's V2G certificate and its expiry (60 days)
+                again = await rig.engine.start_campaign(CampaignKind.RENEW, CampaignOptions(use=v2g, within_days=90))
+                assert again["progress"]["total"] == 1
+                later = await rig.engine.wait_row(again["id"], "CS-V", DONE, timeout=20)
+                assert later.state is RowState.DONE and later.expected != row.expected
+                await station.disconnect()
+            finally:
+                await rig.engine.close()
+            assert gateway_frames_upstream(upstream) == []
+
+    try:
+        run(main(), timeout=60)
+    finally:
+        rig.close()
 
 
 def test_discarded_renewed_certificate_fails_the_row(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
