@@ -216,3 +216,36 @@ def test_fleet_renewal_completes_every_station(pki: Pki, ca_dir: Path, tmp_path:
     finally:
         rig.close()
 
+
+
+def test_renewal_needs_csr_signing_and_calls(tmp_path: Path) -> None:
+    """Without --sign-csrs the stations' CSRs would go to the CSMS: a renewal is refused (a dry run says why);
+    an engine needs a gateway with its own calls."""
+    from ocppsec.pki.errors import UsageError
+    from ocppsec.security_profiles.gateway import Gateway
+    from ocppsec.security_profiles.gateway.calls import StationCalls
+    from ocppsec.security_profiles.gateway.campaigns import CampaignEngine
+    from ocppsec.security_profiles.handshake import ServerPolicy
+
+    registry = registry_of("CS-1")
+    store = open_campaigns(str(tmp_path / "c.db"))
+    try:
+        with pytest.raises(UsageError, match="calls"):
+            CampaignEngine(Gateway(policy=ServerPolicy(frozenset({1})), registry=registry, upstream="ws://127.0.0.1:1"),
+                           store)
+        gw = Gateway(policy=ServerPolicy(frozenset({1})), registry=registry, upstream="ws://127.0.0.1:1",
+                     calls=StationCalls())
+        engine = CampaignEngine(gw, store)
+
+        async def main() -> None:
+            options = CampaignOptions(stations=("CS-1",), force=True)
+            dry = await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(stations=("CS-1",), force=True,
+                                                                                  dry_run=True))
+            assert "the gateway does not sign CSRs (--sign-csrs)" in dry["stations"][0]["missing"]
+            with pytest.raises(UsageError, match="--sign-csrs"):
+                await engine.start_campaign(CampaignKind.RENEW, options)
+            assert store.campaigns() == []
+
+        run(main())
+    finally:
+        store.close()

@@ -232,6 +232,9 @@ class CampaignEngine:
             self._check_retire(material_detail, targets, force=force)
         if options.dry_run:
             return self._dry_run(kind, options, material_detail, targets, at=at)
+        if kind is CampaignKind.RENEW and self.gateway.csr_signing is None:
+            raise UsageError("a renewal campaign needs the gateway to answer SignCertificate itself (--sign-csrs)",
+                             hint="otherwise the stations' CSRs would go to the CSMS")
         campaign = new_campaign(kind, options, at=at, detail=material_detail)
         rows = [StationProgress(sid, updated_at=at) for sid in targets]
         await asyncio.to_thread(self.store.create, campaign, rows)

@@ -103,13 +103,15 @@ class PresentedCertificates:
         return None
 
     def known(self, entries: Iterable[InventoryEntry] = ()) -> dict[str, PresentedCertificate]:
-        """The latest client certificate per station: the inventory's rows, then what was presented since."""
+        """The client certificate per station: what it presented since this process started, else the inventory's
+        installed row that lasts longest."""
         out: dict[str, PresentedCertificate] = {}
         for e in entries:
             if e.kind in CLIENT_KINDS and e.state is InventoryState.INSTALLED:
                 facts = PresentedCertificate.from_entry(e)
-                if facts is not None:
-                    out[e.station_id] = facts
+                prior = out.get(e.station_id)
+                if facts is not None and (prior is None or facts.not_after > prior.not_after):
+                    out[e.station_id] = facts  # of several installed rows, the one that lasts longest
         out.update(self.latest)
         return out
 
