@@ -4,9 +4,10 @@
 the gateway's own (``ocppsec-gw-c-<counter>-<random>``: the upstream's ids never carry the prefix, and the
 counter makes two of ours differ) and waits at most ``timeout`` seconds for the CALLRESULT or CALLERROR.
 The relay hands every station frame that could be such an answer to :meth:`StationCalls.take` first
-(a cheap substring test, done only while a call is outstanding); an answer it takes is never forwarded
-to the upstream. An answer from another station than the one called, or after the timeout, is not
-taken (the upstream then sees an answer with an id it never used, which a CSMS ignores).
+(a cheap substring test for the prefix); an answer it takes is never forwarded to the upstream. Every
+CALLRESULT / CALLERROR with an id of ours is taken, an answer after the timeout too (counted ``late``
+and dropped): the upstream never sees an answer to a call it did not make. An answer from another
+station than the one called is dropped the same way and never resolves that station's call.
 
 Answers are :class:`CallAnswer` values; a timeout or a station that went away is one too
 (``timed_out``), never an exception. Payloads are checked by the caller against its codec.
@@ -72,7 +73,8 @@ class StationCalls:
 
     default_timeout: float = 30.0
     pending: dict[str, _Pending] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=lambda: {"sent": 0, "answered": 0, "timed_out": 0, "errors": 0})
+    counts: dict[str, int] = field(default_factory=lambda: {"sent": 0, "answered": 0, "timed_out": 0, "errors": 0,
+                                                            "late": 0})
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _salt: str = field(default_factory=lambda: secrets.token_hex(3))
 
@@ -106,8 +108,8 @@ class StationCalls:
         return answer
 
     def may_answer(self, message: str | bytes) -> bool:
-        """Cheap test (no JSON parsing): could ``message`` answer an outstanding call?"""
-        return bool(self.pending) and isinstance(message, str) and CALL_PREFIX in message
+        """Cheap test (no JSON parsing): could ``message`` answer a call of ours (outstanding or late)?"""
+        return isinstance(message, str) and CALL_PREFIX in message
 
     def take(self, station_id: str, message: str | bytes) -> bool:
         """Consume ``message`` if it answers one of ``station_id``'s outstanding calls (True), else False."""
@@ -119,9 +121,12 @@ class StationCalls:
             return False
         if not (isinstance(frame, list) and len(frame) >= 3 and frame[0] in (3, 4) and isinstance(frame[1], str)):
             return False
+        if not frame[1].startswith(CALL_PREFIX):
+            return False
         pending = self.pending.get(frame[1])
         if pending is None or pending.station_id != station_id:
-            return False
+            self.counts["late"] += 1  # after its timeout, or from another station: ours, dropped
+            return True
         if pending.future.done():
             return True  # a duplicate answer: still ours, never the upstream's
         if frame[0] == 3 and isinstance(frame[2], dict):
