@@ -146,11 +146,12 @@ def test_v2g_renewal_needs_no_reconnect(version: OcppVersion, pki: Pki, ca_dir: 
         rig.close()
 
 
-def test_discarded_renewed_certificate_fails_the_row(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
+def test_discarded_renewed_certificate_fails_the_row(pki: Pki, ca_dir: Path, tmp_path: Path, pg_url: str) -> None:
     """A station that cannot connect with its renewed certificate, reconnects with the old one and reports
-    DiscardedRenewedClientCertificate (A02.FR.28-29): the row fails, with the reason."""
+    DiscardedRenewedClientCertificate (A02.FR.28-29): the row fails, with the reason (the campaign record in
+    PostgreSQL here)."""
     registry = registry_of("CS-D")
-    rig = make_rig(pki, ca_dir, registry, tmp_path)
+    rig = make_rig(pki, ca_dir, registry, tmp_path, campaigns=pg_url)
     station = SimStation("CS-D", OcppVersion.V201, rig.ca, pki, tmp_path, validity_days=10)
 
     async def main() -> None:
@@ -174,6 +175,13 @@ def test_discarded_renewed_certificate_fails_the_row(pki: Pki, ca_dir: Path, tmp
                 await station.disconnect()
             finally:
                 await rig.engine.close()
+        record = open_campaigns(pg_url)
+        try:
+            (failed,) = record.rows(cid)
+            assert failed.state is RowState.FAILED and failed.reason == row.reason
+            assert record.get(cid).status.value == "done"
+        finally:
+            record.close()
 
     try:
         run(main(), timeout=60)

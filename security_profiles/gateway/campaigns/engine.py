@@ -211,6 +211,7 @@ class CampaignEngine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._finish_complete(self.clock())
         await self._flush()
 
     def _adopt(self, campaign: Campaign, rows: Sequence[StationProgress]) -> None:
@@ -533,8 +534,15 @@ class CampaignEngine:
                     task.add_done_callback(self._tasks.discard)
                 flying = sum(1 for r in table.values() if r.state in IN_FLIGHT)
                 self.peak_in_flight[cid] = max(self.peak_in_flight.get(cid, 0), flying)
-            if progress(table.values()).complete:
+        self._finish_complete(at)
+
+    def _finish_complete(self, at: datetime) -> None:
+        """Mark done the campaigns whose every row is done, failed or skipped."""
+        for cid, campaign in list(self._campaigns.items()):
+            table = self._rows[cid]
+            if campaign.status is not CampaignStatus.DONE and progress(table.values()).complete:
                 self._campaigns[cid] = replace(campaign, status=CampaignStatus.DONE, updated_at=at)
+                self._dirty[cid].add("")  # the flush writes the status
                 self._finished[cid].set()
                 _log.info("campaign %s done: %s", cid, progress(table.values()).to_json())
 
@@ -544,7 +552,8 @@ class CampaignEngine:
                 if not dirty:
                     continue
                 table = self._rows[cid]
-                rows = [table[s] for s in sorted(dirty)]
+                taken = set(dirty)
+                rows = [table[s] for s in sorted(taken) if s in table]  # "": only the status changed
                 dirty.clear()
                 try:
                     await asyncio.to_thread(self.store.save_rows, cid, rows)
@@ -553,9 +562,9 @@ class CampaignEngine:
                         await asyncio.to_thread(self.store.set_status, campaign)
                 except OcppsecError as exc:
                     _log.warning("campaign %s: record not written (retried): %s", cid, exc.message)
-                    dirty.update(r.station_id for r in rows)
+                    dirty.update(taken)
                 except BaseException:  # cancelled (close() writes them), or a fault of ours: written next time
-                    dirty.update(r.station_id for r in rows)
+                    dirty.update(taken)
                     raise
 
     # -- commands ----------------------------------------------------------------------------------
