@@ -254,6 +254,114 @@ def step_revocation(ctx: DemoContext) -> str:
             f"{len(list(crl))} serial(s); OCSP over HTTP: {ctx.station_serial} {answers[0]}, CS-DEMO-LOST {answers[1]}")
 
 
+def step_renewal(ctx: DemoContext) -> str:
+    """A renewal campaign run by the gateway: the station (an ``ocpp``-package 2.0.1 station with a certmgmt
+    store) is triggered, the gateway signs its CSR and sends CertificateSigned, and the campaign counts it
+    renewed when the station reconnects with the new certificate. The CSMS behind the gateway sees nothing."""
+    import asyncio
+    import socket
+
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.typing import Subprotocol
+
+    from ocppsec.pki.certmgmt import (
+        CertificateService,
+        CertificateUse,
+        LocalCaSigner,
+        MemoryStationStorage,
+        RootType,
+        StationCertificateStore,
+        StationConfig,
+        open_inventory,
+    )
+    from ocppsec.pki.chargepoint.classes import station_charge_point_class
+    from ocppsec.pki.keys.files import load_key_file
+    from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
+    from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+    from ocppsec.security_profiles import CertChain, MemoryRegistry, ServerPolicy, StationRecord, connect, server_context
+    from ocppsec.security_profiles.gateway import Gateway
+    from ocppsec.security_profiles.gateway.calls import StationCalls
+    from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+    from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
+
+    pki = ctx.directory
+    certs, keys = ctx.root / "pki" / "certs", ctx.root / "pki" / "keys"
+    chains = [CertChain(certs / f"{n}.pem", keys / f"{n}.key.pem", ctx.passphrase)
+              for n in ("csms-server-rsa", "csms-server-ecdsa")]
+    station_dir = ctx.root / "station"
+    serial = ctx.station_serial
+    root = pki.ca_certificate("csms-root")
+    store = StationCertificateStore(MemoryStationStorage(ctx.passphrase), StationConfig(serial=serial,
+                                                                                         organization=ctx.cso_name))
+    store.install_client_certificate(CertificateUse.CHARGING_STATION, (station_dir / "station.chain.pem").read_text(),
+                                     load_key_file(station_dir / "station.key.pem", ctx.passphrase).private_key)
+    store.install_root(RootType.CSMS, certificates_to_pem([root]), at=ctx.at, max_chars=5500)
+    registry = MemoryRegistry([StationRecord(serial, 3, serial=serial)])
+    inventory = open_inventory(ctx.root / "inventory.db")
+    record = open_campaigns(ctx.root / "campaigns.db")
+    service = CertificateService(LocalCaSigner(pki, cas={CertificateUse.CHARGING_STATION: "csms-root"}),
+                                 cso_name=ctx.cso_name, stations=RegistryStations(registry, cso_name=ctx.cso_name),
+                                 inventory=inventory, ledger=pki.ledger)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    port, up = ports
+    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=ctx.cso_name), registry=registry,
+                 upstream=f"ws://127.0.0.1:{up}/csms", ssl_context=server_context(chains, client_roots=[root],
+                                                                                 client_cert="required"),
+                 csr_signing=CsrSigning(service), calls=StationCalls())
+    presented = PresentedCertificates(issuers=[root], inventory=inventory)
+    gw.admission_steps.append(presented)
+    engine = CampaignEngine(gw, record, presented=presented, inventory=inventory)
+    upstream_frames: list[object] = []
+
+    async def csms(ws: object) -> None:  # a CSMS that knows nothing of certificates
+        async for message in ws:  # type: ignore[attr-defined]
+            upstream_frames.append(message)
+
+    async def station() -> tuple[object, asyncio.Task[None]]:
+        credential = store.client_credentials()[0]
+        cert_file, key_file = station_dir / f"renewal-{credential.fingerprint[:12]}.pem", station_dir / "renewal.key"
+        cert_file.write_text(credential.chain_pem)
+        atomic_write(key_file, key_to_pem(store.storage.open_key(credential.key_ref).private_key, ctx.passphrase), 0o600)
+        conn = await connect(f"wss://localhost:{port}/", serial, profile=3, csms_roots=[root],
+                             client_chain=CertChain(cert_file, key_file, ctx.passphrase), fqdn="localhost")
+        store.connected(credential)
+        cp = station_charge_point_class("2.0.1", store)(serial, conn)
+        return conn, asyncio.create_task(cp.start())
+
+    async def run() -> str:
+        async with ws_serve(csms, "127.0.0.1", up, subprotocols=[Subprotocol("ocpp2.0.1")]), gw.serve("127.0.0.1", port):
+            await engine.start()
+            try:
+                conn, task = await station()
+                cid = (await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(stations=(serial,), force=True)))["id"]
+                await engine.wait_row(cid, serial, frozenset({RowState.AWAITING_RECONNECT, RowState.FAILED}), timeout=30)
+                await conn.close()  # type: ignore[attr-defined]
+                task.cancel()
+                conn, task = await station()  # with the renewed certificate (A02.FR.08)
+                summary = await engine.wait_finished(cid, timeout=30)
+                await conn.close()  # type: ignore[attr-defined]
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            finally:
+                await engine.close()
+        leaf = store.client_credentials()[0].leaf
+        return (f"campaign {cid}: TriggerMessage, SignCertificate signed by the gateway, CertificateSigned, reconnect "
+                f"with serial {format(leaf.serial_number, 'x')[:16]}… (notAfter {leaf.not_valid_after_utc:%Y-%m-%d}): "
+                f"{summary['progress']['done']} of {summary['progress']['total']} renewed; the CSMS saw "
+                f"{len(upstream_frames)} frame(s) of it")
+
+    try:
+        return asyncio.run(run())
+    finally:
+        presented.close()
+        record.close()
+        inventory.close()
+
+
 STEPS: list[tuple[str, Step]] = [
     ("build every hierarchy", step_build_hierarchies),
     ("station: key + CSR", step_station_csr),
@@ -263,6 +371,7 @@ STEPS: list[tuple[str, Step]] = [
     ("firmware: sign + verify", step_firmware),
     ("profile 3 (mTLS) connection", step_profile3),
     ("revocation: CRL + OCSP", step_revocation),
+    ("gateway renewal campaign", step_renewal),
 ]
 
 
