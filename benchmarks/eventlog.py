@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/eventlog.py [--events 1000000] [--batch 50000] [--pg-url URL | --no-postgres]``
 
-Goals (issue 6): SQLite ingestion (WAL, batched, with the query index) >= 100,000 events/s; PostgreSQL
+Goals: SQLite ingestion (WAL, batched, with the query index) >= 100,000 events/s; PostgreSQL
 ingestion via COPY >= 100,000 events/s; a query by station and time window over 1 M events < 50 ms.
 
 The events (2,000 stations, 30 days, a realistic mix of types) are built batch by batch as SecurityEvent

@@ -1,21 +1,26 @@
 """``ocppsec demo``: the main job on embedded defaults, end to end, with a summary table.
 
 Each step calls the library exactly as an operator or station software would. Steps for capabilities
-that live in other subpackages are added to ``STEPS`` as those subpackages provide them.
+that live in other subpackages are added to ``STEPS`` as those subpackages provide them. The gateway
+steps run the gateway, a small upstream CSMS and the stations in this process on 127.0.0.1, on ports the
+system picks; the gateway's revocation step revokes the demo station's certificate, so it comes after
+every step that uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography import x509
@@ -25,7 +30,7 @@ from ocppsec.cli._common import PASSPHRASE_ENV, echo_json, echo_table, now
 from ocppsec.pki.chain import verify_chain, verify_issued_chain
 from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.errors import OcppsecError
+from ocppsec.pki.errors import OcppsecError, VerificationError
 from ocppsec.pki.hashdata import compute_hash_data
 from ocppsec.pki.hierarchy import HierarchyConfig, IssuedCertificate, default_config_text
 from ocppsec.pki.keys import KeySpec, generate_key
@@ -33,6 +38,12 @@ from ocppsec.pki.keys.files import atomic_write, key_to_pem
 from ocppsec.pki.lint import lint_certificate
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from ocppsec.eventlog.queued import QueuedSink
+    from ocppsec.pki.events.model import SecurityEvent
+    from ocppsec.security_profiles import CertChain, StationRecord
+    from ocppsec.security_profiles.registry_snapshot import RegistrySnapshot
 
 __all__ = ["STEPS", "DemoContext", "demo"]
 
@@ -51,6 +62,7 @@ class DemoContext:
     pki: PkiDirectory | None = None
     csr: x509.CertificateSigningRequest | None = None
     issued: IssuedCertificate | None = None
+    issued_serial: str | None = None  # the station certificate's serial as the ledger records it
     facts: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -96,6 +108,7 @@ def step_issue(ctx: DemoContext) -> str:
     chain = result.chain_pem()
     atomic_write(ctx.root / "station" / "station.chain.pem", chain.encode(), 0o644)
     ctx.issued = result.issued
+    ctx.issued_serial = result.record.serial
     return f"CSR policy passed; certificate serial {result.record.serial} recorded in the ledger"
 
 
@@ -161,7 +174,6 @@ def step_profile3(ctx: DemoContext) -> str:
     lands in the event store ``events.db`` as the security event the spec names.
     """
     import asyncio
-    import socket
 
     from ocppsec.eventlog.store import EventQuery
     from ocppsec.eventlog.store_sql import open_store
@@ -189,9 +201,6 @@ def step_profile3(ctx: DemoContext) -> str:
                                StationRecord("CS-DEMO-OTHER", 3, serial="CS-DEMO-OTHER")])
     store = open_store(str(ctx.root / "events.db"))
     policy = ServerPolicy(frozenset({3}), (OcppVersion.V201,), ctx.cso_name)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     seen: list[str] = []
 
     async def handler(conn: StationConnection) -> None:
@@ -201,7 +210,9 @@ def step_profile3(ctx: DemoContext) -> str:
 
     async def run() -> str:
         tls = server_context(chains, client_roots=[root], client_cert="required")
-        async with serve(handler, "127.0.0.1", port, policy=policy, registry=registry, ssl_context=tls, sink=store):
+        async with serve(handler, "127.0.0.1", 0, policy=policy, registry=registry, ssl_context=tls,
+                         sink=store) as server:
+            port = _bound_port(server)
             ws = await connect(f"wss://localhost:{port}/", ctx.station_serial, profile=3, csms_roots=[root],
                                client_chain=station_chain, fqdn="localhost")
             await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
@@ -254,15 +265,274 @@ def step_revocation(ctx: DemoContext) -> str:
             f"{len(list(crl))} serial(s); OCSP over HTTP: {ctx.station_serial} {answers[0]}, CS-DEMO-LOST {answers[1]}")
 
 
-def step_renewal(ctx: DemoContext) -> str:
-    """A renewal campaign run by the gateway: the station (an ``ocpp``-package 2.0.1 station with a certmgmt
-    store) is triggered, the gateway signs its CSR and sends CertificateSigned, and the campaign counts it
-    renewed when the station reconnects with the new certificate. The CSMS behind the gateway sees nothing."""
-    import asyncio
-    import socket
+class _DemoCsms:
+    """The demo's upstream CSMS: a plain websockets server on 127.0.0.1 (a free port) speaking OCPP 2.0.1.
 
-    from websockets.asyncio.server import serve as ws_serve
-    from websockets.typing import Subprotocol
+    It answers every Heartbeat with the time, hands each station connection to ``arrivals`` (by identity, in
+    arrival order) and lets the demo send a CALL and await its CallResult (:meth:`call`)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.arrivals: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._ids = 0
+        self.url = ""
+        self.frames = 0  # frames received from the stations (through the gateway)
+
+    async def _handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        identity = ws.request.path.rsplit("/", 1)[-1]
+        self.arrivals.put_nowait((identity, ws))
+        try:
+            async for message in ws:
+                self.frames += 1
+                frame = json.loads(message)
+                if frame[0] == 2:
+                    await ws.send(json.dumps([3, frame[1], {"currentTime": now().strftime("%Y-%m-%dT%H:%M:%SZ")}]))
+                elif frame[0] in (3, 4) and frame[1] in self._waiting:
+                    self._waiting.pop(frame[1]).set_result(frame)
+        except ConnectionClosed:
+            pass
+
+    async def call(self, ws: Any, action: str, payload: dict[str, Any]) -> Any:
+        """Send a CALL to the station on ``ws`` and return its answer frame (bounded: 10 s)."""
+        import asyncio
+
+        self._ids += 1
+        unique = f"csms-{self._ids}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[unique] = future
+        await ws.send(json.dumps([2, unique, action, payload]))
+        return await asyncio.wait_for(future, 10)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[_DemoCsms]:
+        from websockets.asyncio.server import serve as ws_serve
+        from websockets.typing import Subprotocol
+
+        async with ws_serve(self._handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp2.0.1")]) as server:
+            self.url = f"ws://127.0.0.1:{_bound_port(server)}/csms"
+            yield self
+
+
+def _bound_port(server: Any) -> int:
+    return int(next(iter(server.sockets)).getsockname()[1])
+
+
+def _server_chains(ctx: DemoContext) -> list[CertChain]:
+    from ocppsec.security_profiles import CertChain
+
+    certs, keys = ctx.root / "pki" / "certs", ctx.root / "pki" / "keys"
+    return [CertChain(certs / f"{n}.pem", keys / f"{n}.key.pem", ctx.passphrase)
+            for n in ("csms-server-rsa", "csms-server-ecdsa")]
+
+
+@contextlib.contextmanager
+def _stations(ctx: DemoContext, record: StationRecord) -> Iterator[RegistrySnapshot]:
+    """The demo's station registry ``stations.db`` holding ``record``, seen through the gateway's snapshot."""
+    from ocppsec.security_profiles import open_registry
+    from ocppsec.security_profiles.registry_snapshot import RegistrySnapshot
+
+    registry = open_registry(ctx.root / "stations.db")
+    try:
+        if registry.get(record.identity) is None:
+            registry.add(record)
+        else:
+            registry.update(record)
+        with RegistrySnapshot(registry) as snapshot:
+            yield snapshot
+    finally:
+        registry.close()
+
+
+@contextlib.contextmanager
+def _event_queue(ctx: DemoContext) -> Iterator[QueuedSink]:
+    """The gateway's event sink: a queue written to ``events.db`` by a thread (closed, and so flushed, on exit)."""
+    from ocppsec.eventlog.queued import QueuedSink
+    from ocppsec.eventlog.store_sql import open_store
+
+    sink = QueuedSink(lambda: open_store(str(ctx.root / "events.db")), spool=ctx.root / "events.spool")
+    try:
+        yield sink
+    finally:
+        sink.close()
+
+
+def _stored_events(ctx: DemoContext, station: str) -> list[SecurityEvent]:
+    """The security events ``events.db`` holds for ``station``, oldest first."""
+    from ocppsec.eventlog.store import EventQuery
+    from ocppsec.eventlog.store_sql import open_store
+
+    store = open_store(str(ctx.root / "events.db"))
+    try:
+        return [s.event for s in store.query(EventQuery(station_id=station))]
+    finally:
+        store.close()
+
+
+def _events_text(events: Sequence[SecurityEvent]) -> str:
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event.type] = counts.get(event.type, 0) + 1
+    return ", ".join(f"{n} {t}" for t, n in counts.items()) or "none"
+
+
+def _run_gateway_demo(main: Coroutine[Any, Any, str], what: str) -> str:
+    """Run one gateway step's loop; a peer that went silent or away becomes the step's failure.
+
+    The gateway's own log lines (the close of a revoked station, ...) stay off the terminal: the row and
+    ``events.db`` say what happened."""
+    import asyncio
+    import logging
+
+    from websockets.exceptions import ConnectionClosed, InvalidMessage
+
+    quiet = logging.NullHandler()
+    logger = logging.getLogger("ocppsec.security_profiles")
+    logger.addHandler(quiet)
+    try:
+        return asyncio.run(main)
+    except TimeoutError:
+        raise VerificationError(f"{what}: timed out after 10 s") from None
+    except (ConnectionClosed, InvalidMessage, OSError) as exc:
+        raise VerificationError(f"{what}: {type(exc).__name__}: {exc}") from None
+    finally:
+        logger.removeHandler(quiet)
+
+
+async def _refused(attempt: Awaitable[Any], what: str) -> str:
+    """The reason a connection ``attempt`` that must be refused was refused; VerificationError if it was admitted."""
+    from ocppsec.security_profiles import CsmsConnectionError
+
+    try:
+        ws = await attempt
+    except CsmsConnectionError as exc:
+        return exc.message
+    await ws.close()
+    raise VerificationError(f"{what} was admitted")
+
+
+def step_gateway_revocation(ctx: DemoContext) -> str:
+    """The gateway at profile 3 in front of a CSMS, enforcing the PKI directory's ledger (``--pki DIR``).
+
+    The demo station connects through it and heartbeats; its certificate is then revoked in the ledger
+    (keyCompromise). The gateway's re-check closes the connected station with 1008 and records the event;
+    the station's reconnect is refused at the handshake."""
+    import asyncio
+
+    from ocppsec.pki.versions import OcppVersion
+    from ocppsec.security_profiles import CertChain, ServerPolicy, StationRecord, connect, server_context
+    from ocppsec.security_profiles.gateway import Gateway, LedgerSource, RevocationChecker, StationGuard
+    from ocppsec.security_profiles.gateway.guard import POLICY_VIOLATION
+
+    pki = ctx.directory
+    serial = ctx.issued_serial
+    assert serial is not None, "the issuing step runs first"
+    root = pki.ca_certificate("csms-root")
+    station_dir = ctx.root / "station"
+    station_chain = CertChain(station_dir / "station.chain.pem", station_dir / "station.key.pem", ctx.passphrase)
+    identity = ctx.station_serial
+    policy = ServerPolicy(frozenset({3}), (OcppVersion.V201,), ctx.cso_name)
+    # as `ocppsec gateway --pki DIR --trust ROOT`: the CAs under the trusted root, their revocations polled
+    ledger = LedgerSource.from_directory(ctx.root / "pki", trusted=[root], interval=0.2)
+    checker = RevocationChecker(issuers=[root], ledger=ledger)
+
+    async def run(snapshot: RegistrySnapshot, sink: QueuedSink) -> str:
+        async with _DemoCsms().running() as csms:
+            gw = Gateway(policy=policy, registry=snapshot, upstream=csms.url, sink=sink,
+                         ssl_context=server_context(_server_chains(ctx), client_roots=[root], client_cert="required"))
+            guard = StationGuard(gw, revocation=checker, registry=snapshot, interval=0.5)
+            async with guard, gw.serve("127.0.0.1", 0) as server:
+                url = f"wss://localhost:{_bound_port(server)}/"
+                ws = await connect(url, identity, profile=3, csms_roots=[root], client_chain=station_chain)
+                await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+                beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if beat[0] != 3:
+                    raise VerificationError(f"the CSMS did not answer the Heartbeat through the gateway: {beat}")
+                started = time.perf_counter()
+                await asyncio.to_thread(pki.ledger.revoke, serial, "csms-root", now(), "keyCompromise")
+                await asyncio.wait_for(ws.wait_closed(), 10)
+                took = time.perf_counter() - started
+                if ws.close_code != POLICY_VIOLATION:
+                    raise VerificationError(f"the revoked station was closed with {ws.close_code}, not {POLICY_VIOLATION}")
+                refused = await _refused(connect(url, identity, profile=3, csms_roots=[root], client_chain=station_chain),
+                                         "the reconnect with the revoked certificate")
+        return (f"{identity} through the gateway to the CSMS: Heartbeat answered; revoked in the ledger (keyCompromise): "
+                f"closed {ws.close_code} ({ws.close_reason}) {took:.1f} s later; reconnect refused ({refused})")
+
+    with _stations(ctx, StationRecord(identity, 3, serial=identity)) as snapshot, _event_queue(ctx) as sink:
+        detail = _run_gateway_demo(run(snapshot, sink), "the gateway's revocation check")
+    events = [e for e in _stored_events(ctx, identity) if e.type == "InvalidChargingStationCertificate"]
+    if not events:
+        raise VerificationError("the gateway recorded no InvalidChargingStationCertificate event")
+    return f"{detail}; events.db: {_events_text(events)} ({events[0].tech_info})"
+
+
+def step_gateway_rotation(ctx: DemoContext) -> str:
+    """A01 through the gateway: the CSMS rotates a profile-2 station's Basic-auth password over OCPP 2.0.1.
+
+    The CSMS sends SetVariables(SecurityCtrlr.BasicAuthPassword); the gateway hashes the new password and,
+    when the station answers Accepted, writes it into the registry (``stations.db``). The station reconnects
+    with it and is admitted; the old password is refused from then on."""
+    import asyncio
+
+    from ocppsec.pki.versions import OcppVersion
+    from ocppsec.security_profiles import (
+        ServerPolicy,
+        StationRecord,
+        connect,
+        generate_password,
+        hash_password,
+        server_context,
+    )
+    from ocppsec.security_profiles.gateway import Gateway
+
+    identity = "CS-DEMO-0002"
+    old, new = generate_password(OcppVersion.V201), generate_password(OcppVersion.V201)
+    root = ctx.directory.ca_certificate("csms-root")
+    policy = ServerPolicy(frozenset({2}), (OcppVersion.V201,), ctx.cso_name)
+    variable = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+
+    async def run(snapshot: RegistrySnapshot, sink: QueuedSink) -> str:
+        async with _DemoCsms().running() as csms:
+            gw = Gateway(policy=policy, registry=snapshot, upstream=csms.url, sink=sink,
+                         ssl_context=server_context(_server_chains(ctx)))
+            async with gw.serve("127.0.0.1", 0) as server:
+                url = f"wss://localhost:{_bound_port(server)}/"
+                ws = await connect(url, identity, profile=2, password=old, csms_roots=[root])
+                _, upstream = await asyncio.wait_for(csms.arrivals.get(), 10)
+                answer = asyncio.create_task(csms.call(upstream, "SetVariables",
+                                                       {"setVariableData": [{**variable, "attributeValue": new}]}))
+                # the station stores the password, answers Accepted and reconnects with it (A01.FR.03)
+                request = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                stored = request[3]["setVariableData"][0]["attributeValue"]
+                await ws.send(json.dumps([3, request[1], {"setVariableResult": [{**variable, "attributeStatus": "Accepted"}]}]))
+                status = (await answer)[2]["setVariableResult"][0]["attributeStatus"]
+                await ws.close()
+                ws = await connect(url, identity, profile=2, password=stored, csms_roots=[root])
+                await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+                beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                await ws.close()
+                if beat[0] != 3:
+                    raise VerificationError(f"the CSMS did not answer the Heartbeat through the gateway: {beat}")
+                refused = await _refused(connect(url, identity, profile=2, password=old, csms_roots=[root]),
+                                         "the reconnect with the old password")
+        return (f"CSMS SetVariables(SecurityCtrlr.BasicAuthPassword) to {identity} (profile 2): {status}; "
+                f"reconnect with the new password admitted, Heartbeat answered; old password refused ({refused})")
+
+    record = StationRecord(identity, 2, password_hash=hash_password(old))
+    with _stations(ctx, record) as snapshot, _event_queue(ctx) as sink:
+        detail = _run_gateway_demo(run(snapshot, sink), "the gateway's password rotation")
+    return f"{detail}; events.db: {_events_text(_stored_events(ctx, identity))}"
+
+def step_renewal(ctx: DemoContext) -> str:
+    """A renewal campaign run by the gateway (``ocppsec gateway --sign-csrs --campaigns DB``): the demo station,
+    an ``ocpp``-package 2.0.1 station with a certmgmt store, is triggered; the gateway signs its CSR with the
+    directory's csms-root and sends CertificateSigned; the campaign counts it renewed when the station
+    reconnects with the new certificate. The CSMS behind the gateway sees none of it."""
+    import asyncio
 
     from ocppsec.pki.certmgmt import (
         CertificateService,
@@ -285,9 +555,6 @@ def step_renewal(ctx: DemoContext) -> str:
     from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 
     pki = ctx.directory
-    certs, keys = ctx.root / "pki" / "certs", ctx.root / "pki" / "keys"
-    chains = [CertChain(certs / f"{n}.pem", keys / f"{n}.key.pem", ctx.passphrase)
-              for n in ("csms-server-rsa", "csms-server-ecdsa")]
     station_dir = ctx.root / "station"
     serial = ctx.station_serial
     root = pki.ca_certificate("csms-root")
@@ -302,60 +569,55 @@ def step_renewal(ctx: DemoContext) -> str:
     service = CertificateService(LocalCaSigner(pki, cas={CertificateUse.CHARGING_STATION: "csms-root"}),
                                  cso_name=ctx.cso_name, stations=RegistryStations(registry, cso_name=ctx.cso_name),
                                  inventory=inventory, ledger=pki.ledger)
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    port, up = ports
-    gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=ctx.cso_name), registry=registry,
-                 upstream=f"ws://127.0.0.1:{up}/csms", ssl_context=server_context(chains, client_roots=[root],
-                                                                                 client_cert="required"),
-                 csr_signing=CsrSigning(service), calls=StationCalls())
     presented = PresentedCertificates(issuers=[root], inventory=inventory)
-    gw.admission_steps.append(presented)
-    engine = CampaignEngine(gw, record, presented=presented, inventory=inventory)
-    upstream_frames: list[object] = []
 
-    async def csms(ws: object) -> None:  # a CSMS that knows nothing of certificates
-        async for message in ws:  # type: ignore[attr-defined]
-            upstream_frames.append(message)
-
-    async def station() -> tuple[object, asyncio.Task[None]]:
-        credential = store.client_credentials()[0]
+    async def station(url: str) -> tuple[Any, asyncio.Task[None]]:
+        credential = store.client_credentials()[0]  # the renewed one first (A02.FR.08)
         cert_file, key_file = station_dir / f"renewal-{credential.fingerprint[:12]}.pem", station_dir / "renewal.key"
         cert_file.write_text(credential.chain_pem)
         atomic_write(key_file, key_to_pem(store.storage.open_key(credential.key_ref).private_key, ctx.passphrase), 0o600)
-        conn = await connect(f"wss://localhost:{port}/", serial, profile=3, csms_roots=[root],
-                             client_chain=CertChain(cert_file, key_file, ctx.passphrase), fqdn="localhost")
+        conn = await connect(url, serial, profile=3, csms_roots=[root],
+                             client_chain=CertChain(cert_file, key_file, ctx.passphrase))
         store.connected(credential)
         cp = station_charge_point_class("2.0.1", store)(serial, conn)
         return conn, asyncio.create_task(cp.start())
 
     async def run() -> str:
-        async with ws_serve(csms, "127.0.0.1", up, subprotocols=[Subprotocol("ocpp2.0.1")]), gw.serve("127.0.0.1", port):
-            await engine.start()
-            try:
-                conn, task = await station()
-                cid = (await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(stations=(serial,), force=True)))["id"]
-                await engine.wait_row(cid, serial, frozenset({RowState.AWAITING_RECONNECT, RowState.FAILED}), timeout=30)
-                await conn.close()  # type: ignore[attr-defined]
-                task.cancel()
-                conn, task = await station()  # with the renewed certificate (A02.FR.08)
-                summary = await engine.wait_finished(cid, timeout=30)
-                await conn.close()  # type: ignore[attr-defined]
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            finally:
-                await engine.close()
+        async with _DemoCsms().running() as csms:
+            gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=ctx.cso_name), registry=registry,
+                         upstream=csms.url, csr_signing=CsrSigning(service), calls=StationCalls(),
+                         ssl_context=server_context(_server_chains(ctx), client_roots=[root], client_cert="required"))
+            gw.admission_steps.append(presented)
+            engine = CampaignEngine(gw, record, presented=presented, inventory=inventory)
+            async with gw.serve("127.0.0.1", 0) as server:
+                url = f"wss://localhost:{_bound_port(server)}/"
+                await engine.start()
+                try:
+                    conn, task = await station(url)
+                    options = CampaignOptions(stations=(serial,), force=True)
+                    cid = (await engine.start_campaign(CampaignKind.RENEW, options))["id"]
+                    row = await engine.wait_row(cid, serial, frozenset({RowState.AWAITING_RECONNECT, RowState.FAILED}),
+                                                timeout=10)
+                    if row.state is RowState.FAILED:
+                        raise VerificationError(f"the renewal failed: {row.reason}")
+                    await conn.close()
+                    task.cancel()
+                    conn, task = await station(url)
+                    summary = await engine.wait_finished(cid, timeout=10)
+                    await conn.close()
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                finally:
+                    await engine.close()
+                seen, frames = csms.arrivals.qsize(), csms.frames
         leaf = store.client_credentials()[0].leaf
-        return (f"campaign {cid}: TriggerMessage, SignCertificate signed by the gateway, CertificateSigned, reconnect "
-                f"with serial {format(leaf.serial_number, 'x')[:16]}… (notAfter {leaf.not_valid_after_utc:%Y-%m-%d}): "
-                f"{summary['progress']['done']} of {summary['progress']['total']} renewed; the CSMS saw "
-                f"{len(upstream_frames)} frame(s) of it")
+        return (f"campaign {cid}: TriggerMessage, SignCertificate signed in the gateway, CertificateSigned, reconnect "
+                f"with the new certificate (notAfter {leaf.not_valid_after_utc:%Y-%m-%d}): "
+                f"{summary['progress']['done']} of {summary['progress']['total']} renewed; the CSMS got {seen} "
+                f"connection(s) and {frames} frame(s)")
 
     try:
-        return asyncio.run(run())
+        return _run_gateway_demo(run(), "the gateway's renewal campaign")
     finally:
         presented.close()
         record.close()
@@ -371,7 +633,9 @@ STEPS: list[tuple[str, Step]] = [
     ("firmware: sign + verify", step_firmware),
     ("profile 3 (mTLS) connection", step_profile3),
     ("revocation: CRL + OCSP", step_revocation),
-    ("gateway renewal campaign", step_renewal),
+    ("gateway: renewal campaign", step_renewal),
+    ("gateway: revocation", step_gateway_revocation),
+    ("gateway: password rotation", step_gateway_rotation),
 ]
 
 
@@ -381,7 +645,8 @@ STEPS: list[tuple[str, Step]] = [
 @click.option("--fresh/--reuse", default=True, show_default=True, help="Start from an empty directory.")
 @click.option("--json", "as_json", is_flag=True)
 def demo(directory: Path, fresh: bool, as_json: bool) -> None:
-    """Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified."""
+    """Run the main job on embedded defaults: every hierarchy, a station certificate from a CSR, verified, used
+    at profile 3 and through the gateway (revocation enforced, a password rotation followed)."""
     if fresh and directory.exists():
         if not (directory / "pki" / "ledger.db").exists() and any(directory.iterdir()):
             raise click.UsageError(f"{directory} exists and is not an ocppsec demo directory; choose another --dir")

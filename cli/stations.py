@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ocppsec.cli._common import echo_json, echo_table
-from ocppsec.pki.errors import UsageError
+from ocppsec.pki.errors import NotFoundError, UsageError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import PasswordRules, generate_password, hash_password, verify_password_rules
 from ocppsec.security_profiles.registry import (
@@ -27,6 +27,8 @@ from ocppsec.security_profiles.registry import (
     StationRecord,
     confirm_password,
     set_pending_password,
+    set_profile,
+    update_station,
 )
 from ocppsec.security_profiles.registry_sql import open_registry
 
@@ -106,6 +108,82 @@ def add(identity: str, env_var: str | None, generate: bool, serial: str | None, 
     if generated:
         click.echo(f"password: {password}")
         click.echo("(shown once; set it on the station, e.g. SecurityCtrlr.BasicAuthPassword / AuthorizationKey)", err=True)
+
+
+@stations.command("show")
+@click.argument("identity")
+@_stations_option
+@click.option("--json", "as_json", is_flag=True)
+def show(identity: str, stations_db: str, as_json: bool) -> None:
+    """Show what the registry holds of IDENTITY (never the password hashes)."""
+    record = open_registry(stations_db).get(identity)
+    if record is None:
+        raise NotFoundError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
+    data = _listed(record)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"identity:         {data['identity']}")
+    click.echo(f"profile:          {data['profile']}" + (f" (and {data['pendingProfile']} pending, until the station "
+                                                         "connects with it)" if data["pendingProfile"] else ""))
+    click.echo(f"serial (CN):      {data['serial']}")
+    click.echo(f"password:         {'set' if data['password'] else 'none'}"
+               + (" (a new one pending)" if data["pendingPassword"] else ""))
+    click.echo(f"downgrade 3 -> 2: {'allowed' if data['allowProfileDowngrade'] else 'forbidden'}")
+    if data["networkPriority"] or data["slots"]:
+        click.echo(f"network priority: {','.join(map(str, data['networkPriority'])) or '-'}")
+        for slot in data["slots"]:
+            click.echo(f"  slot {slot['slot']}: profile {slot['profile'] or '?'}"
+                       + (f", username {slot['username']}" if slot["username"] else "")
+                       + (", its own password" if slot["password"] else ""))
+
+
+@stations.command("set-profile")
+@click.argument("identity")
+@click.argument("profile", type=click.IntRange(1, 3))
+@click.option("--pending", is_flag=True,
+              help="A05: accept PROFILE next to the registered one until the station connects with it (then only it)")
+@click.option("--allow-downgrade", is_flag=True,
+              help="the station's SecurityCtrlr.AllowSecurityProfileDowngrade is true (2.0.1 errata, 2.1): 3 -> 2 is "
+                   "allowed, and this is recorded as `stations profile-downgrade --allow` would (default: what the "
+                   "registry holds)")
+@_version_option
+@_stations_option
+@click.option("--json", "as_json", is_flag=True)
+def set_profile_cmd(identity: str, profile: int, pending: bool, allow_downgrade: bool, ocpp_version: str,
+                    stations_db: str, as_json: bool) -> None:
+    """Change the security profile of IDENTITY under the A05 rules; its password and serial stay."""
+    record = set_profile(open_registry(stations_db), identity, profile, pending=pending,
+                         version=OcppVersion.parse(ocpp_version), allow_downgrade=True if allow_downgrade else None)
+    if as_json:
+        echo_json(_listed(record))
+    elif pending:
+        click.echo(f"{identity}: profile {profile} accepted next to {record.profile} until the station connects with it")
+    else:
+        click.echo(f"{identity}: profile {record.profile}")
+
+
+@stations.command("update")
+@click.argument("identity")
+@click.option("--serial", help="serial number the profile-3 certificate CN must carry")
+@click.option("--clear-serial", is_flag=True, help="the CN must carry the identity itself again")
+@click.option("--discard-pending-profile", is_flag=True, help="drop a pending profile change")
+@click.option("--discard-pending-password", is_flag=True, help="drop a pending password (A01.FR.04: keep the old one)")
+@_stations_option
+@click.option("--json", "as_json", is_flag=True)
+def update(identity: str, serial: str | None, clear_serial: bool, discard_pending_profile: bool,
+           discard_pending_password: bool, stations_db: str, as_json: bool) -> None:
+    """Change the serial of IDENTITY, or drop its pending profile or password; nothing else changes."""
+    if serial is None and not (clear_serial or discard_pending_profile or discard_pending_password):
+        raise UsageError("nothing to update", hint="pass --serial, --clear-serial or --discard-pending-...; "
+                                                   "profile: `stations set-profile`, password: `stations set-password`")
+    record = update_station(open_registry(stations_db), identity, serial=serial, clear_serial=clear_serial,
+                            discard_pending_profile=discard_pending_profile,
+                            discard_pending_password=discard_pending_password)
+    if as_json:
+        echo_json(_listed(record))
+    else:
+        click.echo(f"updated {identity} (profile {record.profile}, serial {record.expected_serial})")
 
 
 @stations.command("list")

@@ -27,6 +27,7 @@ from ocppsec.pki.keys import KeySpec, PublicKey, SigningKey, as_private_key, key
 from ocppsec.pki.profiles import Profile
 
 __all__ = [
+    "DEFAULT_BACKDATE",
     "CertificateRequest",
     "CertificateTemplate",
     "build_certificate",
@@ -34,6 +35,10 @@ __all__ = [
     "sign_builder",
     "signature_hash_for",
 ]
+
+# How far notBefore lies before the issuance time: stations refuse certificates that are not valid yet
+# (A02.FR.06, 2025 errata), and their clocks drift; the errata ask the CSMS to allow for that skew.
+DEFAULT_BACKDATE = timedelta(minutes=5)
 
 SERIAL_BITS = 127  # random, positive, < 2**127: 16 bytes DER, well over the 64 bits asked for
 

@@ -2,7 +2,11 @@
 
 - :class:`HierarchyConfig` reads the TOML file (a complete default ships as ``default_hierarchy.toml``)
   and resolves it into a :class:`Plan`: every CA and end-entity certificate with its profile, issuer,
-  subject, key type and validity, in build order.
+  subject, key type and validity, in build order. Resolving refuses what the toolkit's own profiles would
+  reject later: an unknown key (with the key probably meant, e.g. ``valdity_days`` -> ``validity_days``),
+  a key type the role's profile does not allow, an issuer whose profile may not issue the role, a
+  certificate that would outlive its issuer, subjectAltNames on a role without them; each error names
+  the requirement (:meth:`Profile.cite`).
 - :class:`CertificateAuthority` is a CA usable for issuing (certificate, signing key, the chain above).
 - :class:`Hierarchy` builds a whole plan in memory (tests, the library, the demo); the on-disk
   directory (:mod:`ocppsec.pki.directory`) persists the same plan with a ledger and key files.
@@ -10,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,12 +25,12 @@ from typing import Any
 
 from cryptography import x509
 
-from ocppsec.pki.builder import CertificateRequest, build_certificate
+from ocppsec.pki.builder import DEFAULT_BACKDATE, CertificateRequest, build_certificate
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.keys import KeySpec, LocalKey, SigningKey, generate_key
-from ocppsec.pki.names import make_name
+from ocppsec.pki.names import ATTRIBUTE_OIDS, make_name
 from ocppsec.pki.pem import certificates_to_pem
-from ocppsec.pki.profiles import PROFILES, Family, Profile, get_profile
+from ocppsec.pki.profiles import PROFILES, CnKind, Family, Profile, did_you_mean, get_profile
 
 __all__ = [
     "CertificateAuthority",
@@ -55,6 +60,7 @@ class PlannedEntity:
     validity_days: int
     ocsp_url: str | None = None
     crl_url: str | None = None
+    san_dns: tuple[str, ...] = ()  # subjectAltName dNSNames (a server certificate's FQDN, RFC 6125)
 
     @property
     def is_ca(self) -> bool:
@@ -78,6 +84,26 @@ class Plan:
             if e.name == name:
                 return e
         raise UsageError(f"the hierarchy has no entry named {name!r}", hint="see `ocppsec pki config`")
+
+
+# The keys each table of the configuration may hold (anything else is a typo or a misunderstanding).
+TOP_KEYS = ("network", "network_overrides", "iso15118_20", "ca", "certificate", "lifecycle")
+ENTRY_KEYS = ("name", "profile", "issuer", "subject", "key", "validity_days", "ocsp_url", "crl_url", "san_dns")
+ISO20_KEYS = ("enabled", "key")
+LIFECYCLE_KEYS = ("renew_before_days",)
+# Entity names: file names in DIR/certs and DIR/keys; "@" and "+" are left for the names the directory gives
+# superseded generations and cross-certificates.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    """A :class:`UsageError` for the first key of ``table`` not in ``allowed``, suggesting the key probably meant."""
+    for key in table:
+        if key in allowed:
+            continue
+        guess = did_you_mean(str(key), allowed)
+        hint = f"did you mean {guess!r}?" if guess else "allowed here: " + ", ".join(allowed)
+        raise UsageError(f"hierarchy configuration: {where} has the unknown key {key!r}", hint=hint)
 
 
 def _toml_string(value: str) -> str:
@@ -136,11 +162,23 @@ class HierarchyConfig:
     source: str = ""
 
     def to_toml(self) -> str:
-        """The source text, with command-line overrides recorded in ``[network_overrides]``."""
+        """The source text, with command-line overrides recorded in ``[network_overrides]`` (one such table: a
+        source that has one already, written here before, gets it replaced by the merged values)."""
         if not self.overrides:
             return self.source
-        lines = [self.source.rstrip(), "", "[network_overrides]"]
-        lines += [f"{k} = {_toml_string(v)}" for k, v in self.overrides.items()]
+        source, merged = self.source, dict(self.overrides)
+        marker = "\n[network_overrides]\n"
+        if marker in "\n" + source:
+            cut = ("\n" + source).index(marker)
+            rest = ("\n" + source)[cut + len(marker):]
+            if any(line.lstrip().startswith("[") for line in rest.splitlines()):
+                raise UsageError("hierarchy configuration: [network_overrides] must be the last table to take "
+                                 "command-line overrides", hint="move it to the end of the file")
+            previous = _table(self.data.get("network_overrides", {}), "network_overrides")
+            merged = {**{k: _string(v, f"network_overrides.{k}") for k, v in previous.items()}, **merged}
+            source = ("\n" + source)[:cut].lstrip("\n")
+        lines = [source.rstrip(), "", "[network_overrides]"]
+        lines += [f"{k} = {_toml_string(v)}" for k, v in merged.items()]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -175,6 +213,14 @@ class HierarchyConfig:
         return net
 
     def plan(self) -> Plan:
+        """Resolve the configuration into a :class:`Plan`; :class:`UsageError` for anything the profiles would refuse."""
+        _check_keys(self.data, TOP_KEYS, "the top level")
+        if "lifecycle" in self.data:
+            lifecycle = _table(self.data["lifecycle"], "lifecycle")
+            _check_keys(lifecycle, LIFECYCLE_KEYS, "[lifecycle]")
+            roles = (*PROFILES, "ocsp-responder")
+            _check_keys(_table(lifecycle.get("renew_before_days", {}), "lifecycle.renew_before_days"), roles,
+                        "[lifecycle.renew_before_days] (role names)")
         net = self.network
         seen: dict[str, PlannedEntity] = {}
 
@@ -185,9 +231,15 @@ class HierarchyConfig:
                 raise UsageError(f"hierarchy entry {where} {str(raw)[:120]} lacks {lacks!r}")
             name = _string(raw["name"], f"{where}.name")
             where = f"{where} {name!r}"
+            _check_keys(raw, ENTRY_KEYS, where)
+            if not _NAME.fullmatch(name):
+                raise UsageError(f"hierarchy configuration: {where}: a name is 1-64 letters, digits, '.', '_' or '-'",
+                                 hint="names become file names in DIR/certs and DIR/keys")
             profile = get_profile(_string(raw.get("profile", name), f"{where}: profile"))
+            subject_table = _table(raw["subject"], f"{where}: subject")
+            _check_keys(subject_table, tuple(ATTRIBUTE_OIDS), f"{where}: subject")
             subject = {k: _render(_string(v, f"{where}: subject.{k}"), net, f"{where}: subject.{k}")
-                       for k, v in _table(raw["subject"], f"{where}: subject").items()}
+                       for k, v in subject_table.items()}
             if profile.is_ca != want_ca:
                 kind = "[[ca]]" if want_ca else "[[certificate]]"
                 raise UsageError(f"{name}: profile {profile.name} does not belong in {kind}")
@@ -197,13 +249,34 @@ class HierarchyConfig:
             if issuer is not None:
                 issuer = _string(issuer, f"{where}: issuer")
             if issuer is not None and issuer not in seen:
-                raise UsageError(f"{name}: issuer {issuer!r} is not defined before it")
+                guess = did_you_mean(issuer, seen)
+                raise UsageError(f"{name}: issuer {issuer!r} is not defined before it",
+                                 hint=f"did you mean {guess!r}?" if guess else "define the issuing [[ca]] above it")
             if issuer is None and not profile.is_root:
-                raise UsageError(f"{name}: profile {profile.name} needs an issuer")
+                raise UsageError(f"{name}: profile {profile.name} needs an issuer", requirement=profile.cite("issuer"))
+            if issuer is not None and profile.is_root:
+                raise UsageError(f"{name}: profile {profile.name} is a self-signed root and takes no issuer",
+                                 requirement=profile.cite("issuer"))
+            parent = seen[issuer] if issuer is not None else None
+            if parent is not None and profile.issuers and parent.profile.name not in profile.issuers:
+                raise UsageError(
+                    f"{name}: profile {profile.name} is issued by {', '.join(profile.issuers)}, not by "
+                    f"{parent.name} (profile {parent.profile.name})", requirement=profile.cite("issuer"))
             key = KeySpec.parse(_string(raw["key"], f"{where}: key")) if "key" in raw else profile.default_key
+            if key not in profile.allowed_keys:
+                raise UsageError(
+                    f"{name}: key {key.value} is not allowed for profile {profile.name}",
+                    requirement=profile.cite("key"),
+                    hint="allowed: " + ", ".join(k.value for k in profile.allowed_keys))
             days = raw.get("validity_days", profile.validity_days)
             if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36500:
                 raise UsageError(f"hierarchy configuration: {where}: validity_days must be a whole number of days (1-36500)")
+            if parent is not None and days > parent.validity_days:
+                raise UsageError(
+                    f"{name}: validity_days = {days} outlives its issuer {parent.name} ({parent.validity_days} days); "
+                    f"a certificate is valid only while its issuer is", requirement=profile.cite("validity_nesting"),
+                    hint=f"use at most {parent.validity_days} days, or give {parent.name} a longer validity")
+            san = _san(raw, profile, subject, where)
             urls = {}
             for field_name in ("ocsp_url", "crl_url"):
                 template = _string(raw.get(field_name, net.get(field_name, "")), f"{where}: {field_name}")
@@ -212,13 +285,14 @@ class HierarchyConfig:
             e = PlannedEntity(
                 name=name, profile=profile, issuer=issuer,
                 subject=subject, key=key, validity_days=days,
-                ocsp_url=urls["ocsp_url"], crl_url=urls["crl_url"],
+                ocsp_url=urls["ocsp_url"], crl_url=urls["crl_url"], san_dns=san,
             )
             seen[name] = e
             return e
 
         cas = [entity(raw, want_ca=True) for raw in _tables(self.data.get("ca", []), "ca")]
         iso20 = _table(self.data.get("iso15118_20", {}), "iso15118_20")
+        _check_keys(iso20, ISO20_KEYS, "[iso15118_20]")
         if iso20.get("enabled"):
             key20 = KeySpec.parse(_string(iso20.get("key", "p521"), "iso15118_20.key"))
             for base in list(cas):
@@ -232,6 +306,24 @@ class HierarchyConfig:
                     cas.append(entity(raw, want_ca=True))
         certs = [entity(raw, want_ca=False) for raw in _tables(self.data.get("certificate", []), "certificate")]
         return Plan(tuple(cas), tuple(certs), net)
+
+
+def _san(raw: Mapping[str, Any], profile: Profile, subject: Mapping[str, str], where: str) -> tuple[str, ...]:
+    """subjectAltName dNSNames of an entry: a server certificate's CN first (RFC 6125), then ``san_dns``."""
+    extra = raw.get("san_dns", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
+        raise UsageError(f"hierarchy configuration: {where}: san_dns must be a list of DNS names")
+    if extra and not profile.allow_san:
+        raise UsageError(f"{where}: profile {profile.name} carries no subjectAltName (identity is the subject CN)",
+                         requirement=profile.cite("san"))
+    names: list[str] = []
+    cn = subject.get("CN")
+    if profile.cn_kind is CnKind.FQDN and cn:
+        names.append(cn)
+    for name in extra:
+        if name.lower() not in (n.lower() for n in names):
+            names.append(name)
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,9 +386,10 @@ def make_root(entity: PlannedEntity, key: SigningKey, at: datetime, serial: int 
 
 
 def request_for(entity: PlannedEntity, key: SigningKey, at: datetime, serial: int | None = None,
-                san_dns: Sequence[str] = ()) -> CertificateRequest:
+                san_dns: Sequence[str] | None = None) -> CertificateRequest:
+    """The request for ``entity`` (its subjectAltNames unless ``san_dns`` says otherwise)."""
     return CertificateRequest(entity.profile, make_name(entity.subject), key.public_key(), at,
-                              entity.validity_days, serial, tuple(san_dns),
+                              entity.validity_days, serial, tuple(entity.san_dns if san_dns is None else san_dns),
                               entity.ocsp_url,  # sub-CAs too: stations ask OCSP about them (M06.FR.06)
                               entity.crl_url)
 
@@ -311,7 +404,9 @@ class Hierarchy:
 
     @classmethod
     def build(cls, config: HierarchyConfig | None = None, *, at: datetime) -> Hierarchy:
+        """Every CA and certificate of ``config``, valid from :data:`~ocppsec.pki.builder.DEFAULT_BACKDATE` before ``at``."""
         plan = (config or HierarchyConfig.default()).plan()
+        at = at.replace(microsecond=0) - DEFAULT_BACKDATE
         cas: dict[str, CertificateAuthority] = {}
         for e in plan.cas:
             key = LocalKey(generate_key(e.key), e.name)
@@ -336,11 +431,15 @@ class Hierarchy:
 
     def issue_leaf(
         self, profile: str | Profile, *, ca: str, subject: Mapping[str, str], at: datetime,
-        key: KeySpec | None = None, validity_days: int | None = None, san_dns: Sequence[str] = (),
+        key: KeySpec | None = None, validity_days: int | None = None, san_dns: Sequence[str] | None = None,
         ocsp_url: str | None = None,
     ) -> IssuedCertificate:
-        """Issue a fresh end-entity certificate with a new key (tests, examples, demos)."""
+        """Issue a fresh end-entity certificate with a new key (tests, examples, demos). ``san_dns`` defaults to
+        the CN for server certificates (RFC 6125) and to none otherwise."""
         p = get_profile(profile) if isinstance(profile, str) else profile
+        if san_dns is None:
+            cn = subject.get("CN")
+            san_dns = (cn,) if cn and p.cn_kind is CnKind.FQDN and p.allow_san else ()
         signing = LocalKey(generate_key(key or p.default_key), str(subject.get("CN", p.name)))
         if ocsp_url is None and p.require_ocsp_aia:
             ocsp_url = self.plan.network.get("ocsp_url", "").replace("{issuer}", ca) or None

@@ -6,6 +6,15 @@ the implementation is :class:`ocppsec.pki.ledger_sql.SqlLedger` (SQLite file or 
 committed: issuance writes the row in the same transaction that reserves the serial, so a kill at any
 moment leaves either nothing or a complete record, and ``UNIQUE(issuer_ca, serial)`` makes a duplicate
 serial impossible.
+
+Generations: a renewed CA or named certificate keeps its name, which moves to the new certificate; the
+old one is renamed ``NAME@SERIALPREFIX`` (:func:`generation_name`), marked ``superseded_by`` the new one's
+fingerprint, and the certificates the old CA issued follow it (their ``issuer_ca``), all in one
+transaction (:meth:`Ledger.supersede`). It stays usable (its CRLs, its OCSP answers, the chains of what
+it issued) until it is retired (:meth:`Ledger.retire`).
+
+The stored status is ``valid`` or ``revoked``; :meth:`CertificateRecord.status_at` adds what time and the
+generations say (expired, not yet valid, superseded, retired).
 """
 
 from __future__ import annotations
@@ -13,22 +22,40 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-__all__ = ["CertificateRecord", "CertificateStatus", "Ledger", "record_for"]
+__all__ = ["CertificateRecord", "CertificateStatus", "Ledger", "generation_name", "lineage", "record_for",
+           "select_records"]
 
 
 class CertificateStatus(enum.StrEnum):
-    """Where an issued certificate stands (the ledger's ``status`` column keeps the value)."""
+    """Where an issued certificate stands.
+
+    The ledger's ``status`` column keeps ``valid`` or ``revoked``; the others are computed at a time by
+    :meth:`CertificateRecord.status_at` and never stored."""
 
     VALID = "valid"
     REVOKED = "revoked"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    SUPERSEDED = "superseded"  # renewed or rolled over: a newer generation carries the name
+    RETIRED = "retired"  # superseded and taken out of service (its key is gone)
+
+
+def generation_name(name: str, serial: str) -> str:
+    """The name a superseded generation of ``name`` keeps: ``name@`` and the first 12 hex digits of its serial."""
+    return f"{lineage(name)}@{serial[:12]}"
+
+
+def lineage(name: str) -> str:
+    """The name of the current generation of ``name`` (``csms-root@4f1a...`` -> ``csms-root``)."""
+    return name.split("@", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +78,64 @@ class CertificateRecord:
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
     station: str | None = None  # charging-station identity the certificate was issued for
+    superseded_by: str | None = None  # fingerprint of the generation that replaced it
+    retired_at: datetime | None = None
 
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.pem.encode())
 
-    def to_json(self) -> dict[str, object]:
+    @property
+    def is_root(self) -> bool:
+        """A self-signed CA (its issuer is itself)."""
+        return self.is_ca and self.name is not None and self.issuer_ca == self.name
+
+    def status_at(self, at: datetime) -> CertificateStatus:
+        """The status at ``at``: revoked, retired, superseded, then by time expired / not yet valid / valid."""
+        if self.status is CertificateStatus.REVOKED and (self.revoked_at is None or self.revoked_at <= at):
+            return CertificateStatus.REVOKED
+        if self.retired_at is not None and self.retired_at <= at:
+            return CertificateStatus.RETIRED
+        if at >= self.not_after:
+            return CertificateStatus.EXPIRED
+        if self.superseded_by is not None:
+            return CertificateStatus.SUPERSEDED
+        if at < self.not_before:
+            return CertificateStatus.NOT_YET_VALID
+        return CertificateStatus.VALID
+
+    def to_json(self, at: datetime | None = None) -> dict[str, object]:
+        """The record as JSON; with ``at`` its ``status`` is :meth:`status_at` (else the stored one)."""
         return {
             "serial": self.serial, "name": self.name, "role": self.role, "issuer": self.issuer_ca,
             "subject": self.subject, "not_before": self.not_before.isoformat(), "not_after": self.not_after.isoformat(),
-            "status": self.status.value, "is_ca": self.is_ca, "issued_at": self.issued_at.isoformat(),
-            "fingerprint": self.fingerprint, "station": self.station,
+            "status": (self.status_at(at) if at is not None else self.status).value, "is_ca": self.is_ca,
+            "issued_at": self.issued_at.isoformat(), "fingerprint": self.fingerprint, "station": self.station,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "revocation_reason": self.revocation_reason,
+            "revocation_reason": self.revocation_reason, "superseded_by": self.superseded_by,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
         }
+
+
+def select_records(
+    records: Iterable[CertificateRecord], *, at: datetime, roles: Iterable[str] = (), issuers: Iterable[str] = (),
+    statuses: Iterable[CertificateStatus] = (), expiring_within: timedelta | None = None,
+) -> list[CertificateRecord]:
+    """The records matching every filter given (an empty filter matches all): role, issuing CA (a CA's name
+    matches each of its generations), status at ``at``, and notAfter before ``at + expiring_within``
+    (already expired included)."""
+    role_set, issuer_set, status_set = set(roles), {lineage(i) for i in issuers}, set(statuses)
+    out = []
+    for r in records:
+        if role_set and r.role not in role_set:
+            continue
+        if issuer_set and lineage(r.issuer_ca) not in issuer_set:
+            continue
+        if status_set and r.status_at(at) not in status_set:
+            continue
+        if expiring_within is not None and r.not_after >= at + expiring_within:
+            continue
+        out.append(r)
+    return out
 
 
 def record_for(
@@ -128,6 +200,16 @@ class Ledger(Protocol):
         ...
 
     def revoked(self, issuer_ca: str) -> list[CertificateRecord]: ...
+
+    def supersede(self, old: CertificateRecord, new: Sequence[CertificateRecord], *, alias: str) -> None:
+        """In one transaction: rename ``old`` to ``alias`` and mark it superseded by ``new[0]``, move what it issued
+        (``issuer_ca``) and its CRL number to ``alias``, and add ``new`` (the successor first). :class:`DuplicateError`
+        (nothing written) if ``old`` no longer carries its name or a new serial clashes."""
+        ...
+
+    def retire(self, name: str, at: datetime) -> CertificateRecord:
+        """Mark the superseded generation ``name`` retired at ``at``."""
+        ...
 
     def next_crl_number(self, issuer_ca: str) -> int:
         """Reserve the next CRL number of ``issuer_ca`` (monotonic, shared by every node using the ledger)."""

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ocppsec.pki.errors import NotFoundError
+from ocppsec.pki.errors import DuplicateError, NotFoundError
 from ocppsec.pki.ledger import CertificateRecord, CertificateStatus
 from ocppsec.pki.storage import Database, Migration, Schema, SqlStore, StoreUrl, Transaction, adopt_tables, connect
 
@@ -75,14 +75,18 @@ SCHEMA = Schema("ledger", "ledger", (
     )),
     Migration("CRL numbers", ("CREATE TABLE ledger_crl_numbers (issuer_ca TEXT PRIMARY KEY, last_number {BIGINT} NOT NULL)",)),
     Migration("revoked index", (_REVOKED_INDEX,)),
+    Migration("generations", (
+        "ALTER TABLE ledger_certificates ADD COLUMN superseded_by TEXT",
+        "ALTER TABLE ledger_certificates ADD COLUMN retired_at {TIMESTAMP}",
+    )),
 ), adopt=_adopt)
 
 _COLUMNS = (
     "serial, issuer_ca, role, subject, not_before, not_after, issued_at, fingerprint, pem, name, is_ca, "
-    "key_ref, status, revoked_at, revocation_reason, station"
+    "key_ref, status, revoked_at, revocation_reason, station, superseded_by, retired_at"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM ledger_certificates "
-_INSERT = f"INSERT INTO ledger_certificates ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+_INSERT = f"INSERT INTO ledger_certificates ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _STATUS = {s.value: s for s in CertificateStatus}
 
 
@@ -97,13 +101,14 @@ class SqlLedger(SqlStore):
         self._dt = database.datetime
 
     def _record(self, r: Sequence[Any]) -> CertificateRecord:
-        (serial, issuer_ca, role, subject, nb, na, ia, fp, pem, name, is_ca, key_ref, status, rat, reason, station) = r
+        (serial, issuer_ca, role, subject, nb, na, ia, fp, pem, name, is_ca, key_ref, status, rat, reason, station,
+         superseded_by, retired) = r
         dt = self._dt
         return CertificateRecord(
             serial=serial, issuer_ca=issuer_ca, role=role, subject=subject, not_before=dt(nb),  # type: ignore[arg-type]
             not_after=dt(na), issued_at=dt(ia), fingerprint=fp, pem=pem,  # type: ignore[arg-type]
             name=name, is_ca=bool(is_ca), key_ref=key_ref, status=_STATUS[status], revoked_at=dt(rat),
-            revocation_reason=reason, station=station,
+            revocation_reason=reason, station=station, superseded_by=superseded_by, retired_at=dt(retired),
         )
 
     def _rows(self, records: Sequence[CertificateRecord]) -> list[tuple[object, ...]]:
@@ -121,7 +126,8 @@ class SqlLedger(SqlStore):
 
         return [
             (r.serial, r.issuer_ca, r.role, r.subject, ts(r.not_before), ts(r.not_after), ts(r.issued_at), r.fingerprint,
-             r.pem, r.name, r.is_ca, r.key_ref, r.status.value, ts(r.revoked_at), r.revocation_reason, r.station)
+             r.pem, r.name, r.is_ca, r.key_ref, r.status.value, ts(r.revoked_at), r.revocation_reason, r.station,
+             r.superseded_by, ts(r.retired_at))
             for r in records
         ]
 
@@ -167,6 +173,30 @@ class SqlLedger(SqlStore):
 
     def revoked(self, issuer_ca: str) -> list[CertificateRecord]:
         return self._query("WHERE issuer_ca = ? AND status = 'revoked' ORDER BY id", (issuer_ca,))
+
+    def supersede(self, old: CertificateRecord, new: Sequence[CertificateRecord], *, alias: str) -> None:
+        if old.name is None or not new:
+            raise NotFoundError("only a named certificate with a successor can be superseded")
+        rows = self._rows(new)
+        with self.database.transaction() as tx:
+            renamed = tx.execute(
+                "UPDATE ledger_certificates SET name = ?, superseded_by = ? WHERE name = ? AND fingerprint = ?",
+                (alias, new[0].fingerprint, old.name, old.fingerprint))
+            if renamed != 1:
+                raise DuplicateError(f"{old.name} changed while it was being renewed", hint="run the command again")
+            if old.is_ca:  # what the old generation issued (a root: itself too) follows it
+                tx.execute("UPDATE ledger_certificates SET issuer_ca = ? WHERE issuer_ca = ?", (alias, old.name))
+                tx.execute("INSERT INTO ledger_crl_numbers (issuer_ca, last_number) SELECT ?, last_number "
+                           "FROM ledger_crl_numbers WHERE issuer_ca = ?", (alias, old.name))
+            tx.executemany(_INSERT, rows)
+
+    def retire(self, name: str, at: datetime) -> CertificateRecord:
+        record = self.get_named(name)
+        if record is None:
+            raise NotFoundError(f"no certificate named {name!r}")
+        self.database.execute("UPDATE ledger_certificates SET retired_at = ? WHERE name = ? AND retired_at IS NULL",
+                              (self._ts(at), name))
+        return replace(record, retired_at=record.retired_at or at)
 
     def revocation_marker(self) -> int:
         """How many certificates are revoked: it grows with every revocation (one-way; rows are never deleted),

@@ -14,7 +14,7 @@ from ocppsec.pki.csr import PolicyContext, check_public_key, check_subject
 from ocppsec.pki.errors import PolicyError, Violation
 from ocppsec.pki.keys import KeySpec, key_spec_of
 from ocppsec.pki.names import name_value
-from ocppsec.pki.profiles import PROFILES, Family, Profile
+from ocppsec.pki.profiles import PROFILES, CnKind, Family, Profile
 
 __all__ = ["LintReport", "guess_profile", "lint_certificate", "verify_profile"]
 
@@ -73,6 +73,21 @@ def _signature_violations(cert: x509.Certificate, p: Profile) -> list[Violation]
     return []
 
 
+def _server_san_violations(
+    cert: x509.Certificate, p: Profile, san: x509.Extension[x509.ExtensionType] | None,
+) -> list[Violation]:
+    """A server certificate names its FQDN in subjectAltName too: TLS clients that ignore the CN (Go, rustls,
+    browsers' stacks; RFC 6125 §6.4.4 makes the CN a fallback only) refuse it otherwise. The CN stays (A00.FR.510)."""
+    cn = name_value(cert.subject, "CN")
+    names = san.value.get_values_for_type(x509.DNSName) if san is not None else []  # type: ignore[attr-defined]
+    if not names:
+        return [Violation(p.cite("server_san"), f"no subjectAltName dNSName: clients that ignore the CN refuse it; "
+                                                f"add {cn or 'the FQDN'} as dNSName (and keep it as CN, A00.FR.510)")]
+    if cn and cn.lower() not in (str(n).lower() for n in names):
+        return [Violation(p.cite("server_san"), f"the CN {cn} is not among the subjectAltName dNSNames {', '.join(names)}")]
+    return []
+
+
 def lint_certificate(cert: x509.Certificate, profile: Profile, ctx: PolicyContext | None = None) -> LintReport:
     """Every deviation of ``cert`` from ``profile`` (returns a report; never raises for findings)."""
     p = profile
@@ -115,8 +130,11 @@ def lint_certificate(cert: x509.Certificate, profile: Profile, ctx: PolicyContex
             v.append(Violation(p.cite("key_usage"), "keyUsage must be critical"))
     if not p.allow_eku and _ext(cert, x509.ExtendedKeyUsage) is not None:
         v.append(Violation(p.cite("eku"), "extendedKeyUsage is present; OCPP recommends none (ISO 15118 compatibility)"))
-    if not p.allow_san and _ext(cert, x509.SubjectAlternativeName) is not None:
+    san = _ext(cert, x509.SubjectAlternativeName)
+    if not p.allow_san and san is not None:
         v.append(Violation(p.cite("san"), "subjectAltName is present; identity must be the subject CN alone"))
+    if p.cn_kind is CnKind.FQDN:
+        v += _server_san_violations(cert, p, san)
     if p.max_der_size is not None:
         size = len(cert.public_bytes(Encoding.DER))
         if size > p.max_der_size:

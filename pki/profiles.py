@@ -11,8 +11,9 @@ See ``../shared/reference/ocpp-security.md`` §1.6, §2.4 and §5.
 
 from __future__ import annotations
 
+import difflib
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -24,6 +25,7 @@ __all__ = [
     "CnKind",
     "Family",
     "Profile",
+    "did_you_mean",
     "get_profile",
     "profile_names",
 ]
@@ -72,6 +74,12 @@ _BASE_RULES: Mapping[str, str] = {
     "size": "V2G2-010",
     "depth": "V2G2-009",
     "aia": "M06 remarks",
+    # a certificate is valid only while every certificate above it is (path validation checks each one)
+    "validity_nesting": "RFC5280-6.1.3(a)(2)",
+    # no future-dated certificates: stations check that now is inside the validity period (2025 errata)
+    "not_before": "A02.FR.06",
+    # TLS clients that ignore the CN (Go, rustls, browsers) find the server name only in subjectAltName
+    "server_san": "RFC6125-6.4.4",
 }
 
 
@@ -291,11 +299,21 @@ def profile_names() -> list[str]:
     return list(PROFILES)
 
 
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``word`` most likely stands for (a typo, another case), or None (difflib's ratio >= 0.6)."""
+    names = list(candidates)
+    for c in names:
+        if c.lower() == word.lower():
+            return c
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def get_profile(name: str) -> Profile:
-    """The profile called ``name``; a :class:`UsageError` listing the known names otherwise."""
+    """The profile called ``name``; a :class:`UsageError` naming the closest one (and listing them all) otherwise."""
     try:
         return PROFILES[name]
     except KeyError:
-        raise UsageError(
-            f"unknown certificate profile {name!r}", hint="known profiles: " + ", ".join(PROFILES)
-        ) from None
+        guess = did_you_mean(name, PROFILES)
+        hint = (f"did you mean {guess!r}? " if guess else "") + "known profiles: " + ", ".join(PROFILES)
+        raise UsageError(f"unknown certificate profile {name!r}", hint=hint) from None

@@ -9,7 +9,10 @@ opens it from a path or URL.
 A record holds at most two password hashes: the active one and, during an A01 rotation, the pending
 one. Both are accepted until the station confirms the change (:meth:`confirm_password`); from then on
 only the new one works (A01.FR.03). A rejected change drops the pending one and keeps the old
-(A01.FR.04). The same two-slot scheme carries an A05 profile change (``pending_profile``).
+(A01.FR.04). The same two-slot scheme carries an A05 profile change (``pending_profile``):
+:func:`set_profile` changes the registered profile, or with ``pending`` accepts the new one next to it
+until the station's first connection with it; the password stays either way (a station going to
+profile 3 keeps it for a fall-back, and one coming back to 2 needs it).
 
 ``onboarding`` says which profile-3 stations the gateway may admit into a renewal-only session with a
 certificate it would otherwise refuse (:class:`Onboarding`): ``expired`` (our CA's, expired; A00.FR.429-430)
@@ -20,7 +23,8 @@ A record also holds what the station's own configuration says about later profil
 ``network`` (:class:`NetworkProfiles`: the network connection slots the CSMS configured, with their
 security profiles, and their priority order, B09). In 2.1 a slot may carry its own Basic-auth username and
 password (:class:`NetworkSlot`); the station still connects to the URL of its own identity, and the
-handshake accepts the slot's username with the slot's password for that identity.
+handshake accepts the slot's username with the slot's password for that identity. :func:`set_profile`
+and the gateway's follower apply the same A05 rules to the same record.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from ocppsec.pki.errors import DuplicateError, NotFoundError, UsageError
+from ocppsec.pki.errors import DuplicateError, NotFoundError, PolicyError, UsageError, Violation
+from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.identity import validate_identity
 
 __all__ = [
@@ -44,6 +49,8 @@ __all__ = [
     "confirm_password",
     "discard_pending_password",
     "set_pending_password",
+    "set_profile",
+    "update_station",
 ]
 
 DEFAULT_REGISTRY = "./ocppsec-stations.db"
@@ -211,6 +218,82 @@ def confirm_password(registry: StationRegistry, identity: str) -> StationRecord:
 def discard_pending_password(registry: StationRegistry, identity: str) -> StationRecord:
     """The station rejected the change: keep accepting the old password (A01.FR.04)."""
     record = replace(_require(registry.get(identity), identity), pending_password_hash=None)
+    registry.update(record)
+    return record
+
+
+def set_profile(
+    registry: StationRegistry, identity: str, profile: int, *, pending: bool = False,
+    version: OcppVersion = OcppVersion.V201, allow_downgrade: bool | None = None,
+) -> StationRecord:
+    """Change the security profile of ``identity`` under the A05 rules of ``version``, keeping its password.
+
+    ``pending``: accept ``profile`` next to the registered one until the station connects with it (then it
+    becomes the only one, A05.FR.06/07), for the A05 sequence (SetNetworkProfile, reset, reconnect);
+    otherwise the station must connect with ``profile`` from now on. Refused (:class:`PolicyError` with the
+    requirement): any lowering in 1.6 (A05.FR.01); 3 -> 2 unless the station's AllowSecurityProfileDowngrade
+    is true (A05.FR.10) and any -> 1 (A05.FR.09) in 2.0.1 / 2.1; profile 1 or 2 for a station with no
+    password (A05.FR.02 / A00.FR.205). These are the rules the gateway's follower applies to a change it
+    relays, on the same record.
+
+    ``allow_downgrade``: the station's AllowSecurityProfileDowngrade as the caller knows it, recorded with
+    the change (``None``: the record's ``allow_downgrade``, what ``stations add --allow-profile-downgrade``,
+    ``stations profile-downgrade`` or the follower wrote)."""
+    from ocppsec.security_profiles.upgrade import StationConfig, evaluate_request
+
+    record = _require(registry.get(identity), identity)
+    if profile not in (1, 2, 3):
+        raise UsageError(f"security profile {profile} is not 1, 2 or 3")
+    if allow_downgrade is not None:
+        record = replace(record, allow_downgrade=allow_downgrade)
+    if profile == record.profile:
+        if record.pending_profile is None:
+            raise UsageError(f"{identity} is registered with profile {profile} already")
+        updated = replace(record, pending_profile=None)  # back to the registered profile alone
+    else:
+        config = StationConfig(version, has_basic_password=bool(record.password_hash or record.pending_password_hash),
+                               allow_downgrade=record.allow_downgrade)
+        answer, requirement = evaluate_request(record.profile, profile, config)
+        if answer != "Accepted":
+            raise PolicyError(f"{identity} cannot go from profile {record.profile} to {profile}",
+                              [Violation(requirement, _PROFILE_REFUSALS.get(requirement, "refused by the A05 rules"))],
+                              hint="nothing was changed")
+        updated = replace(record, pending_profile=profile) if pending else replace(record, profile=profile,
+                                                                                   pending_profile=None)
+    registry.update(updated)
+    return updated
+
+
+_PROFILE_REFUSALS = {
+    "A05.FR.01": "OCPP 1.6 only raises the security profile",
+    "A05.FR.09": "no station goes back to profile 1",
+    "A05.FR.10": "lowering needs the station's AllowSecurityProfileDowngrade (3 -> 2 only); pass --allow-downgrade "
+                 "(or record it: `stations profile-downgrade ID --allow`)",
+    "A00.FR.005": "lowering the security profile is not allowed",
+    "A05.FR.02": "profiles 1 and 2 need a Basic-auth password: set one first (`stations set-password`)",
+    "A00.FR.205": "profiles 1 and 2 need a Basic-auth password: set one first (`stations set-password`)",
+}
+
+
+def update_station(
+    registry: StationRegistry, identity: str, *, serial: str | None = None, clear_serial: bool = False,
+    discard_pending_profile: bool = False, discard_pending_password: bool = False,
+) -> StationRecord:
+    """Change what else the registry holds of ``identity``: the serial its profile-3 certificate CN carries
+    (``clear_serial``: the identity itself again), and drop a pending profile change or password rotation."""
+    record = _require(registry.get(identity), identity)
+    if serial is not None and clear_serial:
+        raise UsageError("give a serial or clear it, not both")
+    if serial is not None:
+        if not serial.strip():
+            raise UsageError("a serial number is a non-empty string")
+        record = replace(record, serial=serial)
+    if clear_serial:
+        record = replace(record, serial=None)
+    if discard_pending_profile:
+        record = replace(record, pending_profile=None)
+    if discard_pending_password:
+        record = replace(record, pending_password_hash=None)
     registry.update(record)
     return record
 

@@ -140,8 +140,8 @@ def find_expiring(
         return remaining <= within if within is not None else remaining <= window
 
     for r in records:
-        if r.status != "valid":
-            continue
+        if r.status != "valid" or r.superseded_by is not None or r.retired_at is not None:
+            continue  # revoked, or renewed already (the new generation is what needs watching)
         window = pol.renew_before(r.role)
         remaining = r.not_after - at
         if wanted(remaining, window):

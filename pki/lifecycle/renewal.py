@@ -1,7 +1,8 @@
 """Renewal planning: due certificates become actions, run in bounded batches through an executor (sans-I/O).
 
 :func:`plan_renewals` turns due items into actions (trigger a station to send a new CSR, re-issue a CSMS
-server certificate, renew a sub-CA, roll a root over); :func:`run_renewals` hands them to a
+server certificate, renew a sub-CA, roll a root over; for what has expired already, what still works: a
+station without a valid certificate is provisioned by other means, an expired root replaced); :func:`run_renewals` hands them to a
 :class:`RenewalExecutor` (for station certificates, :class:`~ocppsec.pki.lifecycle.executor.TriggerRenewalExecutor`)
 in batches of at most ``batch_size``, reporting progress after each item through a :class:`ProgressReporter`
 and stopping when a batch fails more than ``max_failures``.
@@ -30,6 +31,10 @@ class Action(enum.Enum):
     ROLLOVER_ROOT = "rollover-root"
     RENEW_RESPONDER = "renew-ocsp-responder"
     REVIEW = "review"  # nothing automatic: a person decides (contract, OEM ... certificates we do not renew)
+    # expired already: the station cannot open a profile-3 connection to ask for a new one (A03 needs it)
+    REPROVISION_STATION = "reprovision-station"
+    # expired already: it cannot sign its successor, so stations checking new roots against it refuse any (M05.FR.09)
+    REPLACE_ROOT = "replace-expired-root"
 
 
 _ROLE_ACTIONS: Mapping[str, Action] = {
@@ -68,8 +73,12 @@ def plan_renewals(items: Iterable[ExpiringItem]) -> list[PlanItem]:
             action = _ROLE_ACTIONS.get(item.role, Action.REVIEW)
         if action in (Action.TRIGGER_STATION_CSR, Action.TRIGGER_V2G_CSR) and item.station is None:
             action = Action.REVIEW  # a station certificate we cannot attribute to a station
+        if item.expired and action is Action.TRIGGER_STATION_CSR:
+            action = Action.REPROVISION_STATION
+        elif item.expired and action is Action.ROLLOVER_ROOT:
+            action = Action.REPLACE_ROOT
         plan.append(PlanItem(action, item))
-    order = {Action.ROLLOVER_ROOT: 0, Action.RENEW_SUB_CA: 1}
+    order = {Action.REPLACE_ROOT: 0, Action.ROLLOVER_ROOT: 0, Action.RENEW_SUB_CA: 1}
     return sorted(plan, key=lambda p: (order.get(p.action, 2), p.item.not_after))
 
 

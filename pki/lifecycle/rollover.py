@@ -30,7 +30,8 @@ from ocppsec.pki.keys import SigningKey
 from ocppsec.pki.lifecycle.expiry import InventoryItem
 from ocppsec.pki.versions import OcppVersion
 
-__all__ = ["RootRollover", "StationImpact", "install_plan", "prepare_rollover", "retire_plan", "rollover_dry_run"]
+__all__ = ["RootRollover", "StationImpact", "install_plan", "prepare_rollover", "retire_plan", "rollover_dry_run",
+           "station_impacts"]
 
 @dataclass(frozen=True, slots=True)
 class RootRollover:
@@ -115,9 +116,16 @@ def rollover_dry_run(
     rollover: RootRollover, inventory: Iterable[InventoryItem], stations: Iterable[str] = (),
 ) -> list[StationImpact]:
     """Per station: does it hold the new root? ``stations`` adds stations with no inventory rows at all."""
-    new_ids = rollover.identities()
-    old_ids = {rollover.old_root.fingerprint(hashes.SHA256()).hex(),
-               ":".join(compute_hash_data(rollover.old_root, rollover.old_root).canonical())}
+    return station_impacts(rollover.old_root, rollover.identities(), inventory, stations)
+
+
+def station_impacts(
+    old_root: x509.Certificate, new_ids: set[str], inventory: Iterable[InventoryItem], stations: Iterable[str] = (),
+) -> list[StationImpact]:
+    """Per station: does it hold a root known by ``new_ids`` (:meth:`RootRollover.identities`; empty before the
+    new root exists, when no station can hold it), is one on its way, does it hold ``old_root``?"""
+    old_ids = {old_root.fingerprint(hashes.SHA256()).hex(),
+               ":".join(compute_hash_data(old_root, old_root).canonical())}
     per: dict[str, list[InventoryItem]] = {s: [] for s in stations}
     for e in inventory:
         per.setdefault(e.station_id, [])

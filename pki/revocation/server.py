@@ -99,7 +99,8 @@ def load_authorities(
     responder_validity: timedelta = timedelta(days=30), renew_before: timedelta = timedelta(days=7),
 ) -> list[OcspAuthority]:
     """The CAs to serve (all CAs of the directory when ``ca_names`` is empty)."""
-    names = list(ca_names) or [r.name for r in pki.ledger.all() if r.is_ca and r.name is not None]
+    names = list(ca_names) or [r.name for r in pki.ledger.all()
+                               if r.is_ca and r.name is not None and r.retired_at is None]  # a retired CA's key is gone
     out = []
     for name in names:
         if delegated:

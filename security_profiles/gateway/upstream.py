@@ -47,18 +47,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import inspect
 import logging
 import ssl
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from cryptography import x509
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS
@@ -173,8 +175,33 @@ def refusal_for(status: int | None, identity: str, detail: str) -> Reject:
     return Reject(f"the upstream CSMS answered HTTP {status}"[:200], 502, None, None, identity)
 
 
+def _upstream_proxy(upstream: str) -> dict[str, Any]:
+    """websockets' ``proxy=`` for the upstream, looked up in the environment once.
+
+    websockets (15 and later) looks the proxy up in the environment on every connect unless it is given
+    one; every URL the opener opens has the upstream's scheme, host and port, so one lookup answers for all.
+    Older websockets have no proxy support and get nothing.
+    """
+    if "proxy" not in inspect.signature(ws_connect).parameters:
+        return {}
+    try:
+        from websockets.proxy import get_proxy
+        from websockets.uri import parse_uri
+    except ImportError:  # a layout this was not written for: websockets keeps looking it up per connect
+        return {}
+    try:
+        return {"proxy": get_proxy(parse_uri(upstream))}
+    except (InvalidURI, ValueError) as exc:
+        raise UsageError(f"upstream {upstream!r} is not a WebSocket URL: {exc}") from None
+
+
 class UpstreamOpener:
-    """The admission step that opens ``upstream/IDENTITY`` (see the module docstring)."""
+    """The admission step that opens ``upstream/IDENTITY`` (see the module docstring).
+
+    The upstream's proxy (``ws_proxy``/``https_proxy``/``no_proxy``... in the environment, as websockets
+    reads them) is looked up once, here; an upstream that is no WebSocket URL is a
+    :class:`~ocppsec.pki.errors.UsageError`.
+    """
 
     def __init__(self, upstream: str, *, ssl_context: ssl.SSLContext | None = None, auth: UpstreamAuth | None = None,
                  open_timeout: float = 5.0, ping_interval: float | None = 30.0, max_size: int = 64 * 1024) -> None:
@@ -184,6 +211,7 @@ class UpstreamOpener:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.max_size = max_size
+        self._proxy = _upstream_proxy(self.upstream)
 
     def url(self, identity: str) -> str:
         return f"{self.upstream}/{quote(identity, safe='')}"
@@ -203,6 +231,7 @@ class UpstreamOpener:
                 url, subprotocols=[Subprotocol(decision.subprotocol)], compression=None, max_size=self.max_size,
                 open_timeout=self.open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
                 ssl=self.ssl_context if url.startswith("wss://") else None, additional_headers=headers,
+                **self._proxy,
             )
         except InvalidStatus as exc:
             refusal = refusal_for(exc.response.status_code, decision.identity, "")

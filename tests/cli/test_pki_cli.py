@@ -247,13 +247,3 @@ def test_no_passphrase_and_no_terminal_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert b"BEGIN PRIVATE KEY" in (tmp_path / "p" / "keys" / "csms-root.key.pem").read_bytes()
 
-
-def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OCPPSEC_PASSPHRASE"}
-    proc = subprocess.run([sys.executable, "-m", "ocppsec.cli.main", "demo", "--json"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, check=False, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    steps = json.loads(proc.stdout)["steps"]
-    assert steps and all(s["status"] == "ok" for s in steps)
-    assert (tmp_path / "ocppsec-demo" / "pki" / "ledger.db").is_file()
-    assert (tmp_path / "ocppsec-demo" / "station" / "station.chain.pem").is_file()

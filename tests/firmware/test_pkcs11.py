@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509 import ocsp
 
 from ocppsec.firmware_signing import FirmwareScheme, sign_file, verify_file
-from ocppsec.pki.builder import CertificateRequest, build_certificate
+from ocppsec.pki.builder import DEFAULT_BACKDATE, CertificateRequest, build_certificate
 from ocppsec.pki.csr import PolicyContext, check_csr, make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import BackendError, KeyError_, UsageError, WrongPassphraseError
@@ -281,7 +282,8 @@ def test_token_ca_issues_through_the_pipeline(token_pki: PkiDirectory, tmp_path:
         cert = res.issued.certificate
         cert.verify_directly_issued_by(ca.certificate)  # the token's public key, as the root carries it
         assert token_pki.ledger.find_serial(res.record.serial, "csms-root")[0].station == "CS-T"
-        request = CertificateRequest(profile, cert.subject, cert.public_key(), AT, None, cert.serial_number, (),
+        request = CertificateRequest(profile, cert.subject, cert.public_key(), AT - DEFAULT_BACKDATE, None,
+                                     cert.serial_number, (),
                                      "http://ocsp.example.com/csms-root")
         plain = build_certificate(request, issuer_certificate=ca.certificate, issuer_key=ca.key)
         assert cert.tbs_certificate_bytes == plain.tbs_certificate_bytes
@@ -317,3 +319,11 @@ def test_crl_and_ocsp_signed_in_the_token(token_pki: PkiDirectory, tmp_path: Pat
     # and the delegated responder's certificate is issued by the token CA
     delegated = load_authorities(token_pki, ["csms-root"], at=AT, delegated=True)[0]
     delegated.signer_certificate.verify_directly_issued_by(ca.certificate)
+
+
+def test_token_root_is_not_rolled_over_into_a_key_file(token_pki: PkiDirectory) -> None:
+    before = {r.fingerprint for r in token_pki.ledger.all()}
+    with pytest.raises(UsageError, match="PKCS#11 token"):
+        token_pki.rollover("csms-root", at=AT + timedelta(days=1))
+    assert {r.fingerprint for r in token_pki.ledger.all()} == before
+    assert not list((token_pki.path / "keys").glob("csms-root*"))

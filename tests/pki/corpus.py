@@ -150,6 +150,7 @@ class Template:
     subject: Mapping[str, str]
     key: str = "p256"
     ocsp: bool = False
+    san: tuple[str, ...] = ()  # a server certificate names its FQDN as dNSName too (RFC 6125)
 
 
 _CPO = {"C": "DE", "O": CSO, "DC": "V2G"}
@@ -157,8 +158,8 @@ _MO = {"C": "DE", "O": "Example MO", "DC": "MO"}
 TEMPLATES: Mapping[str, Template] = {
     "csms-root": Template(None, {"C": "DE", "O": CSO, "CN": "Example CSO CSMS Root CA"}),
     "cso-sub-ca": Template("csms-root", {"C": "DE", "O": CSO, "CN": "Station Sub-CA"}),
-    "csms-server-rsa": Template("csms-root", {"O": CSO, "CN": "csms.example.com"}, "rsa2048"),
-    "csms-server-ecdsa": Template("csms-root", {"O": CSO, "CN": "csms.example.com"}),
+    "csms-server-rsa": Template("csms-root", {"O": CSO, "CN": "csms.example.com"}, "rsa2048", san=("csms.example.com",)),
+    "csms-server-ecdsa": Template("csms-root", {"O": CSO, "CN": "csms.example.com"}, san=("csms.example.com",)),
     "charging-station": Template("csms-root", {"O": CSO, "CN": "SN-0001"}),
     "manufacturer-root": Template(None, {"C": "DE", "O": "Example Manufacturer", "CN": "Manufacturer Root"}),
     "firmware-signing": Template("manufacturer-root", {"O": "Example Manufacturer", "CN": "Firmware Signing"}),
@@ -219,7 +220,7 @@ class Factory:
         bc: tuple[bool, int | None] | object | None = _DEFAULT,
         bc_critical: bool = True,
         eku: Sequence[x509.ObjectIdentifier] = (),
-        san: Sequence[str] = (),
+        san: Sequence[str] | object = _DEFAULT,
         ocsp: str | object | None = _DEFAULT,
         serial: int = 0x1F2E3D4C5B6A79880102030405060708,
         not_after: datetime | None = None,
@@ -267,8 +268,10 @@ class Factory:
             builder = builder.add_extension(x509.BasicConstraints(ca=ca_flag, path_length=path_len), critical=bc_critical)
         if eku:
             builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in san]), critical=False)
+        names = t.san if san is _DEFAULT else san
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in names]),  # type: ignore[attr-defined]
+                                            critical=False)
         ocsp_url = (OCSP if t.ocsp else None) if ocsp is _DEFAULT else ocsp
         if ocsp_url:
             builder = builder.add_extension(x509.AuthorityInformationAccess([
@@ -365,8 +368,10 @@ CASES: tuple[Case, ...] = (
     _cert("RFC5280-4.2.1.9", "bc_ca_true", ST, bc=(True, None)),
     _cert("RFC5280-4.1.2.5", "zero_validity", ST, not_after=AT),
     # --- CSMS server certificates
-    _cert("A00.FR.510", "cn_not_fqdn", CS, subject={"CN": "CSMS server"}),
-    _cert("A00.FR.510", "cn_url", CS, subject={"CN": "https://csms.example.com/"}),
+    _cert("A00.FR.510", "cn_not_fqdn", CS, subject={"CN": "CSMS server"}, san=["CSMS server"]),
+    _cert("A00.FR.510", "cn_url", CS, subject={"CN": "https://csms.example.com/"}, san=["https://csms.example.com/"]),
+    _cert("RFC6125-6.4.4", "server_no_san", CS, san=[]),
+    _cert("RFC6125-6.4.4", "server_san_lacks_cn", CS, san=["other.example.com"]),
     _cert("A00.FR.503", "p521", CS, key="p521"),
     _cert("A00.FR.514", "eku_server_auth", CS, eku=[ExtendedKeyUsageOID.SERVER_AUTH]),
     _cert("A00.FR.502", "csms_rsa1024", "csms-server-rsa", key="rsa1024"),

@@ -23,7 +23,7 @@ from ocppsec.pki.csr import CheckedRequest, CsrReport, PolicyContext, check_csr,
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import DuplicateError, PolicyError, UsageError
 from ocppsec.pki.hierarchy import CertificateAuthority, HierarchyConfig
-from ocppsec.pki.issuance import IssuancePipeline
+from ocppsec.pki.issuance import DEFAULT_BACKDATE, IssuancePipeline
 from ocppsec.pki.keys import LocalKey, PrivateKey, PublicKey, SigningKey
 from ocppsec.pki.ledger import CertificateRecord, record_for
 from ocppsec.pki.ledger_sql import open_ledger
@@ -257,13 +257,15 @@ def test_issue_many_builds_what_pycas_builder_builds(tmp_path: Path) -> None:
         _compressed_point_csr(p256, make_name(STATION)),
     ]
     assert csrs[-1].public_key() == p256.public_key()
-    for at in (AT, AT.replace(microsecond=5), AT.astimezone(timezone(timedelta(hours=-5))), datetime(2049, 6, 1)):
+    for at in (AT, AT.replace(microsecond=5), AT.astimezone(timezone(timedelta(hours=-5))), datetime(2031, 6, 1)):
         for batch in (csrs, csrs[:1], csrs[::-1]):
-            for res in pki.issue_many(batch, ca="csms-root", at=at, validity_days=None if at is AT else 9000):
+            for res in pki.issue_many(batch, ca="csms-root", at=at, validity_days=None if at is AT else 1500):
                 cert = res.issued.certificate
                 csr = next(c for c in batch if c.public_key() == cert.public_key() and c.subject == cert.subject)
-                request = CertificateRequest(profile, csr.subject, csr.public_key(), at, None if at is AT else 9000,
-                                             cert.serial_number, (), "http://ocsp.example.com/csms-root", None)
+                # notBefore lies DEFAULT_BACKDATE before the issuance time (A02.FR.06 clock skew)
+                request = CertificateRequest(profile, csr.subject, csr.public_key(), at - DEFAULT_BACKDATE,
+                                             None if at is AT else 1500, cert.serial_number, (),
+                                             "http://ocsp.example.com/csms-root", None)
                 assert cert.tbs_certificate_bytes == reference(request, authority.certificate, _private(authority)).tbs_certificate_bytes
                 cert.verify_directly_issued_by(authority.certificate)
                 assert res.record.subject == csr.subject.rfc4514_string()

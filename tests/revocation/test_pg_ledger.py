@@ -89,7 +89,7 @@ def test_pg_ledger_migrations_are_idempotent(pg_url: str) -> None:
 
     first = open_ledger(pg_url)
     second = open_ledger(pg_url)
-    assert first.schema_version() == second.schema_version() == SCHEMA.latest == 3
+    assert first.schema_version() == second.schema_version() == SCHEMA.latest == 4
     first.close()
     second.close()
 

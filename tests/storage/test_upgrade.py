@@ -110,19 +110,19 @@ def test_a_legacy_ledger_is_adopted(tmp_path: Path) -> None:
         assert ledger.get_named("csms-root") == root and ledger.find_serial("0x02DEF") == [leaf]
         assert ledger.next_crl_number("csms-root") == 8  # the CRL numbers carry on
         KINDS["ledger"].write(ledger, 1)
-        assert ledger.count() == 3 and ledger.schema_version() == 3
+        assert ledger.count() == 3 and ledger.schema_version() == 4
     finally:
         ledger.close()
     tables = _tables(path)
     assert {"ledger_certificates", "ledger_crl_numbers", "ledger_certificates_name", "ledger_certificates_station"} <= tables
     assert not tables & {"certificates", "crl_numbers", "certificates_name"}
-    assert _version(path, "ledger") == 3
+    assert _version(path, "ledger") == 4
 
 
 def test_a_legacy_ledger_at_version_1_gets_its_missing_step(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "ledger.db", LEGACY_LEDGER[:5])
     ledger = open_ledger(path)
-    assert ledger.next_crl_number("csms-root") == 1 and ledger.schema_version() == 3
+    assert ledger.next_crl_number("csms-root") == 1 and ledger.schema_version() == 4
     ledger.close()
 
 
@@ -173,4 +173,4 @@ def test_stores_can_share_one_sqlite_file(kind: str, tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as db:
         versions = dict(db.execute("SELECT component, version FROM ocppsec_schema").fetchall())
-    assert versions == {"ledger": 3, "inventory": 1, "registry": 3, "eventlog": 1}
+    assert versions == {"ledger": 4, "inventory": 1, "registry": 3, "eventlog": 1}
