@@ -7,6 +7,7 @@ certificate. The upstream never sees a frame of the gateway's."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ocpp.v16 import call as call16
 from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
-from ocppsec.pki.certmgmt import CertificateUse
+from ocppsec.pki.certmgmt import CertificateUse, InventoryState
 from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
 from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
 from ocppsec.pki.versions import OcppVersion
@@ -108,7 +109,8 @@ async def csms_trigger(csms: Any, version: OcppVersion) -> str:
 @pytest.mark.parametrize("version", [OcppVersion.V201, OcppVersion.V16, OcppVersion.V21], ids=["2.0.1", "1.6", "2.1"])
 def test_v2g_renewal_needs_no_reconnect(version: OcppVersion, pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
     """TriggerMessage SignV2GCertificate: the SECC certificate is done once the station accepted CertificateSigned;
-    a later campaign finds it in the inventory by its expiry. 1.6 has no such trigger: the row is skipped."""
+    a later campaign finds it by its expiry, from the inventory and what the station reports
+    (GetInstalledCertificateIds). 1.6 has no such trigger: the row is skipped."""
     rig = make_rig(pki, ca_dir, registry_of("CS-V"), tmp_path)
     station = SimStation("CS-V", version, rig.ca, pki, tmp_path, validity_days=200, secc_id="SECC-0001")
     v2g = CertificateUse.V2G
@@ -130,9 +132,16 @@ def test_v2g_renewal_needs_no_reconnect(version: OcppVersion, pki: Pki, ca_dir: 
                 assert row.state is RowState.DONE, row
                 secc = station.store.certificate(v2g)
                 assert secc is not None and secc.fingerprint == row.expected
-                # the inventory now knows the station's V2G certificate and its expiry (60 days)
+                # the inventory knows the station's V2G certificate and its expiry (60 days); even when its row says
+                # only "sent", the station's own GetInstalledCertificateIds answer (asked at the start) confirms it
+                (entry,) = [e for e in rig.inventory.for_station("CS-V") if e.kind == "v2g"]
+                rig.inventory.upsert([replace(entry, state=InventoryState.SENT)])
+                calls_before = rig.engine.counters["calls"]
                 again = await rig.engine.start_campaign(CampaignKind.RENEW, CampaignOptions(use=v2g, within_days=90))
                 assert again["progress"]["total"] == 1
+                assert rig.engine.counters["calls"] == calls_before + 1  # the survey's GetInstalledCertificateIds
+                (entry,) = [e for e in rig.inventory.for_station("CS-V") if e.kind == "v2g"]
+                assert entry.state is InventoryState.INSTALLED
                 later = await rig.engine.wait_row(again["id"], "CS-V", DONE, timeout=20)
                 assert later.state is RowState.DONE and later.expected != row.expected
                 await station.disconnect()

@@ -10,7 +10,8 @@ in batches in a worker thread; :meth:`CampaignEngine.start` takes up the record'
 
 Renewal targets come from the certificates the stations present at the handshake
 (:class:`.presented.PresentedCertificates`, kept in the inventory) and, for V2G certificates, from the
-inventory rows of what our CA issued and the stations reported (GetInstalledCertificateIds). Rollover
+inventory rows of what our CA issued, confirmed by what the connected stations report when the campaign
+starts (GetInstalledCertificateIds V2GCertificateChain, reconciled into the inventory; 1.6 has none). Rollover
 and retirement take the new and old root from the campaign's detail (``certificate``,
 ``cross_certificate``, ``old_root``); a CSMS root goes to a station as the new-by-old cross certificate
 when its AdditionalRootCertificateCheck is true (asked with GetVariables / 1.6 GetConfiguration unless
@@ -68,6 +69,7 @@ from ocppsec.pki.lifecycle.campaign import (
 )
 from ocppsec.pki.lifecycle.campaign_sql import SqlCampaignStore
 from ocppsec.pki.pem import load_certificates
+from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway.calls import CallAnswer, StationCalls
 from ocppsec.security_profiles.gateway.campaigns._variables import QUERIES
 from ocppsec.security_profiles.gateway.campaigns.presented import PresentedCertificate, PresentedCertificates
@@ -349,6 +351,8 @@ class CampaignEngine:
             for sid, facts in known.items():
                 due[sid] = facts.not_after
         else:
+            await self._survey_v2g(options)
+            entries = await asyncio.to_thread(self.inventory.all) if self.inventory is not None else []
             wanted = _V2G_KINDS[options.use]
             for e in entries:
                 if e.kind == wanted and e.state is InventoryState.INSTALLED and e.not_after is not None:
@@ -357,6 +361,40 @@ class CampaignEngine:
         chosen = {s: due.get(s) for s in options.stations} if options.stations else due
         return sorted(s for s, not_after in chosen.items()
                       if options.force or (not_after is not None and not_after - at <= window))
+
+    async def _survey_v2g(self, options: CampaignOptions) -> None:
+        """Ask the connected 2.0.1 / 2.1 stations (those listed, if any) which V2G certificate chains they hold
+        (GetInstalledCertificateIds V2GCertificateChain) and reconcile the answers into the inventory, so the
+        selection sees what the stations report (at most ``max_in_flight`` at a time, 10 s each at most)."""
+        signing = self.gateway.csr_signing
+        service = getattr(signing, "service", None)
+        if service is None or getattr(service, "inventory", None) is None:
+            return
+        stations = [st for sid, st in self.connected.items()
+                    if st.version is not OcppVersion.V16 and (not options.stations or sid in options.stations)]
+        limit = asyncio.Semaphore(options.max_in_flight)
+        types = [InstalledType.V2G_CHAIN]
+        short = replace(options, timeout=min(options.timeout, 10.0))
+
+        async def one(station: StationConnection) -> None:
+            async with limit:
+                codec = codec_for(station.version)
+                answer = await self._call(station, "GetInstalledCertificateIds", codec.get_installed_ids_request(types),
+                                          short)
+                if answer.payload is None:
+                    return
+                try:
+                    _status, listed = codec.parse_get_installed_ids_response(answer.payload, types)
+                except (InputError, ValueError, KeyError, TypeError):
+                    _log.info("%s: unreadable GetInstalledCertificateIds answer", station.identity)
+                    return
+                try:
+                    await asyncio.to_thread(service.installed_ids_result, station.identity, listed, at=self.clock(),
+                                            kinds=[t.value for t in types])
+                except OcppsecError as exc:
+                    _log.warning("%s: reported V2G certificates not recorded: %s", station.identity, exc.message)
+
+        await asyncio.gather(*(one(st) for st in stations))
 
     def _registered_profile_stations(self) -> list[str]:
         return [r.identity for r in self.gateway.registry.list() if r.profile in (2, 3)]
