@@ -487,6 +487,14 @@ def _check(opts: _Options) -> ConfigReport:
                     close()
 
         report.check("--sign-csrs (PKI directory, CA keys, inventory)", signing)
+    campaigns = opts.extra.get("campaigns_db")
+    if campaigns:
+        def record() -> None:
+            from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+
+            open_campaigns(campaigns).close()
+
+        report.check(f"--campaigns {campaigns}", record)
     return report
 
 

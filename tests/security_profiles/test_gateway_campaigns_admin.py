@@ -225,6 +225,10 @@ def test_cli_usage_of_campaigns_and_onboarding(tmp_path: Path) -> None:
         proc = ocppsec(*base, *extra)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (extra, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) <= 2
+    checked = ocppsec(*base, "--campaigns", str(tmp_path / "nowhere" / "c.db"), "--check-config")
+    assert checked.returncode == 2 and "--campaigns" in checked.stderr and "does not exist" in checked.stderr
+    checked = ocppsec(*base, "--campaigns", str(tmp_path / "c.db"), "--check-config")
+    assert checked.returncode == 0 and f"--campaigns {tmp_path / 'c.db'}" in checked.stdout, checked.stderr
     assert ocppsec("stations", "add", "CS-9", "--profile", "3", "--onboarding", "expired,factory",
                    "--stations", db).returncode == 0
     bad = ocppsec("stations", "add", "CS-8", "--profile", "3", "--onboarding", "sometimes", "--stations", db)
