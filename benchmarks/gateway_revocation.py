@@ -252,8 +252,9 @@ def bench_ocsp(tmp: Path) -> dict[str, Any]:
     from ocppsec.pki.directory import PkiDirectory
     from ocppsec.pki.hierarchy import HierarchyConfig
     from ocppsec.pki.keys import KeySpec, generate_key
+    from ocppsec.pki.revocation.authorities import load_authorities
     from ocppsec.pki.revocation.ocsp import OcspResponder
-    from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+    from ocppsec.pki.revocation.server import OcspHttpServer
     from ocppsec.security_profiles.gateway.revocation import StationCertificate
     from ocppsec.security_profiles.gateway.revocation_io import OcspChecker
 

@@ -237,10 +237,11 @@ def step_profile3(ctx: DemoContext) -> str:
 
 def step_revocation(ctx: DemoContext) -> str:
     """Revoke a second station certificate, sign the CRL, and ask our OCSP responder about both."""
+    from ocppsec.pki.revocation.authorities import load_authorities
     from ocppsec.pki.revocation.client import query
     from ocppsec.pki.revocation.crl import build_crl, crl_entries
     from ocppsec.pki.revocation.ocsp import CertId, OcspResponder
-    from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+    from ocppsec.pki.revocation.server import OcspHttpServer
 
     pki = ctx.directory
     csr = make_csr(generate_key(KeySpec.P256), {"O": ctx.cso_name, "CN": "CS-DEMO-LOST"}, PROFILES["charging-station"])

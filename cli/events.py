@@ -20,6 +20,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from ocppsec.cli._common import echo_json, echo_table, parse_time
+from ocppsec.cli._serve import loop_option, serve_until_signal
 from ocppsec.eventlog.receiver import ReceiverConfig, UploadReceiver
 from ocppsec.eventlog.store import DEFAULT_STORE, EventQuery, EventStore, StoredEvent
 from ocppsec.eventlog.store_sql import open_store
@@ -271,8 +272,11 @@ def _listen(text: str) -> tuple[str, int]:
 @click.option("--basic-auth-from-env", "auth_env", metavar="VAR", help="Require HTTP Basic user:password from VAR.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
               help="Largest accepted upload.")
+@click.option("--max-uploads", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Uploads received at once (more are answered 503).")
+@loop_option
 def receive(listen: str, directory: str, store_spec: str, server_cert: str | None, server_key: str | None,
-            auth_env: str | None, max_bytes: int) -> None:
+            auth_env: str | None, max_bytes: int, max_uploads: int, loop_name: str) -> None:
     """Receive GetLog uploads (HTTP PUT/POST) and import our log files into the store."""
     host, port = _listen(listen)
     if bool(server_cert) != bool(server_key):
@@ -287,18 +291,18 @@ def receive(listen: str, directory: str, store_spec: str, server_cert: str | Non
             raise UsageError(f"cannot load the server certificate/key: {exc}") from None
     auth = ReceiverConfig.basic_auth_from_env(auth_env) if auth_env else None
     store = open_store(store_spec)
-    receiver = UploadReceiver(
-        ReceiverConfig(Path(directory), max_bytes=max_bytes, basic_auth=auth), store=store, ssl_context=context
-    )
-    receiver.start(host, port)
-    click.echo(f"listening on {receiver.url} (uploads go to {receiver.url}logs/<stationId>/<requestId>/)")
-    sys.stdout.flush()
     try:
-        receiver.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        receiver = UploadReceiver(
+            ReceiverConfig(Path(directory), max_bytes=max_bytes, basic_auth=auth, max_uploads=max_uploads), store=store,
+            ssl_context=context,
+        )
+
+        def ready() -> None:
+            click.echo(f"listening on {receiver.url} (uploads go to {receiver.url}logs/<stationId>/<requestId>/)")
+            sys.stdout.flush()
+
+        serve_until_signal(loop_name, lambda: receiver.listen(host, port), receiver.aclose, ready)
     finally:
-        receiver.stop()
         store.close()
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 import click
 
 from ocppsec.cli._common import passphrase_for_reading
+from ocppsec.cli._serve import loop_option, serve_until_signal
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import UsageError
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.ocsp import OcspResponder
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities, parse_listen
+from ocppsec.pki.revocation.server import OcspHttpServer, parse_listen
+from ocppsec.pki.storage import Dialect
 
 __all__ = ["ocsp"]
 
@@ -32,31 +35,34 @@ def ocsp() -> None:
               help="Re-sign pre-produced answers this long before their nextUpdate.")
 @click.option("--max-request-bytes", type=click.IntRange(256, 1 << 20), default=8192, show_default=True)
 @click.option("--ledger-url", metavar="URL", help="postgresql:// ledger shared by CSMS nodes (default: DIR's own).")
-@click.option("--quiet", is_flag=True, help="No access log.")
+@click.option("--access-log", is_flag=True, help="Print one line per request on stderr.")
+@click.option("--quiet", is_flag=True, hidden=True, help="No access log (the default; kept for old scripts).")
+@loop_option
 def serve_cmd(directory: Path, listen: str, ca_names: tuple[str, ...], no_delegate: bool, validity_hours: float,
-              refresh_hours: float, max_request_bytes: int, ledger_url: str | None, quiet: bool) -> None:
+              refresh_hours: float, max_request_bytes: int, ledger_url: str | None, access_log: bool, quiet: bool,
+              loop_name: str) -> None:
     """Serve OCSP (POST and GET) for the CAs of DIRECTORY until interrupted."""
     host, port = parse_listen(listen)
     if refresh_hours >= validity_hours:
         raise UsageError("--refresh-hours must be less than --validity-hours")
     now = datetime.now(UTC)
     pki_dir = PkiDirectory.open(directory, passphrase_for_reading(), ledger_url=ledger_url)
-    authorities = load_authorities(pki_dir, ca_names, at=now, delegated=not no_delegate)
-    responder = OcspResponder(authorities, pki_dir.ledger, validity=timedelta(hours=validity_hours),
-                              refresh_before=timedelta(hours=refresh_hours))
-    count = responder.preproduce(at=now)
     try:
+        authorities = load_authorities(pki_dir, ca_names, at=now, delegated=not no_delegate)
+        responder = OcspResponder(authorities, pki_dir.ledger, validity=timedelta(hours=validity_hours),
+                                  refresh_before=timedelta(hours=refresh_hours))
+        count = responder.preproduce(at=now)
+        # nonce answers are signed on the loop with the directory's own SQLite ledger (less CPU per answer,
+        # ADR 15) and in a worker thread with a PostgreSQL one, whose lookups must not stall the loop
+        local_ledger = getattr(getattr(pki_dir.ledger, "database", None), "dialect", None) is Dialect.SQLITE
         server = OcspHttpServer((host, port), responder, max_request_bytes=max_request_bytes,
-                                access_log=None if quiet else (lambda line: click.echo(line, err=True)))
-    except OSError as exc:
-        pki_dir.close()
-        raise UsageError(f"cannot listen on {listen}: {exc.strerror}") from None
-    click.echo(f"OCSP responder for {', '.join(a.name for a in authorities)} on {server.url} "
-               f"({count} answers pre-produced)", err=True)
-    try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
+                                access_log=(lambda line: click.echo(line, err=True)) if access_log and not quiet else None,
+                                offload_on_demand=not local_ledger)
+
+        def ready() -> None:
+            click.echo(f"OCSP responder for {', '.join(a.name for a in authorities)} on {server.url} "
+                       f"({count} answers pre-produced)", err=True)
+
+        serve_until_signal(loop_name, server.listen, server.close, ready)
     finally:
-        server.server_close()
         pki_dir.close()

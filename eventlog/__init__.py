@@ -12,8 +12,8 @@
     logfile     our log file format (JSON Lines with a header)
     station     station side: RollingLog, OfflineQueue, StationSecurityLog
     getlog      GetLog as a pure state machine
-    upload      HTTP(S) upload client and the asyncio GetLog driver
-    receiver    the CSMS's upload receiver (HTTP PUT/POST)
+    upload      HTTP(S) upload client (aiohttp) and the asyncio GetLog driver
+    receiver    the CSMS's upload receiver (aiohttp server, HTTP PUT/POST)
     v16 v201 v21  OCPP adapters for the ``ocpp`` package (imported on demand: they need ``ocpp``)
 
 Errors: everything raised on purpose is an :class:`ocppsec.pki.errors.OcppsecError`;
@@ -45,7 +45,7 @@ from ocppsec.eventlog.store import (
     StoreUnavailableError,
 )
 from ocppsec.eventlog.store_sql import SqlEventStore, open_store
-from ocppsec.eventlog.upload import GetLogDriver, UploadResult, http_upload
+from ocppsec.eventlog.upload import GetLogDriver, UploadResult, http_upload, http_upload_async
 from ocppsec.pki.events.catalogue import CATALOGUE, EventDefinition, canonical_name, is_critical, lookup, name_for
 from ocppsec.pki.events.ingest import IngestReport, event_from_frame, ingest_payloads
 from ocppsec.pki.events.model import (
@@ -102,6 +102,7 @@ __all__ = [
     "event_from_frame",
     "format_timestamp",
     "http_upload",
+    "http_upload_async",
     "ingest_payloads",
     "is_critical",
     "lookup",

@@ -23,7 +23,7 @@ from typing import Any
 
 from ocppsec.eventlog.getlog import GetLogPolicy, GetLogReply, GetLogRequest, GetLogStatus, LogStatus
 from ocppsec.eventlog.station import StationSecurityLog
-from ocppsec.eventlog.upload import GetLogDriver, Uploader, http_upload
+from ocppsec.eventlog.upload import GetLogDriver, Uploader, http_upload_async
 from ocppsec.pki.chargepoint import glue
 from ocppsec.pki.chargepoint.compose import Part, Side, after, on
 from ocppsec.pki.errors import UsageError
@@ -313,7 +313,7 @@ def station_log_part(codec: Codec) -> Part:
         method: str = options.get("method", "PUT")
         ssl_context: ssl.SSLContext | None = options.get("ssl_context")
         policy: GetLogPolicy = options.get("policy") or codec.policy
-        uploader: Uploader = options.get("uploader", http_upload)
+        uploader: Uploader = options.get("uploader", http_upload_async)
         clock: Callable[[], datetime] = options.get("clock", _utc_now)
         cp.log_codec = codec
         cp.station_log = station_log

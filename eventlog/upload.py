@@ -1,32 +1,33 @@
-"""Station side I/O for GetLog: an HTTP(S) upload client and the asyncio driver of the state machine.
+"""Station side I/O for GetLog: an HTTP(S) upload client (aiohttp's) and the asyncio driver of the state machine.
 
-:func:`http_upload` sends one file with PUT (raw body, ``Content-Disposition`` naming the file) or POST
-(``multipart/form-data``, N01.FR.19). User information in the URL becomes HTTP Basic authentication
-(N01.FR.17: use a password other than the OCPP one). Bodies above 1 MiB are sent with
-``Expect: 100-continue`` (2.1 N01.FR.22): the client waits briefly for the interim response, so a server
-refusing the upload (401, 413) answers before the body travels. TLS uses the given ``ssl.SSLContext``
-(the CSMS trust chain, N01.FR.15) or the system CA bundle (N01.FR.16).
+:func:`http_upload_async` (and its synchronous wrapper :func:`http_upload`) sends one file with PUT (raw
+body, ``Content-Disposition`` naming the file) or POST (``multipart/form-data``, N01.FR.19). User
+information in the URL becomes HTTP Basic authentication (N01.FR.17: use a password other than the
+OCPP one). Bodies above 1 MiB are sent with
+``Expect: 100-continue`` (2.1 N01.FR.22): the client waits up to a second for the interim response, so a
+server refusing the upload (401, 413) answers before the body travels. TLS uses the given
+``ssl.SSLContext`` (the CSMS trust chain, N01.FR.15, and the station's client certificate if the context
+holds one) or the system CA bundle (N01.FR.16). HTTP statuses map to outcomes as :func:`classify_status`
+says; transport failures and timeouts are ``FAILURE``.
 
 :class:`GetLogDriver` runs :class:`ocppsec.eventlog.getlog.GetLogMachine`: it produces the file for a
-request, performs the actions (status notifications through a callback, uploads in a worker thread,
-retry timers) and feeds the results back. The clock is read here, not in the machine.
+request, performs the actions (status notifications through a callback, uploads as tasks, retry
+timers) and feeds the results back. The clock is read here, not in the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import inspect
 import logging
 import secrets
-import select
-import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO, Protocol
-from urllib.parse import unquote, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from ocppsec.eventlog.getlog import (
     Action,
@@ -42,12 +43,14 @@ from ocppsec.eventlog.getlog import (
     WakeAt,
     log_filename,
 )
+from ocppsec.pki._http import run_blocking
 
-__all__ = ["GetLogDriver", "LogExporter", "UploadResult", "classify_status", "http_upload"]
+__all__ = ["GetLogDriver", "LogExporter", "UploadResult", "Uploader", "classify_status", "http_upload", "http_upload_async"]
 
 LOG = logging.getLogger(__name__)
 EXPECT_CONTINUE_OVER = 1 << 20
 CONTINUE_WAIT = 1.0
+MIN_UPLOAD_RATE = 16 * 1024  # bytes per second an upload may not stay under (on top of the timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +77,41 @@ def _quoted(filename: str) -> str:
     return filename.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
 
 
-def _read_head(fp: BinaryIO) -> tuple[int, dict[str, str]]:
-    status_line = fp.readline(8192)
-    if not status_line:
-        raise ConnectionError("the server closed the connection without a response")
-    parts = status_line.decode("latin-1").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ConnectionError(f"not an HTTP response: {status_line[:60]!r}")
-    headers: dict[str, str] = {}
-    for _ in range(200):
-        line = fp.readline(8192)
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
+def _resolve(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
 
 
-def http_upload(
+def _patient_request_class() -> type[Any]:
+    import aiohttp
+
+    class PatientRequest(aiohttp.ClientRequest):
+        """aiohttp's request, except that with ``Expect: 100-continue`` the body goes out after
+        :data:`CONTINUE_WAIT` seconds without an interim answer (RFC 9110 §10.1.1: a client need not wait
+        for it; servers that ignore Expect exist). aiohttp itself waits until the timeout."""
+
+        def update_expect_continue(self, expect: bool = False) -> None:
+            super().update_expect_continue(expect)
+            waiter = getattr(self, "_continue", None)
+            if isinstance(waiter, asyncio.Future):
+                self.loop.call_later(CONTINUE_WAIT, _resolve, waiter)
+
+    return PatientRequest
+
+
+async def _body_and_headers(data: bytes, filename: str, method: str) -> tuple[bytes, dict[str, str]]:
+    import aiohttp
+
+    if method == "PUT":
+        return data, {"Content-Type": "application/octet-stream",
+                      "Content-Disposition": f'attachment; filename="{_quoted(filename)}"'}
+    writer = aiohttp.MultipartWriter("form-data", boundary="ocppsec-" + secrets.token_hex(12))
+    part = writer.append(data, {"Content-Type": "application/octet-stream"})
+    part.set_content_disposition("form-data", quote_fields=False, name="file", filename=_quoted(filename))
+    return await writer.as_bytes(), {"Content-Type": writer.content_type}
+
+
+async def http_upload_async(
     url: str,
     data: bytes,
     filename: str,
@@ -109,58 +129,54 @@ def http_upload(
     method = method.upper()
     if method not in ("PUT", "POST"):
         return UploadResult(UploadOutcome.NOT_SUPPORTED, detail=f"method {method} is not supported")
-    host = parts.hostname
-    port = parts.port or (443 if scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "ocppsec-station", "Connection": "close"}
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-    if method == "PUT":
-        body = data
-        headers["Content-Type"] = "application/octet-stream"
-        headers["Content-Disposition"] = f'attachment; filename="{_quoted(filename)}"'
-    else:
-        boundary = "ocppsec-" + secrets.token_hex(12)
-        body = (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="file"; filename="{_quoted(filename)}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-    headers["Content-Length"] = str(len(body))
-    expect = len(body) > expect_continue_over
-    if expect:
-        headers["Expect"] = "100-continue"
-    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    import aiohttp
+    from yarl import URL
+
+    body_sent = False
+
+    async def on_chunk(*_: object) -> None:
+        nonlocal body_sent
+        body_sent = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(on_chunk)
     try:
-        raw = socket.create_connection((host, port), timeout=timeout)
-        sock: socket.socket = raw
-        if scheme == "https":
-            context = ssl_context or ssl.create_default_context()
-            sock = context.wrap_socket(raw, server_hostname=host)
-        with sock, sock.makefile("rb") as fp:
-            sock.sendall(head.encode("latin-1"))
-            if expect:
-                ready = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-                if not ready:
-                    ready = bool(select.select([sock], [], [], CONTINUE_WAIT)[0])
-                if ready:
-                    code, _ = _read_head(fp)
-                    if code != 100:
-                        return UploadResult(classify_status(code), code, "refused before the body was sent")
-            # the server may have answered (401, 413) and closed: its answer is read below
-            with contextlib.suppress(OSError):
-                sock.sendall(body)
-            while True:
-                code, response_headers = _read_head(fp)
-                if code != 100:
-                    break
-            length = int(response_headers.get("content-length", "0") or 0)
-            detail = fp.read(min(length, 4096)).decode("utf-8", "replace") if length else ""
-            return UploadResult(classify_status(code), code, detail)
-    except (OSError, ValueError) as exc:  # ssl.SSLError and timeouts are OSErrors
+        target = URL(url)
+        body, headers = await _body_and_headers(data, filename, method)
+        headers["User-Agent"] = "ocppsec-station"
+        if target.user is not None:
+            headers["Authorization"] = aiohttp.encode_basic_auth(target.user, target.password or "")
+            target = target.with_user(None)
+        expect = len(body) > expect_continue_over
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        async with asyncio.timeout(timeout + len(body) / MIN_UPLOAD_RATE), aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True), timeout=client_timeout, trace_configs=[trace],
+            request_class=_patient_request_class(),
+        ) as session, session.request(
+            method, target, data=body, headers=headers, expect100=expect, allow_redirects=False,
+            ssl=ssl_context if ssl_context is not None else True,
+        ) as resp:
+            detail = (await resp.content.read(4096)).decode("utf-8", "replace")
+            if expect and not body_sent and resp.status >= 300:
+                detail = "refused before the body was sent: " + detail
+            return UploadResult(classify_status(resp.status), resp.status, detail)
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:  # ssl errors are OSErrors
         return UploadResult(UploadOutcome.FAILURE, detail=f"{type(exc).__name__}: {exc}")
+
+
+def http_upload(
+    url: str,
+    data: bytes,
+    filename: str,
+    *,
+    method: str = "PUT",
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 30.0,
+    expect_continue_over: int = EXPECT_CONTINUE_OVER,
+) -> UploadResult:
+    """:func:`http_upload_async` for synchronous callers (not on a running event loop)."""
+    return run_blocking(lambda: http_upload_async(url, data, filename, method=method, ssl_context=ssl_context,
+                                                  timeout=timeout, expect_continue_over=expect_continue_over))
 
 
 class LogExporter(Protocol):
@@ -171,7 +187,8 @@ class LogExporter(Protocol):
     ) -> bytes | None: ...
 
 
-Uploader = Callable[..., UploadResult]
+Uploader = Callable[..., UploadResult | Awaitable[UploadResult]]
+"""An upload function: :func:`http_upload_async` (the default) or a blocking one (run in a worker thread)."""
 
 
 def _utc_now() -> datetime:
@@ -187,7 +204,7 @@ class GetLogDriver:
     policy: GetLogPolicy = field(default_factory=GetLogPolicy)
     method: str = "PUT"
     ssl_context: ssl.SSLContext | None = None
-    uploader: Uploader = http_upload
+    uploader: Uploader = http_upload_async
     clock: Callable[[], datetime] = _utc_now
     machine: GetLogMachine = field(init=False)
     results: list[UploadResult] = field(default_factory=list, init=False)
@@ -230,9 +247,14 @@ class GetLogDriver:
 
     async def _upload(self, action: StartUpload) -> None:
         data = self._files.get(action.request_id, b"")
-        result = await asyncio.to_thread(
-            self.uploader, action.url, data, action.filename, method=self.method, ssl_context=self.ssl_context
-        )
+        if inspect.iscoroutinefunction(self.uploader):
+            result = await self.uploader(action.url, data, action.filename, method=self.method,
+                                         ssl_context=self.ssl_context)
+        else:
+            outcome = await asyncio.to_thread(
+                self.uploader, action.url, data, action.filename, method=self.method, ssl_context=self.ssl_context
+            )
+            result = await outcome if inspect.isawaitable(outcome) else outcome
         self.results.append(result)
         self.machine, actions = self.machine.on_upload_result(
             action.request_id, action.attempt, result.outcome, at=self.clock()

@@ -65,7 +65,7 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
             key = serialization.load_der_private_key(data, passphrase if encrypted else None)
     except (ValueError, TypeError) as exc:
         text = str(exc).lower()
-        if encrypted and ("decrypt" in text or "password" in text or "bad" in text):
+        if encrypted and ("decrypt" in text or "password" in text or "bad" in text or _ciphertext_intact(data)):
             raise WrongPassphraseError(
                 f"wrong passphrase for {label}", hint="check OCPPSEC_PASSPHRASE"
             ) from None
@@ -73,6 +73,42 @@ def load_key_pem(data: bytes, passphrase: bytes | None, *, label: str = "key") -
     except Exception as exc:  # pyca raises UnsupportedAlgorithm for exotic keys
         raise KeyError_(f"{label}: unsupported private key ({exc})") from None
     return LocalKey(key, label)  # type: ignore[arg-type]
+
+
+def _ciphertext_intact(data: bytes) -> bool:
+    """Whether an encrypted PEM key is whole, so that a failure to load it is the passphrase's.
+
+    A wrong passphrase does not always fail the decryption's padding check: about one in 256 decrypts to
+    garbage with valid padding, which then fails as ASN.1. For PKCS#8 the outer EncryptedPrivateKeyInfo is
+    plain DER, so an intact outer structure says the bytes are fine and the passphrase is not. Traditional
+    OpenSSL PEM (``DEK-Info``) has nothing to check around the ciphertext: the passphrase is taken as wrong.
+    """
+    import base64
+    import binascii
+
+    if b"DEK-Info:" in data[:400]:
+        return True
+    lines = data.strip().splitlines()
+    if len(lines) < 3 or not lines[0].startswith(b"-----BEGIN ") or not lines[-1].startswith(b"-----END "):
+        return False
+    try:
+        der = base64.b64decode(b"".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return _one_der_sequence(der)
+
+
+def _one_der_sequence(der: bytes) -> bool:
+    """``der`` is exactly one DER SEQUENCE (its length field agrees with the bytes)."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    first = der[1]
+    if first < 0x80:
+        return 2 + first == len(der)
+    count = first & 0x7F
+    if count == 0 or count > 4 or len(der) < 2 + count:
+        return False
+    return 2 + count + int.from_bytes(der[2:2 + count], "big") == len(der)
 
 
 def load_key_file(path: Path | str, passphrase: bytes | None) -> LocalKey:

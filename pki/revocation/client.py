@@ -1,37 +1,33 @@
-"""OCSP client: build a request, query a responder URL over HTTP, check the response.
+"""OCSP client over HTTP (aiohttp's client): query a responder URL, download a CRL.
 
-- :func:`build_request` — an OCSPRequest for a :class:`~ocppsec.pki.revocation.ocsp.CertId` (from a certificate
-  and its issuer, or straight from OCPP OCSPRequestData hash values), with an RFC 8954 nonce by default;
-- :func:`fetch` — POST (or GET, RFC 6960 A.1) to the responder URL; network failures raise
-  :class:`OcspUnavailableError` (exit 3), a response over ``max_bytes`` is refused;
-- :func:`check_response` — numbered checks: 1. responseStatus successful; 2. one SingleResponse for our
-  CertID; 3. nonce echoed (when we sent one); 4. signed by the issuer itself, or by a responder
-  certificate the issuer signed that carries id-kp-OCSPSigning (RFC 6960 §4.2.2.2); 5. thisUpdate not
-  in the future and nextUpdate not in the past (with ``skew``). Without the issuer certificate (a CSMS
-  relaying OCPP hash data) step 4 is skipped and the result says ``signature_checked=False``.
+- :func:`fetch_async` / :func:`fetch` — POST (or GET, RFC 6960 A.1) the DER request to the responder URL
+  and return the response body; network failures and non-OCSP answers raise
+  :class:`OcspUnavailableError` (exit 3), a response over ``max_bytes`` is refused while it is read;
+- :func:`query_async` / :func:`query` — build, send and check in one go;
+- :func:`fetch_crl_async` / :func:`fetch_crl` — download a CRL (HTTP GET), bounded the same way.
+
+The ``*_async`` functions run on the caller's loop; the others are their synchronous wrappers for code
+that is not async (the CSMS revocation service, which the OCPP handlers run in worker threads; the CLI).
+Building requests and checking responses is the sans-I/O core, :mod:`ocppsec.pki.revocation.ocsp_client_core`
+(re-exported here).
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ocppsec.pki._untrusted import pyca_input
-from ocppsec.pki.errors import OcppsecError, UsageError, VerificationError
-from ocppsec.pki.revocation.ocsp import CertId, CertStatus, issuer_hashes
+from ocppsec.pki._http import run_blocking
+from ocppsec.pki.errors import OcppsecError, UsageError
+from ocppsec.pki.revocation.ocsp import CertId
+from ocppsec.pki.revocation.ocsp_client_core import OcspResult, build_request, check_response
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "OcspResult",
@@ -39,14 +35,15 @@ __all__ = [
     "build_request",
     "check_response",
     "fetch",
+    "fetch_async",
     "fetch_crl",
+    "fetch_crl_async",
     "query",
+    "query_async",
 ]
 
-_HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
-}
 MAX_RESPONSE_BYTES = 64 * 1024
+MAX_CRL_BYTES = 32 * 1024 * 1024
 
 
 class OcspUnavailableError(OcppsecError):
@@ -55,177 +52,103 @@ class OcspUnavailableError(OcppsecError):
     exit_code = 3
 
 
-@dataclass(frozen=True, slots=True)
-class OcspResult:
-    """A checked OCSP answer about one certificate."""
-
-    status: CertStatus
-    this_update: datetime
-    next_update: datetime | None
-    der: bytes  # the whole OCSPResponse, as OCPP's ocspResult carries it (base64)
-    revoked_at: datetime | None = None
-    reason: x509.ReasonFlags | None = None
-    signature_checked: bool = True
-
-    @property
-    def base64(self) -> str:
-        return base64.b64encode(self.der).decode("ascii")
+def _checked_url(url: str, what: str) -> urllib.parse.SplitResult:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"{what} {url!r} is not an http(s) URL")
+    return parsed
 
 
-def build_request(cert_id: CertId, *, nonce: bytes | None = None, with_nonce: bool = True) -> tuple[bytes, bytes | None]:
-    """DER OCSPRequest for ``cert_id`` and the nonce it carries (a fresh 16-byte one unless given/disabled)."""
-    if nonce is None and with_nonce:
-        nonce = os.urandom(16)
-    builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        cert_id.issuer_name_hash, cert_id.issuer_key_hash, cert_id.serial, _HASHES[cert_id.hash_algorithm]()
-    )
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(Encoding.DER), nonce
+async def _read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The body, or None once it passes ``max_bytes`` (the rest is not read)."""
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def fetch_async(url: str, request_der: bytes, *, timeout: float = 10.0, method: str = "POST",
+                      max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
+    """Send the request to ``url`` and return the raw response body (see the module docstring)."""
+    import aiohttp
+    from yarl import URL
+
+    _checked_url(url, "OCSP responder URL")
+    headers = {"Content-Type": "application/ocsp-request"}
+    body: bytes | None = request_der
+    if method == "GET":
+        encoded = urllib.parse.quote(base64.b64encode(request_der).decode("ascii"), safe="")
+        target = URL(url.rstrip("/") + "/" + encoded, encoded=True)
+        headers, body = {}, None
+    elif method == "POST":
+        target = URL(url)
+    else:
+        raise UsageError(f"OCSP over HTTP uses GET or POST, not {method}")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+                session.request(method, target, data=body, headers=headers, allow_redirects=False) as resp:
+            data = await _read_bounded(resp, max_bytes)
+            status = resp.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise OcspUnavailableError(f"OCSP responder {url} is unreachable: {str(exc) or type(exc).__name__}",
+                                   hint="check the responderURL and the network") from None
+    if data is None:
+        raise OcspUnavailableError(f"OCSP responder {url} sent more than {max_bytes} bytes")
+    if status != 200 and not data.startswith(b"\x30"):
+        raise OcspUnavailableError(f"OCSP responder {url} answered HTTP {status}")
+    return data
 
 
 def fetch(url: str, request_der: bytes, *, timeout: float = 10.0, method: str = "POST",
           max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
-    """Send the request to ``url`` and return the raw response body."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"OCSP responder URL {url!r} is not an http(s) URL")
-    if method == "GET":
-        encoded = urllib.parse.quote(base64.b64encode(request_der).decode("ascii"), safe="")
-        req = urllib.request.Request(url.rstrip("/") + "/" + encoded, method="GET")  # noqa: S310 (scheme checked)
-    elif method == "POST":
-        req = urllib.request.Request(url, data=request_der, method="POST",  # noqa: S310 (scheme checked)
-                                     headers={"Content-Type": "application/ocsp-request"})
-    else:
-        raise UsageError(f"OCSP over HTTP uses GET or POST, not {method}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (scheme checked above)
-            body: bytes = resp.read(max_bytes + 1)
-    except urllib.error.HTTPError as exc:
-        body = exc.read(max_bytes + 1)
-        if not body.startswith(b"\x30"):
-            raise OcspUnavailableError(f"OCSP responder {url} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OcspUnavailableError(f"OCSP responder {url} is unreachable: {reason}",
-                                   hint="check the responderURL and the network") from None
-    if len(body) > max_bytes:
-        raise OcspUnavailableError(f"OCSP responder {url} sent more than {max_bytes} bytes")
-    return body
+    """:func:`fetch_async` for synchronous callers."""
+    return run_blocking(lambda: fetch_async(url, request_der, timeout=timeout, method=method, max_bytes=max_bytes))
 
 
-def _verify_signature(resp: ocsp.OCSPResponse, signer: x509.Certificate) -> bool:
-    pub = signer.public_key()
-    h = resp.signature_hash_algorithm
-    try:
-        if isinstance(pub, ec.EllipticCurvePublicKey) and h is not None:
-            pub.verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(h))
-        elif isinstance(pub, rsa.RSAPublicKey) and h is not None:
-            pub.verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(), h)
-        elif isinstance(pub, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
-            pub.verify(resp.signature, resp.tbs_response_bytes)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _matches_responder_id(resp: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
-    if resp.responder_name is not None:
-        return resp.responder_name == cert.subject
-    key_hash = resp.responder_key_hash
-    return key_hash is not None and key_hash == issuer_hashes(cert, "sha1")[1]
-
-
-def _authorised_signer(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate | None:
-    if _matches_responder_id(resp, issuer):
-        return issuer
-    for cert in resp.certificates:
-        if not _matches_responder_id(resp, cert) or cert.issuer != issuer.subject:
-            continue
-        try:
-            cert.verify_directly_issued_by(issuer)
-            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except (InvalidSignature, ValueError, TypeError, x509.ExtensionNotFound):
-            continue
-        if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
-            return cert
-    return None
-
-
-def check_response(
-    der: bytes, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None = None, nonce: bytes | None = None,
-    skew: timedelta = timedelta(minutes=5),
+async def query_async(
+    url: str, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None = None, timeout: float = 10.0,
+    method: str = "POST", with_nonce: bool = True,
 ) -> OcspResult:
-    """Check an OCSPResponse about ``cert_id`` (see the module docstring); :class:`VerificationError` if it fails.
-
-    A response pyca cannot parse, or whose fields (times, reason codes, certificates) it cannot read,
-    raises :class:`InputError`."""
-    with pyca_input("not a readable OCSP response"):
-        return _check_response(der, cert_id, at=at, issuer=issuer, nonce=nonce, skew=skew)
-
-
-def _check_response(
-    der: bytes, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None, nonce: bytes | None, skew: timedelta,
-) -> OcspResult:
-    resp = ocsp.load_der_ocsp_response(der)
-    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-        raise VerificationError(f"the OCSP responder answered {resp.response_status.name.lower()}")
-    singles = list(resp.responses)
-    if len(singles) != 1:
-        raise VerificationError(f"the OCSP response holds {len(singles)} answers, expected 1")
-    single = singles[0]
-    got = CertId(single.hash_algorithm.name, single.issuer_name_hash, single.issuer_key_hash, single.serial_number)
-    if got != cert_id:
-        raise VerificationError("the OCSP response is about another certificate than the one asked for")
-    if nonce is not None:
-        echoed = next((e.value.nonce for e in resp.extensions if isinstance(e.value, x509.OCSPNonce)), None)
-        if echoed != nonce:
-            raise VerificationError("the OCSP response does not echo our nonce (replayed or pre-produced)")
-    checked = False
-    if issuer is not None:
-        signer = _authorised_signer(resp, issuer)
-        if signer is None:
-            raise VerificationError("the OCSP response is signed by neither the issuer nor a responder it authorised")
-        if not _verify_signature(resp, signer):
-            raise VerificationError("the OCSP response signature does not verify")
-        if signer is not issuer and not signer.not_valid_before_utc <= at <= signer.not_valid_after_utc:
-            raise VerificationError("the OCSP responder certificate is outside its validity period")
-        checked = True
-    this_update = single.this_update_utc
-    next_update = single.next_update_utc
-    if this_update > at + skew:
-        raise VerificationError(f"the OCSP response is not yet valid (thisUpdate {this_update:%Y-%m-%dT%H:%M:%SZ})")
-    if next_update is not None and next_update < at - skew:
-        raise VerificationError(f"the OCSP response is stale (nextUpdate {next_update:%Y-%m-%dT%H:%M:%SZ})")
-    status = {ocsp.OCSPCertStatus.GOOD: CertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED: CertStatus.REVOKED,
-              ocsp.OCSPCertStatus.UNKNOWN: CertStatus.UNKNOWN}[single.certificate_status]
-    revoked_at = single.revocation_time_utc if status is CertStatus.REVOKED else None
-    reason = single.revocation_reason if status is CertStatus.REVOKED else None
-    return OcspResult(status, this_update, next_update, der, revoked_at, reason, checked)
+    """Build, send and check in one go."""
+    request, nonce = build_request(cert_id, with_nonce=with_nonce)
+    body = await fetch_async(url, request, timeout=timeout, method=method)
+    return check_response(body, cert_id, at=at, issuer=issuer, nonce=nonce)
 
 
 def query(
     url: str, cert_id: CertId, *, at: datetime, issuer: x509.Certificate | None = None, timeout: float = 10.0,
     method: str = "POST", with_nonce: bool = True,
 ) -> OcspResult:
-    """Build, send and check in one go."""
-    request, nonce = build_request(cert_id, with_nonce=with_nonce)
-    body = fetch(url, request, timeout=timeout, method=method)
-    return check_response(body, cert_id, at=at, issuer=issuer, nonce=nonce)
+    """:func:`query_async` for synchronous callers."""
+    return run_blocking(lambda: query_async(url, cert_id, at=at, issuer=issuer, timeout=timeout, method=method,
+                                            with_nonce=with_nonce))
 
 
-def fetch_crl(url: str, *, timeout: float = 30.0, max_bytes: int = 32 * 1024 * 1024) -> bytes:
+async def fetch_crl_async(url: str, *, timeout: float = 30.0, max_bytes: int = MAX_CRL_BYTES) -> bytes:
     """Download a CRL (HTTP GET) for GetCertificateChainStatus with source CRL."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"CRL URL {url!r} is not an http(s) URL")
+    import aiohttp
+
+    _checked_url(url, "CRL URL")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (scheme checked above)
-            body: bytes = resp.read(max_bytes + 1)
-    except (urllib.error.URLError, OSError) as exc:
-        raise OcspUnavailableError(f"CRL at {url} is unreachable: {getattr(exc, 'reason', exc)}") from None
-    if len(body) > max_bytes:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+                session.get(url) as resp:
+            status = resp.status
+            data = await _read_bounded(resp, max_bytes) if status == 200 else b""
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise OcspUnavailableError(f"CRL at {url} is unreachable: {str(exc) or type(exc).__name__}") from None
+    if status != 200:
+        raise OcspUnavailableError(f"CRL at {url} is unreachable: HTTP {status}")
+    if data is None:
         raise OcspUnavailableError(f"CRL at {url} is larger than {max_bytes} bytes")
-    return body
+    return data
+
+
+def fetch_crl(url: str, *, timeout: float = 30.0, max_bytes: int = MAX_CRL_BYTES) -> bytes:
+    """:func:`fetch_crl_async` for synchronous callers."""
+    return run_blocking(lambda: fetch_crl_async(url, timeout=timeout, max_bytes=max_bytes))

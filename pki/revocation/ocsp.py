@@ -54,6 +54,7 @@ __all__ = [
     "OcspRequestError",
     "OcspResponder",
     "ParsedRequest",
+    "Preproduced",
     "SerialLookup",
     "issue_responder_certificate",
     "parse_request",
@@ -218,6 +219,16 @@ class _Cached:
     refresh_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Preproduced:
+    """A pre-produced answer as served from memory, with the times an HTTP cache needs (RFC 5019 §6.2)."""
+
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+    refresh_at: datetime  # when the responder re-signs it (before next_update)
+
+
 @dataclass
 class _Stats:
     preproduced_hits: int = 0
@@ -261,6 +272,7 @@ class OcspResponder:
                 name_hash, key_hash = issuer_hashes(auth.certificate, alg)
                 self._by_issuer[(alg, name_hash, key_hash)] = auth
         self._cache: dict[CertId, _Cached] = {}
+        self.generation = 0  # changes whenever cached answers are replaced (caches in front of this one check it)
         self._revoked_seen: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self.stats = _Stats()
@@ -282,6 +294,17 @@ class OcspResponder:
     @staticmethod
     def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
         return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)
+
+    def preproduced(self, cert_id: CertId, *, at: datetime) -> Preproduced | None:
+        """The pre-produced answer for ``cert_id`` still served at ``at`` (memory only: no ledger, no signing)."""
+        with self._lock:
+            cached = self._cache.get(cert_id)
+        if cached is None or at >= cached.refresh_at:
+            return None
+        self.stats.preproduced_hits += 1
+        self.stats.by_status[cached.status.value] += 1
+        next_update = cached.refresh_at + self.refresh_before
+        return Preproduced(cached.der, next_update - self.validity, next_update, cached.refresh_at)
 
     def authority_for(self, cert_id: CertId) -> OcspAuthority | None:
         return self._by_issuer.get(cert_id.issuer_key)
@@ -362,6 +385,7 @@ class OcspResponder:
                 fresh[cert_id] = _Cached(der, _status_of(rec), at + self.validity - self.refresh_before)
         with self._lock:
             self._cache.update(fresh)
+            self.generation += 1
         for auth in self.authorities:
             self._revoked_seen[auth.name] = frozenset(
                 r.serial for r in self._ledger.revoked(auth.name)
@@ -390,6 +414,7 @@ class OcspResponder:
             der = self._sign(owner, cert_id, record, at=at, nonce=None)
             with self._lock:
                 self._cache[cert_id] = _Cached(der, _status_of(record), at + self.validity - self.refresh_before)
+                self.generation += 1
         return len(redo)
 
     @property

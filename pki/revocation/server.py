@@ -1,276 +1,299 @@
-"""HTTP adapter of the OCSP responder (RFC 6960 Appendix A: POST and GET) and its PKI-directory wiring.
+"""HTTP adapter of the OCSP responder on aiohttp (RFC 6960 Appendix A: POST and GET; RFC 5019 caching).
 
-- ``POST <any path>`` with the DER request as body (``application/ocsp-request``);
+- ``POST <any path>`` with the DER request as body (``application/ocsp-request``; Content-Length or
+  chunked, at most ``max_request_bytes``, else HTTP 413 without reading the rest);
 - ``GET <prefix>/<base64 DER request, URL-encoded>`` — the prefix may be a CA name, because issued
-  certificates carry ``http://host/{issuer}`` as their AIA OCSP URL;
-- answers are ``application/ocsp-response``; GET answers carry ``Cache-Control: max-age`` up to the
-  response's nextUpdate (RFC 5019 §6).
+  certificates carry ``http://host/{issuer}`` as their AIA OCSP URL. The path is %-decoded only (a ``+``
+  stays a ``+``: it is base64, not a form); standard and URL-safe base64 are read, padding optional;
+- any other method: HTTP 405 with ``Allow: GET, POST``.
 
-HTTP-level problems (body over ``max_request_bytes``, bad base64, missing Content-Length, unknown method)
-get HTTP 400 with a ``malformedRequest`` OCSPResponse; problems inside a well-delivered request are
-answered by the core (:mod:`ocppsec.pki.revocation.ocsp`) with HTTP 200 and the OCSP error status. A handler
-never lets an exception escape (HTTP 500 + ``internalError``), and slow clients time out.
+Every answer to a delivered request is an OCSPResponse (``application/ocsp-response``, HTTP 200): a body
+that is not a usable OCSPRequest, or a GET path that does not decode to one, gets ``malformedRequest``;
+a failure of ours gets ``internalError`` (no traceback leaves the server). Pre-produced answers
+(requests without a nonce) are served from the core's memory without touching the ledger or signing;
+GET answers then carry RFC 5019 §6.2 caching headers: ``Cache-Control: max-age`` up to the moment the
+responder re-signs the answer, ``Last-Modified`` (thisUpdate), ``Expires`` (nextUpdate) and an ``ETag``.
+The request bytes of answers served that way are remembered too (at most ``front_entries``), so a
+repeated request is answered without being parsed again, as long as the responder has not replaced its
+cached answers since (:attr:`~ocppsec.pki.revocation.ocsp.OcspResponder.generation`) and the answer is not
+due for re-signing. Answers that need the ledger or a signature (nonce requests, cache misses) run in
+a worker thread (one by default: more only add GIL contention, see ADR 15): the ledger may be
+PostgreSQL, and a lookup there must not stall the loop (``offload_on_demand=False`` keeps them on it).
 
-:func:`load_authorities` opens the CAs of a PKI directory and makes sure each has a current delegated
-responder certificate (issued, key written 0600 and encrypted, recorded in the ledger with role
-``ocsp-responder``), renewing it ``renew_before`` ahead of expiry.
+Limits (:class:`~ocppsec.pki._http.HttpLimits`): bounded connections, a request head within
+``header_timeout`` (slow clients are cut off), a body within ``body_timeout``. The refresher re-signs
+pre-produced answers every ``refresh_interval`` seconds as an asyncio task, the work in a worker thread.
+
+Run it on the current loop (``async with server:`` or ``await server.listen()`` / ``await server.close()``)
+or, from synchronous code, in a thread of its own (``start()`` / ``stop()``). The PKI-directory wiring
+(which CAs, delegated responder certificates) is :mod:`ocppsec.pki.revocation.authorities`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import concurrent.futures
 import contextlib
-import threading
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from cryptography.x509 import ocsp
 
-from ocppsec.pki.builder import new_serial
-from ocppsec.pki.directory import PkiDirectory
-from ocppsec.pki.errors import DuplicateError, UsageError
-from ocppsec.pki.keys import LocalKey, generate_key
-from ocppsec.pki.ledger import CertificateRecord, record_for
-from ocppsec.pki.revocation.ocsp import (
-    OCSP_RESPONDER_ROLE,
-    OcspAuthority,
-    OcspResponder,
-    issue_responder_certificate,
-    responder_key_spec,
-)
+from ocppsec.pki._http import BodyError, HttpLimits, HttpServer, LoopThread, read_body
+from ocppsec.pki.errors import UsageError
+from ocppsec.pki.revocation.ocsp import OcspRequestError, OcspResponder, ParsedRequest, Preproduced, parse_request
 
-__all__ = ["OcspHttpServer", "ensure_responder", "load_authorities", "parse_listen"]
+if TYPE_CHECKING:
+    from aiohttp import web
 
+__all__ = ["MAX_REQUEST_BYTES", "OcspHttpServer", "decode_get_path", "parse_listen"]
+
+LOG = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 8192
 CONTENT_TYPE = "application/ocsp-response"
+_MALFORMED = OcspResponder.unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+_INTERNAL = OcspResponder.unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+_HEADERS = {"Content-Type": CONTENT_TYPE}
 
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UsageError(f"cannot read --listen {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _current_responder(pki: PkiDirectory, ca_name: str, at: datetime, renew_before: timedelta) -> CertificateRecord | None:
-    best: CertificateRecord | None = None
-    for rec in pki.ledger.all():
-        if (rec.role == OCSP_RESPONDER_ROLE and rec.issuer_ca == ca_name and rec.status == "valid"
-                and rec.key_ref is not None and rec.not_before <= at and rec.not_after - renew_before > at
-                and (best is None or rec.not_after > best.not_after)):
-            best = rec
-    return best
-
-
-def ensure_responder(
-    pki: PkiDirectory, ca_name: str, *, at: datetime, validity: timedelta = timedelta(days=30),
-    renew_before: timedelta = timedelta(days=7),
-) -> OcspAuthority:
-    """The CA with a current delegated responder, issuing (and recording) a new one when needed."""
-    ca = pki.ca(ca_name)
-    rec = _current_responder(pki, ca_name, at, renew_before)
-    if rec is None:
-        spec = responder_key_spec(ca.key)
-        for _attempt in range(3):
-            serial = new_serial()
-            private = generate_key(spec)
-            key = LocalKey(private, f"ocsp-responder {ca_name}")
-            cert = issue_responder_certificate(ca.certificate, ca.key, key, at=at, validity=validity, serial=serial,
-                                               family=ca.profile.family)
-            key_ref = pki.store_key(f"ocsp-responder-{ca_name}-{serial:x}", private)
-            rec = record_for(cert, issuer_ca=ca_name, role=OCSP_RESPONDER_ROLE, issued_at=at, key_ref=key_ref)
-            try:
-                pki.ledger.add([rec])
-            except DuplicateError:
-                continue
-            break
-        else:
-            raise DuplicateError(f"could not record an OCSP responder certificate for {ca_name}")
-    assert rec.key_ref is not None
-    return OcspAuthority(ca_name, ca.certificate, rec.certificate(), pki.signing_key(rec.key_ref))
-
-
-def load_authorities(
-    pki: PkiDirectory, ca_names: Sequence[str] = (), *, at: datetime, delegated: bool = True,
-    responder_validity: timedelta = timedelta(days=30), renew_before: timedelta = timedelta(days=7),
-) -> list[OcspAuthority]:
-    """The CAs to serve (all CAs of the directory when ``ca_names`` is empty)."""
-    names = list(ca_names) or [r.name for r in pki.ledger.all()
-                               if r.is_ca and r.name is not None and r.retired_at is None]  # a retired CA's key is gone
-    out = []
-    for name in names:
-        if delegated:
-            out.append(ensure_responder(pki, name, at=at, validity=responder_validity, renew_before=renew_before))
-        else:
-            ca = pki.ca(name)
-            out.append(OcspAuthority(name, ca.certificate, ca.certificate, ca.key))
-    return out
-
-
-def _decode_get_path(path: str) -> bytes | None:
+def decode_get_path(raw_path: str, max_bytes: int = MAX_REQUEST_BYTES) -> bytes | None:
     """The DER request in a GET path: the whole path, or what follows a first segment (a CA name)."""
-    raw = path.split("?", 1)[0].lstrip("/")
-    candidates = [raw]
-    if "/" in raw:
-        candidates.append(raw.split("/", 1)[1])
+    path = raw_path.split("?", 1)[0].lstrip("/")
+    if not path or len(path) > max_bytes * 3:
+        return None
+    candidates = [path]
+    if "/" in path:
+        candidates.append(path.split("/", 1)[1])
     for candidate in candidates:
         text = unquote(candidate)
-        if not text or len(text) > MAX_REQUEST_BYTES * 2:
-            continue
-        try:
-            der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
+        text += "=" * (-len(text) % 4)
+        for altchars in (None, b"-_"):
             try:
-                der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+                der = base64.b64decode(text, altchars=altchars, validate=True)
             except (binascii.Error, ValueError):
                 continue
-        if der[:1] == b"\x30":
-            return der
+            if der[:1] == b"\x30" and len(der) <= max_bytes:
+                return der
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: OcspHttpServer
-    timeout = 10  # seconds a client may take to send its request
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        if self.server.access_log is not None:
-            self.server.access_log(f"{self.client_address[0]} {format % args}")
-
-    def _send(self, code: int, body: bytes, max_age: int | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        if max_age is not None and code == 200:
-            self.send_header("Cache-Control", f"max-age={max_age}, public, no-transform, must-revalidate")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _bad(self, code: int = 400) -> None:
-        self.close_connection = True
-        self._send(code, OcspResponder.unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST))
-
-    def _answer(self, der: bytes, *, cacheable: bool) -> None:
-        at = self.server.clock()
-        body = self.server.responder.respond(der, at=at)
-        max_age = None
-        if cacheable:
-            max_age = max(0, int((self.server.responder.validity - self.server.responder.refresh_before).total_seconds()))
-        self._send(200, body, max_age)
-
-    def do_POST(self) -> None:
-        try:
-            length_text = self.headers.get("Content-Length")
-            if length_text is None or not length_text.isdigit():
-                self._bad(411 if length_text is None else 400)
-                return
-            length = int(length_text)
-            if length > self.server.max_request_bytes:
-                self._bad(400)  # do not read the oversized body
-                return
-            body = self.rfile.read(length)
-            if len(body) != length:
-                self._bad(400)
-                return
-            self._answer(body, cacheable=False)
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-        except Exception:
-            self._internal_error()
-
-    def do_GET(self) -> None:
-        try:
-            if len(self.path) > self.server.max_request_bytes * 2:
-                self._bad(400)
-                return
-            der = _decode_get_path(self.path)
-            if der is None:
-                self._bad(400)
-                return
-            self._answer(der, cacheable=True)
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-        except Exception:
-            self._internal_error()
-
-    def _internal_error(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(Exception):
-            self._send(500, OcspResponder.unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR))
-
-    def _other(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(Exception):
-            self.send_response(405)
-            self.send_header("Allow", "GET, POST")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
+def _printable(text: str, limit: int = 200) -> str:
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text[:limit])
 
 
-class OcspHttpServer(ThreadingHTTPServer):
-    """A threaded HTTP server around an :class:`OcspResponder`; ``refresh_interval`` re-signs in the background."""
+def _access_log_class(sink: Callable[[str], None]) -> type[Any]:
+    from aiohttp.abc import AbstractAccessLogger
 
-    daemon_threads = True
-    request_queue_size = 128
+    class AccessLog(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            sink(f"{request.remote} {request.method} {_printable(request.raw_path)} {response.status} "
+                 f"{response.body_length} {time * 1000:.1f}ms")
+
+    return AccessLog
+
+
+def _cache_headers(answer: Preproduced, at: datetime) -> dict[str, str]:
+    max_age = max(0, int((answer.refresh_at - at).total_seconds()))
+    return {
+        "Content-Type": CONTENT_TYPE,
+        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+        "Last-Modified": format_datetime(answer.this_update, usegmt=True),
+        "Expires": format_datetime(answer.next_update, usegmt=True),
+        "ETag": '"' + hashlib.sha256(answer.der).hexdigest()[:32] + '"',
+    }
+
+
+class OcspHttpServer:
+    """The responder on aiohttp at ``address`` (port 0: any free port); see the module docstring."""
 
     def __init__(
         self, address: tuple[str, int], responder: OcspResponder, *, max_request_bytes: int = MAX_REQUEST_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), refresh_interval: float | None = 60.0,
-        access_log: Callable[[str], None] | None = None,
+        access_log: Callable[[str], None] | None = None, limits: HttpLimits | None = None,
+        offload_on_demand: bool = True, workers: int = 1, front_entries: int = 100_000,
     ) -> None:
         self.responder = responder
         self.max_request_bytes = max_request_bytes
         self.clock = clock
-        self.access_log = access_log
-        self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
         self.refresh_interval = refresh_interval
-        super().__init__(address, _Handler)
+        self.offload_on_demand = offload_on_demand
+        self.limits = limits or HttpLimits(max_connections=512, header_timeout=10.0, body_timeout=10.0,
+                                           max_line_size=max(8190, 3 * max_request_bytes + 64))
+        self._address = address
+        self._http = HttpServer(self.application(), limits=self.limits,
+                                access_log_class=_access_log_class(access_log) if access_log else None)
+        self._workers = workers
+        self._front: dict[bytes, tuple[int, Preproduced]] = {}
+        self._front_entries = front_entries
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._thread: LoopThread | None = None
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+    def application(self) -> web.Application:
+        """The aiohttp application (one catch-all route); tests and fuzzing drive it in-process."""
+        from aiohttp import web
+
+        app = web.Application(client_max_size=self.max_request_bytes)
+        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
+        return app
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: 413 from the announced length, else the invitation (other expectations: 417)."""
+        from aiohttp import web
+
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            resp = web.Response(status=417, text="only Expect: 100-continue is understood\n")
+        elif request.content_length is not None and request.content_length > self.max_request_bytes:
+            resp = web.Response(status=413, text=f"body larger than {self.max_request_bytes} bytes\n")
+        else:
+            if request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return None
+        resp.force_close()
+        return resp
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        try:
+            if request.method == "POST":
+                try:
+                    der = await read_body(request, limit=self.max_request_bytes, timeout=self.limits.body_timeout)
+                except BodyError as err:
+                    resp = web.Response(status=err.status, text=str(err) + "\n")
+                    resp.force_close()
+                    return resp
+                return await self._answer(der, cacheable=False)
+            if request.method == "GET":
+                decoded = decode_get_path(request.raw_path, self.max_request_bytes)
+                if decoded is None:
+                    self.responder.stats.malformed += 1
+                    return web.Response(body=_MALFORMED, headers=_HEADERS)
+                return await self._answer(decoded, cacheable=True)
+            resp = web.Response(status=405, headers={"Allow": "GET, POST"})
+            resp.force_close()
+            return resp
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            self.responder.stats.errors += 1
+            LOG.error("internal error answering an OCSP request: %s: %s", type(exc).__name__, exc)
+            return web.Response(body=_INTERNAL, headers=_HEADERS)
+
+    async def _answer(self, der: bytes, *, cacheable: bool) -> web.Response:
+        from aiohttp import web
+
+        at = self.clock()
+        responder = self.responder
+        front = self._front.get(der)
+        if front is not None and front[0] == responder.generation and at < front[1].refresh_at:
+            responder.stats.preproduced_hits += 1
+            return web.Response(body=front[1].der, headers=_cache_headers(front[1], at) if cacheable else _HEADERS)
+        try:
+            parsed = parse_request(der)
+        except OcspRequestError:
+            responder.stats.malformed += 1
+            return web.Response(body=_MALFORMED, headers=_HEADERS)
+        if parsed.nonce is None:
+            generation = responder.generation
+            hit = responder.preproduced(parsed.cert_id, at=at)
+            if hit is not None:
+                if len(self._front) >= self._front_entries:
+                    self._front.clear()
+                self._front[der] = (generation, hit)
+                return web.Response(body=hit.der, headers=_cache_headers(hit, at) if cacheable else _HEADERS)
+        if self.offload_on_demand:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="ocsp-sign")
+            body = await asyncio.get_running_loop().run_in_executor(self._pool, self._on_demand, parsed, at)
+        else:
+            body = self._on_demand(parsed, at)
+        return web.Response(body=body, headers=_HEADERS)
+
+    def _on_demand(self, parsed: ParsedRequest, at: datetime) -> bytes:
+        try:
+            return self.responder.respond_parsed(parsed, at=at)
+        except Exception as exc:
+            self.responder.stats.errors += 1
+            LOG.error("internal error answering an OCSP request: %s: %s", type(exc).__name__, exc)
+            return _INTERNAL
+
+    # -- the refresher ---------------------------------------------------------------------------------
+    async def _refresh_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.responder.refresh, at=self.clock())
+            except Exception as exc:  # a ledger hiccup must not end the refresher
+                LOG.warning("refreshing pre-produced OCSP answers failed: %s: %s", type(exc).__name__, exc)
+
+    # -- running ---------------------------------------------------------------------------------------
+    async def listen(self) -> None:
+        """Serve on the running loop (and start the refresher)."""
+        await self._http.listen(*self._address)
+        if self.refresh_interval is not None:
+            self._refresher = asyncio.create_task(self._refresh_forever(self.refresh_interval))
+
+    async def close(self) -> None:
+        """Stop the refresher, finish requests in progress, close every connection."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        await self._http.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def __aenter__(self) -> OcspHttpServer:
+        await self.listen()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Serve on an event loop in a background thread (tests, the demo, threaded programs)."""
+        if self._thread is None:
+            thread = LoopThread("ocsp-http")
+            try:
+                thread.call(self.listen())
+            except BaseException:
+                thread.close()
+                raise
+            self._thread = thread
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                thread.call(self.close())
+            finally:
+                thread.close()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._http.address
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host_text}:{port}"
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Never print tracebacks for a client's misbehaviour; the handler already answered."""
-
-    def start(self) -> threading.Thread:
-        """Serve in a background thread (tests, embedding); returns the thread."""
-        thread = threading.Thread(target=self.serve_forever, name="ocsp-http", daemon=True)
-        thread.start()
-        self._start_refresher()
-        return thread
-
-    def _start_refresher(self) -> None:
-        if self.refresh_interval is None or self._refresher is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.refresh_interval):
-                with contextlib.suppress(Exception):  # a ledger hiccup must not end the refresher
-                    self.responder.refresh(at=self.clock())
-
-        self._refresher = threading.Thread(target=loop, name="ocsp-refresh", daemon=True)
-        self._refresher.start()
-
-    def serve(self) -> None:
-        """Serve in this thread until interrupted (the CLI)."""
-        self._start_refresher()
-        try:
-            self.serve_forever()
-        finally:
-            self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.shutdown()
-        self.server_close()
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

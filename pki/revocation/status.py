@@ -33,8 +33,9 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from ocppsec.pki.errors import InputError, OcppsecError, UsageError
 from ocppsec.pki.hashdata import CertificateHashData, compute_hash_data
 from ocppsec.pki.revocation.check import check_serial_status, load_crl
-from ocppsec.pki.revocation.client import OcspResult, build_request, check_response, fetch, fetch_crl
+from ocppsec.pki.revocation.client import fetch, fetch_crl
 from ocppsec.pki.revocation.ocsp import CertId, CertStatus, OcspResponder, issuer_hashes
+from ocppsec.pki.revocation.ocsp_client_core import OcspResult, build_request, check_response
 
 __all__ = [
     "AuthorizeStatus",

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -194,9 +195,16 @@ def test_receive_as_a_subprocess(tmp_path: Path, tls: bool) -> None:
         result = http_upload(url, data, "CS5.log", method="POST", ssl_context=context)
         assert result.status_code == 200, result
         assert http_upload(base + "logs/CS5/3/", data, "CS5.log", ssl_context=context).status_code == 401
+        if tls:
+            proc.terminate()  # SIGTERM: a graceful stop, exit 0
+            assert proc.wait(20) == 0
+        else:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop, then the "interrupted" exit code
+            assert proc.wait(20) == 130
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert (tmp_path / "up" / "CS5" / "3-CS5.log").exists()
     store = open_store(db)
     assert store.count(EventQuery(station_id="CS5")) == 1

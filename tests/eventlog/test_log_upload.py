@@ -134,14 +134,27 @@ def test_large_upload_with_expect_continue_works(receiver: UploadReceiver) -> No
     assert receiver.received[0].imported == 3 and receiver.received[0].rejected == 1
 
 
+def read_response(s: socket.socket) -> bytes:
+    """One whole HTTP response (head and Content-Length body), without waiting for the server to close."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length and (chunk := s.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def raw_request(receiver: UploadReceiver, request: bytes) -> bytes:
     host, port = receiver.address
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(request)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return read_response(s)
 
 
 def test_chunked_upload(receiver: UploadReceiver) -> None:

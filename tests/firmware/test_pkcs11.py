@@ -292,10 +292,10 @@ def test_token_ca_issues_through_the_pipeline(token_pki: PkiDirectory, tmp_path:
 
 
 def test_crl_and_ocsp_signed_in_the_token(token_pki: PkiDirectory, tmp_path: Path) -> None:
+    from ocppsec.pki.revocation.authorities import load_authorities
     from ocppsec.pki.revocation.client import build_request, check_response
     from ocppsec.pki.revocation.crl import build_crl, crl_entries
     from ocppsec.pki.revocation.ocsp import CertId, CertStatus, OcspResponder
-    from ocppsec.pki.revocation.server import load_authorities
 
     ca = token_pki.ca("csms-root")
     csr = make_csr(generate_key(KeySpec.P256), {"O": "Example CSO", "CN": "SN-REV"}, get_profile("charging-station"))

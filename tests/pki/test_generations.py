@@ -161,7 +161,7 @@ def test_renew_refuses_past_the_issuer_and_writes_nothing(tmp_path: Path) -> Non
 
 
 def test_retired_generation_is_served_by_no_one_and_its_key_is_gone(tmp_path: Path) -> None:
-    from ocppsec.pki.revocation.server import load_authorities
+    from ocppsec.pki.revocation.authorities import load_authorities
 
     pki = PkiDirectory.init(tmp_path / "pki", HierarchyConfig.default(), passphrase=None, at=AT)
     try:

@@ -25,8 +25,9 @@ from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.hierarchy import HierarchyConfig, IssuedCertificate
 from ocppsec.pki.keys import KeySpec, generate_key
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.ocsp import OcspResponder
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.server import OcspHttpServer
 from ocppsec.pki.revocation.status import ocsp_url_of
 
 AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

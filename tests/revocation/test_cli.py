@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -85,9 +86,13 @@ def test_ocsp_serve(pki_dir: PkiDirectory, root_pem: Path, tmp_path: Path) -> No
                               str(good.path), "-url", f"http://127.0.0.1:{port}/csms-root"],
                              capture_output=True, text=True, timeout=30)
         assert "Response verify OK" in out.stdout + out.stderr and ": good" in out.stdout
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop, then the "interrupted" exit code
+        assert proc.wait(timeout=20) == 130
+        assert "interrupted" in proc.stderr.read()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     bad = run("ocsp", "serve", pki_dir.path, "--listen", "nonsense")
     one_line_error(bad, 2, "--listen")
     with socket.socket() as s:
@@ -102,3 +107,12 @@ def test_ocsp_serve(pki_dir: PkiDirectory, root_pem: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize("args", [("pki", "revoke", "--help"), ("pki", "crl", "--help"), ("ocsp", "serve", "--help")])
 def test_help(args: tuple[str, ...]) -> None:
     assert run(*args).returncode == 0
+
+
+def test_help_does_not_import_aiohttp() -> None:
+    """The HTTP stack is imported when a command needs it, not for ``ocppsec --help``."""
+    code = ("import sys\nfrom ocppsec.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'yarl', 'multidict')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -19,9 +19,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.errors import VerificationError
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.client import build_request, check_response, fetch, query
 from ocppsec.pki.revocation.ocsp import OCSP_RESPONDER_ROLE, CertId, CertStatus, OcspAuthority, OcspResponder, parse_request
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities, parse_listen
+from ocppsec.pki.revocation.server import OcspHttpServer, parse_listen
 from revocation.conftest import AT, Issued, issue_station
 from revocation.test_crl import ExternalKey
 
@@ -200,24 +201,26 @@ def test_http_get_and_bad_requests(served: tuple[OcspHttpServer, dict[str, Issue
     with urllib.request.urlopen(f"{server.url}/{urllib.parse.quote(raw, safe='')}", timeout=10) as resp:
         assert resp.headers["Content-Type"] == "application/ocsp-response"
         assert "max-age" in resp.headers["Cache-Control"]
-    # oversized POST: HTTP 400 with malformedRequest, body not read
+    # oversized POST: HTTP 413, the body not read
     req = urllib.request.Request(server.url, data=b"\x30" * (server.max_request_bytes + 1), method="POST")
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=10)
-    assert info.value.code == 400
-    assert ocsp.load_der_ocsp_response(info.value.read()).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
-    # garbage GET path: 400; garbage POST body: 200 + malformedRequest
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(server.url + "/csms-root/!!notbase64!!", timeout=10)
-    assert info.value.code == 400
+    assert info.value.code == 413
+    # garbage GET path or POST body: HTTP 200 + malformedRequest (an OCSP answer, not an HTTP error)
+    with urllib.request.urlopen(server.url + "/csms-root/!!notbase64!!", timeout=10) as resp:
+        assert resp.status == 200
+        assert ocsp.load_der_ocsp_response(resp.read()).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     body = fetch(server.url, b"definitely not DER")
     assert ocsp.load_der_ocsp_response(body).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     # raw socket abuse: lying Content-Length, then close; the server keeps answering
     with socket.create_connection(parse_listen(server.url.removeprefix("http://"))) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
     with socket.create_connection(parse_listen(server.url.removeprefix("http://"))) as s:
-        s.sendall(b"BREW / HTTP/1.1\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 501")
+        s.sendall(b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).split(b" ", 2)[1] == b"400"  # not an HTTP method: aiohttp's parser refuses it
+    with socket.create_connection(parse_listen(server.url.removeprefix("http://"))) as s:
+        s.sendall(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 405")
     assert query(server.url, cert_id, at=now, issuer=root).status is CertStatus.GOOD
 
 

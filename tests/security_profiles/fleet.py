@@ -28,9 +28,10 @@ from ocppsec.pki.keys import KeySpec, LocalKey, generate_key
 from ocppsec.pki.names import make_name
 from ocppsec.pki.pem import certificates_to_pem
 from ocppsec.pki.profiles import PROFILES
+from ocppsec.pki.revocation.authorities import load_authorities
 from ocppsec.pki.revocation.crl import build_crl, crl_entries
 from ocppsec.pki.revocation.ocsp import OcspResponder
-from ocppsec.pki.revocation.server import OcspHttpServer, load_authorities
+from ocppsec.pki.revocation.server import OcspHttpServer
 from ocppsec.security_profiles.client import CsmsConnectionError, connect
 from ocppsec.security_profiles.gateway import Gateway
 from ocppsec.security_profiles.gateway.guard import StationGuard
