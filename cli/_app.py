@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "events": ("ocppsec.cli.events:events",
                "Security event log: query, tail, stats, export, and the GetLog upload receiver."),
     "ocsp": ("ocppsec.cli.ocsp:ocsp", "OCSP: answer certificate-status queries from the PKI ledger."),
+    "campaign": ("ocppsec.cli.campaign:campaign",
+                 "Renewal and root campaigns run by a gateway (`ocppsec gateway --campaigns DB`)."),
 }
 
 

@@ -279,6 +279,7 @@ class _DemoCsms:
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._ids = 0
         self.url = ""
+        self.frames = 0  # frames received from the stations (through the gateway)
 
     async def _handler(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -287,6 +288,7 @@ class _DemoCsms:
         self.arrivals.put_nowait((identity, ws))
         try:
             async for message in ws:
+                self.frames += 1
                 frame = json.loads(message)
                 if frame[0] == 2:
                     await ws.send(json.dumps([3, frame[1], {"currentTime": now().strftime("%Y-%m-%dT%H:%M:%SZ")}]))
@@ -526,6 +528,103 @@ def step_gateway_rotation(ctx: DemoContext) -> str:
         detail = _run_gateway_demo(run(snapshot, sink), "the gateway's password rotation")
     return f"{detail}; events.db: {_events_text(_stored_events(ctx, identity))}"
 
+def step_renewal(ctx: DemoContext) -> str:
+    """A renewal campaign run by the gateway (``ocppsec gateway --sign-csrs --campaigns DB``): the demo station,
+    an ``ocpp``-package 2.0.1 station with a certmgmt store, is triggered; the gateway signs its CSR with the
+    directory's csms-root and sends CertificateSigned; the campaign counts it renewed when the station
+    reconnects with the new certificate. The CSMS behind the gateway sees none of it."""
+    import asyncio
+
+    from ocppsec.pki.certmgmt import (
+        CertificateService,
+        CertificateUse,
+        LocalCaSigner,
+        MemoryStationStorage,
+        RootType,
+        StationCertificateStore,
+        StationConfig,
+        open_inventory,
+    )
+    from ocppsec.pki.chargepoint.classes import station_charge_point_class
+    from ocppsec.pki.keys.files import load_key_file
+    from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
+    from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+    from ocppsec.security_profiles import CertChain, MemoryRegistry, ServerPolicy, StationRecord, connect, server_context
+    from ocppsec.security_profiles.gateway import Gateway
+    from ocppsec.security_profiles.gateway.calls import StationCalls
+    from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+    from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
+
+    pki = ctx.directory
+    station_dir = ctx.root / "station"
+    serial = ctx.station_serial
+    root = pki.ca_certificate("csms-root")
+    store = StationCertificateStore(MemoryStationStorage(ctx.passphrase), StationConfig(serial=serial,
+                                                                                         organization=ctx.cso_name))
+    store.install_client_certificate(CertificateUse.CHARGING_STATION, (station_dir / "station.chain.pem").read_text(),
+                                     load_key_file(station_dir / "station.key.pem", ctx.passphrase).private_key)
+    store.install_root(RootType.CSMS, certificates_to_pem([root]), at=ctx.at, max_chars=5500)
+    registry = MemoryRegistry([StationRecord(serial, 3, serial=serial)])
+    inventory = open_inventory(ctx.root / "inventory.db")
+    record = open_campaigns(ctx.root / "campaigns.db")
+    service = CertificateService(LocalCaSigner(pki, cas={CertificateUse.CHARGING_STATION: "csms-root"}),
+                                 cso_name=ctx.cso_name, stations=RegistryStations(registry, cso_name=ctx.cso_name),
+                                 inventory=inventory, ledger=pki.ledger)
+    presented = PresentedCertificates(issuers=[root], inventory=inventory)
+
+    async def station(url: str) -> tuple[Any, asyncio.Task[None]]:
+        credential = store.client_credentials()[0]  # the renewed one first (A02.FR.08)
+        cert_file, key_file = station_dir / f"renewal-{credential.fingerprint[:12]}.pem", station_dir / "renewal.key"
+        cert_file.write_text(credential.chain_pem)
+        atomic_write(key_file, key_to_pem(store.storage.open_key(credential.key_ref).private_key, ctx.passphrase), 0o600)
+        conn = await connect(url, serial, profile=3, csms_roots=[root],
+                             client_chain=CertChain(cert_file, key_file, ctx.passphrase))
+        store.connected(credential)
+        cp = station_charge_point_class("2.0.1", store)(serial, conn)
+        return conn, asyncio.create_task(cp.start())
+
+    async def run() -> str:
+        async with _DemoCsms().running() as csms:
+            gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=ctx.cso_name), registry=registry,
+                         upstream=csms.url, csr_signing=CsrSigning(service), calls=StationCalls(),
+                         ssl_context=server_context(_server_chains(ctx), client_roots=[root], client_cert="required"))
+            gw.admission_steps.append(presented)
+            engine = CampaignEngine(gw, record, presented=presented, inventory=inventory)
+            async with gw.serve("127.0.0.1", 0) as server:
+                url = f"wss://localhost:{_bound_port(server)}/"
+                await engine.start()
+                try:
+                    conn, task = await station(url)
+                    options = CampaignOptions(stations=(serial,), force=True)
+                    cid = (await engine.start_campaign(CampaignKind.RENEW, options))["id"]
+                    row = await engine.wait_row(cid, serial, frozenset({RowState.AWAITING_RECONNECT, RowState.FAILED}),
+                                                timeout=10)
+                    if row.state is RowState.FAILED:
+                        raise VerificationError(f"the renewal failed: {row.reason}")
+                    await conn.close()
+                    task.cancel()
+                    conn, task = await station(url)
+                    summary = await engine.wait_finished(cid, timeout=10)
+                    await conn.close()
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                finally:
+                    await engine.close()
+                seen, frames = csms.arrivals.qsize(), csms.frames
+        leaf = store.client_credentials()[0].leaf
+        return (f"campaign {cid}: TriggerMessage, SignCertificate signed in the gateway, CertificateSigned, reconnect "
+                f"with the new certificate (notAfter {leaf.not_valid_after_utc:%Y-%m-%d}): "
+                f"{summary['progress']['done']} of {summary['progress']['total']} renewed; the CSMS got {seen} "
+                f"connection(s) and {frames} frame(s)")
+
+    try:
+        return _run_gateway_demo(run(), "the gateway's renewal campaign")
+    finally:
+        presented.close()
+        record.close()
+        inventory.close()
+
+
 STEPS: list[tuple[str, Step]] = [
     ("build every hierarchy", step_build_hierarchies),
     ("station: key + CSR", step_station_csr),
@@ -535,6 +634,7 @@ STEPS: list[tuple[str, Step]] = [
     ("firmware: sign + verify", step_firmware),
     ("profile 3 (mTLS) connection", step_profile3),
     ("revocation: CRL + OCSP", step_revocation),
+    ("gateway: renewal campaign", step_renewal),
     ("gateway: revocation", step_gateway_revocation),
     ("gateway: password rotation", step_gateway_rotation),
 ]

@@ -57,6 +57,7 @@ from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.gateway import Gateway, Relay
+from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.config import DEFAULT_ADMIN, ConfigReport, parse_admin, read_config, to_defaults
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
 from ocppsec.security_profiles.gateway.guard import StationGuard
@@ -190,6 +191,17 @@ class _GatewayGroup(click.Group):
               help="gateway processes sharing the port (SO_REUSEPORT), each with the whole configuration")
 @click.option("--admin", "admin_text", default=DEFAULT_ADMIN, show_default=True, metavar="HOST:PORT|unix:PATH|off",
               help="admin listener: /healthz, /readyz, /metrics (Prometheus), /stations")
+@click.option("--campaigns", "campaigns_db", metavar="PATH|URL",
+              help="campaign record (SQLite path or postgresql:// URL): run renewal and root campaigns, driven "
+                   "through the admin listener (`ocppsec campaign`); running campaigns are taken up at start")
+@click.option("--onboarding", "onboarding", is_flag=True,
+              help="profile 3: renew a station's expired certificate of --ca (A00.FR.429) or factory certificate "
+                   "(--manufacturer-root, A00.FR.806) in a renewal-only session, where its registry record allows it "
+                   "(`stations add --onboarding`); needs --campaigns and --sign-csrs")
+@click.option("--manufacturer-root", "manufacturer_roots", multiple=True, metavar="PEM",
+              help="with --onboarding: roots of the factory certificates stations may be onboarded with")
+@click.option("--admin-token-env", "admin_token_env", metavar="VAR",
+              help="the admin listener's POST routes (campaigns) need Authorization: Bearer $VAR")
 @click.option("--drain-seconds", type=click.FloatRange(0, 3600), default=DEFAULT_DRAIN_SECONDS, show_default=True,
               help="on SIGTERM, how long stations (closed with 1001) get to leave before they are cut")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -217,7 +229,8 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
             upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
             workers: int, admin_text: str, drain_seconds: float, log_format: str, verbose: int,
-            event_spool: str | None, as_json: bool) -> None:
+            event_spool: str | None, campaigns_db: str | None, admin_token_env: str | None, onboarding: bool,
+            manufacturer_roots: tuple[str, ...], as_json: bool) -> None:
     """Terminate security profile 1, 2 or 3 in front of UPSTREAM.
 
     SIGHUP reloads the server certificates and keys, the trusted roots, the CRLs and the registry (connected
@@ -232,6 +245,7 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
     if check_config:
         _report(_check(opts), config or "the configuration", as_json)
         return
+    _campaign_usage(opts)
     if workers > 1 and worker is None:
         _supervise(opts, log_format)
         return
@@ -314,7 +328,8 @@ class _Options:
 
     def policy(self) -> ServerPolicy:
         versions = tuple(OcppVersion.parse(v) for v in self.ocpp_versions.split(",") if v.strip())
-        return ServerPolicy(self.profiles, versions, self.cso_name, self.base_path)
+        return ServerPolicy(self.profiles, versions, self.cso_name, self.base_path,
+                            onboarding=bool(self.extra.get("onboarding")))
 
 
 def _worker_index() -> int | None:
@@ -360,6 +375,28 @@ def _usage(opts: _Options) -> None:
         raise UsageError("--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
     if opts.pki_dir and not opts.sign_csrs and 3 not in profiles:
         raise UsageError("--pki without --sign-csrs enforces the ledger's revocations, which only profile 3 has")
+    _campaign_usage(opts)
+
+
+def _campaign_usage(opts: _Options) -> None:
+    campaigns, token_env = opts.extra.get("campaigns_db"), opts.extra.get("admin_token_env")
+    if token_env and not os.environ.get(token_env):
+        raise UsageError(f"--admin-token-env {token_env}: the variable is not set or empty")
+    if opts.extra.get("manufacturer_roots") and not opts.extra.get("onboarding"):
+        raise UsageError("--manufacturer-root only makes sense with --onboarding")
+    if opts.extra.get("onboarding") and (not campaigns or not opts.sign_csrs or 3 not in opts.profiles):
+        raise UsageError("--onboarding needs profile 3, --sign-csrs and --campaigns")
+    if not campaigns:
+        return
+    if opts.workers > 1:
+        raise UsageError("--campaigns runs in one gateway process: it cannot be combined with --workers",
+                         hint="run the campaigns with --workers 1")
+    admin = parse_admin(opts.admin_text)
+    if admin is None:
+        raise UsageError("--campaigns is driven through the admin listener: --admin off leaves no way to start one")
+    if admin.path is None and admin.host not in ("127.0.0.1", "::1", "localhost") and not token_env:
+        raise UsageError(f"--admin {opts.admin_text} is not loopback: the campaign routes need --admin-token-env",
+                         hint="set a token in an environment variable and give its name")
 
 
 def _chains(opts: _Options) -> list[CertChain]:
@@ -376,8 +413,16 @@ def _tls_builder(opts: _Options) -> Callable[[], ssl.SSLContext] | None:
     profiles = opts.profiles
     mode = "required" if profiles == {3} else ("optional" if 3 in profiles else "none")
 
+    onboarding = bool(opts.extra.get("onboarding"))
+    roots = (*opts.trust, *opts.extra.get("manufacturer_roots", ())) if onboarding else opts.trust
+
     def build() -> ssl.SSLContext:
-        return server_context(_chains(opts), client_roots=opts.trust, client_cert=mode)
+        ctx = server_context(_chains(opts), client_roots=roots, client_cert=mode)
+        if onboarding:
+            from ocppsec.security_profiles.gateway.campaigns.onboarding import allow_expired_client_certificates
+
+            allow_expired_client_certificates(ctx)  # the handshake checks the validity period (A00.FR.403)
+        return ctx
 
     return build
 
@@ -460,6 +505,14 @@ def _check(opts: _Options) -> ConfigReport:
                     close()
 
         report.check("--sign-csrs (PKI directory, CA keys, inventory)", signing)
+    campaigns = opts.extra.get("campaigns_db")
+    if campaigns:
+        def record() -> None:
+            from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+
+            open_campaigns(campaigns).close()
+
+        report.check(f"--campaigns {campaigns}", record)
     return report
 
 
@@ -526,10 +579,12 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     snapshot = RegistrySnapshot(registry)
     closers: list[Callable[[], None]] = []
     signing = None
+    issuers: list[Any] = []
     if opts.sign_csrs:
         assert opts.pki_dir is not None
         assert opts.ca_name is not None
-        signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name, closers)
+        signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name,
+                               closers, issuers)
     sink = None
     if opts.events_db is not None:
         sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
@@ -537,7 +592,9 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     gw = Gateway(policy=policy, registry=snapshot, upstream=opts.upstream, ssl_context=ctx, sink=sink,
                  max_size=opts.max_frame, csr_signing=signing, relay=opts.relay_name, upstream_ssl=upstream_ssl,
                  upstream_auth=upstream_auth, upstream_open_timeout=opts.upstream_open_timeout,
-                 follow_changes=not opts.no_follow)
+                 follow_changes=not opts.no_follow, calls=StationCalls() if opts.extra.get("campaigns_db") else None)
+    if opts.extra.get("campaigns_db"):
+        _campaign_engine(gw, opts, snapshot, signing, issuers, closers)
     guard = StationGuard(gw, revocation=checker, registry=snapshot)
     reloader = Reloader(gw, tls=build_tls, roots=_roots(opts) if opts.trust else None, revocation=checker,
                         registry=snapshot)
@@ -553,7 +610,9 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
 
     options = ServiceOptions(host, port, drain_seconds=opts.drain_seconds, admin=admin, reuse_port=worker is not None,
                              worker=worker, announce=_announcer(opts.log_format), describe=describe,
-                             admin_required=opts.admin_required or worker is not None)
+                             admin_required=opts.admin_required or worker is not None,
+                             admin_token=os.environ.get(opts.extra["admin_token_env"])
+                             if opts.extra.get("admin_token_env") else None)
     service = GatewayService(gw, guard, options, reloader=reloader)
     codes: list[int] = []
 
@@ -709,8 +768,36 @@ def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     return asyncio.run
 
 
+def _campaign_engine(gw: Gateway, opts: _Options, registry: StationRegistry, signing: CsrSigning | None,
+                     issuers: list[Any], closers: list[Callable[[], None]]) -> None:
+    """The campaign engine over the record ``--campaigns`` names, with the presented-certificate admission step
+    and, with ``--onboarding``, the onboarding step and session."""
+    from pathlib import Path
+
+    from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+    from ocppsec.pki.pem import load_certificates
+    from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
+    from ocppsec.security_profiles.gateway.campaigns.onboarding import StationOnboarding
+
+    inventory = signing.service.inventory if signing is not None else None
+    presented = PresentedCertificates(issuers=issuers, inventory=inventory)
+    closers.append(presented.close)
+    gw.admission_steps.append(presented)
+    store = open_campaigns(opts.extra["campaigns_db"])
+    closers.append(store.close)
+    engine = CampaignEngine(gw, store, presented=presented, inventory=inventory)  # attaches itself: gw.campaign_engine
+    if opts.extra.get("onboarding"):
+        roots: list[x509.Certificate] = []
+        for path in opts.extra.get("manufacturer_roots", ()):
+            try:
+                roots.extend(load_certificates(Path(path).read_bytes(), what=path))
+            except OSError as exc:
+                raise UsageError(f"--manufacturer-root {path}: {exc.strerror or exc}") from None
+        StationOnboarding(engine, registry, our_cas=issuers, manufacturer_roots=roots).install()
+
+
 def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,
-                 cso_name: str | None, closers: list[Callable[[], None]]) -> CsrSigning:
+                 cso_name: str | None, closers: list[Callable[[], None]], issuers: list[Any] | None = None) -> CsrSigning:
     from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, inventory_location, open_inventory
     from ocppsec.pki.directory import PkiDirectory
 
@@ -720,6 +807,8 @@ def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path:
     if v2g_ca:
         cas[CertificateUse.V2G] = v2g_ca
     signer = LocalCaSigner(pki, cas=cas)  # opens the CA keys now: a wrong passphrase stops here
+    if issuers is not None:
+        issuers.append(pki.ca_certificate(ca_name))
     inventory = open_inventory(inventory_path or inventory_location(pki_dir))
     closers.append(inventory.close)
     cso = cso_name or pki.config.network.get("cso_name") or None

@@ -23,6 +23,7 @@ from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.basic_auth import PasswordRules, generate_password, hash_password, verify_password_rules
 from ocppsec.security_profiles.registry import (
     DEFAULT_REGISTRY,
+    Onboarding,
     StationRecord,
     confirm_password,
     set_pending_password,
@@ -78,12 +79,15 @@ def stations() -> None:
 @click.option("--allow-profile-downgrade", "allow_downgrade", is_flag=True,
               help="the station's AllowSecurityProfileDowngrade is true: the gateway follows a change from profile 3 "
                    "to 2 (never to 1); the gateway also learns it when the CSMS sets it over OCPP")
+@click.option("--onboarding", "onboarding_text", metavar="expired,factory|none",
+              help="profile 3: the gateway (--onboarding) may renew this station's expired certificate of our CA "
+                   "(A00.FR.429) or its factory certificate (A00.FR.806) in a renewal-only session")
 @_version_option
 @_strict_option
 @_stations_option
 @click.option("--json", "as_json", is_flag=True)
 def add(identity: str, env_var: str | None, generate: bool, serial: str | None, profile: int, allow_downgrade: bool,
-        ocpp_version: str, strict: bool, stations_db: str, as_json: bool) -> None:
+        onboarding_text: str | None, ocpp_version: str, strict: bool, stations_db: str, as_json: bool) -> None:
     """Register station IDENTITY."""
     version = OcppVersion.parse(ocpp_version)
     password: str | None = None
@@ -91,7 +95,7 @@ def add(identity: str, env_var: str | None, generate: bool, serial: str | None, 
     if profile in (1, 2) or env_var or generate:
         password, generated = _password(env_var, generate, version, strict)
     record = StationRecord(identity, profile, serial, hash_password(password) if password else None,
-                           allow_downgrade=allow_downgrade)
+                           allow_downgrade=allow_downgrade, onboarding=Onboarding.parse(onboarding_text))
     registry = open_registry(stations_db)
     registry.add(record)
     out = {"identity": identity, "profile": profile, "serial": record.expected_serial, "registry": stations_db}
@@ -208,7 +212,8 @@ def _listed(r: StationRecord) -> dict[str, Any]:
             "pendingPassword": bool(r.pending_password_hash), "allowProfileDowngrade": r.allow_downgrade,
             "networkPriority": list(r.network.priority),
             "slots": [{"slot": s.slot, "profile": s.profile, "username": s.username, "password": bool(s.password_hash)}
-                      for s in r.network.slots]}
+                      for s in r.network.slots],
+            **({"onboarding": sorted(k.value for k in r.onboarding)} if r.onboarding else {})}
 
 
 @stations.command("set-password")
@@ -272,6 +277,21 @@ def profile_downgrade(identity: str, allow: bool, stations_db: str, as_json: boo
         echo_json({"identity": identity, "allow_downgrade": allow})
         return
     click.echo(f"{identity}: profile downgrade 3 -> 2 {'allowed' if allow else 'forbidden'}")
+
+
+@stations.command("onboarding")
+@click.argument("identity")
+@click.argument("kinds", metavar="expired,factory|none")
+@_stations_option
+def onboarding(identity: str, kinds: str, stations_db: str) -> None:
+    """Set which certificates station IDENTITY may be onboarded with (renewal-only session; see `gateway --onboarding`)."""
+    registry = open_registry(stations_db)
+    record = registry.get(identity)
+    if record is None:
+        raise UsageError(f"station {identity!r} is not registered", hint="add it with `ocppsec stations add`")
+    allowed = Onboarding.parse(kinds)
+    registry.update(replace(record, onboarding=allowed))
+    click.echo(f"{identity}: onboarding {Onboarding.text(allowed) or 'none'}")
 
 
 @stations.command("remove")

@@ -12,6 +12,9 @@ record):
 5a. profiles 1/2: Basic username = identity (A00.FR.204/303) and password matches       -> 401
     (2.1: or a network slot's own username and password, B09; the URL identity stays the station's)
 5b. profile 3: client certificate O contains the CSO name, CN = registered serial      -> 403
+    (with ``ServerPolicy.onboarding``, a station whose record allows onboarding and whose certificate
+    fails only the validity period or O is accepted as an onboarding *candidate*, ``Accept.onboarding``:
+    an admission step must then classify it, or ``serve()`` refuses it)
 6. an OCPP subprotocol both sides speak; otherwise the handshake completes without one and the
    connection is closed at once with 1002 (OCPP-J §3.1.2/§4.1.2)
 
@@ -91,6 +94,7 @@ class ServerPolicy:
     cso_name: str | None = None
     base_path: str = "/"
     allowed_ciphers: frozenset[str] = frozenset(MANDATORY_TLS12_SUITES + TLS13_SUITES)
+    onboarding: bool = False  # accept onboarding candidates (step 5b) for an admission step to classify
 
     @property
     def tls(self) -> bool:
@@ -109,6 +113,7 @@ class Accept:
     subprotocol: str | None
     promote_password: bool = False  # the pending (A01) password was used: make it the only one
     promote_profile: bool = False  # the pending (A05) profile was used: make it the registered one
+    onboarding: bool = False  # a candidate for onboarding (step 5b): an admission step must classify it
 
     @property
     def accepted(self) -> bool:
@@ -196,6 +201,7 @@ def _credentials_for(record: StationRecord, username: str, identity: str) -> tup
         else:
             own = True
     return own, tuple(hashes)
+_ONBOARDING_VIOLATIONS = frozenset({"A00.FR.403", "A00.FR.404"})  # validity period, O: what onboarding may excuse
 
 
 def select_version(offered: tuple[str, ...], policy: ServerPolicy) -> OcppVersion | None:
@@ -243,6 +249,11 @@ def decide(facts: HandshakeFacts, policy: ServerPolicy, lookup: Lookup, *, at: d
         assert facts.tls.peer_certificate is not None
         violations = check_station_certificate(facts.tls.peer_certificate, cso_name=policy.cso_name,
                                                serial=record.expected_serial, at=at)
+        if violations and policy.onboarding and record.onboarding and \
+                all(v.requirement in _ONBOARDING_VIOLATIONS for v in violations):
+            if version is None:
+                return Reject("no common OCPP subprotocol", None, None, "OCPP-J 3.1.2", identity, close_code=1002)
+            return Accept(identity, 3, version, version.subprotocol, onboarding=True)
         if violations:
             return Reject("; ".join(v.message for v in violations), 403, ev.INVALID_CS_CERTIFICATE,
                           violations[0].requirement, identity)

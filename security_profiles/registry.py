@@ -14,6 +14,10 @@ only the new one works (A01.FR.03). A rejected change drops the pending one and 
 until the station's first connection with it; the password stays either way (a station going to
 profile 3 keeps it for a fall-back, and one coming back to 2 needs it).
 
+``onboarding`` says which profile-3 stations the gateway may admit into a renewal-only session with a
+certificate it would otherwise refuse (:class:`Onboarding`): ``expired`` (our CA's, expired; A00.FR.429-430)
+and/or ``factory`` (issued under a configured manufacturer root; A00.FR.806-807). Empty by default.
+
 A record also holds what the station's own configuration says about later profile changes:
 ``allow_downgrade`` (SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed, A05.FR.08) and
 ``network`` (:class:`NetworkProfiles`: the network connection slots the CSMS configured, with their
@@ -25,6 +29,7 @@ and the gateway's follower apply the same A05 rules to the same record.
 
 from __future__ import annotations
 
+import enum
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
@@ -38,6 +43,7 @@ __all__ = [
     "MemoryRegistry",
     "NetworkProfiles",
     "NetworkSlot",
+    "Onboarding",
     "StationRecord",
     "StationRegistry",
     "confirm_password",
@@ -50,6 +56,25 @@ __all__ = [
 DEFAULT_REGISTRY = "./ocppsec-stations.db"
 
 
+class Onboarding(enum.StrEnum):
+    """Certificates a station may be onboarded with (renewal-only session, then a normal reconnect)."""
+
+    EXPIRED = "expired"  # an expired certificate of our CA (A00.FR.429-430)
+    FACTORY = "factory"  # a certificate issued under a configured manufacturer root (A00.FR.806-807)
+
+    @classmethod
+    def parse(cls, text: str | None) -> frozenset[Onboarding]:
+        """``"expired,factory"``, ``"expired"``, ``""`` / ``None`` / ``"none"`` (nothing)."""
+        if not text or text.strip().lower() == "none":
+            return frozenset()
+        try:
+            return frozenset(cls(p.strip().lower()) for p in text.split(",") if p.strip())
+        except ValueError:
+            raise UsageError(f"onboarding {text!r} is not expired, factory, both (comma-separated) or none") from None
+
+    @staticmethod
+    def text(kinds: frozenset[Onboarding]) -> str | None:
+        return ",".join(sorted(k.value for k in kinds)) or None
 MAX_SLOT = 2**31 - 1  # configurationSlot is an OCPP integer
 
 
@@ -125,6 +150,7 @@ class StationRecord:
     pending_profile: int | None = None
     allow_downgrade: bool = False  # SecurityCtrlr.AllowSecurityProfileDowngrade: 3 -> 2 may be followed
     network: NetworkProfiles = NO_NETWORK
+    onboarding: frozenset[Onboarding] = frozenset()
 
     def __post_init__(self) -> None:
         validate_identity(self.identity)

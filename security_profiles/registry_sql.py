@@ -42,6 +42,7 @@ from ocppsec.security_profiles.registry import (
     NO_NETWORK,
     NetworkProfiles,
     NetworkSlot,
+    Onboarding,
     StationRecord,
     _require,
 )
@@ -73,9 +74,13 @@ SCHEMA = Schema("registry", "station registry", (
         "ALTER TABLE registry_stations ADD COLUMN network TEXT",
     ), sqlite=("ALTER TABLE registry_stations ADD COLUMN allow_downgrade INTEGER NOT NULL DEFAULT 0",),
        postgres=("ALTER TABLE registry_stations ADD COLUMN allow_downgrade BOOLEAN NOT NULL DEFAULT FALSE",)),
+    Migration("onboarding (renewal-only admission of expired or factory certificates)", (
+        "ALTER TABLE registry_stations ADD COLUMN onboarding TEXT",
+    )),
 ), adopt=_adopt)
 
-_COLUMNS = "identity, profile, serial, password_hash, pending_password_hash, pending_profile, allow_downgrade, network"
+_COLUMNS = ("identity, profile, serial, password_hash, pending_password_hash, pending_profile, allow_downgrade, network, "
+            "onboarding")
 _GET = f"SELECT {_COLUMNS} FROM registry_stations WHERE identity = ?"
 _CACHE_MAX = 65_536
 
@@ -106,14 +111,14 @@ def _network_from_json(text: str | None, identity: str) -> NetworkProfiles:
 
 
 def _record(row: Sequence[Any]) -> StationRecord:
-    identity, profile, serial, ph, pph, pp, allow, network = row
+    identity, profile, serial, ph, pph, pp, allow, network, onboarding = row
     return StationRecord(identity, int(profile), serial, ph, pph, None if pp is None else int(pp),
-                         bool(allow), _network_from_json(network, identity))
+                         bool(allow), _network_from_json(network, identity), Onboarding.parse(onboarding))
 
 
 def _values(r: StationRecord) -> tuple[object, ...]:
     return (r.identity, r.profile, r.serial, r.password_hash, r.pending_password_hash, r.pending_profile,
-            r.allow_downgrade, _network_json(r.network))
+            r.allow_downgrade, _network_json(r.network), Onboarding.text(r.onboarding))
 
 
 class SqlRegistry(SqlStore):
@@ -161,7 +166,7 @@ class SqlRegistry(SqlStore):
             return record
 
     def add(self, record: StationRecord) -> None:
-        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        added = self._write(f"INSERT INTO registry_stations ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                             "ON CONFLICT (identity) DO NOTHING", (*_values(record), self._now()))
         if added == 0:
             raise DuplicateError(f"station {record.identity!r} is registered already",
@@ -170,7 +175,7 @@ class SqlRegistry(SqlStore):
     def update(self, record: StationRecord) -> None:
         changed = self._write(
             "UPDATE registry_stations SET profile = ?, serial = ?, password_hash = ?, pending_password_hash = ?, "
-            "pending_profile = ?, allow_downgrade = ?, network = ?, updated_at = ? WHERE identity = ?",
+            "pending_profile = ?, allow_downgrade = ?, network = ?, onboarding = ?, updated_at = ? WHERE identity = ?",
             (*_values(record)[1:], self._now(), record.identity),
         )
         if changed == 0:

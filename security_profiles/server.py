@@ -452,6 +452,10 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
         if refusal is not None:
             admission.abandon()
             decision = refusal
+        elif decision.onboarding and "onboarding" not in admission.context:
+            decision = _unclassified(decision)
+    elif isinstance(decision, Accept) and decision.onboarding:
+        decision = _unclassified(decision)  # no admission step to classify an onboarding candidate: fail closed
     connection.decision = decision
     if isinstance(decision, Reject):
         state.refused += 1
@@ -474,6 +478,11 @@ async def _process_request(connection: ServerConnection, request: Request) -> Re
         await asyncio.to_thread(_promote, state.registry, decision)
     state.accepted += 1
     return None
+
+
+def _unclassified(decision: Accept) -> Reject:
+    return Reject(f"station {decision.identity}: certificate not acceptable and no onboarding admitted it", 403,
+                  "InvalidChargingStationCertificate", "A00.FR.407", decision.identity)
 
 
 def _unknown_reason(decision: Reject, looked_up: dict[str, bool]) -> UnknownReason | None:

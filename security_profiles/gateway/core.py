@@ -9,7 +9,11 @@ the stations' own SecurityEventNotification requests into the event sink on thei
 the credential and security-profile changes the CSMS makes over OCPP into the registry (:mod:`.follow`,
 :mod:`.follower`; ``follow_changes``) and, with ``csr_signing`` (``--sign-csrs``), to answer the stations'
 SignCertificate itself and send them CertificateSigned (see :mod:`.csr_signing`); those frames and the
-stations' answers to the gateway's CertificateSigned never reach the upstream.
+stations' answers to the gateway's CertificateSigned never reach the upstream. With ``calls`` (:mod:`.calls`)
+the gateway sends CALLs of its own to stations (the campaigns of :mod:`.campaigns`) and takes their answers
+out of the relay the same way; ``listeners`` hear of every station session opened and closed and of every
+security event a station reports; a station admitted for onboarding (``context["onboarding"]``) is never
+relayed (no upstream is opened for it): ``onboarding`` handles it, and without one it is closed with 1008.
 
 Relay (``relay``): ``splice`` relays each message inside websockets' ``data_received`` with no task per
 frame (:mod:`._splice`, on websockets internals; ADR 12), ``tasks`` runs two pump tasks per station on
@@ -30,11 +34,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import Server
@@ -49,6 +53,7 @@ from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles._splice import Splice, unsupported_reason, websockets_supported
 from ocppsec.security_profiles.basic_auth import ScryptCost
+from ocppsec.security_profiles.gateway.calls import StationCalls
 from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, SigningSession, parse_sign_certificate
 from ocppsec.security_profiles.gateway.follower import ChangeFollower, FollowSession
 from ocppsec.security_profiles.gateway.upstream import CONTEXT_KEY, UpstreamAuth, UpstreamOpener
@@ -56,7 +61,7 @@ from ocppsec.security_profiles.handshake import Reject, ServerPolicy
 from ocppsec.security_profiles.registry import StationRegistry
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE, Admission, AdmissionStep, StationConnection, serve
 
-__all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "security_event_from_frame"]
+__all__ = ["Gateway", "GatewayStats", "Relay", "RelaySession", "SessionListener", "security_event_from_frame"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 UPSTREAM_UNAVAILABLE = 1011
@@ -91,6 +96,16 @@ class RelaySession:
     relay: Relay
     splice: Splice | None = None  # while the splice relays: its live frame counts (see Gateway.relayed)
     since: datetime | None = None  # when the relay began
+
+
+class SessionListener(Protocol):
+    """Hears of station sessions (called on the event loop; must not block)."""
+
+    def opened(self, station: StationConnection) -> None: ...
+
+    def closed(self, station: StationConnection) -> None: ...
+
+    def station_event(self, station: StationConnection, event: SecurityEvent) -> None: ...
 
 
 def security_event_from_frame(message: Data, *, station_id: str, version: OcppVersion, at: datetime) -> SecurityEvent | None:
@@ -137,6 +152,7 @@ class Gateway:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         csr_signing: CsrSigning | None = None,
         relay: Relay | str = Relay.AUTO,
+        calls: StationCalls | None = None,
         upstream_auth: UpstreamAuth | None = None,
         follow_changes: bool = True,
         password_cost: ScryptCost | None = None,
@@ -180,6 +196,10 @@ class Gateway:
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
         self.admission_steps: list[AdmissionStep] = []
+        self.calls = calls  # the gateway's own calls to stations (see .calls)
+        self.listeners: list[SessionListener] = []
+        self.onboarding: Callable[[StationConnection], Awaitable[None]] | None = None
+        self.campaign_engine: Any = None  # a campaigns.CampaignEngine attaches itself here (service, metrics)
         # ... and then, last, the upstream is opened (see .upstream)
         self.opener = UpstreamOpener(self.upstream, ssl_context=upstream_ssl, auth=upstream_auth,
                                      open_timeout=upstream_open_timeout, ping_interval=ping_interval, max_size=max_size)
@@ -248,12 +268,17 @@ class Gateway:
             refusal = await step(admission)
             if refusal is not None:
                 return refusal
+        if "onboarding" in admission.context:
+            return None  # a renewal-only session: nothing is opened upstream
         refusal = await self.opener(admission)  # last: the upstream is opened only for an admitted station
         if refusal is not None:
             self.stats.upstream_failures += 1
         return refusal
 
     async def handle(self, station: StationConnection) -> None:
+        if "onboarding" in station.context:
+            await self._local(station)
+            return
         upstream: ClientConnection | None = station.context.pop(CONTEXT_KEY, None)
         if upstream is None or upstream.state is not State.OPEN:  # gone while the station got its 101
             self.stats.upstream_failures += 1
@@ -266,6 +291,7 @@ class Gateway:
         session = RelaySession(station, upstream, relay, since=self.clock())
         self.sessions.append(session)
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
+        self._notify("opened", station)
         follow = self.follower.session(station.identity, station.version) if self.follower is not None else None
         try:
             if relay is Relay.SPLICE:
@@ -283,9 +309,28 @@ class Gateway:
         finally:
             self.stats.connected -= 1
             self.sessions.remove(session)
+            self._notify("closed", station)
             await upstream.close()
             if follow is not None:
                 await follow.close()  # what the station stored just before it left is still written
+
+    async def _local(self, station: StationConnection) -> None:
+        """A station admitted for onboarding: handled by ``onboarding``, never relayed."""
+        if self.onboarding is None:
+            await station.close(1008, "not admitted")
+            return
+        self._notify("opened", station)
+        try:
+            await self.onboarding(station)
+        finally:
+            self._notify("closed", station)
+
+    def _notify(self, what: str, station: StationConnection, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, what)(station, *args)
+            except Exception:  # a listener's fault never ends the station's session
+                _log.exception("session listener %r failed on %s", listener, what)
 
     def planned_relay(self) -> Relay:
         """The relay stations will get: the splice unless ``relay`` is ``tasks`` or this websockets version is
@@ -316,6 +361,7 @@ class Gateway:
                       session_: RelaySession | None = None) -> None:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
+        calls = self.calls
 
         def observe(message: Data) -> None:
             self._record_station_event(station, message)
@@ -323,14 +369,16 @@ class Gateway:
                 follow.from_station(message)
 
         def inspect(message: Data) -> bool:
-            assert session is not None
-            return session.may_answer(message) or (isinstance(message, str) and "SignCertificate" in message)
+            if calls is not None and calls.may_answer(message):
+                return True
+            return session is not None and (session.may_answer(message) or
+                                            (isinstance(message, str) and "SignCertificate" in message))
 
         async def handle(message: Data) -> bool:
-            assert session is not None
             return await self._answer_locally(session, station, message)
 
-        splice = Splice(station.websocket, upstream, inspect=inspect if session else None, handle=handle if session else None,
+        local = session is not None or calls is not None
+        splice = Splice(station.websocket, upstream, inspect=inspect if local else None, handle=handle if local else None,
                         observe=observe, observe_down=follow.to_station if follow is not None else None)
         splice.start()
         if session_ is not None:
@@ -350,9 +398,17 @@ class Gateway:
         if event is not None:
             self.stats.station_events += 1
             self.sink.record(event)
+            if self.listeners:
+                self._notify("station_event", station, event)
 
-    async def _answer_locally(self, session: SigningSession, station: StationConnection, message: Data) -> bool:
-        """Handle ``message`` in the gateway if it is a SignCertificate or an answer to our CertificateSigned."""
+    async def _answer_locally(self, session: SigningSession | None, station: StationConnection, message: Data) -> bool:
+        """Handle ``message`` in the gateway if it answers one of the gateway's calls, or is a SignCertificate
+        or an answer to our CertificateSigned."""
+        if self.calls is not None and self.calls.take(station.identity, message):
+            self.stats.answered_locally += 1
+            return True
+        if session is None:
+            return False
         if session.may_answer(message):
             assert isinstance(message, str)
             if await asyncio.to_thread(session.take_response, message, at=self.clock()) is not None:
@@ -370,7 +426,8 @@ class Gateway:
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         try:
             async for message in station:
-                if session is not None and await self._answer_locally(session, station, message):
+                if (session is not None or self.calls is not None) and \
+                        await self._answer_locally(session, station, message):
                     continue
                 self._record_station_event(station, message)
                 if follow is not None:

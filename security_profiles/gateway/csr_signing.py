@@ -17,6 +17,8 @@ module has no OCPP version ``if``. Detection is cheap: a frame is parsed only wh
 text ``SignCertificate`` or, while a CertificateSigned of ours is outstanding, when it is a response.
 :class:`SigningSession` is sans-I/O (frames in, frames out); the gateway runs :meth:`SigningSession.answer`
 and :meth:`SigningSession.take_response` in a worker thread because they sign and write SQLite.
+:attr:`CsrSigning.listeners` (:class:`SigningListener`) hear of every answered SignCertificate and every
+answer to our CertificateSigned, in that worker thread (the campaigns follow renewals this way).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from ocppsec.pki.certmgmt import CertificateService, CertificateSignedOrder, Outcome, StationInfo, Status
+from ocppsec.pki.certmgmt import CertificateService, CertificateSignedOrder, Outcome, SignRequest, StationInfo, Status
 from ocppsec.pki.certmgmt.codec import Codec
 from ocppsec.pki.certmgmt.codecs import codec_for
 from ocppsec.pki.certmgmt.ocpp_handlers import validate_payload
@@ -37,11 +39,21 @@ from ocppsec.pki.errors import OcppsecError
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.registry import StationRegistry
 
-__all__ = ["ID_PREFIX", "CsrSigning", "RegistryStations", "SignCall", "SigningSession", "parse_sign_certificate"]
+__all__ = ["ID_PREFIX", "CsrSigning", "RegistryStations", "SignCall", "SigningListener", "SigningSession",
+           "parse_sign_certificate"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway.csr_signing")
 ID_PREFIX = "ocppsec-gw-"
 _ACTION = "SignCertificate"
+
+
+class SigningListener(Protocol):
+    """Hears what CSR signing did (called in a worker thread; must be thread-safe and quick)."""
+
+    def sign_answered(self, station_id: str, request: SignRequest | None, outcome: Outcome,
+                      order: CertificateSignedOrder | None) -> None: ...
+
+    def certificate_signed_answered(self, order: CertificateSignedOrder, outcome: Outcome) -> None: ...
 
 
 class RegistryStations(Mapping[str, StationInfo]):
@@ -110,6 +122,7 @@ class SigningSession:
         except OCPPError as exc:
             self.signing.stats["format_violations"] += 1
             return [_frame(4, call.unique_id, exc.code, exc.description, exc.details or {})]
+        request: SignRequest | None = None
         try:
             request = self.codec.parse_sign_certificate_request(call.payload)
             outcome, order = self.signing.service.handle(self.station_id, request, at=at)
@@ -127,6 +140,7 @@ class SigningSession:
             unique_id = ID_PREFIX + uuid.uuid4().hex
             self.pending[unique_id] = order
             frames.append(_frame(2, unique_id, "CertificateSigned", payload))
+        self.signing.notify("sign_answered", self.station_id, request, outcome, order)
         return frames
 
     def may_answer(self, message: str | bytes) -> bool:
@@ -160,6 +174,7 @@ class SigningSession:
         self.signing.service.certificate_signed_result(order, outcome, at=at)
         self.signing.results.append((order, outcome))
         self.signing.stats["installed" if outcome.accepted else "not_installed"] += 1
+        self.signing.notify("certificate_signed_answered", order, outcome)
         _log.info("%s: CertificateSigned %s", self.station_id, outcome.status.value)
         return outcome
 
@@ -173,6 +188,14 @@ class CsrSigning:
         self.stats: dict[str, int] = {"accepted": 0, "rejected": 0, "format_violations": 0, "installed": 0,
                                       "not_installed": 0}
         self.results: list[tuple[CertificateSignedOrder, Outcome]] = []
+        self.listeners: list[SigningListener] = []
+
+    def notify(self, what: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, what)(*args)
+            except Exception:  # a listener's fault never changes what the station is answered
+                _log.exception("signing listener %r failed on %s", listener, what)
 
     def session(self, station_id: str, version: OcppVersion) -> SigningSession:
         return SigningSession(self, station_id, codec_for(version))

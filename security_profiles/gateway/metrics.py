@@ -22,6 +22,10 @@ metric                                          what
 ``ocppsec_gateway_events_dropped_total``        events lost (queue full and spool not writable)
 ``ocppsec_gateway_station_certificates``        connected stations' certificates by ``expires_in`` (days)
 ``ocppsec_gateway_reloads_total``               reloads (SIGHUP) by ``outcome`` (ok, failed)
+``ocppsec_gateway_campaign_stations``           stations of each campaign by ``campaign``, ``kind`` and ``state``
+``ocppsec_gateway_campaign_finished_total``     campaign rows that ended, by ``kind`` and ``outcome`` (done, failed,
+                                                skipped)
+``ocppsec_gateway_campaign_calls_total``        calls the gateway sent to stations for its campaigns
 =============================================== ====================================================================
 
 With ``--workers`` every worker writes its values to ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
@@ -186,6 +190,12 @@ class GatewayMetrics:
                                   "Connected stations' certificates by days to expiry", ["expires_in"],
                                   registry=r, multiprocess_mode="livesum")
         self.reloads = Counter("ocppsec_gateway_reloads", "Reloads (SIGHUP) by outcome", ["outcome"], registry=r)
+        self.campaign_stations = Gauge("ocppsec_gateway_campaign_stations", "Campaign stations by campaign, kind and state",
+                                       ["campaign", "kind", "state"], registry=r, multiprocess_mode="livesum")
+        self.campaign_finished = Counter("ocppsec_gateway_campaign_finished", "Campaign rows that ended, by outcome",
+                                         ["kind", "outcome"], registry=r)
+        self.campaign_calls = Counter("ocppsec_gateway_campaign_calls", "Calls sent to stations for campaigns",
+                                      registry=r)
         self._last: dict[tuple[str, ...], float] = {}
         self._gauge_labels: dict[str, set[tuple[str, ...]]] = {}
 
@@ -238,6 +248,13 @@ class GatewayMetrics:
             self.event_queue.set(counters.in_queue)
             self.event_spool.set(counters.in_spool)
             self._add(self.events_dropped, ("events_dropped",), counters.dropped)
+        engine = getattr(gateway, "campaign_engine", None)
+        if engine is not None:
+            counts = engine.state_counts()
+            self._set_all("campaign_stations", self.campaign_stations, {k: float(v) for k, v in counts.items()})
+            for (kind, outcome), total in engine.finished_counts().items():
+                self._add(self.campaign_finished, ("campaign_finished", kind, outcome), total, (kind, outcome))
+            self._add(self.campaign_calls, ("campaign_calls",), engine.counters.get("calls", 0))
         if reloader is not None:
             self._add(self.reloads, ("reloads", "ok"), reloader.stats.ok, ("ok",))
             self._add(self.reloads, ("reloads", "failed"), reloader.stats.failed, ("failed",))

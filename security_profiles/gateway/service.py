@@ -12,7 +12,10 @@ until a signal stops it:
   cut. The event sink is flushed by its owner after :meth:`GatewayService.run` returns. The exit status
   is 0 after SIGTERM and 130 after SIGINT (the shell's code for an interrupt).
 - The admin listener (:mod:`.admin`) answers ``/healthz``, ``/readyz``, ``/metrics``, ``/stations``; the
-  metrics are brought up to date every ``metrics_interval`` seconds (5) and at each scrape.
+  metrics are brought up to date every ``metrics_interval`` seconds (5) and at each scrape. A gateway with a
+  campaign engine (``gateway.campaign_engine``) also answers the campaign routes of
+  :mod:`.campaigns.routes`; the engine is started after the listener (taking up the record's running
+  campaigns) and closed, its changes written, when the service stops.
 - Under systemd (``Type=notify``) it sends ``READY=1`` once listening, ``RELOADING=1`` / ``READY=1``
   around a reload and ``STOPPING=1`` when draining (:mod:`._sdnotify`).
 
@@ -61,6 +64,7 @@ class ServiceOptions:
     announce: Callable[[str], None] | None = None  # gets the "listening" line
     describe: Callable[[], str] | None = None  # the listening line's text
     serve_kwargs: dict[str, Any] = field(default_factory=dict)
+    admin_token: str | None = field(default=None, repr=False)  # Bearer token of the admin POST routes (campaigns)
 
 
 class GatewayService:
@@ -124,8 +128,13 @@ class GatewayService:
         self.source = GatewaySource(self.gateway, metrics=self.metrics, guard=self.guard, reloader=self.reloader,
                                     probe=self.probe, worker=self.options.worker)
         if self.options.admin is not None:
-            self.admin = await start_admin(AdminRoutes.standard(self.source), self.options.admin,
-                                           required=self.options.admin_required)
+            routes = AdminRoutes.standard(self.source)
+            engine = self.gateway.campaign_engine
+            if engine is not None:
+                from ocppsec.security_profiles.gateway.campaigns.routes import add_campaign_routes
+
+                add_campaign_routes(routes, engine, token=self.options.admin_token)
+            self.admin = await start_admin(routes, self.options.admin, required=self.options.admin_required)
         if self.probe is not None:
             self.probe.start()  # after the admin listener: a gateway that cannot start logs no probe of its upstream
 
@@ -157,6 +166,8 @@ class GatewayService:
                 host = self.options.host
                 address = f"[{host}]:{self.options.port}" if ":" in host else f"{host}:{self.options.port}"
                 raise file_error(exc, address, what="", action="listen on") from None
+            if self.gateway.campaign_engine is not None:
+                await self.gateway.campaign_engine.start()  # takes up the record's running campaigns
             await self._start_admin()
             self.source.listening = True
             if self.metrics is not None:
@@ -179,6 +190,8 @@ class GatewayService:
                     await task
             if self.admin is not None:
                 await self.admin.stop()
+            if self.gateway.campaign_engine is not None:
+                await self.gateway.campaign_engine.close()  # writes what changed
             if self.probe is not None:
                 await self.probe.stop()
             if self.guard is not None:

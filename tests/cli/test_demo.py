@@ -93,3 +93,27 @@ def test_demo_gateway_follows_the_password_rotation(demo_run: tuple[Path, dict[s
         registry.close()
     assert station is not None and station.profile == 2
     assert station.password_hash is not None and station.pending_password_hash is None
+
+
+def test_demo_gateway_runs_a_renewal_campaign(demo_run: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    from ocppsec.pki.lifecycle.campaign import RowState
+    from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
+
+    directory, rows = demo_run
+    row = rows["gateway: renewal campaign"]
+    assert row["status"] == "ok", row
+    assert "1 of 1 renewed; the CSMS got 2 connection(s) and 0 frame(s)" in row["detail"]
+    record = open_campaigns(directory / "campaigns.db")
+    try:
+        (campaign,) = record.campaigns()
+        (station,) = record.rows(campaign.id)
+    finally:
+        record.close()
+    assert campaign.status.value == "done" and station.station_id == "CS-DEMO-0001" and station.state is RowState.DONE
+    # the certificate the station reconnected with is in the ledger, issued to the demo station by the gateway
+    pki = PkiDirectory.open(directory / "pki")
+    try:
+        issued = [r for r in pki.ledger.all() if r.station == "CS-DEMO-0001" and r.fingerprint == station.expected]
+    finally:
+        pki.close()
+    assert len(issued) == 1

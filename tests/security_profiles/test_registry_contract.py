@@ -132,7 +132,7 @@ def test_open_registry_selects_by_spec(tmp_path: Path, pg_url: str) -> None:
     sqlite = open_registry(f"sqlite://{tmp_path / 'a.db'}")
     assert sqlite.dialect is Dialect.SQLITE and (tmp_path / "a.db").exists()
     pg = open_registry(pg_url)
-    assert pg.dialect is Dialect.POSTGRES and pg.schema_version() == 2
+    assert pg.dialect is Dialect.POSTGRES and pg.schema_version() == 3
     for store in (sqlite, pg):
         store.close()
     with pytest.raises(UsageError, match="unsupported station registry URL"):

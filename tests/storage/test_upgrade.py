@@ -148,7 +148,7 @@ def test_a_legacy_registry_is_adopted(tmp_path: Path) -> None:
         assert [r.identity for r in registry.list()] == ["CS-1", "CS-2"]
     finally:
         registry.close()
-    assert "registry_stations" in _tables(path) and _version(path, "registry") == 2
+    assert "registry_stations" in _tables(path) and _version(path, "registry") == 3
 
 
 def test_an_event_store_needs_nothing(tmp_path: Path) -> None:
@@ -173,4 +173,4 @@ def test_stores_can_share_one_sqlite_file(kind: str, tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as db:
         versions = dict(db.execute("SELECT component, version FROM ocppsec_schema").fetchall())
-    assert versions == {"ledger": 4, "inventory": 1, "registry": 2, "eventlog": 1}
+    assert versions == {"ledger": 4, "inventory": 1, "registry": 3, "eventlog": 1}
