@@ -105,9 +105,18 @@ def package_tree(checkout: Path, into: Path) -> Path:
     import tomllib
 
     mapping = tomllib.loads((checkout / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    for package, folder in mapping.items():
+    for package, folder in sorted(mapping.items()):
         target = into.joinpath(*package.split("."))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if "." not in package:
+            # the top package is a real folder of links to its files: a link to the checkout's folder would
+            # put the subpackages' links below inside the checkout itself
+            target.mkdir(parents=True, exist_ok=True)
+            for item in (checkout / folder).iterdir():
+                if item.is_file() and not target.joinpath(item.name).exists():
+                    target.joinpath(item.name).symlink_to(item)
+            continue
+        if target.parent.is_symlink() or not target.parent.is_dir():
+            continue  # inside a linked folder already (a nested package), or its parent is not ours
         if not target.exists():
             target.symlink_to(checkout / folder, target_is_directory=True)
     return into
