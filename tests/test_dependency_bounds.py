@@ -44,7 +44,7 @@ def upper_bound(spec: SpecifierSet) -> Version | None:
     return min(tops) if tops else None
 
 
-CASES = [("websockets", None), ("ocpp", "ocpp"), ("ocpp", "test")]
+CASES = [("websockets", None), ("ocpp", None)]
 
 
 @pytest.mark.parametrize(("name", "extra"), CASES)
@@ -59,10 +59,6 @@ def test_installed_version_is_inside_the_bounds(name: str, extra: str | None) ->
     assert upper_bound(spec) is not None, f"{name} has no upper bound"
     installed = metadata.version(name)
     assert spec.contains(installed, prereleases=True), f"{name} {installed} is outside ocppsec's bounds {spec}"
-
-
-def test_ocpp_bounds_agree_between_extras() -> None:
-    assert installed_requirement("ocpp", "ocpp").specifier == installed_requirement("ocpp", "test").specifier
 
 
 def test_splice_is_verified_on_exactly_the_websockets_bounds() -> None:
