@@ -199,12 +199,15 @@ def test_discarded_renewed_certificate_fails_the_row(pki: Pki, ca_dir: Path, tmp
 
 
 def test_fleet_renewal_completes_every_station(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
-    """120 stations in their window, at most 10 in flight: every one is renewed and reconnects."""
-    n = 120
+    """200 stations in their window, a third each on OCPP 1.6, 2.0.1 and 2.1, at most 10 in flight: every one
+    is renewed and reconnects on its new certificate."""
+    n = 200
+    versions = (OcppVersion.V16, OcppVersion.V201, OcppVersion.V21)
     names = [f"CS-F{i:03d}" for i in range(n)]
     registry = registry_of(*names)
     rig = make_rig(pki, ca_dir, registry, tmp_path)
-    stations = [SimStation(name, OcppVersion.V201, rig.ca, pki, tmp_path, validity_days=15) for name in names]
+    stations = [SimStation(name, versions[i % 3], rig.ca, pki, tmp_path, validity_days=15)
+                for i, name in enumerate(names)]
 
     async def reconnect_when_renewed(cid: str, s: SimStation) -> None:
         await rig.engine.wait_row(cid, s.identity, WAITING, timeout=60)
