@@ -136,8 +136,9 @@ class SimStation:
                  validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
                  additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0,
                  factory: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-                 factory_o: str = "Maker GmbH", secc_id: str | None = None) -> None:
+                 factory_o: str = "Maker GmbH", secc_id: str | None = None, trust_installed_roots: bool = False) -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
+        self.trust_installed_roots = trust_installed_roots  # the CSMS roots in its store verify the gateway
         config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check,
                                secc_id=secc_id)
         self.store = StationCertificateStore(MemoryStationStorage(), config)
@@ -186,8 +187,9 @@ class SimStation:
     async def connect(self, port: int, *, boot: bool = True) -> None:
         """Connect with the renewed certificate if there is one (A02.FR.08), else the active one, and boot."""
         credential = self.store.client_credentials()[0]
+        roots = self.store.roots(RootType.CSMS) if self.trust_installed_roots else [self.pki.csms_root]
         self.conn = await connect(f"wss://localhost:{port}/", self.identity, profile=3, versions=[self.version],
-                                  csms_roots=[self.pki.csms_root], client_chain=self._files(credential))
+                                  csms_roots=roots, client_chain=self._files(credential))
         self.presented = credential
         self.store.connected(credential)  # A02.FR.10: the one that connected is kept
         cls = self.cls or station_charge_point_class(self.version, self.store)
@@ -247,7 +249,7 @@ class Rig:
 
 def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, campaigns: str | None = None,
              tick: float = 0.2, onboarding: bool = False,
-             manufacturer_roots: Sequence[x509.Certificate] = ()) -> Rig:
+             manufacturer_roots: Sequence[x509.Certificate] = (), server_chains: Sequence[CertChain] | None = None) -> Rig:
     """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
     campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
     ca = PkiDirectory.open(ca_dir, PKI_PASS)
@@ -259,7 +261,7 @@ def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, ca
     signing = CsrSigning(service)
     root_file = tmp / "station-ca.pem"
     root_file.write_text(certificates_to_pem([ca.ca_certificate("csms-root"), *manufacturer_roots]))
-    ssl_ctx = server_context(pki.server_chains, client_roots=[root_file], client_cert="required")
+    ssl_ctx = server_context(list(server_chains or pki.server_chains), client_roots=[root_file], client_cert="required")
     if onboarding:
         allow_expired_client_certificates(ssl_ctx)
     sink = MemorySink()
@@ -307,6 +309,29 @@ def make_root(name: str, *, signer: tuple[x509.Certificate, ec.EllipticCurvePriv
                                             crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
     return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def server_chain(root: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], tmp: Path, label: str) -> CertChain:
+    """A CSMS server certificate for ``localhost`` (CN and subjectAltName) issued by ``root``, as files."""
+    root_cert, root_key = root
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO),
+                                     x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(root_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+            .sign(root_key, hashes.SHA256()))
+    cert_file, key_file = tmp / f"server-{label}.pem", tmp / f"server-{label}.key"
+    cert_file.write_text(certificates_to_pem([cert]))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return CertChain(cert_file, key_file)
 
 
 def pem_of(cert: x509.Certificate) -> str:

@@ -19,8 +19,20 @@ from ocppsec.pki.chargepoint.classes import station_charge_point_class
 from ocppsec.pki.errors import InputError, PolicyError
 from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
 from ocppsec.pki.versions import OcppVersion
+from ocppsec.security_profiles.client import CsmsConnectionError
+from ocppsec.security_profiles.tls import server_context
 
-from .campaign_rig import SimStation, gateway_frames_upstream, init_ca, make_rig, make_root, pem_of, recording_csms, registry_of
+from .campaign_rig import (
+    SimStation,
+    gateway_frames_upstream,
+    init_ca,
+    make_rig,
+    make_root,
+    pem_of,
+    recording_csms,
+    registry_of,
+    server_chain,
+)
 from .conftest import Pki
 from .helpers import run
 
@@ -113,6 +125,58 @@ def test_rollover_installs_confirms_reports_and_retires(pki: Pki, ca_dir: Path, 
                 assert row.state is RowState.DONE, row
                 assert [c.fingerprint(_sha()) for c in v16.store.roots(RootType.CSMS)] == [new.fingerprint(_sha())]
                 for s in (checking, v16, refusing):
+                    await s.disconnect()
+            finally:
+                await rig.engine.close()
+            assert gateway_frames_upstream(upstream) == []
+
+    try:
+        run(main(), timeout=60)
+    finally:
+        rig.close()
+
+
+def test_rollover_then_the_server_certificate_switch_drops_no_one(pki: Pki, ca_dir: Path, tmp_path: Path) -> None:
+    """The operator's whole rollover: the gateway serves a certificate under the old root; the campaign installs
+    the new root on every station (one refuses); the gateway's server certificate is switched to one under the
+    new root while the stations stay connected (they keep relaying); a station that took the new root reconnects
+    and verifies the new certificate with it; the one that refused cannot (which is why retiring waits)."""
+    old, old_key = make_root("Old CSMS Root")
+    new, new_key = make_root("New CSMS Root")
+    detail = {"certificate": pem_of(new), "old_root": pem_of(old)}
+    registry = registry_of("CS-A", "CS-B", "CS-NO")
+    rig = make_rig(pki, ca_dir, registry, tmp_path, server_chains=[server_chain((old, old_key), tmp_path, "old")])
+    a = SimStation("CS-A", OcppVersion.V201, rig.ca, pki, tmp_path, csms_roots=[old], trust_installed_roots=True)
+    b = SimStation("CS-B", OcppVersion.V16, rig.ca, pki, tmp_path, csms_roots=[old], trust_installed_roots=True)
+    refusing = SimStation("CS-NO", OcppVersion.V201, rig.ca, pki, tmp_path, csms_roots=[old], cls=Refusing201,
+                          trust_installed_roots=True)
+    switched = server_context([server_chain((new, new_key), tmp_path, "new")], client_roots=[tmp_path / "station-ca.pem"],
+                              client_cert="required")
+
+    async def main() -> None:
+        async with recording_csms(rig.up) as upstream, rig.gw.serve("127.0.0.1", rig.port):
+            await rig.engine.start()
+            try:
+                for s in (a, b, refusing):
+                    await s.connect(rig.port)
+                cid = (await rig.engine.start_campaign(CampaignKind.ROLLOVER, CampaignOptions(max_attempts=3),
+                                                       detail))["id"]
+                rows = {s: await rig.engine.wait_row(cid, s, DONE, timeout=20) for s in ("CS-A", "CS-B", "CS-NO")}
+                assert rows["CS-A"].state is RowState.DONE and rows["CS-B"].state is RowState.DONE, rows
+                assert rows["CS-NO"].state is RowState.FAILED, rows
+                connections = {s.identity: s.conn for s in (a, b, refusing)}
+                rig.gw.set_ssl_context(switched)  # what SIGHUP does with the new --server-cert files
+                for s in (a, b, refusing):  # no one was dropped: the same connections relay on
+                    assert s.conn is connections[s.identity]
+                    await s.heartbeat()
+                for s in (a, b):  # the new certificate, verified with the root the campaign installed
+                    await s.disconnect()
+                    await s.connect(rig.port)
+                    await s.heartbeat()
+                await refusing.disconnect()
+                with pytest.raises(CsmsConnectionError):
+                    await refusing.connect(rig.port)
+                for s in (a, b):
                     await s.disconnect()
             finally:
                 await rig.engine.close()
