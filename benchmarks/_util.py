@@ -1,8 +1,11 @@
-"""Small helpers shared by the benchmarks: a plain-text table and peak RSS from /proc."""
+"""Small helpers shared by the benchmarks: a plain-text table, peak RSS from /proc, the gateway benchmarks' PKI."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -38,3 +41,30 @@ def peak_rss_kib(pid: int | str = "self") -> int:
     except OSError:
         pass
     return 0
+
+
+def gateway_pki(d: Path, cso: str) -> tuple[dict[str, Any], Any, datetime]:
+    """The default hierarchy (FQDN localhost, made an hour ago) with its files in ``d``: the CSO root and the
+    RSA and ECDSA server chains and keys and a station certificate (CN SN-BENCH) as ``(cert, key)`` paths.
+    Returns the files, the hierarchy (for more) and its time."""
+    from cryptography.hazmat.primitives import serialization
+
+    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
+    from ocppsec.pki.pem import certificates_to_pem
+
+    now = datetime.now(UTC) - timedelta(hours=1)
+    h = Hierarchy.build(HierarchyConfig.default(cso_name=cso, csms_fqdn="localhost"), at=now)
+
+    def write(issued: Any, name: str) -> tuple[str, str]:
+        cert, key = d / f"{name}.pem", d / f"{name}.key"
+        cert.write_text(certificates_to_pem(issued.chain))
+        key.write_bytes(issued.key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))
+        return str(cert), str(key)
+
+    root = d / "root.pem"
+    root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
+    station = h.issue_leaf("charging-station", ca="csms-root", subject={"O": cso, "CN": "SN-BENCH"}, at=now)
+    files = {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
+             "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": write(station, "station")}
+    return files, h, now

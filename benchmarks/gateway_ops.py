@@ -27,15 +27,13 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table
+from _util import gateway_pki, print_table
 
 HERE = Path(__file__).resolve()
 CSO = "Example CSO"
@@ -119,32 +117,14 @@ def bench_sync(stations: int) -> float:
 
 # -- part 2: the storm ------------------------------------------------------------------------------------------
 def make_pki(d: Path) -> dict[str, Any]:
-    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
-    from ocppsec.pki.pem import certificates_to_pem
-
-    now = datetime.now(UTC) - timedelta(hours=1)
-    h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), at=now)
-
-    def write(issued: Any, name: str) -> tuple[str, str]:
-        cert, key = d / f"{name}.pem", d / f"{name}.key"
-        cert.write_text(certificates_to_pem(issued.chain))
-        key.write_bytes(issued.key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
-        return str(cert), str(key)
-
-    root = d / "root.pem"
-    root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
-    station = h.issue_leaf("charging-station", ca="csms-root", subject={"O": CSO, "CN": "SN-BENCH"}, at=now)
     from ocppsec.security_profiles.registry import StationRecord
     from ocppsec.security_profiles.registry_sql import open_registry
 
+    files, _h, _now = gateway_pki(d, CSO)
     reg = open_registry(str(d / "st.db"))
     reg.add(StationRecord("CS-0", 3, serial="SN-BENCH"))
     reg.close()
-    return {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
-            "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": write(station, "station"),
-            "stations": str(d / "st.db")}
-
+    return {**files, "stations": str(d / "st.db")}
 
 async def role_upstream(args: argparse.Namespace) -> None:
     from websockets.asyncio.server import serve

@@ -32,11 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table
+from _util import gateway_pki, print_table
 
 HERE = Path(__file__).resolve()
 CSO = "Example CSO"
@@ -77,31 +76,14 @@ def per_call(fn: Callable[[], object], n: int, rounds: int = 5) -> float:
 
 # -- the PKI -------------------------------------------------------------------------------------------------
 def make_pki(d: Path, crl_entries: int) -> dict[str, Any]:
-    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
-    from ocppsec.pki.pem import certificates_to_pem
     from ocppsec.pki.revocation.crl import CrlEntry, build_crl
 
-    now = datetime.now(UTC) - timedelta(hours=1)
-    h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), at=now)
-
-    def write(issued: Any, name: str) -> tuple[str, str]:
-        cert, key = d / f"{name}.pem", d / f"{name}.key"
-        cert.write_text(certificates_to_pem(issued.chain))
-        key.write_bytes(issued.key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
-        return str(cert), str(key)
-
-    root = d / "root.pem"
-    root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
-    station = h.issue_leaf("charging-station", ca="csms-root", subject={"O": CSO, "CN": "SN-BENCH"}, at=now)
+    files, h, now = gateway_pki(d, CSO)
     ca = h.ca("csms-root")
     crl = build_crl(ca.certificate, ca.key, [CrlEntry(10_000_000 + i, now) for i in range(crl_entries)], at=now, number=1)
     crl_path = d / "root.crl"
     crl_path.write_bytes(crl.public_bytes(Encoding.DER))
-    return {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
-            "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": write(station, "station"),
-            "crl": str(crl_path), "crl_entries": crl_entries}
-
+    return {**files, "crl": str(crl_path), "crl_entries": crl_entries}
 
 # -- the server (child process) ----------------------------------------------------------------------------------
 async def role_serve(args: argparse.Namespace) -> None:

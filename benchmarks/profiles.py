@@ -35,11 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from cryptography.hazmat.primitives import serialization
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import gateway_pki
 
 HERE = Path(__file__).resolve()
 CSO = "Example CSO"
@@ -81,25 +82,8 @@ def wait_port(port: int, timeout: float = 20) -> None:
 
 # -- PKI -------------------------------------------------------------------------------------------
 def make_pki(d: Path, stations: int) -> dict[str, Any]:
-    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
-    from ocppsec.pki.pem import certificates_to_pem
-
-    now = datetime.now(UTC) - timedelta(hours=1)
-    h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), at=now)
-
-    def write(issued: Any, name: str) -> tuple[str, str]:
-        cert, key = d / f"{name}.pem", d / f"{name}.key"
-        cert.write_text(certificates_to_pem(issued.chain))
-        key.write_bytes(issued.key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
-        return str(cert), str(key)
-
-    root = d / "root.pem"
-    root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
-    station = write(h.issue_leaf("charging-station", ca="csms-root", subject={"O": CSO, "CN": "SN-BENCH"}, at=now), "station")
-    return {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
-            "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": station, "stations": stations}
-
+    files, _h, _now = gateway_pki(d, CSO)
+    return {**files, "stations": stations}
 
 def make_registry(path: Path, count: int) -> None:
     from ocppsec.security_profiles.registry import StationRecord
