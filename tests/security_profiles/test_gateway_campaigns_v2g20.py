@@ -7,6 +7,8 @@ of it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ocppsec.pki.certmgmt import CertificateUse, InventoryState
+from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
 from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
 from ocppsec.pki.pem import load_certificates
@@ -140,3 +143,40 @@ def test_v2g20_renewal_campaign_end_to_end(pki: Pki, ca20_dir: Path, tmp_path: P
     finally:
         store.close()
 
+
+
+def test_gateway_cli_signs_v2g20_csrs_with_its_v2g20_ca(ca20_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ocppsec gateway --sign-csrs --v2g20-ca cpo-sub-ca-2-20``: the gateway's certificate service signs a
+    V2G20Certificate CSR with that CA; without the option it refuses the CSR (no CA for v2g20 certificates)."""
+    from ocppsec.cli.gateway import _csr_signing
+    from ocppsec.pki.certmgmt import MemoryStationStorage, SignRequest, StationCertificateStore, StationConfig
+    from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
+
+    from .campaign_rig import PKI_PASS
+    from .conftest import CSO
+
+    monkeypatch.setenv("OCPPSEC_PASSPHRASE", PKI_PASS.decode())
+    registry = MemoryRegistry([StationRecord("CS-20", 3, serial="CS-20")])
+    station = StationCertificateStore(MemoryStationStorage(), StationConfig(serial="CS-20", organization=CSO,
+                                                                            secc_id="SECC-0020"))
+    at = datetime.now(UTC)
+    for v2g20_ca in ("cpo-sub-ca-2-20", None):
+        closers: list[Callable[[], None]] = []
+        try:
+            signing = _csr_signing(str(ca20_dir), "csms-root", "cpo-sub-ca-2", str(tmp_path / "inv.db"), registry,
+                                   CSO, closers, v2g20_ca=v2g20_ca)
+            ca20 = PkiDirectory.open(ca20_dir, PKI_PASS)
+            closers.append(ca20.close)
+            request = SignRequest(station.create_csr(V2G20, at=at, request_id=1), V2G20, 1)
+            outcome, order = signing.service.handle("CS-20", request, at=at)
+            if v2g20_ca is None:
+                assert not outcome.accepted and order is None
+                assert "no CA configured for v2g20" in (outcome.additional_info or ""), outcome
+                continue
+            assert outcome.accepted and order is not None, outcome
+            order.chain.leaf.verify_directly_issued_by(ca20.ca_certificate("cpo-sub-ca-2-20"))
+            assert order.chain.issuer == "cpo-sub-ca-2-20"
+        finally:
+            for close in reversed(closers):
+                close()
