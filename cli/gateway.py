@@ -8,7 +8,9 @@ SIGTERM.
 CA ``NAME`` of the PKI directory ``DIR`` (key passphrase from ``$OCPPSEC_PASSPHRASE``), sends them
 CertificateSigned and keeps the per-station inventory beside the directory's ledger: in its PostgreSQL
 database when ``DIR/ledger.url`` names one (several CSMS nodes share it), else in ``DIR/inventory.db``;
-``--inventory PATH|URL`` overrides. Those frames are not forwarded upstream.
+``--inventory PATH|URL`` overrides. ``--v2g-ca NAME`` / ``--v2g20-ca NAME`` sign the stations' ISO 15118-2 /
+ISO 15118-20 SECC CSRs (V2GCertificate / 2.1 V2G20Certificate) with those CAs of ``DIR``; without them such CSRs
+are refused. Those frames are not forwarded upstream.
 
 The upstream is opened before the station gets its 101, and its refusal is the station's (401, 403, 404;
 503 when it is unreachable or slower than ``--upstream-open-timeout``). It learns the station's profile
@@ -170,6 +172,9 @@ class _GatewayGroup(click.Group):
               help="PKI directory: its ledger's revocations are enforced (profile 3); its CA signs CSRs with --sign-csrs")
 @click.option("--ca", "ca_name", metavar="NAME", help="CA in --pki for charging-station certificates (e.g. csms-root)")
 @click.option("--v2g-ca", "v2g_ca", metavar="NAME", help="CA in --pki for V2G (ISO 15118-2) certificates; default: none")
+@click.option("--v2g20-ca", "v2g20_ca", metavar="NAME",
+              help="CA in --pki for ISO 15118-20 V2G certificates (2.1 V2G20Certificate, e.g. cpo-sub-ca-2-20); "
+                   "default: none")
 @click.option("--inventory", "inventory_path", metavar="PATH|URL",
               help="certificate inventory: a SQLite path or postgresql:// URL (default: beside DIR's ledger)")
 @click.option("--loop", "loop_name", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto", show_default=True,
@@ -224,7 +229,8 @@ def gateway(ctx: click.Context, config: str | None, check_config: bool, listen: 
             upstream: str | None, server_certs: tuple[str, ...], server_keys: tuple[str, ...],
             trust: tuple[str, ...], cso_name: str | None, stations_db: str, events_db: str | None, ocpp_versions: str,
             max_frame: int, base_path: str, sign_csrs: bool, pki_dir: str | None, ca_name: str | None,
-            v2g_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str, crls: tuple[str, ...],
+            v2g_ca: str | None, v2g20_ca: str | None, inventory_path: str | None, loop_name: str, relay_name: str,
+            crls: tuple[str, ...],
             ocsp: str | None, ocsp_timeout: float | None, ocsp_max_age: int | None, revocation_fail: str | None,
             upstream_ca: tuple[str, ...], upstream_cert: str | None, upstream_key: str | None,
             upstream_auth_env: str | None, upstream_open_timeout: float, no_follow: bool,
@@ -294,6 +300,7 @@ class _Options:
     pki_dir: str | None
     ca_name: str | None
     v2g_ca: str | None
+    v2g20_ca: str | None
     inventory_path: str | None
     loop_name: str
     relay_name: str
@@ -371,8 +378,8 @@ def _usage(opts: _Options) -> None:
         raise UsageError("profile 1 is plain ws://: --server-cert/--trust make no sense there")
     if opts.sign_csrs and (not opts.pki_dir or not opts.ca_name):
         raise UsageError("--sign-csrs needs --pki DIR and --ca NAME", hint="e.g. --pki ./pki --ca csms-root")
-    if not opts.sign_csrs and (opts.ca_name or opts.v2g_ca or opts.inventory_path):
-        raise UsageError("--ca/--v2g-ca/--inventory only make sense with --sign-csrs")
+    if not opts.sign_csrs and (opts.ca_name or opts.v2g_ca or opts.v2g20_ca or opts.inventory_path):
+        raise UsageError("--ca/--v2g-ca/--v2g20-ca/--inventory only make sense with --sign-csrs")
     if opts.pki_dir and not opts.sign_csrs and 3 not in profiles:
         raise UsageError("--pki without --sign-csrs enforces the ledger's revocations, which only profile 3 has")
     _campaign_usage(opts)
@@ -499,7 +506,8 @@ def _check(opts: _Options) -> ConfigReport:
                 closers.append(registry_.close)
                 assert opts.pki_dir is not None
                 assert opts.ca_name is not None
-                _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, registry_, opts.cso_name, closers)
+                _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, registry_, opts.cso_name, closers,
+                             v2g20_ca=opts.v2g20_ca)
             finally:
                 for close in reversed(closers):
                     close()
@@ -584,7 +592,7 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         assert opts.pki_dir is not None
         assert opts.ca_name is not None
         signing = _csr_signing(opts.pki_dir, opts.ca_name, opts.v2g_ca, opts.inventory_path, snapshot, opts.cso_name,
-                               closers, issuers)
+                               closers, issuers, v2g20_ca=opts.v2g20_ca)
     sink = None
     if opts.events_db is not None:
         sink = _event_sink(opts.events_db, _worker_spool(opts.event_spool, opts.events_db, worker))
@@ -797,7 +805,8 @@ def _campaign_engine(gw: Gateway, opts: _Options, registry: StationRegistry, sig
 
 
 def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path: str | None, registry: StationRegistry,
-                 cso_name: str | None, closers: list[Callable[[], None]], issuers: list[Any] | None = None) -> CsrSigning:
+                 cso_name: str | None, closers: list[Callable[[], None]], issuers: list[Any] | None = None, *,
+                 v2g20_ca: str | None = None) -> CsrSigning:
     from ocppsec.pki.certmgmt import CertificateService, CertificateUse, LocalCaSigner, inventory_location, open_inventory
     from ocppsec.pki.directory import PkiDirectory
 
@@ -806,6 +815,8 @@ def _csr_signing(pki_dir: str, ca_name: str, v2g_ca: str | None, inventory_path:
     cas = {CertificateUse.CHARGING_STATION: ca_name, CertificateUse.COMBINED: ca_name}
     if v2g_ca:
         cas[CertificateUse.V2G] = v2g_ca
+    if v2g20_ca:  # ISO 15118-20 SECC CSRs (2.1 V2G20Certificate, after TriggerMessage SignV2G20Certificate)
+        cas[CertificateUse.V2G20] = v2g20_ca
     signer = LocalCaSigner(pki, cas=cas)  # opens the CA keys now: a wrong passphrase stops here
     if issuers is not None:
         issuers.append(pki.ca_certificate(ca_name))

@@ -40,10 +40,13 @@ from ocppsec.pki.certmgmt import (
 )
 from ocppsec.pki.certmgmt.station import ClientCredential
 from ocppsec.pki.chargepoint.classes import station_charge_point_class
+from ocppsec.pki.csr import make_csr
 from ocppsec.pki.directory import PkiDirectory
 from ocppsec.pki.events.sink import MemorySink
+from ocppsec.pki.keys import generate_key
 from ocppsec.pki.lifecycle.campaign_sql import SqlCampaignStore, open_campaigns
 from ocppsec.pki.pem import certificates_to_pem
+from ocppsec.pki.profiles import get_profile
 from ocppsec.pki.versions import OcppVersion
 from ocppsec.security_profiles.client import connect
 from ocppsec.security_profiles.gateway import Gateway
@@ -120,23 +123,30 @@ async def recording_csms(port: int) -> AsyncIterator[Upstream]:
         yield up
 
 
-def init_ca(path: Path, *, days_ago: float = 1 / 24) -> None:
-    from ocppsec.pki.hierarchy import HierarchyConfig
+def init_ca(path: Path, *, days_ago: float = 1 / 24, iso15118_20: bool = False) -> None:
+    """The test CA (the built-in hierarchy); ``iso15118_20`` also builds the "-20" twins of the ISO 15118 CAs."""
+    from ocppsec.pki.hierarchy import HierarchyConfig, default_config_text
 
-    PkiDirectory.init(path, HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), passphrase=PKI_PASS,
-                      at=datetime.now(UTC) - timedelta(days=days_ago)).close()
+    text = default_config_text()
+    if iso15118_20:
+        text = text.replace("[iso15118_20]\nenabled = false", "[iso15118_20]\nenabled = true")
+    config = HierarchyConfig.from_toml(text, cso_name=CSO, csms_fqdn="localhost")
+    PkiDirectory.init(path, config, passphrase=PKI_PASS, at=datetime.now(UTC) - timedelta(days=days_ago)).close()
 
 
 class SimStation:
     """An ``ocpp``-package station whose client certificate (in its certmgmt store) was issued by the CA with
     ``validity_days`` left: it connects, boots, answers the gateway's trigger and CertificateSigned, and
-    reconnects with the renewed certificate when asked to."""
+    reconnects with the renewed certificate when asked to. ``secc20`` (with ``secc_id``) also gives it an
+    ISO 15118-20 SECC certificate issued by the CA's cpo-sub-ca-2-20 and the v2g-root-20; ``record`` keeps every
+    frame of its connections in ``frames`` (direction, identity, parsed JSON)."""
 
     def __init__(self, identity: str, version: OcppVersion, ca: PkiDirectory, pki: Pki, tmp: Path, *,
                  validity_days: int = 20, csms_roots: Sequence[x509.Certificate] | None = None,
                  additional_root_check: bool = False, cls: type | None = None, issued_days_ago: float = 0,
                  factory: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-                 factory_o: str = "Maker GmbH", secc_id: str | None = None, trust_installed_roots: bool = False) -> None:
+                 factory_o: str = "Maker GmbH", secc_id: str | None = None, trust_installed_roots: bool = False,
+                 secc20: bool = False, record: bool = False) -> None:
         self.identity, self.version, self.pki, self.tmp = identity, version, pki, tmp
         self.trust_installed_roots = trust_installed_roots  # the CSMS roots in its store verify the gateway
         config = StationConfig(serial=identity, organization=CSO, additional_root_certificate_check=additional_root_check,
@@ -169,6 +179,16 @@ class SimStation:
         if secc_id is not None:  # a V2G station: the V2G root verifies its SECC certificate chains
             v2g_root = certificates_to_pem([ca.ca_certificate("v2g-root")])
             assert self.store.install_root(RootType.V2G, v2g_root, at=now, max_chars=5500).accepted
+        if secc20:  # ISO 15118-20: a P-521 SECC certificate under the -20 CPO sub-CA, verified by the -20 V2G root
+            key20 = generate_key(config.key_spec_v2g20)
+            csr20 = make_csr(key20, config.subject_for(CertificateUse.V2G20), get_profile("secc-20"))
+            secc = ca.issue_from_csr(csr20, ca="cpo-sub-ca-2-20", profile=get_profile("secc-20"), station=identity,
+                                     at=now - timedelta(minutes=30), validity_days=validity_days)
+            self.store.install_client_certificate(CertificateUse.V2G20, secc.chain_pem(), key20)
+            v2g_root20 = certificates_to_pem([ca.ca_certificate("v2g-root-20")])
+            assert self.store.install_root(RootType.V2G, v2g_root20, at=now, max_chars=5500).accepted
+        self.frames: list[tuple[str, str, Any]] = []
+        self.record = record
         self.conn: ClientConnection | None = None
         self.cp: Any = None
         self.runner: asyncio.Task[None] | None = None
@@ -193,7 +213,7 @@ class SimStation:
         self.presented = credential
         self.store.connected(credential)  # A02.FR.10: the one that connected is kept
         cls = self.cls or station_charge_point_class(self.version, self.store)
-        self.cp = cls(self.identity, self.conn)
+        self.cp = cls(self.identity, Recorder(self.conn, self.identity, self.frames) if self.record else self.conn)
         self.runner = asyncio.create_task(self.cp.start())
         if boot:
             await self.boot()
@@ -249,12 +269,17 @@ class Rig:
 
 def make_rig(pki: Pki, ca_dir: Path, registry: StationRegistry, tmp: Path, *, campaigns: str | None = None,
              tick: float = 0.2, onboarding: bool = False,
-             manufacturer_roots: Sequence[x509.Certificate] = (), server_chains: Sequence[CertChain] | None = None) -> Rig:
+             manufacturer_roots: Sequence[x509.Certificate] = (), server_chains: Sequence[CertChain] | None = None,
+             v2g20: bool = False) -> Rig:
     """A gateway (profile 3, CSR signing by ``ca_dir``'s csms-root, calls, the presented-certificate step and a
-    campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test."""
+    campaign engine over ``campaigns``, default a SQLite file in ``tmp``). The engine is started by the test.
+    ``v2g20``: ISO 15118-20 SECC CSRs are signed by cpo-sub-ca-2-20 (a CA built with ``init_ca(iso15118_20=True)``)."""
     ca = PkiDirectory.open(ca_dir, PKI_PASS)
-    signer = LocalCaSigner(ca, cas={CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root",
-                                    CertificateUse.V2G: "cpo-sub-ca-2"})
+    cas = {CertificateUse.CHARGING_STATION: "csms-root", CertificateUse.COMBINED: "csms-root",
+           CertificateUse.V2G: "cpo-sub-ca-2"}
+    if v2g20:
+        cas[CertificateUse.V2G20] = "cpo-sub-ca-2-20"
+    signer = LocalCaSigner(ca, cas=cas)
     inventory = open_inventory(tmp / "inventory.db")
     service = CertificateService(signer, cso_name=CSO, stations=RegistryStations(registry, cso_name=CSO),
                                  inventory=inventory, ledger=ca.ledger)
