@@ -203,7 +203,7 @@ async def role_stations(args: argparse.Namespace) -> None:
     names = list(stores)
     initial = names[:args.slots]
     late = names[args.slots:]
-    waiting = [len(late)]
+    to_admit = [len(late)]  # late stations no renewed station has left for yet
     slots = asyncio.Semaphore(0)  # a slot frees when a renewed station leaves to make room
     counts = {"renewed": 0, "left": 0, "connect_retries": 0}
     kept: list[Any] = []
@@ -233,13 +233,13 @@ async def role_stations(args: argparse.Namespace) -> None:
     async def life(s: str, link: _Link | None) -> None:
         if link is None:
             await slots.acquire()
-            waiting[0] -= 1
             link = await station_connect(s)
         await link.answered.wait()
         await link.conn.close()
         renewed = await station_connect(s)
         counts["renewed"] += 1
-        if waiting[0] > 0:  # make room for a station that is not connected yet
+        if to_admit[0] > 0:  # make room for a station that is not connected yet
+            to_admit[0] -= 1
             await renewed.conn.close()
             counts["left"] += 1
             slots.release()
