@@ -214,16 +214,16 @@ async def role_stations(args: argparse.Namespace) -> None:
         credential = store.client_credentials()[0]  # the renewed one first (A02.FR.08)
         cert, key = _write_chain(keys / f"{s}-{credential.fingerprint[:8]}", credential.chain_pem,
                                  store.storage.open_key(credential.key_ref).private_key)
-        for attempt in range(5):
+        for attempt in range(20):  # as a station does: refused (a 503 when the upstream was slow) -> back off, retry
             try:
                 conn = await connect(f"wss://localhost:{args.port}/", s, profile=3, csms_roots=[csms_root],
                                      client_chain=CertChain(cert, key), open_timeout=60)
                 break
-            except OSError:
-                if attempt == 4:
+            except Exception:
+                if attempt == 19:
                     raise
                 counts["connect_retries"] += 1
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
         store.connected(credential)
         link = _Link(conn)
         link.cp = classes[s](s, link)
