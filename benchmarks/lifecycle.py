@@ -1,14 +1,26 @@
 """Benchmark: a renewal campaign through one gateway, against the raw issuance rate, in the same run.
 
 ``--stations`` simulated profile-3 stations (``ocpp``-package 2.0.1 stations with a certmgmt store, real
-loopback TLS with client certificates) connect through one in-process gateway (CSR signing by a local
-PKI directory's CA, a SQLite campaign record and inventory) to an ``ocpp``-package CSMS. A renewal campaign
+loopback TLS with client certificates) connect through one gateway (CSR signing by a local PKI directory's
+CA, a SQLite campaign record and inventory) to a CSMS that only listens. A renewal campaign
 (``--max-in-flight`` at a time) triggers each, the gateway signs the CSR and sends CertificateSigned, the
-station reconnects with its new certificate (full TLS handshake) and the campaign counts it done.
-Measured: renewals per second from the campaign's start until every row is done, and, as the baseline,
-the same CA's raw issuance rate (:meth:`CertificateService.handle` on as many CSRs, one at a time, the
-ledger and inventory written as the gateway writes them). Station, gateway and CSMS share one event loop
-and the machine: read the ratio with the load average printed beside it.
+station answers, closes and reconnects with its new certificate (A02.FR.08, full TLS handshake) and the
+campaign counts it done.
+
+Three processes (this script re-invoked with ``--role``): the gateway with its campaign engine (this one),
+the stations (``--role stations``: every store, every station's TLS and key work) and the CSMS (``--role
+csms``). All three run on uvloop when it is installed, as ``ocppsec gateway`` does. The stations connect in
+batches before the campaign starts; the gateway holds two sockets per station (station and upstream), so
+when the fleet does not fit in the open-files limit at once, the stations beyond it connect during the
+campaign, each as a renewed station leaves (the gateway's inventory knows every station's certificate, as
+after an earlier run, so the campaign lists them all from the start).
+
+Measured: renewals per second from the campaign's start until every row is done, the CPU seconds per
+renewal of each process (the gateway's from getrusage, the others' from /proc; their inverse for the gateway
+is the rate one free core would allow it), and, as the baseline, the
+same CA's raw issuance rate (:meth:`CertificateService.handle` on as many CSRs, one at a time, the ledger
+and inventory written as the gateway writes them) in the gateway process before the campaign. The
+machine is shared: read the figures with the load average printed beside them.
 
 Prints a table, then as its LAST line one JSON object with the figures.
 """
@@ -20,12 +32,15 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
+import socket
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,19 +50,81 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
 
+HERE = Path(__file__).resolve()
 CSO = "Example CSO"
 PASS = b"bench-pki-passphrase"
+TICK = os.sysconf("SC_CLK_TCK")
+GOAL_STATIONS = 10_000
+GOAL_SECONDS = 120
+FD_RESERVE = 400  # the gateway's own files (databases, listeners, pipes) and sockets still closing
+T = TypeVar("T")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop when it is installed (as ``ocppsec gateway`` does), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def loop_name() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def raise_nofile() -> int:
+    """Raise the soft open-files limit to the hard one; returns it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
 
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CSO), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
+def _key_pem(key: Any) -> bytes:
+    return bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+
+
 def _write_chain(path: Path, chain_pem: str, key: Any) -> tuple[Path, Path]:
     cert, key_file = path.with_suffix(".pem"), path.with_suffix(".key")
     cert.write_text(chain_pem)
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(_key_pem(key))
     key_file.chmod(0o600)
     return cert, key_file
 
@@ -57,28 +134,154 @@ def _csr(cn: str) -> tuple[x509.CertificateSigningRequest, Any]:
     return x509.CertificateSigningRequestBuilder().subject_name(_name(cn)).sign(key, hashes.SHA256()), key
 
 
-async def run(n: int, in_flight: int, work: Path) -> dict[str, Any]:
+# -- role: the CSMS (only listens) -------------------------------------------------------------------------------
+async def role_csms(args: argparse.Namespace) -> None:
     from websockets.asyncio.server import serve as ws_serve
 
+    raise_nofile()
+
+    async def csms(ws: Any) -> None:  # the stations send nothing of their own here
+        with contextlib.suppress(Exception):
+            async for _message in ws:
+                pass
+
+    async with ws_serve(csms, "127.0.0.1", args.port, subprotocols=["ocpp2.0.1"], ping_interval=None):  # type: ignore[list-item]
+        await asyncio.Future()
+
+
+# -- role: the stations ------------------------------------------------------------------------------------------
+class _Link:
+    """A station's WebSocket as its ChargePoint sees it: ``answered`` is set by the first message sent after
+    the store accepted a renewed certificate (the CertificateSigned answer), so the station closes only
+    once the gateway has its answer."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cp: Any = None
+        self.answered = asyncio.Event()
+
+    async def recv(self) -> Any:
+        return await self.conn.recv()
+
+    async def send(self, message: Any) -> None:
+        await self.conn.send(message)
+        if self.cp is not None and self.cp.renewed.is_set():
+            self.answered.set()
+
+
+async def role_stations(args: argparse.Namespace) -> None:
+    from ocppsec.pki.certmgmt import (
+        CertificateUse,
+        MemoryStationStorage,
+        RootType,
+        StationCertificateStore,
+        StationConfig,
+    )
+    from ocppsec.pki.chargepoint.classes import station_charge_point_class
+    from ocppsec.pki.versions import OcppVersion
+    from ocppsec.security_profiles.client import connect
+    from ocppsec.security_profiles.tls import CertChain
+
+    raise_nofile()
+    work = Path(args.work)
+    keys = work / "station-keys"
+    keys.mkdir(mode=0o700)
+    csms_root = work / "csms-root.pem"
+    root_pem = (work / "root.pem").read_text()
+    now = datetime.now(UTC)
+    stores: dict[str, StationCertificateStore] = {}
+    classes: dict[str, Any] = {}
+    for line in (work / "stations.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        s = item["id"]
+        store = StationCertificateStore(MemoryStationStorage(), StationConfig(serial=s, organization=CSO))
+        key = serialization.load_pem_private_key(item["key"].encode(), None)
+        store.install_client_certificate(CertificateUse.CHARGING_STATION, item["chain"], key)  # type: ignore[arg-type]
+        assert store.install_root(RootType.CSMS, root_pem, at=now, max_chars=5500).accepted
+        stores[s] = store
+        classes[s] = station_charge_point_class(OcppVersion.V201, store)
+    names = list(stores)
+    initial = names[:args.slots]
+    late = names[args.slots:]
+    to_admit = [len(late)]  # late stations no renewed station has left for yet
+    slots = asyncio.Semaphore(0)  # a slot frees when a renewed station leaves to make room
+    counts = {"renewed": 0, "left": 0, "connect_retries": 0}
+    kept: list[Any] = []
+    runners: list[asyncio.Task[Any]] = []
+
+    async def station_connect(s: str) -> _Link:
+        store = stores[s]
+        credential = store.client_credentials()[0]  # the renewed one first (A02.FR.08)
+        cert, key = _write_chain(keys / f"{s}-{credential.fingerprint[:8]}", credential.chain_pem,
+                                 store.storage.open_key(credential.key_ref).private_key)
+        for attempt in range(20):  # as a station does: refused (a 503 when the upstream was slow) -> back off, retry
+            try:
+                conn = await connect(f"wss://localhost:{args.port}/", s, profile=3, csms_roots=[csms_root],
+                                     client_chain=CertChain(cert, key), open_timeout=60)
+                break
+            except Exception:
+                if attempt == 19:
+                    raise
+                counts["connect_retries"] += 1
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
+        store.connected(credential)
+        link = _Link(conn)
+        link.cp = classes[s](s, link)
+        runners.append(asyncio.create_task(link.cp.start()))
+        return link
+
+    async def life(s: str, link: _Link | None) -> None:
+        if link is None:
+            await slots.acquire()
+            link = await station_connect(s)
+        await link.answered.wait()
+        await link.conn.close()
+        renewed = await station_connect(s)
+        counts["renewed"] += 1
+        if to_admit[0] > 0:  # make room for a station that is not connected yet
+            to_admit[0] -= 1
+            await renewed.conn.close()
+            counts["left"] += 1
+            slots.release()
+        else:
+            kept.append(renewed)
+
+    started = time.perf_counter()
+    lives: list[asyncio.Task[None]] = []
+    for i in range(0, len(initial), args.batch):
+        batch = initial[i:i + args.batch]
+        for s, link in zip(batch, await asyncio.gather(*(station_connect(s) for s in batch)), strict=True):
+            lives.append(asyncio.create_task(life(s, link)))
+    lives.extend(asyncio.create_task(life(s, None)) for s in late)
+    print(json.dumps({"ready": len(initial), "connect_seconds": round(time.perf_counter() - started, 3)}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "stop" from the gateway process
+    failed = [t for t in lives if t.done() and t.exception() is not None]
+    for t in lives:
+        t.cancel()
+    await asyncio.gather(*lives, return_exceptions=True)
+    await asyncio.gather(*(link.conn.close() for link in kept), return_exceptions=True)
+    for task in runners:
+        task.cancel()
+    await asyncio.gather(*runners, return_exceptions=True)
+    print(json.dumps({**counts, "failed": len(failed),
+                      "first_failure": repr(failed[0].exception())[:300] if failed else None}), flush=True)
+
+
+# -- the gateway (this process) ----------------------------------------------------------------------------------
+async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
     from ocppsec.pki.certmgmt import (
         CertificateService,
         CertificateUse,
         LocalCaSigner,
-        MemoryStationStorage,
-        RootType,
         SignRequest,
-        StationCertificateStore,
-        StationConfig,
         open_inventory,
     )
-    from ocppsec.pki.chargepoint.classes import station_charge_point_class
+    from ocppsec.pki.certmgmt.inventory import EntrySource, InventoryState, entry_for
     from ocppsec.pki.directory import PkiDirectory
-    from ocppsec.pki.hierarchy import HierarchyConfig
-    from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions, RowState
+    from ocppsec.pki.hierarchy import Hierarchy, HierarchyConfig
+    from ocppsec.pki.lifecycle.campaign import CampaignKind, CampaignOptions
     from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
     from ocppsec.pki.pem import certificates_to_pem
-    from ocppsec.pki.versions import OcppVersion
-    from ocppsec.security_profiles.client import connect
     from ocppsec.security_profiles.gateway import Gateway
     from ocppsec.security_profiles.gateway.calls import StationCalls
     from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
@@ -87,6 +290,8 @@ async def run(n: int, in_flight: int, work: Path) -> dict[str, Any]:
     from ocppsec.security_profiles.registry import MemoryRegistry, StationRecord
     from ocppsec.security_profiles.tls import CertChain, server_context
 
+    hard = raise_nofile()
+    slots = min(n, (hard - FD_RESERVE) // 2)  # stations connected at once: two gateway sockets each
     now = datetime.now(UTC)
     PkiDirectory.init(work / "pki", HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), passphrase=PASS,
                       at=now - timedelta(hours=1)).close()
@@ -111,34 +316,31 @@ async def run(n: int, in_flight: int, work: Path) -> dict[str, Any]:
     raw_seconds = time.perf_counter() - started
     raw_inventory.close()
 
-    # the server certificates (the gateway's TLS) and the stations' first certificates, 20 days left
-    from ocppsec.pki.hierarchy import Hierarchy
-
+    # the gateway's TLS certificates and the stations' first certificates (20 days left), in the inventory
     server: list[CertChain] = []
-
     h = Hierarchy.build(HierarchyConfig.default(cso_name=CSO, csms_fqdn="localhost"), at=now - timedelta(hours=1))
     for kind in ("csms-server-rsa", "csms-server-ecdsa"):
         issued_cert = h.certificates[kind]
         assert issued_cert.key is not None
-        cert, key = _write_chain(work / kind, certificates_to_pem(issued_cert.chain),
-                                 issued_cert.key.private_key)  # type: ignore[attr-defined]
-        server.append(CertChain(cert, key))
-    csms_root = work / "csms-root.pem"
-    csms_root.write_text(certificates_to_pem([h.ca("csms-root").certificate]))
-    stores: dict[str, Any] = {}
-    for s in names:
-        store = StationCertificateStore(MemoryStationStorage(), StationConfig(serial=s, organization=CSO))
-        csr, key = _csr(s)
-        issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30), validity_days=20, station=s)
-        store.install_client_certificate(CertificateUse.CHARGING_STATION, issued.chain_pem(), key)
-        assert store.install_root(RootType.CSMS, root_pem, at=now, max_chars=5500).accepted
-        stores[s] = store
-
+        server.append(CertChain(*_write_chain(work / kind, certificates_to_pem(issued_cert.chain),
+                                              issued_cert.key.private_key)))  # type: ignore[attr-defined]
+    (work / "csms-root.pem").write_text(certificates_to_pem([h.ca("csms-root").certificate]))
     inventory = open_inventory(work / "inventory.db")
+    entries = []
+    with (work / "stations.jsonl").open("w") as out:
+        os.chmod(out.name, 0o600)
+        for s in names:
+            csr, key = _csr(s)
+            issued = ca.issue_from_csr(csr, ca="csms-root", at=now - timedelta(minutes=30), validity_days=20, station=s)
+            out.write(json.dumps({"id": s, "chain": issued.chain_pem(), "key": _key_pem(key).decode()}) + "\n")
+            entries.append(entry_for(s, "charging-station", issued.issued.certificate, root,
+                                     state=InventoryState.INSTALLED, at=now, source=EntrySource.REPORTED))
+    inventory.upsert(entries)
+
     service = CertificateService(LocalCaSigner(ca, cas={CertificateUse.CHARGING_STATION: "csms-root"}), cso_name=CSO,
                                  stations=RegistryStations(registry, cso_name=CSO), inventory=inventory, ledger=ca.ledger)
     ssl_ctx = server_context(server, client_roots=[work / "root.pem"], client_cert="required")
-    up_port, port = _free_port(), _free_port()
+    up_port, port = free_port(), free_port()
     gw = Gateway(policy=ServerPolicy(frozenset({3}), cso_name=CSO), registry=registry,
                  upstream=f"ws://127.0.0.1:{up_port}/csms", ssl_context=ssl_ctx, csr_signing=CsrSigning(service),
                  calls=StationCalls())
@@ -146,81 +348,117 @@ async def run(n: int, in_flight: int, work: Path) -> dict[str, Any]:
     gw.admission_steps.append(presented)
     record = open_campaigns(work / "campaigns.db")
     engine = CampaignEngine(gw, record, presented=presented, inventory=inventory, tick=0.2)
-    station_cls: dict[str, Any] = {s: station_charge_point_class(OcppVersion.V201, stores[s]) for s in names}
-    runners: list[asyncio.Task[Any]] = []
+    steps = [0, 0.0]  # the engine's steps (each walks every row) and their CPU seconds, for the gateway's share
+    step = engine._step
 
-    async def csms(ws: Any) -> None:  # the stations send nothing of their own here: a CSMS that only listens
-        with contextlib.suppress(Exception):
-            async for _message in ws:
-                pass
+    def timed_step() -> None:
+        t0 = time.thread_time()
+        try:
+            step()
+        finally:
+            steps[0] += 1
+            steps[1] += time.thread_time() - t0
 
-    async def station_connect(s: str) -> Any:
-        credential = stores[s].client_credentials()[0]
-        cert, key = _write_chain(work / f"{s}-{credential.fingerprint[:8]}", credential.chain_pem,
-                                 stores[s].storage.open_key(credential.key_ref).private_key)
-        conn = await connect(f"wss://localhost:{port}/", s, profile=3, csms_roots=[csms_root],
-                             client_chain=CertChain(cert, key))
-        stores[s].connected(credential)
-        cp = station_cls[s](s, conn)
-        runners.append(asyncio.create_task(cp.start()))
-        return conn
+    setattr(engine, "_step", timed_step)  # noqa: B010 (an instance attribute over the method, for the timing)
 
-    async def renew(cid: str, s: str) -> None:
-        await engine.wait_row(cid, s, frozenset({RowState.AWAITING_RECONNECT}), timeout=600)
-        await conns[s].close()
-        conns[s] = await station_connect(s)
+    def role(name: str, *extra: str) -> Coroutine[Any, Any, asyncio.subprocess.Process]:
+        return asyncio.create_subprocess_exec(sys.executable, str(HERE), "--role", name, *extra,
+                                              stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
 
-    conns: dict[str, Any] = {}
-    async with ws_serve(csms, "127.0.0.1", up_port, subprotocols=["ocpp2.0.1"]), gw.serve("127.0.0.1", port):  # type: ignore[list-item]
-        await engine.start()
-        for i in range(0, n, 50):
-            batch = names[i:i + 50]
-            for s, conn in zip(batch, await asyncio.gather(*(station_connect(s) for s in batch)), strict=True):
-                conns[s] = conn
-        started = time.perf_counter()
-        cid = (await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(within_days=30,
-                                                                               max_in_flight=in_flight)))["id"]
-        await asyncio.gather(*(renew(cid, s) for s in names))
-        summary = await engine.wait_finished(cid, timeout=600)
-        seconds = time.perf_counter() - started
-        for conn in conns.values():
-            await conn.close()
-        for task in runners:
-            task.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
-        await engine.close()
+    csms = await role("csms", "--port", str(up_port))
+    stations: asyncio.subprocess.Process | None = None
+    try:
+        await wait_port(up_port)
+        async with gw.serve("127.0.0.1", port):
+            await engine.start()
+            stations = await role("stations", "--port", str(port), "--work", str(work), "--slots", str(slots),
+                                  "--batch", str(batch))
+            assert stations.stdout is not None
+            assert stations.stdin is not None
+            ready = json.loads(await stations.stdout.readline())
+            load_before = os.getloadavg()
+            cpu_before = own_cpu_seconds(), cpu_seconds(stations.pid), cpu_seconds(csms.pid)
+            steps_before = list(steps)
+            started = time.perf_counter()
+            cid = (await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(within_days=30,
+                                                                                   max_in_flight=in_flight)))["id"]
+            summary = await engine.wait_finished(cid, timeout=1800)
+            seconds = time.perf_counter() - started
+            cpu_after = own_cpu_seconds(), cpu_seconds(stations.pid), cpu_seconds(csms.pid)
+            step_count, step_cpu = steps[0] - steps_before[0], steps[1] - steps_before[1]
+            load_after = os.getloadavg()
+            stations.stdin.write(b"stop\n")
+            await stations.stdin.drain()
+            station_report = json.loads(await stations.stdout.readline())
+            await stations.wait()
+            await engine.close()
+    finally:
+        for proc in (stations, csms):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
     presented.close()
     record.close()
     inventory.close()
     ca.close()
     assert summary["progress"]["done"] == n, summary
-    return {"stations": n, "max_in_flight": in_flight, "campaign_seconds": round(seconds, 3),
-            "renewals_per_second": round(n / seconds, 1), "raw_issuance_per_second": round(n / raw_seconds, 1),
-            "peak_in_flight": engine.peak_in_flight[cid], "calls": engine.counters["calls"]}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    gw_cpu, st_cpu, csms_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
+    rate = n / seconds
+    projected = seconds if n == GOAL_STATIONS else GOAL_STATIONS / rate
+    return {"stations": n, "max_in_flight": in_flight, "loop": loop_name(),
+            "connected_before_campaign": ready["ready"], "connect_seconds": ready["connect_seconds"],
+            "campaign_seconds": round(seconds, 3), "renewals_per_second": round(rate, 1),
+            "raw_issuance_per_second": round(n / raw_seconds, 1),
+            "ratio_to_raw_issuance": round(raw_seconds / seconds, 3),
+            "gateway_cpu_ms_per_renewal": round(gw_cpu / n * 1000, 3),
+            "stations_cpu_ms_per_renewal": round(st_cpu / n * 1000, 3),
+            "csms_cpu_ms_per_renewal": round(csms_cpu / n * 1000, 3),
+            "gateway_cores_busy": round(gw_cpu / seconds, 2), "stations_cores_busy": round(st_cpu / seconds, 2),
+            "gateway_one_core_ceiling_per_second": round(n / gw_cpu, 1),
+            "engine_steps": step_count, "engine_step_cpu_ms_mean": round(step_cpu / max(step_count, 1) * 1000, 3),
+            "engine_step_cpu_ms_per_renewal": round(step_cpu / n * 1000, 3),
+            "goal_seconds_for_10000": GOAL_SECONDS, "projected_seconds_for_10000": round(projected, 1),
+            "goal_met": projected <= GOAL_SECONDS,
+            "peak_in_flight": engine.peak_in_flight[cid], "calls": engine.counters["calls"],
+            "stations_process": station_report,
+            "load_average": {"campaign_start": [round(x, 2) for x in load_before],
+                             "campaign_end": [round(x, 2) for x in load_after]},
+            "cores": os.cpu_count()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--role", choices=["stations", "csms"])
     parser.add_argument("--stations", type=int, default=200)
-    parser.add_argument("--max-in-flight", type=int, default=50)
+    parser.add_argument("--max-in-flight", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=50, help="stations connecting at once before the campaign")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--work")
+    parser.add_argument("--slots", type=int, help="(--role stations) stations connected at once")
     args = parser.parse_args()
+    if args.role == "stations":
+        run_loop(role_stations(args))
+        return
+    if args.role == "csms":
+        run_loop(role_csms(args))
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.stations, args.max_in_flight, Path(tmp)))
-    figures["ratio_to_raw_issuance"] = round(figures["renewals_per_second"] / figures["raw_issuance_per_second"], 3)
-    figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    figures["cores"] = os.cpu_count()
-    print_table(["what", "per second"], [["raw issuance (CertificateService.handle)", figures["raw_issuance_per_second"]],
-                                         ["renewal campaign through the gateway", figures["renewals_per_second"]]])
-    print(f"{figures['stations']} stations, {figures['max_in_flight']} in flight (peak {figures['peak_in_flight']}), "
-          f"{figures['campaign_seconds']} s; load average {figures['load_average']} on {figures['cores']} cores")
+        figures = run_loop(run(args.stations, args.max_in_flight, args.batch, Path(tmp)))
+    print_table(["what", "value"], [
+        ["raw issuance (CertificateService.handle), per second", figures["raw_issuance_per_second"]],
+        ["renewal campaign through the gateway, per second", figures["renewals_per_second"]],
+        ["  ratio to raw issuance", figures["ratio_to_raw_issuance"]],
+        ["gateway process CPU per renewal, ms", figures["gateway_cpu_ms_per_renewal"]],
+        ["  of it the campaign engine's steps (walks over every row), ms", figures["engine_step_cpu_ms_per_renewal"]],
+        ["stations process CPU per renewal, ms", figures["stations_cpu_ms_per_renewal"]],
+        ["CSMS process CPU per renewal, ms", figures["csms_cpu_ms_per_renewal"]],
+        ["renewals per second the gateway's CPU allows on one free core", figures["gateway_one_core_ceiling_per_second"]],
+        [f"seconds for {GOAL_STATIONS:,} stations (projected; goal {GOAL_SECONDS})", figures["projected_seconds_for_10000"]],
+    ])
+    print(f"{figures['stations']} stations ({figures['connected_before_campaign']} connected before the campaign), "
+          f"{figures['max_in_flight']} in flight (peak {figures['peak_in_flight']}), {figures['campaign_seconds']} s on "
+          f"{figures['loop']}; goal met: {figures['goal_met']}; load average {figures['load_average']['campaign_end']} "
+          f"on {figures['cores']} cores")
     print(json.dumps(figures))
 
 
