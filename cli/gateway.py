@@ -46,7 +46,7 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ import click
 from cryptography import x509
 
 from ocppsec.cli._common import PASSPHRASE_ENV, passphrase_for_reading
+from ocppsec.cli._serve import loop_runner
 from ocppsec.pki._io import check_file
 from ocppsec.pki.errors import UsageError
 from ocppsec.pki.revocation.check import CrlError
@@ -567,7 +568,7 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     assert opts.listen is not None
     assert opts.upstream is not None
     host, port = _host_port(opts.listen)
-    runner = _runner(opts.loop_name)
+    runner = loop_runner(opts.loop_name)
     admin = parse_admin(opts.admin_text)
     if worker is not None:
         from ocppsec.security_profiles.gateway.admin import socket_path
@@ -761,19 +762,6 @@ def _revocation(profiles: frozenset[int], trust: tuple[str, ...], crls: tuple[st
         return None
     return RevocationChecker(issuers=issuers, crls=sources, ledger=ledger, ocsp=checker_ocsp,
                              fail=fail or FailMode.CLOSED)
-
-
-def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """``asyncio.run`` on the loop ``name`` names (``auto``: uvloop when it is installed)."""
-    if name in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if name == "uvloop":
-                raise UsageError("--loop uvloop: uvloop is not installed", hint="pip install uvloop, or --loop asyncio") from None
-        else:
-            return uvloop.run
-    return asyncio.run
 
 
 def _campaign_engine(gw: Gateway, opts: _Options, registry: StationRegistry, signing: CsrSigning | None,
