@@ -7,6 +7,7 @@ line in :data:`SUBCOMMANDS`.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 
@@ -86,6 +87,7 @@ class LazyGroup(click.Group):
             raise
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
+        gc.enable()  # main() turned the collector off for start-up; commands (servers too) run with it
         return command
 
 

@@ -515,20 +515,92 @@ def test_the_early_start_reads_the_image_argument(args: list[str], image: str | 
     assert _prefetch.image_argument(args) == image
 
 
-def test_the_early_digest_is_used_only_for_the_same_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread (no fork)"])
+def test_the_early_digest_is_used_only_for_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          fork: bool) -> None:
+    if not fork:
+        monkeypatch.delattr(os, "fork")
     first, second = tmp_path / "a.bin", tmp_path / "b.bin"
     first.write_bytes(b"a" * 1000)
     second.write_bytes(b"a" * 1000)
     interval = sys.getswitchinterval()
     _prefetch.start([str(first)])
-    assert sys.getswitchinterval() == _prefetch.SWITCH_INTERVAL
+    assert sys.getswitchinterval() == (interval if fork else _prefetch.SWITCH_INTERVAL)
     assert _prefetch.take(str(second)) is None  # another file: hashed by the command itself
     assert sys.getswitchinterval() == interval
     _prefetch.start([str(first)])
     pending = _prefetch.take(str(first))
-    assert pending is not None and pending.result().size == 1000
+    assert isinstance(pending, _prefetch.ForkedDigest) == fork
+    assert pending is not None and pending.result().value == hashlib.sha256(b"a" * 1000).digest()
     _prefetch.start([str(tmp_path / "missing.bin")])  # nothing to start: the command reports it
     assert _prefetch.take(str(tmp_path / "missing.bin")) is None
+    _prefetch.start([str(tmp_path)])  # a directory: the same
+    assert _prefetch.take(str(tmp_path)) is None
+
+
+def _no_child_left(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_forked_digest_reports_progress_and_leaves_no_child(tmp_path: Path) -> None:
+    image = tmp_path / "fw.bin"
+    data = os.urandom(_prefetch.SLICE * 2 + 12345)  # three slices, the last one short
+    image.write_bytes(data)
+    pending = _prefetch.ForkedDigest(str(image))
+    pid = pending._pid
+    assert pid is not None and pending.same_file(str(image))
+    steps: list[int] = []
+    digest = pending.result(steps.append)
+    assert (digest.algorithm, digest.value, digest.size) == ("sha256", hashlib.sha256(data).digest(), len(data))
+    assert len(steps) == 3 and sum(steps) == len(data) == pending.done
+    assert _no_child_left(pid)
+    pending.cancel()  # a no-op once the result is in
+
+
+def test_the_forked_digest_falls_back_to_reading_a_file_it_cannot_map(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    digest = _prefetch.ForkedDigest(str(empty)).result()
+    assert (digest.value, digest.size) == (hashlib.sha256(b"").digest(), 0)
+
+
+@pytest.mark.parametrize("when", ["at once", "after the first slice"])
+def test_an_image_truncated_while_the_child_hashes_it_is_an_io_error(tmp_path: Path, when: str) -> None:
+    from ocppsec.pki.errors import FileError
+
+    image = tmp_path / "fw.bin"
+    with image.open("wb") as f:
+        f.truncate(768 << 20)  # sparse: hashing it takes the child about half a second
+    pending = _prefetch.ForkedDigest(str(image))
+    statuses: list[int] = []
+    reap = pending._reap
+    pending._reap = lambda: statuses.append(reap()) or statuses[-1]  # type: ignore[method-assign]
+    if when == "at once":  # before or while the child maps it, or (rarely) later: each is a changed image
+        os.truncate(image, 4096)
+    with pytest.raises(FileError, match="changed while it was being hashed") as info:
+        pending.result(lambda _n: os.truncate(image, 4096))  # after a slice: the next one is past the end
+    assert info.value.exit_code == 3
+    if when != "at once":  # the child died of the fault, and the command did not
+        assert os.WIFSIGNALED(statuses[0]) and os.WTERMSIG(statuses[0]) == signal.SIGBUS
+
+
+def test_a_cancelled_forked_digest_stops_its_child(tmp_path: Path) -> None:
+    from ocppsec.pki.errors import FileError
+
+    image = tmp_path / "fw.bin"
+    with image.open("wb") as f:
+        f.truncate(768 << 20)
+    pending = _prefetch.ForkedDigest(str(image))
+    pid = pending._pid
+    assert pid is not None
+    pending.cancel()
+    assert _no_child_left(pid)
+    with pytest.raises(FileError, match="cancelled"):
+        pending.result()
 
 
 def test_firmware_sign_gives_the_same_digest_started_early_or_not(pki: Path, tmp_path: Path,
