@@ -131,8 +131,11 @@ class Gateway:
 
     The hop to the upstream: ``upstream_ssl`` for ``wss://`` (see :func:`.upstream.upstream_context`),
     ``upstream_auth`` for Basic auth; ``upstream_open_timeout`` must be shorter than ``open_timeout`` (the
-    station's handshake waits for the upstream). ``follow_changes``: follow the CSMS's credential and profile
-    changes into the registry (``password_cost``: the scrypt cost of the hashes it stores).
+    station's handshake waits for the upstream). Keepalive: ``ping_interval`` for WebSocket pings to the
+    stations (and their timeout); the upstream hop has TCP keepalive after as many seconds of silence
+    instead, and WebSocket pings only with ``upstream_ping_interval`` (see :mod:`.upstream`).
+    ``follow_changes``: follow the CSMS's credential and profile changes into the registry
+    (``password_cost``: the scrypt cost of the hashes it stores).
     """
 
     def __init__(
@@ -149,6 +152,7 @@ class Gateway:
         open_timeout: float = 10.0,
         tls_handshake_timeout: float = 10.0,
         ping_interval: float | None = 30.0,
+        upstream_ping_interval: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         csr_signing: CsrSigning | None = None,
         relay: Relay | str = Relay.AUTO,
@@ -202,7 +206,8 @@ class Gateway:
         self.campaign_engine: Any = None  # a campaigns.CampaignEngine attaches itself here (service, metrics)
         # ... and then, last, the upstream is opened (see .upstream)
         self.opener = UpstreamOpener(self.upstream, ssl_context=upstream_ssl, auth=upstream_auth,
-                                     open_timeout=upstream_open_timeout, ping_interval=ping_interval, max_size=max_size)
+                                     open_timeout=upstream_open_timeout, ping_interval=upstream_ping_interval,
+                                     keepalive=ping_interval if ping_interval is not None else 30.0, max_size=max_size)
         self.follower = ChangeFollower(registry, self.sink, clock, base_path=policy.base_path,
                                        password_cost=password_cost) if follow_changes else None
 

@@ -202,6 +202,33 @@ def test_station_facts_reach_the_upstream_as_headers_and_the_stations_own_do_not
     run(main())
 
 
+@pytest.mark.parametrize("upstream_ping", [None, 4.0])
+def test_the_upstream_hop_is_kept_alive_by_tcp_keepalive_and_pings_only_when_asked(
+        upstream_ping: float | None, registry: MemoryRegistry, sink: MemorySink, pki: Pki, port: int) -> None:
+    import socket
+
+    up = free_port()
+
+    async def main() -> None:
+        async with upstream_server(up), gateway({2}, registry, sink, pki, port, f"ws://127.0.0.1:{up}/upstream",
+                                                ping_interval=7.0, upstream_ping_interval=upstream_ping) as gw:
+            conn = await station2(port, root=pki.csms_root)
+            await conn.send("hello")
+            assert await conn.recv() == "hello"
+            (session,) = gw.sessions
+            sock = session.upstream.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert (session.upstream.keepalive_task is not None) == (upstream_ping is not None)
+            assert session.upstream.ping_interval == upstream_ping
+            assert session.station.websocket.ping_interval == 7.0  # the stations are still pinged
+            await conn.close()
+
+    run(main())
+
+
 def test_header_values_are_printable_ascii(pki: Pki) -> None:
     chain = pki.station("SN-ü%1", o="Ÿ CSO")
     der = x509.load_pem_x509_certificate(Path(chain.certfile).read_bytes()).public_bytes(Encoding.DER)
