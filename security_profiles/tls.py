@@ -95,19 +95,36 @@ def _cipher_string(extra: Sequence[str]) -> str:
     return ":".join((*MANDATORY_TLS12_SUITES, *extra)) + ":@SECLEVEL=1"
 
 
-def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate], *,
-               what: str = "trusted root file") -> None:
-    """Trust ``roots`` (files read by our PEM reader: bounded, regular files only, errors naming the file)."""
-    from cryptography.hazmat.primitives.serialization import Encoding
+# Root files parsed before, by content: a station builds a context on every connection attempt, and
+# checking its CSMS root file's certificates each time was ~10 % of a simulated station's CPU per
+# reconnect (benchmarks/lifecycle.py). The file is still read each time (so a changed file is seen at
+# once); only the parse of bytes seen before is skipped.
+_ROOT_FILES: dict[bytes, tuple[x509.Certificate, ...]] = {}
+_ROOT_FILES_LIMIT = 64
 
+
+def _root_file(root: str | Path, what: str) -> tuple[x509.Certificate, ...]:
     from ocppsec.pki._io import read_bounded
     from ocppsec.pki.pem import load_certificates
 
+    data = read_bounded(root, what=what, limit=1 << 20)
+    cached = _ROOT_FILES.get(data)
+    if cached is None:
+        cached = tuple(load_certificates(data, what=f"{what} {root}"))
+        if len(_ROOT_FILES) >= _ROOT_FILES_LIMIT:
+            _ROOT_FILES.pop(next(iter(_ROOT_FILES)))
+        _ROOT_FILES[data] = cached
+    return cached
+
+
+def load_roots(ctx: ssl.SSLContext, roots: Sequence[str | Path | x509.Certificate], *,
+               what: str = "trusted root file") -> None:
+    """Trust ``roots`` (files read by our PEM reader: bounded, regular files only, errors naming the file;
+    the certificates of a file read before with the same bytes are not parsed again)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     for root in roots:
-        if isinstance(root, x509.Certificate):
-            certs = [root]
-        else:
-            certs = load_certificates(read_bounded(root, what=what, limit=1 << 20), what=f"{what} {root}")
+        certs = (root,) if isinstance(root, x509.Certificate) else _root_file(root, what)
         for cert in certs:
             try:
                 ctx.load_verify_locations(cadata=cert.public_bytes(Encoding.PEM).decode("ascii"))

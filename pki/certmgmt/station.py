@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -212,16 +212,25 @@ class DirectoryStationStorage:
 
 @dataclass(frozen=True, slots=True)
 class ClientCredential:
-    """A client certificate (chain, leaf first) and the reference of its private key."""
+    """A client certificate (chain, leaf first) and the reference of its private key.
+
+    The chain is parsed once, on first use, and the leaf's fingerprint computed once: a station asks for
+    both on every connection attempt (the renewed credential first, A02.FR.08) and when it records which
+    one connected (A02.FR.10)."""
 
     use: CertificateUse
     chain_pem: str
     key_ref: str
     role: CredentialRole
+    _parsed: tuple[x509.Certificate, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def chain(self) -> list[x509.Certificate]:
-        return load_certificates(self.chain_pem)
+        if self._parsed is None:
+            object.__setattr__(self, "_parsed", tuple(load_certificates(self.chain_pem)))
+        assert self._parsed is not None
+        return list(self._parsed)
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -229,7 +238,10 @@ class ClientCredential:
 
     @property
     def fingerprint(self) -> str:
-        return self.leaf.fingerprint(hashes.SHA256()).hex()
+        if self._fingerprint is None:
+            object.__setattr__(self, "_fingerprint", self.leaf.fingerprint(hashes.SHA256()).hex())
+        assert self._fingerprint is not None
+        return self._fingerprint
 
 
 def _spki_hash(pub: Any) -> str:

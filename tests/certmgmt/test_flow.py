@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography import x509
 
 from ocppsec.pki.certmgmt import (
@@ -119,6 +120,25 @@ def test_renewal_reconnect_with_new_certificate_discards_old(service, store) -> 
     assert store.client_credentials()[0].leaf == order2.chain.leaf
     with pytest.raises(Exception):
         store.storage.open_key(old.key_ref)  # the old key is gone
+
+
+def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocppsec.pki.certmgmt import station
+
+    first = store.create_csr(CertificateUse.CHARGING_STATION, at=NOW)
+    _, order = service.handle("CS001", SignRequest(first), at=NOW)
+    assert order is not None and store.certificate_signed(order.chain_pem, CertificateUse.CHARGING_STATION, at=NOW).accepted
+    parses: list[str] = []
+    real = station.load_certificates
+    monkeypatch.setattr(station, "load_certificates", lambda pem, **k: parses.append(pem) or real(pem, **k))
+    credential = store.client_credentials()[0]
+    fingerprint = credential.leaf.fingerprint(hashes.SHA256()).hex()
+    assert credential.fingerprint == fingerprint and credential.fingerprint == fingerprint
+    chain = credential.chain
+    chain.clear()  # the caller's copy: the credential keeps its own
+    assert credential.chain == [order.chain.leaf, *order.chain.sub_cas] and credential.leaf == order.chain.leaf
+    assert parses == [order.chain_pem]
+    assert credential == store.client_credentials()[0]  # the caches take no part in equality
 
 
 def test_renewed_certificate_that_cannot_connect_is_discarded_with_event(service, store) -> None:
