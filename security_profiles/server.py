@@ -49,8 +49,9 @@ from websockets.typing import Data, Subprotocol
 
 from ocppsec.pki.events.sink import EventSink, NullSink, SafeSink, local_event, peer_station_id
 from ocppsec.pki.versions import OcppVersion
-from ocppsec.security_profiles import _tls_alert
+from ocppsec.security_profiles import _keepalive, _tls_alert
 from ocppsec.security_profiles._fair import DEFAULT_LIMITS, ControlBudget, FairFeed, FrameLimits, ReadGate
+from ocppsec.security_profiles._keepalive import IdleKeepalive
 from ocppsec.security_profiles._memory import MemoryReturn
 from ocppsec.security_profiles._refusals import UnknownIdentities, UnknownReason
 from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
@@ -177,6 +178,7 @@ class _ServeState:
     control_floods: int = 0  # connections closed with 1008 for too many control frames
     refusals: Counter[str] = field(default_factory=Counter)  # refused handshakes per reason
     pending_tls: set[asyncio.Future[None]] = field(default_factory=set)
+    keepalive: IdleKeepalive | None = None  # pings silent stations (see _keepalive); None: no keepalive
     _unknown_timer: asyncio.TimerHandle | None = None
 
     def refuse_unknown(self, reason: UnknownReason, identity: str | None, peer: str) -> None:
@@ -273,6 +275,7 @@ class _ProfileConnection(ServerConnection):
         self.protocol.recv_frame = self._count_control  # type: ignore[method-assign]
         self._fair = FairFeed(self._state.limits, self._feed_websockets, self._fair_stopped)
         self.lost = False
+        self.rx_seen = False  # anything received since the keepalive last looked (see _keepalive)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ctx = self._state.ssl_context
@@ -311,6 +314,7 @@ class _ProfileConnection(ServerConnection):
 
     # -- hostile peers: bounded work per loop turn, control-frame budget (see _fair) ----------------------
     def data_received(self, data: bytes) -> None:
+        self.rx_seen = True
         self._fair.received(data)
 
     def _feed_websockets(self, data: bytes) -> None:
@@ -516,6 +520,17 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subproto
     return None
 
 
+def _keepalive_by_websockets(websocket: ServerConnection, keepalive: IdleKeepalive) -> None:
+    """websockets' own keepalive (a ping every interval), for a connection without what IdleKeepalive uses."""
+    start = getattr(websocket, "start_keepalive", None)
+    if start is None:  # pragma: no cover - a websockets layout this was not written for
+        _log.warning("no keepalive for %s: this websockets version has neither", websocket)
+        return
+    websocket.ping_interval = keepalive.interval
+    websocket.ping_timeout = keepalive.timeout
+    start()
+
+
 def serve(
     handler: Callable[[StationConnection], Awaitable[None]],
     host: str | None,
@@ -569,6 +584,8 @@ def serve(
         _tls_alert.install(ssl_context)
     state = _ServeState(policy, registry, safe, ssl_context, tls_handshake_timeout, clock, admit, before_decide,
                         frame_limits, UnknownIdentities(unknown_window), MemoryReturn(trim_memory_after))
+    if ping_interval is not None:
+        state.keepalive = IdleKeepalive(ping_interval, ping_timeout)
     connection_class = type("ProfileConnection", (_ProfileConnection,), {"_state": state})
 
     async def _handler(websocket: ServerConnection) -> None:
@@ -581,7 +598,17 @@ def serve(
         websocket.station = StationConnection(websocket, decision)
         if websocket.admission is not None:
             websocket.station.context = websocket.admission.context
-        await handler(websocket.station)
+        keepalive = state.keepalive
+        if keepalive is not None and not _keepalive.supported(websocket):
+            _keepalive_by_websockets(websocket, keepalive)
+            keepalive = None
+        if keepalive is not None:
+            keepalive.add(websocket)
+        try:
+            await handler(websocket.station)
+        finally:
+            if keepalive is not None:
+                keepalive.discard(websocket)
 
     server = ws_serve(
         _handler, host, port,
@@ -591,7 +618,7 @@ def serve(
         compression=None,
         max_size=max_size,
         open_timeout=open_timeout,
-        ping_interval=ping_interval,
+        ping_interval=None,  # state.keepalive pings the stations that are silent, from one timer
         ping_timeout=ping_timeout,
         create_connection=connection_class,
         **{"server_header": None, "logger": _ws_log, **kwargs},

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from ocppsec.pki.certmgmt import (
     EVENT_DISCARDED_RENEWED,
