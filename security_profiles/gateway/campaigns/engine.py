@@ -153,6 +153,45 @@ class _Material:
         return compute_hash_data(self.old, self.old)
 
 
+class _Moving:
+    """The rows of one campaign that a step can move, kept as the rows change: the pending ones (in the
+    order they became pending) and the active ones (a call out, or a reconnect awaited), and how many are
+    not finished. A step looks at these instead of walking every row of the campaign (at 10,000 stations
+    five walks per step cost the gateway 1.4 ms per renewal, benchmarks/lifecycle.py)."""
+
+    __slots__ = ("active", "open", "pending")
+
+    def __init__(self, rows: Sequence[StationProgress]) -> None:
+        self.pending: dict[str, StationProgress] = {}
+        self.active: dict[str, StationProgress] = {}
+        self.open = 0
+        for row in rows:
+            self.put(None, row)
+
+    def put(self, old: StationProgress | None, new: StationProgress) -> None:
+        if old is not None:
+            self.pending.pop(old.station_id, None)
+            self.active.pop(old.station_id, None)
+            self.open -= not old.terminal
+        if new.state is RowState.PENDING:
+            self.pending[new.station_id] = new
+        elif not new.terminal:
+            self.active[new.station_id] = new
+        self.open += not new.terminal
+
+    def due(self, room: int, online: Mapping[str, object], at: datetime) -> list[StationProgress]:
+        """The first ``room`` pending rows whose station is connected and whose back-off is over."""
+        out: list[StationProgress] = []
+        if room <= 0:
+            return out
+        for row in self.pending.values():
+            if row.station_id in online and (row.next_at is None or at >= row.next_at):
+                out.append(row)
+                if len(out) == room:
+                    break
+        return out
+
+
 class CampaignEngine:
     """Runs campaigns through ``gateway`` (see the module docstring)."""
 
@@ -173,6 +212,7 @@ class CampaignEngine:
         self.counters: dict[str, int] = {"started": 0, "done": 0, "failed": 0, "skipped": 0, "calls": 0}
         self._campaigns: dict[str, Campaign] = {}
         self._rows: dict[str, dict[str, StationProgress]] = {}
+        self._moving: dict[str, _Moving] = {}
         self._material: dict[str, _Material] = {}
         self._dirty: dict[str, set[str]] = {}
         self._finished: dict[str, asyncio.Event] = {}
@@ -220,6 +260,7 @@ class CampaignEngine:
     def _adopt(self, campaign: Campaign, rows: Sequence[StationProgress]) -> None:
         self._campaigns[campaign.id] = campaign
         self._rows[campaign.id] = {r.station_id: r for r in rows}
+        self._moving[campaign.id] = _Moving(list(self._rows[campaign.id].values()))
         self._dirty.setdefault(campaign.id, set())
         self._finished.setdefault(campaign.id, asyncio.Event())
         if campaign.kind is not CampaignKind.RENEW:
@@ -530,6 +571,7 @@ class CampaignEngine:
         if new == old:
             return
         self._rows[campaign_id][new.station_id] = new
+        self._moving[campaign_id].put(old, new)
         self._dirty[campaign_id].add(new.station_id)
         self._change.set()
         self._change = asyncio.Event()
@@ -562,31 +604,37 @@ class CampaignEngine:
             await asyncio.sleep(max(0.02, 4 * stepped))
 
     def _step(self) -> None:
+        """Time out what is overdue and send what is due: the kernel's ``expire`` and ``next_commands`` over
+        the rows that can move (:class:`_Moving`), which give what they would give over every row."""
         at = self.clock()
-        online = set(self.connected)
         for cid, campaign in list(self._campaigns.items()):
             if campaign.status is CampaignStatus.DONE:
                 continue
             table = self._rows[cid]
-            for sid in expire(table.values(), at=at):
+            moving = self._moving[cid]
+            for sid in expire(list(moving.active.values()), at=at):
                 self._signal(cid, table[sid], Signal.TIMEOUT, reason=f"timed out in {table[sid].state.value}")
             if campaign.status is CampaignStatus.RUNNING:
-                for command in next_commands(campaign.kind, table.values(), campaign.options, connected=online, at=at):
+                active = list(moving.active.values())
+                flying = sum(1 for r in active if r.state in IN_FLIGHT)
+                due = moving.due(campaign.options.max_in_flight - flying, self.connected, at)
+                commands = next_commands(campaign.kind, [*active, *due], campaign.options,
+                                         connected={r.station_id for r in due}, at=at)
+                for command in commands:
                     station = self.connected[command.station_id]
                     row = table[command.station_id]
                     self._put(cid, row, apply(row, Signal.SENT, kind=campaign.kind, options=campaign.options, at=at))
                     task = asyncio.create_task(self._execute(cid, command, station))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                flying = sum(1 for r in table.values() if r.state in IN_FLIGHT)
-                self.peak_in_flight[cid] = max(self.peak_in_flight.get(cid, 0), flying)
+                self.peak_in_flight[cid] = max(self.peak_in_flight.get(cid, 0), flying + len(commands))
         self._finish_complete(at)
 
     def _finish_complete(self, at: datetime) -> None:
         """Mark done the campaigns whose every row is done, failed or skipped."""
         for cid, campaign in list(self._campaigns.items()):
             table = self._rows[cid]
-            if campaign.status is not CampaignStatus.DONE and progress(table.values()).complete:
+            if campaign.status is not CampaignStatus.DONE and self._moving[cid].open == 0:
                 self._campaigns[cid] = replace(campaign, status=CampaignStatus.DONE, updated_at=at)
                 self._dirty[cid].add("")  # the flush writes the status
                 self._finished[cid].set()
