@@ -449,7 +449,7 @@ def main() -> None:
         ["renewal campaign through the gateway, per second", figures["renewals_per_second"]],
         ["  ratio to raw issuance", figures["ratio_to_raw_issuance"]],
         ["gateway process CPU per renewal, ms", figures["gateway_cpu_ms_per_renewal"]],
-        ["  of it the campaign engine's steps (walks over every row), ms", figures["engine_step_cpu_ms_per_renewal"]],
+        ["  of it the campaign engine's steps, ms", figures["engine_step_cpu_ms_per_renewal"]],
         ["stations process CPU per renewal, ms", figures["stations_cpu_ms_per_renewal"]],
         ["CSMS process CPU per renewal, ms", figures["csms_cpu_ms_per_renewal"]],
         ["renewals per second the gateway's CPU allows on one free core", figures["gateway_one_core_ceiling_per_second"]],
