@@ -80,6 +80,11 @@ def start(args: Sequence[str]) -> None:
             _pending = ForkedDigest(image)
         except OSError:  # missing, a directory, a FIFO, no process left...: the command hashes (and reports) itself
             _pending = None
+            return
+        import atexit
+
+        atexit.register(_stop_unclaimed)  # a usage error before the command ran: stop the child now (else it ends
+        # at its next progress write, on the closed pipe)
         return
     from ocppsec.firmware_signing.files import BackgroundDigest
     from ocppsec.pki.errors import OcppsecError
@@ -90,6 +95,14 @@ def start(args: Sequence[str]) -> None:
         return  # missing, a directory, a FIFO...: the command says so itself
     _interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def _stop_unclaimed() -> None:
+    """At exit: stop a child nobody took the digest of."""
+    global _pending
+    pending, _pending = _pending, None
+    if pending is not None:
+        pending.cancel()
 
 
 def take(path: str) -> BackgroundDigest | ForkedDigest | None:
@@ -229,6 +242,9 @@ _SIGBUS = 7 if sys.platform.startswith("linux") else 10
 def _hash_in_child(fd: int, out: int, st: os.stat_result, sha256: Callable[[], hashlib._Hash],
                    mmap_module: types.ModuleType) -> NoReturn:  # pragma: no cover - runs in the child
     """Hash the file ``fd`` (of status ``st``) through a read-only mapping, report on ``out``, exit."""
+    handler = sys.modules.get("faulthandler")
+    if handler is not None and handler.is_enabled():
+        handler.disable()  # a SIGBUS here is an expected end (the parent reports it), not a crash to dump
     try:
         size = st.st_size
         if not size:  # empty, or a file that reports no size (procfs): the parent reads it to its end

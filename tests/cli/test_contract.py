@@ -603,6 +603,18 @@ def test_a_cancelled_forked_digest_stops_its_child(tmp_path: Path) -> None:
         pending.result()
 
 
+def test_a_usage_error_leaves_no_child_hashing_the_image(tmp_path: Path) -> None:
+    image = tmp_path / "unclaimed-fw.bin"
+    with image.open("wb") as f:
+        f.truncate(2 << 30)  # sparse: a child would hash it for more than a second
+    proc = process("firmware", "sign", image, "--cert", tmp_path / "fw.pem", stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE)  # no --key: click refuses it after the early start began
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--key" in err
+    left = subprocess.run(["pgrep", "-f", str(image)], capture_output=True, text=True, check=False)
+    assert left.stdout == "", f"a process still has the image: {left.stdout}"
+
+
 def test_firmware_sign_gives_the_same_digest_started_early_or_not(pki: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     image = tmp_path / "fw.bin"
