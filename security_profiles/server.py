@@ -569,6 +569,9 @@ def serve(
     The registry is consulted in a worker thread unless it says ``nonblocking = True``; ``sink.record`` is
     called on the event loop, so it must not block (``ocppsec.eventlog.queued.QueuedSink`` does not).
     No log record carries a credential (:mod:`.redact` is installed on websockets' loggers and ours).
+    ``ping_interval``/``ping_timeout``: a station silent for the interval is pinged, and failed with 1011 when
+    nothing arrives within the timeout of the ping; one that sends anything is not pinged (one timer for all
+    stations, :mod:`._keepalive`; ``ping_interval=None``: no keepalive).
     ``before_decide``: awaited with the request path before the handshake decision reads the registry (the
     gateway waits there while it is still writing a credential or profile change of that station).
     """
