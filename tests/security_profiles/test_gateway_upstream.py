@@ -222,6 +222,10 @@ def test_the_upstream_hop_is_kept_alive_by_tcp_keepalive_and_pings_only_when_ask
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
             assert (session.upstream.keepalive_task is not None) == (upstream_ping is not None)
+            # the handshakes' headers are gone once the relay runs (idle memory, ADR 19)
+            for connection in (session.upstream, session.station.websocket):
+                assert connection.request is not None and connection.response is not None
+                assert len(connection.request.headers) == len(connection.response.headers) == 0
             assert session.upstream.ping_interval == upstream_ping
             assert gw.server is not None and gw.server.profile_state.keepalive.interval == 7.0  # type: ignore[attr-defined]
             await conn.close()
