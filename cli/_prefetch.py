@@ -204,7 +204,9 @@ class ForkedDigest:
                 progress(self.size - self.done)
             self.done = self.size
             return ImageDigest("sha256", value, self.size)
-        if (outcome == b"C" or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == _SIGBUS)
+        import signal
+
+        if (outcome == b"C" or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS)
                 or not self.same_file(self.path)):
             raise FileError(f"firmware image {self.path} changed while it was being hashed",
                             path=self.path, hint="sign the image once it is completely written")
@@ -234,9 +236,6 @@ class ForkedDigest:
                 continue
             except ChildProcessError:  # pragma: no cover - reaped by someone else (a SIGCHLD handler)
                 return 0
-
-
-_SIGBUS = 7 if sys.platform.startswith("linux") else 10
 
 
 def _hash_in_child(fd: int, out: int, st: os.stat_result, sha256: Callable[[], hashlib._Hash],
