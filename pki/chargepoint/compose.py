@@ -24,9 +24,13 @@ Nothing here imports the ``ocpp`` package until a handler is decorated or a clas
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import inspect
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -54,11 +58,55 @@ def on(action: str, *, skip_schema_validation: bool = False) -> Callable[[_F], _
 
 
 def after(action: str) -> Callable[[_F], _F]:
-    """``ocpp.routing.after`` with a type: the method runs after the answer to ``action`` was sent."""
+    """``ocpp.routing.after`` with a type: the method runs after the answer to ``action`` was sent.
+
+    The ``ocpp`` package starts an async hook as a task it keeps no reference to: the task outlives the
+    connection, and a hook still waiting when the connection ends is destroyed pending, or its failure
+    is reported only as "exception was never retrieved". Here the ChargePoint owns the hook's task:
+    :func:`compose`'s ``start`` cancels the hooks still running when the connection ends, and a hook
+    that fails is logged with the action and the station.
+    """
     from ocpp.routing import after as ocpp_after
 
-    decorator: Callable[[_F], _F] = ocpp_after(action)
+    def wrap(hook: _F) -> _F:
+        if not inspect.iscoroutinefunction(hook):
+            return hook
+
+        @functools.wraps(hook)  # keeps the signature: the ocpp package looks for call_unique_id in it
+        def run(self: Any, *args: Any, **kwargs: Any) -> None:
+            _spawn_after(self, action, hook(self, *args, **kwargs))
+
+        return run  # type: ignore[return-value]  # same signature, runs the hook as an owned task
+
+    def decorator(hook: _F) -> _F:
+        wrapped: _F = ocpp_after(action)(wrap(hook))
+        return wrapped
+
     return decorator
+
+
+_LOG = logging.getLogger("ocppsec.chargepoint")
+_AFTER_TASKS = "_ocppsec_after_tasks"
+
+
+def _spawn_after(instance: Any, action: str, hook: Coroutine[Any, Any, Any]) -> None:
+    tasks: set[asyncio.Task[Any]] | None = instance.__dict__.get(_AFTER_TASKS)
+    if tasks is None:
+        tasks = instance.__dict__[_AFTER_TASKS] = set()
+    task = asyncio.get_running_loop().create_task(hook, name=f"{instance.id}: after {action}")
+    tasks.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        tasks.discard(finished)
+        if not finished.cancelled() and (exc := finished.exception()) is not None:
+            _LOG.error("%s: the step after %s failed: %s", instance.id, action, exc, exc_info=exc)
+
+    task.add_done_callback(done)
+
+
+def _cancel_after_hooks(instance: Any) -> None:
+    for task in list(instance.__dict__.get(_AFTER_TASKS, ())):
+        task.cancel()
 
 
 class Side(enum.Enum):
@@ -183,13 +231,19 @@ def compose(version: OcppVersion, side: Side, parts: Iterable[Part], *, name: st
         for part in chosen:
             part.setup(self, {k: v for k, v in given.items() if k in part.options})
 
+    async def start(self: Any) -> None:
+        try:
+            await base.start(self)  # type: ignore[attr-defined]  # the ocpp ChargePoint's receive loop
+        finally:  # the connection ended: nothing after an answer on it is still worth sending
+            _cancel_after_hooks(self)
+
     def __init_subclass__(cls: type, /) -> None:  # object's takes no keywords either; nothing to chain to
         _check_subclass(cls)
 
     class_name = name or f"{side.name.title()}ChargePoint_{version.name}"
     doc = f"OCPP {version.value} {side.value} side: " + ", ".join(p.name for p in chosen) + "."
     composed = type(class_name, (*(p.handlers for p in chosen), base),
-                    {"__init__": __init__, "__init_subclass__": classmethod(__init_subclass__), "__doc__": doc,
+                    {"__init__": __init__, "start": start, "__init_subclass__": classmethod(__init_subclass__), "__doc__": doc,
                      "__qualname__": class_name, "__module__": module or __name__, "parts": chosen})
     return composed
 

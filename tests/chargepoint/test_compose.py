@@ -3,6 +3,9 @@ handler refused when the class is created (sans-I/O: no connection is opened her
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,3 +131,75 @@ def test_constructor_keywords_reach_the_parts_that_declared_them() -> None:
     sink = MemorySink()  # empty, so falsy: still the one used
     events = log_v201.CsmsChargePoint("CS-1", None, sink=sink)
     assert events.event_sink is sink
+
+
+def _hooked_class(hook: Any) -> type:
+    @on("Heartbeat")
+    def answer(self: Any, **kwargs: Any) -> Any:
+        from ocpp.v201 import call_result
+        return call_result.Heartbeat(current_time="2026-12-02T00:00:00Z")
+
+    part = Part("hooked", V201, Side.CSMS, type("Hooked", (), {"answer": answer, "hook": after("Heartbeat")(hook)}))
+    return compose(V201, Side.CSMS, [part], name="Hooked", module=__name__)
+
+
+async def _one_heartbeat(cls: type, until: asyncio.Event) -> Any:
+    """Serve ``cls`` on a real websocket on 127.0.0.1, send one Heartbeat from a client, wait for ``until``,
+    close the client; returns the ChargePoint once its ``start`` has ended."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    served: list[Any] = []
+    ended = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        cp = cls("CS-1", ws)
+        served.append(cp)
+        try:
+            await cp.start()
+        except Exception:  # the client's close ends the receive loop with ConnectionClosed
+            pass
+        finally:
+            ended.set()
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"]) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps([2, "m-1", "Heartbeat", {}]))
+            assert json.loads(await ws.recv())[0] == 3
+            await until.wait()
+        await ended.wait()
+    return served[0]
+
+
+def test_an_after_hook_still_running_when_the_connection_ends_is_cancelled_not_left_pending() -> None:
+    started, outcome = asyncio.Event(), []
+
+    async def hook(self: Any, **kwargs: Any) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a CertificateSigned that never gets its answer
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    async def run() -> Any:
+        cp = await _one_heartbeat(_hooked_class(hook), started)
+        tasks = list(cp.__dict__["_ocppsec_after_tasks"])
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return cp
+
+    cp = asyncio.run(run())
+    assert outcome == ["cancelled"] and not cp.__dict__["_ocppsec_after_tasks"]
+
+
+def test_an_after_hook_that_fails_is_logged_with_the_station_and_action(caplog: pytest.LogCaptureFixture) -> None:
+    finished = asyncio.Event()
+
+    async def hook(self: Any, call_unique_id: str, **kwargs: Any) -> None:
+        finished.set()
+        raise RuntimeError(f"no answer to {call_unique_id}")
+
+    with caplog.at_level(logging.ERROR, logger="ocppsec.chargepoint"):
+        asyncio.run(_one_heartbeat(_hooked_class(hook), finished))
+    assert [r.getMessage() for r in caplog.records] == ["CS-1: the step after Heartbeat failed: no answer to m-1"]
