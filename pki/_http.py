@@ -223,11 +223,28 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def close(self) -> None:
+        """Cancel what still runs on the loop and wait for it (as ``asyncio.run`` does), then stop the loop.
+
+        A task left pending on a closed loop is destroyed later by the garbage collector, and asyncio
+        logs "Task was destroyed but it is pending!" into whatever runs then (aiohttp's per-connection
+        handler tasks were left so)."""
         if self.loop.is_closed():
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):  # a task that ignores its cancellation: stop anyway
+                self.call(_cancel_remaining(), timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
         self.loop.close()
+
+
+async def _cancel_remaining() -> None:
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 def run_blocking(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
