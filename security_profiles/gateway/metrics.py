@@ -39,13 +39,12 @@ The event sink's depths come from any sink with ``counters()`` returning an obje
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from ocppsec.pki.errors import InputError
+from ocppsec.security_profiles.gateway._certfacts import CertFacts, certificate_facts
 
 if TYPE_CHECKING:
     from ocppsec.security_profiles.gateway.core import Gateway, RelaySession
@@ -99,19 +98,6 @@ def sink_counters(sink: object) -> SinkCounterView | None:
     return value if isinstance(value, SinkCounterView) else None
 
 
-@dataclass(frozen=True, slots=True)
-class CertFacts:
-    """A station certificate as the admin listener shows it."""
-
-    serial_hex: str
-    not_after: datetime
-    subject: str
-
-
-_CERTS: dict[bytes, CertFacts | None] = {}
-_CERTS_MAX = 32_768
-
-
 def _certificate_der(session: RelaySession) -> bytes | None:
     held = session.station.context.get("station_certificate")  # the guard's StationCertificate, when it ran
     der = getattr(held, "der", None)
@@ -126,27 +112,9 @@ def _certificate_der(session: RelaySession) -> bytes | None:
 
 def station_certificate(session: RelaySession) -> CertFacts | None:
     """The facts of the certificate ``session``'s station presented (None: none, or one pyca cannot read).
-    Parsed once per certificate (a cache by DER)."""
+    Parsed once per certificate (:func:`~._certfacts.certificate_facts`)."""
     der = _certificate_der(session)
-    if der is None:
-        return None
-    if der in _CERTS:
-        return _CERTS[der]
-    from ocppsec.pki._untrusted import pyca_input
-
-    facts: CertFacts | None
-    try:
-        with pyca_input("the station certificate cannot be parsed"):
-            from cryptography import x509
-
-            cert = x509.load_der_x509_certificate(der)
-            facts = CertFacts(format(cert.serial_number, "x"), cert.not_valid_after_utc, cert.subject.rfc4514_string())
-    except InputError:
-        facts = None
-    if len(_CERTS) >= _CERTS_MAX:
-        _CERTS.clear()
-    _CERTS[der] = facts
-    return facts
+    return None if der is None else certificate_facts(der)
 
 
 def expiry_bucket(not_after: datetime, at: datetime) -> str:

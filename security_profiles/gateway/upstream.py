@@ -64,15 +64,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cryptography import x509
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
-from ocppsec.pki._untrusted import PYCA_INPUT_ERRORS
 from ocppsec.pki.errors import UsageError
 from ocppsec.security_profiles import events as ev
+from ocppsec.security_profiles.gateway._certfacts import certificate_facts
 from ocppsec.security_profiles.handshake import Reject
 from ocppsec.security_profiles.server import Admission
 from ocppsec.security_profiles.tls import CertChain, load_cert_chain, load_roots
@@ -152,15 +151,15 @@ def station_headers(profile: int, certificate_der: bytes | None) -> list[tuple[s
     if not certificate_der:
         return headers
     headers.append((HEADER_CERT_SHA256, hashlib.sha256(certificate_der).hexdigest()))
-    try:
-        cert = x509.load_der_x509_certificate(certificate_der)
-        headers += [
-            (HEADER_CERT_SERIAL, format(cert.serial_number, "x")),
-            (HEADER_CERT_SUBJECT, _header_text(cert.subject.rfc4514_string())),
-            (HEADER_CERT_NOT_AFTER, cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")),
-        ]
-    except PYCA_INPUT_ERRORS:  # the TLS layer verified it; a field pyca cannot read is no reason to refuse here
+    facts = certificate_facts(certificate_der)
+    if facts is None:  # the TLS layer verified it; a field pyca cannot read is no reason to refuse here
         _log.info("the station certificate could not be read for the upstream headers (fingerprint only)")
+        return headers
+    headers += [
+        (HEADER_CERT_SERIAL, facts.serial_hex),
+        (HEADER_CERT_SUBJECT, _header_text(facts.subject)),
+        (HEADER_CERT_NOT_AFTER, facts.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ]
     return headers
 
 
