@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -253,6 +254,13 @@ async def role_stations(args: argparse.Namespace) -> None:
         for s, link in zip(batch, await asyncio.gather(*(station_connect(s) for s in batch)), strict=True):
             lives.append(asyncio.create_task(life(s, link)))
     lives.extend(asyncio.create_task(life(s, None)) for s in late)
+    # The simulated fleet's heap (every store, credential and connection of up to 10,000 stations in one
+    # process, millions of objects) is moved out of the cyclic collector's reach once connected: a real
+    # station runs one of each, while here every full collection walked all of them (at 10,000 stations 26
+    # full collections of up to 5.6 s each during the campaign, about 8 ms of the process's CPU per renewal).
+    # The gateway process is left as `ocppsec gateway` runs it.
+    gc.collect()
+    gc.freeze()
     print(json.dumps({"ready": len(initial), "connect_seconds": round(time.perf_counter() - started, 3)}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "stop" from the gateway process
     failed = [t for t in lives if t.done() and t.exception() is not None]
