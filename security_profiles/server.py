@@ -268,7 +268,8 @@ class _ProfileConnection(ServerConnection):
         self.peer = "unknown"
         self.decision: Accept | Reject | None = None
         self.admission: Admission | None = None
-        self.station: StationConnection | None = None
+        self.station: StationConnection | None = None  # set while the handler runs
+        self.handed_over = False  # the handler got this connection (and with it what the admission opened)
         self._control = ControlBudget(self._state.limits)
         self._flooded = False
         self._recv_frame = self.protocol.recv_frame
@@ -312,6 +313,17 @@ class _ProfileConnection(ServerConnection):
             protocol.select_subprotocol = None  # websockets' closure over this connection
         self._fair = FairFeed(self._state.limits, _ignore, _stopped)
 
+    def _unhook(self) -> None:
+        """The connection is lost: drop the references that tie it, its protocol and its fair feed into reference
+        cycles (our ``recv_frame`` and ``FairFeed`` hooks, websockets' ``select_subprotocol`` closure), so that
+        reference counting frees a closed connection (with its TLS state) as soon as its handler lets go,
+        instead of the cyclic collector's next full pass (ADR 23: at 10,000 stations such a pass took 3.5 s)."""
+        protocol = self.__dict__.get("protocol")
+        if protocol is not None:
+            protocol.__dict__.pop("recv_frame", None)
+            protocol.select_subprotocol = None
+        self._fair = _INERT_FEED
+
     # -- hostile peers: bounded work per loop turn, control-frame budget (see _fair) ----------------------
     def data_received(self, data: bytes) -> None:
         self.rx_seen = True
@@ -329,11 +341,12 @@ class _ProfileConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.admission is not None and self.station is None:
+        if self.admission is not None and not self.handed_over:
             self.admission.abandon()  # the handler will never get it: release what the admission steps opened
         self._fair.flush()
         super().connection_lost(exc)
         self._state.memory.ended()
+        self._unhook()
 
     def _count_control(self, frame: Frame) -> None:
         """Wraps the protocol's ``recv_frame``: a ping or pong over the budget fails the connection with 1008
@@ -373,6 +386,9 @@ def _ignore(data: bytes) -> None:
 
 def _stopped() -> bool:
     return True
+
+
+_INERT_FEED = FairFeed(DEFAULT_LIMITS, _ignore, _stopped)  # a lost connection's: feeds nothing, holds nothing
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
@@ -598,9 +614,10 @@ def serve(
             await websocket.close(decision.close_code or 1002, decision.reason[:120])
             return
         assert isinstance(decision, Accept)
-        websocket.station = StationConnection(websocket, decision)
+        station = websocket.station = StationConnection(websocket, decision)
+        websocket.handed_over = True
         if websocket.admission is not None:
-            websocket.station.context = websocket.admission.context
+            station.context = websocket.admission.context
         keepalive = state.keepalive
         if keepalive is not None and not _keepalive.supported(websocket):
             _keepalive_by_websockets(websocket, keepalive)
@@ -608,10 +625,11 @@ def serve(
         if keepalive is not None:
             keepalive.add(websocket)
         try:
-            await handler(websocket.station)
+            await handler(station)
         finally:
             if keepalive is not None:
                 keepalive.discard(websocket)
+            websocket.station = None  # station <-> connection would be a reference cycle once both are closed
 
     server = ws_serve(
         _handler, host, port,
