@@ -59,7 +59,7 @@ INTERNALS: tuple[tuple[str, str], ...] = (
     ("resume_writing", "method"),       # replaced per connection: the destination drained
     ("recv_messages.frames.queue", "attribute"),  # frames websockets queued before the splice started
     ("recv_messages.maybe_resume", "method"),
-    ("wait_closed", "method"),
+    ("connection_lost_waiter", "attribute"),  # the future wait_closed awaits: done once the transport is lost
 )
 
 
@@ -97,6 +97,8 @@ def unsupported_reason(connection: Any) -> str | None:
             return f"{type(connection).__name__}.{path} is not callable"
     if not isinstance(connection.recv_messages.frames.queue, collections.deque):
         return f"{type(connection).__name__}.recv_messages.frames.queue is not a deque"
+    if not isinstance(connection.connection_lost_waiter, asyncio.Future):
+        return f"{type(connection).__name__}.connection_lost_waiter is not a future"
     return None
 
 
@@ -248,13 +250,25 @@ class Splice:
         self.up.resume("destination")
 
     async def wait(self) -> None:
-        """Until either connection is closed."""
-        waiters = {asyncio.ensure_future(self.a.wait_closed()), asyncio.ensure_future(self.b.wait_closed())}
+        """Until either connection is closed (its transport lost).
+
+        One future and two done-callbacks on websockets' ``connection_lost_waiter`` (what its ``wait_closed``
+        awaits), where ``asyncio.wait`` on both ``wait_closed()`` took two tasks, two coroutines and two shields
+        per station, for the connection's whole life."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def lost(_: asyncio.Future[None]) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        waiters = (self.a.connection_lost_waiter, self.b.connection_lost_waiter)
+        for waiter in waiters:
+            waiter.add_done_callback(lost)
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await done
         finally:
-            for w in waiters:
-                w.cancel()
+            for waiter in waiters:
+                waiter.remove_done_callback(lost)
             for direction in (self.up, self.down):
                 if direction.worker is not None:
                     direction.worker.cancel()
