@@ -135,6 +135,11 @@ def _csr(cn: str) -> tuple[x509.CertificateSigningRequest, Any]:
     return x509.CertificateSigningRequestBuilder().subject_name(_name(cn)).sign(key, hashes.SHA256()), key
 
 
+def _collections() -> int:
+    """Full (oldest-generation) collections this process ran so far."""
+    return int(gc.get_stats()[-1]["collections"])
+
+
 # -- role: the CSMS (only listens) -------------------------------------------------------------------------------
 async def role_csms(args: argparse.Namespace) -> None:
     from websockets.asyncio.server import serve as ws_serve
@@ -276,7 +281,7 @@ async def role_stations(args: argparse.Namespace) -> None:
 
 
 # -- the gateway (this process) ----------------------------------------------------------------------------------
-async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
+async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "frozen") -> dict[str, Any]:
     from ocppsec.pki.certmgmt import (
         CertificateService,
         CertificateUse,
@@ -291,6 +296,7 @@ async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
     from ocppsec.pki.lifecycle.campaign_sql import open_campaigns
     from ocppsec.pki.pem import certificates_to_pem
     from ocppsec.security_profiles.gateway import Gateway
+    from ocppsec.security_profiles.gateway._gc import FrozenSurvivors
     from ocppsec.security_profiles.gateway.calls import StationCalls
     from ocppsec.security_profiles.gateway.campaigns import CampaignEngine, PresentedCertificates
     from ocppsec.security_profiles.gateway.csr_signing import CsrSigning, RegistryStations
@@ -378,6 +384,10 @@ async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
     try:
         await wait_port(up_port)
         async with gw.serve("127.0.0.1", port):
+            collector = FrozenSurvivors() if gc_policy == "frozen" else None  # as GatewayService installs it
+            if collector is not None:
+                collector.install()
+            collections_before = _collections()
             await engine.start()
             stations = await role("stations", "--port", str(port), "--work", str(work), "--slots", str(slots),
                                   "--batch", str(batch))
@@ -394,6 +404,9 @@ async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
             seconds = time.perf_counter() - started
             cpu_after = own_cpu_seconds(), cpu_seconds(stations.pid), cpu_seconds(csms.pid)
             step_count, step_cpu = steps[0] - steps_before[0], steps[1] - steps_before[1]
+            full_passes = _collections() - collections_before
+            if collector is not None:
+                collector.uninstall()
             load_after = os.getloadavg()
             stations.stdin.write(b"stop\n")
             await stations.stdin.drain()
@@ -428,6 +441,7 @@ async def run(n: int, in_flight: int, batch: int, work: Path) -> dict[str, Any]:
             "goal_seconds_for_10000": GOAL_SECONDS, "projected_seconds_for_10000": round(projected, 1),
             "goal_met": projected <= GOAL_SECONDS,
             "peak_in_flight": engine.peak_in_flight[cid], "calls": engine.counters["calls"],
+            "gateway_gc": gc_policy, "gateway_full_collections_since_serving": full_passes,
             "stations_process": station_report,
             "load_average": {"campaign_start": [round(x, 2) for x in load_before],
                              "campaign_end": [round(x, 2) for x in load_after]},
@@ -443,6 +457,9 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--work")
     parser.add_argument("--slots", type=int, help="(--role stations) stations connected at once")
+    parser.add_argument("--gateway-gc", choices=["frozen", "default"], default="frozen",
+                        help="the gateway process's collector: survivors of full passes frozen, as `ocppsec gateway` "
+                             "runs it (default), or CPython's defaults")
     args = parser.parse_args()
     if args.role == "stations":
         run_loop(role_stations(args))
@@ -451,7 +468,7 @@ def main() -> None:
         run_loop(role_csms(args))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        figures = run_loop(run(args.stations, args.max_in_flight, args.batch, Path(tmp)))
+        figures = run_loop(run(args.stations, args.max_in_flight, args.batch, Path(tmp), args.gateway_gc))
     print_table(["what", "value"], [
         ["raw issuance (CertificateService.handle), per second", figures["raw_issuance_per_second"]],
         ["renewal campaign through the gateway, per second", figures["renewals_per_second"]],
@@ -465,7 +482,7 @@ def main() -> None:
     ])
     print(f"{figures['stations']} stations ({figures['connected_before_campaign']} connected before the campaign), "
           f"{figures['max_in_flight']} in flight (peak {figures['peak_in_flight']}), {figures['campaign_seconds']} s on "
-          f"{figures['loop']}; goal met: {figures['goal_met']}; load average {figures['load_average']['campaign_end']} "
+          f"{figures['loop']}, gateway collector {figures['gateway_gc']} ({figures['gateway_full_collections_since_serving']} full passes since serving); goal met: {figures['goal_met']}; load average {figures['load_average']['campaign_end']} "
           f"on {figures['cores']} cores")
     print(json.dumps(figures))
 

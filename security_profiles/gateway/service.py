@@ -18,6 +18,8 @@ until a signal stops it:
   campaigns) and closed, its changes written, when the service stops.
 - Under systemd (``Type=notify``) it sends ``READY=1`` once listening, ``RELOADING=1`` / ``READY=1``
   around a reload and ``STOPPING=1`` when draining (:mod:`._sdnotify`).
+- The process's full garbage collections skip what survived the previous one, with a full walk every
+  eighth (:mod:`._gc`; ``freeze_gc_survivors=False`` leaves the collector as it is).
 
 With ``reuse_port`` the listening socket is bound with ``SO_REUSEPORT`` (the workers of
 :mod:`.workers` share the port; the kernel spreads new connections over them).
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocppsec.pki._io import file_error
+from ocppsec.security_profiles.gateway._gc import FrozenSurvivors
 from ocppsec.security_profiles.gateway._sdnotify import notify
 from ocppsec.security_profiles.gateway.core import Gateway
 from ocppsec.security_profiles.gateway.guard import StationGuard
@@ -65,6 +68,7 @@ class ServiceOptions:
     describe: Callable[[], str] | None = None  # the listening line's text
     serve_kwargs: dict[str, Any] = field(default_factory=dict)
     admin_token: str | None = field(default=None, repr=False)  # Bearer token of the admin POST routes (campaigns)
+    freeze_gc_survivors: bool = True  # full collections skip what survived the last one (see _gc; ADR 23)
 
 
 class GatewayService:
@@ -150,6 +154,7 @@ class GatewayService:
         """Serve until SIGTERM/SIGINT (or :meth:`request_stop`), then drain; the exit code (0, or 130 after SIGINT)."""
         loop = asyncio.get_running_loop()
         installed = self._install_signals()
+        collector = FrozenSurvivors() if self.options.freeze_gc_survivors else None
         if self.options.metrics:
             from ocppsec.security_profiles.gateway.metrics import GatewayMetrics
 
@@ -170,6 +175,8 @@ class GatewayService:
                 await self.gateway.campaign_engine.start()  # takes up the record's running campaigns
             await self._start_admin()
             self.source.listening = True
+            if collector is not None:
+                collector.install()
             if self.metrics is not None:
                 task = loop.create_task(self._sync_metrics())
                 self._tasks.add(task)
@@ -198,6 +205,8 @@ class GatewayService:
                 await self.guard.stop()
             for signum in installed:
                 loop.remove_signal_handler(signum)
+            if collector is not None:
+                collector.uninstall()
         return EXIT_INTERRUPTED if self.stop_signal == signal.SIGINT else 0
 
     async def drain(self) -> bool:
