@@ -117,21 +117,23 @@ class _Direction:
         self.count = 0
         self.fragments: list[bytes] = []
         self.fragment_opcode = Opcode.TEXT
-        self.backlog: collections.deque[Message] = collections.deque()
+        # a list and a frozenset, not a deque and a set: both are empty nearly always, and an empty deque holds
+        # a 64-slot block (760 bytes, against 56), an empty set 216 bytes (the empty frozenset is shared)
+        self.backlog: list[Message] = []
         self.worker: asyncio.Task[None] | None = None
         self.original_process_event = src.process_event
-        self.reading_paused_by: set[str] = set()
+        self.reading_paused_by: frozenset[str] = frozenset()
 
     # -- flow control ------------------------------------------------------------------------------
     def pause(self, why: str) -> None:
         if not self.reading_paused_by:
             with contextlib.suppress(AttributeError, RuntimeError):
                 self.src.transport.pause_reading()
-        self.reading_paused_by.add(why)
+        self.reading_paused_by |= {why}
 
     def resume(self, why: str) -> None:
         if why in self.reading_paused_by:
-            self.reading_paused_by.discard(why)
+            self.reading_paused_by -= {why}
             if not self.reading_paused_by and not self.src.transport.is_closing():
                 with contextlib.suppress(AttributeError, RuntimeError):
                     self.src.transport.resume_reading()
@@ -197,7 +199,7 @@ class _Direction:
                         handled = await self.handle(message)
                     except Exception:
                         _log.exception("gateway handler failed; relaying the message unchanged")
-                self.backlog.popleft()
+                del self.backlog[0]
                 if not handled:
                     self.forward(message)
         finally:
