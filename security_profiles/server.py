@@ -311,11 +311,8 @@ class _ProfileConnection(ServerConnection):
         are freed now instead of at the next garbage collection (measured in benchmarks/halfopen.py)."""
         self._tcp_transport = None
         self._state.memory.ended()
-        protocol = self.__dict__.pop("protocol", None)
-        if protocol is not None:
-            protocol.__dict__.pop("recv_frame", None)
-            protocol.select_subprotocol = None  # websockets' closure over this connection
-        self._fair = FairFeed(self._state.limits, _ignore, _stopped)
+        self._unhook()
+        self.__dict__.pop("protocol", None)
 
     def _unhook(self) -> None:
         """The connection is lost: drop the references that tie it, its protocol and its fair feed into reference
