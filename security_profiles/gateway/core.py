@@ -125,6 +125,20 @@ def security_event_from_frame(message: Data, *, station_id: str, version: OcppVe
 
 
 _NO_HEADERS = Headers()
+_SHARED_LOGGERS: dict[logging.Logger, logging.LoggerAdapter[Any]] = {}
+
+
+def _shared_logger(adapter: Any) -> Any:
+    """One ``LoggerAdapter`` per underlying logger for every relayed connection, in place of websockets' own
+    per connection (an adapter, its dict and a weak proxy: ~480 bytes, twice per station). websockets' records
+    then carry ``websocket=None``; the gateway's own records name the station."""
+    base = getattr(adapter, "logger", None)
+    if not isinstance(adapter, logging.LoggerAdapter) or not isinstance(base, logging.Logger):
+        return adapter
+    shared = _SHARED_LOGGERS.get(base)
+    if shared is None:
+        shared = _SHARED_LOGGERS[base] = logging.LoggerAdapter(base, {"websocket": None})
+    return shared
 
 
 def _drop_handshake(station: StationConnection, upstream: ClientConnection) -> None:
@@ -145,6 +159,9 @@ def _drop_handshake(station: StationConnection, upstream: ClientConnection) -> N
         waiters = getattr(connection, "drain_waiters", None)
         if type(waiters) is collections.deque and not waiters:
             connection.drain_waiters = []  # type: ignore[assignment]
+        protocol = getattr(connection, "protocol", None)
+        if protocol is not None and connection.logger is protocol.logger:
+            connection.logger = protocol.logger = _shared_logger(protocol.logger)
 
 
 class Gateway:

@@ -5,6 +5,7 @@ splice's verified range (logged once)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -138,3 +139,60 @@ def test_connection_without_the_internals_is_not_spliced() -> None:
     reason = _splice.unsupported_reason(Bare())
     assert reason == "Bare has no process_event"
     assert not _splice.supported(Bare())
+
+
+def test_websockets_queue_behaves_the_same_on_the_splices_frame_list() -> None:
+    """Once spliced, websockets' frame queue is a list (no 760-byte empty deque); websockets' own SimpleQueue
+    still gets its frames in order from it, should any reach it after the splice stopped."""
+    from websockets.asyncio.messages import SimpleQueue
+
+    async def main() -> list[Any]:
+        got = []
+        for make in (None, _splice._FrameList):
+            queue: SimpleQueue[str] = SimpleQueue()
+            if make is not None:
+                queue.queue = make()  # type: ignore[assignment]
+            for item in ("a", "b", "c"):
+                queue.put(item)
+            first = await queue.get()
+            second = await queue.get()
+            queue.put_back([first, second])  # websockets puts frames back in their order
+            waiter = asyncio.ensure_future(queue.get())
+            drained = [await queue.get() if i else await waiter for i in range(3)]
+            late = asyncio.ensure_future(queue.get())
+            await asyncio.sleep(0)
+            queue.put("d")
+            got.append((drained, await late, len(queue)))
+        return got
+
+    deque_run, list_run = asyncio.run(main())
+    assert deque_run == list_run == (["a", "b", "c"], "d", 0)
+
+
+def test_relayed_connections_share_websockets_logger_and_queue_no_frames(registry: MemoryRegistry, sink: MemorySink,
+                                                                          port: int, relay: RelayCase) -> None:
+    """Per station, websockets' per-connection logger adapter (and, spliced, its frame deque) are dropped at the
+    handover; what the station and the upstream send each other still arrives, and websockets still logs."""
+    up = free_port()
+    gw = _gateway(registry, sink, up, relay.option)
+
+    async def main() -> None:
+        async with slow_then_echo_upstream(up, 0.0), gw.serve("127.0.0.1", port):
+            stations = [await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
+                        for _ in range(2)]
+            for c in stations:
+                assert await c.recv() == '[2,"csms-1","GetVariables",{}]'
+            loggers = {id(side.logger) for s in gw.sessions for side in (s.station.websocket, s.upstream)}
+            assert len(loggers) == 2  # one for the served side, one for the upstream side
+            for s in gw.sessions:
+                for side in (s.station.websocket, s.upstream):
+                    assert side.logger is side.protocol.logger
+                    assert side.logger.logger.name.startswith(("websockets", "ocppsec"))
+                    queue = side.recv_messages.frames.queue
+                    assert type(queue) is (_splice._FrameList if s.relay == "splice" else collections.deque)
+            for i, c in enumerate(stations):
+                await c.send(f'[2,"{i}","Heartbeat",{{}}]')
+                assert await c.recv() == f'[2,"{i}","Heartbeat",{{}}]'
+                await c.close()
+
+    run(main())
