@@ -127,6 +127,10 @@ def supported(connection: Any) -> bool:
 class _Direction:
     """One direction of the splice: frames parsed on ``src`` are written to ``dst``."""
 
+    # two per station for the connection's life: slots, not an instance dict (which 3.11 grows past 8 keys)
+    __slots__ = ("backlog", "count", "dst", "fragment_opcode", "fragments", "handle", "inspect", "observe",
+                 "original_process_event", "reading_paused_by", "src", "worker")
+
     def __init__(self, src: Any, dst: Any, *, inspect: Callable[[Message], bool] | None,
                  handle: Callable[[Message], Awaitable[bool]] | None, observe: Callable[[Message], None] | None) -> None:
         self.src, self.dst = src, dst
@@ -241,6 +245,8 @@ class Splice:
     consumed the message (else it is relayed); ``observe(message)`` sees every a -> b message first,
     ``observe_down(message)`` every b -> a message. Observers run inside ``data_received``: keep them cheap.
     """
+
+    __slots__ = ("__weakref__", "_resume_a", "_resume_b", "a", "b", "down", "up")
 
     def __init__(self, a: Any, b: Any, *, inspect: Callable[[Message], bool] | None = None,
                  handle: Callable[[Message], Awaitable[bool]] | None = None,

@@ -89,7 +89,7 @@ class GatewayStats:
     relays: dict[Relay, int] = field(default_factory=dict)  # connections relayed, per relay (splice / tasks)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class RelaySession:
     """One station being relayed: its connection, the gateway's connection to the upstream, and the relay used."""
 
