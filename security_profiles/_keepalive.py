@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from typing import Any
 
 from websockets.frames import CloseCode
@@ -35,13 +36,15 @@ __all__ = ["INTERNALS", "IdleKeepalive", "supported"]
 _log = logging.getLogger("ocppsec.security_profiles.server")
 
 INTERNALS = ("protocol.state", "protocol.send_ping", "protocol.fail", "send_data", "send_context")
+# split once and interned, as in _splice: names split afresh pile up in CPython's type attribute cache
+_PATHS = tuple(tuple(sys.intern(part) for part in path.split(".")) for path in INTERNALS)
 
 
 def supported(connection: Any) -> bool:
     """Whether ``connection`` (a websockets asyncio connection) has what :class:`IdleKeepalive` uses."""
-    for path in INTERNALS:
+    for parts in _PATHS:
         target = connection
-        for part in path.split("."):
+        for part in parts:
             target = getattr(target, part, None)
             if target is None:
                 return False

@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,6 +66,12 @@ INTERNALS: tuple[tuple[str, str], ...] = (
 
 
 _MISSING = object()
+# Since 3.10 every frozenset() is a new 216-byte object: one shared empty set of pauses for every direction.
+_NO_PAUSES: frozenset[str] = frozenset()
+# The attribute names split once and interned: CPython's type attribute cache keeps a reference to each name
+# looked up, so names split afresh for every station piled up there (up to its 4,096 entries, about 220 KB)
+# and pushed out the entries the relay itself hits.
+_PATHS = tuple((path, tuple(sys.intern(name) for name in path.split(".")), kind) for path, kind in INTERNALS)
 
 
 class _FrameList(list):  # type: ignore[type-arg]
@@ -83,6 +91,10 @@ class _FrameList(list):  # type: ignore[type-arg]
         self[0:0] = list(items)[::-1]
 
 
+_QUEUES = (collections.deque, _FrameList)
+
+
+@functools.lru_cache(maxsize=8)  # asked on every relayed connection, for the same one or two versions
 def _version_tuple(text: str) -> tuple[int, ...]:
     match = re.match(r"\d+(?:\.\d+)*", text)
     return tuple(int(part) for part in match.group(0).split(".")) if match else ()
@@ -104,15 +116,15 @@ def unsupported_reason(connection: Any) -> str | None:
     """Why the splice cannot drive ``connection`` (``None`` when it can)."""
     if not websockets_supported():
         return f"websockets {_websockets_version} is outside the versions the splice was verified on ({_range_text()})"
-    for path, kind in INTERNALS:
+    for path, names, kind in _PATHS:
         target: Any = connection
-        for name in path.split("."):
+        for name in names:
             target = getattr(target, name, _MISSING)
             if target is _MISSING:
                 return f"{type(connection).__name__} has no {path}"
         if kind == "method" and not callable(target):
             return f"{type(connection).__name__}.{path} is not callable"
-    if not isinstance(connection.recv_messages.frames.queue, (collections.deque, _FrameList)):
+    if not isinstance(connection.recv_messages.frames.queue, _QUEUES):
         return f"{type(connection).__name__}.recv_messages.frames.queue is not a deque"
     if not isinstance(connection.connection_lost_waiter, asyncio.Future):
         return f"{type(connection).__name__}.connection_lost_waiter is not a future"
@@ -143,7 +155,7 @@ class _Direction:
         self.backlog: list[Message] = []
         self.worker: asyncio.Task[None] | None = None
         self.original_process_event = src.process_event
-        self.reading_paused_by: frozenset[str] = frozenset()
+        self.reading_paused_by: frozenset[str] = _NO_PAUSES
 
     # -- flow control ------------------------------------------------------------------------------
     def pause(self, why: str) -> None:
@@ -154,7 +166,7 @@ class _Direction:
 
     def resume(self, why: str) -> None:
         if why in self.reading_paused_by:
-            self.reading_paused_by -= {why}
+            self.reading_paused_by = self.reading_paused_by - {why} or _NO_PAUSES
             if not self.reading_paused_by and not self.src.transport.is_closing():
                 with contextlib.suppress(AttributeError, RuntimeError):
                     self.src.transport.resume_reading()
@@ -246,7 +258,7 @@ class Splice:
     ``observe_down(message)`` every b -> a message. Observers run inside ``data_received``: keep them cheap.
     """
 
-    __slots__ = ("__weakref__", "_resume_a", "_resume_b", "a", "b", "down", "up")
+    __slots__ = ("__weakref__", "_done", "_resume_a", "_resume_b", "a", "b", "down", "up")
 
     def __init__(self, a: Any, b: Any, *, inspect: Callable[[Message], bool] | None = None,
                  handle: Callable[[Message], Awaitable[bool]] | None = None,
@@ -257,6 +269,7 @@ class Splice:
         self.down = _Direction(b, a, inspect=None, handle=None, observe=observe_down)
         self._resume_a = a.resume_writing
         self._resume_b = b.resume_writing
+        self._done: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         """Install the hooks and relay what each side queued before; call with no ``await`` in between."""
@@ -275,30 +288,35 @@ class Splice:
         self._resume_b()
         self.up.resume("destination")
 
-    async def wait(self) -> None:
-        """Until either connection is closed (its transport lost).
+    def wait(self) -> asyncio.Future[None]:
+        """A future done once either connection is closed (its transport lost); the splice has stopped by the
+        time an ``await`` of it returns. Cancelling the future (or the task awaiting it) stops the splice too.
 
-        One future and two done-callbacks on websockets' ``connection_lost_waiter`` (what its ``wait_closed``
-        awaits), where ``asyncio.wait`` on both ``wait_closed()`` took two tasks, two coroutines and two shields
-        per station, for the connection's whole life."""
+        Two done-callbacks on websockets' ``connection_lost_waiter`` (what its ``wait_closed`` awaits) and no
+        coroutine: ``asyncio.wait`` on both ``wait_closed()`` took two tasks, two coroutines and two shields per
+        station, and a coroutine with a closure still about 0.5 KiB, for the connection's whole life."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done = done
+        # added before any awaiting task's wake-up: the splice has stopped when that task resumes
+        done.add_done_callback(self._finish)
+        for waiter in (self.a.connection_lost_waiter, self.b.connection_lost_waiter):
+            waiter.add_done_callback(self._lost)
+        return done
 
-        def lost(_: asyncio.Future[None]) -> None:
-            if not done.done():
-                done.set_result(None)
+    def _lost(self, _: asyncio.Future[None]) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_result(None)
 
-        waiters = (self.a.connection_lost_waiter, self.b.connection_lost_waiter)
-        for waiter in waiters:
-            waiter.add_done_callback(lost)
-        try:
-            await done
-        finally:
-            for waiter in waiters:
-                waiter.remove_done_callback(lost)
-            for direction in (self.up, self.down):
-                if direction.worker is not None:
-                    direction.worker.cancel()
-            self.stop()
+    def _finish(self, _: asyncio.Future[None]) -> None:
+        # the callbacks reference the splice: taken out here, so no connection -> waiter -> splice cycle is left
+        self._done = None
+        for waiter in (self.a.connection_lost_waiter, self.b.connection_lost_waiter):
+            waiter.remove_done_callback(self._lost)
+        for direction in (self.up, self.down):
+            if direction.worker is not None:
+                direction.worker.cancel()
+        self.stop()
 
     def stop(self) -> None:
         """Take the hooks out again: the connections then hold no reference to the splice, so none of the three

@@ -343,7 +343,15 @@ class Gateway:
         follow = self.follower.session(station.identity, station.version) if self.follower is not None else None
         try:
             if relay is Relay.SPLICE:
-                await self._splice(station, upstream, follow, session)
+                # no coroutine of its own: the handler's frame is the only one a relayed station keeps
+                splice = session.splice = self._start_splice(station, upstream, follow)
+                try:
+                    await splice.wait()
+                finally:
+                    session.splice = None
+                    self.stats.relayed_up += splice.up.count
+                    self.stats.relayed_down += splice.down.count
+                del splice
             else:
                 await self._pumps(station, upstream, follow)
             if station.websocket.state is not State.OPEN:  # the station went away: tell the upstream
@@ -405,8 +413,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _splice(self, station: StationConnection, upstream: ClientConnection, follow: FollowSession | None,
-                      session_: RelaySession | None = None) -> None:
+    def _start_splice(self, station: StationConnection, upstream: ClientConnection,
+                      follow: FollowSession | None) -> Splice:
         """Relay frame by frame inside websockets' ``data_received`` (see :mod:`._splice`): no task per frame."""
         session = self.csr_signing.session(station.identity, station.version) if self.csr_signing is not None else None
         calls = self.calls
@@ -416,28 +424,23 @@ class Gateway:
             if follow is not None:
                 follow.from_station(message)
 
-        def inspect(message: Data) -> bool:
-            if calls is not None and calls.may_answer(message):
-                return True
-            return session is not None and (session.may_answer(message) or
-                                            (isinstance(message, str) and "SignCertificate" in message))
+        inspect: Callable[[Data], bool] | None = None
+        handle: Callable[[Data], Awaitable[bool]] | None = None
+        if session is not None or calls is not None:  # only then: two closures per station for its whole life
 
-        async def handle(message: Data) -> bool:
-            return await self._answer_locally(session, station, message)
+            def inspect(message: Data) -> bool:
+                if calls is not None and calls.may_answer(message):
+                    return True
+                return session is not None and (session.may_answer(message) or
+                                                (isinstance(message, str) and "SignCertificate" in message))
 
-        local = session is not None or calls is not None
-        splice = Splice(station.websocket, upstream, inspect=inspect if local else None, handle=handle if local else None,
-                        observe=observe, observe_down=follow.to_station if follow is not None else None)
+            async def handle(message: Data) -> bool:
+                return await self._answer_locally(session, station, message)
+
+        splice = Splice(station.websocket, upstream, inspect=inspect, handle=handle, observe=observe,
+                        observe_down=follow.to_station if follow is not None else None)
         splice.start()
-        if session_ is not None:
-            session_.splice = splice
-        try:
-            await splice.wait()
-        finally:
-            if session_ is not None:
-                session_.splice = None
-            self.stats.relayed_up += splice.up.count
-            self.stats.relayed_down += splice.down.count
+        return splice
 
     def _record_station_event(self, station: StationConnection, message: Data) -> None:
         if isinstance(message, bytes) or SECURITY_EVENT_ACTION not in message:

@@ -8,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -194,5 +195,37 @@ def test_relayed_connections_share_websockets_logger_and_queue_no_frames(registr
                 await c.send(f'[2,"{i}","Heartbeat",{{}}]')
                 assert await c.recv() == f'[2,"{i}","Heartbeat",{{}}]'
                 await c.close()
+
+    run(main())
+
+
+
+def test_checking_a_connection_again_and_again_keeps_nothing(registry: MemoryRegistry, sink: MemorySink,
+                                                             port: int) -> None:
+    """``unsupported_reason`` runs for every relayed station and allocates nothing that stays: it looks attributes
+    up by interned names (CPython's type attribute cache keeps a reference to each name it is asked for, so
+    names split afresh on each call piled up there, up to its 4,096 entries, and pushed out the entries the
+    relay itself hits), and the version check is parsed once."""
+    up = free_port()
+    gw = _gateway(registry, sink, up, "splice")
+
+    async def main() -> None:
+        async with slow_then_echo_upstream(up, 0.0), gw.serve("127.0.0.1", port):
+            c = await connect(f"ws://127.0.0.1:{port}/", "CS-1", profile=1, password=PASSWORD_201)
+            assert await c.recv() == '[2,"csms-1","GetVariables",{}]'
+            (s,) = gw.sessions
+            sides = (s.station.websocket, s.upstream)
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                for _ in range(500):
+                    assert all(_splice.unsupported_reason(side) is None for side in sides)
+                kept = tracemalloc.get_traced_memory()[0] - before
+            finally:
+                tracemalloc.stop()
+            assert kept < 16_384, kept  # names split on every call: about 150,000 bytes
+            await c.send('[2,"1","Heartbeat",{}]')
+            assert await c.recv() == '[2,"1","Heartbeat",{}]'
+            await c.close()
 
     run(main())
