@@ -92,7 +92,9 @@ def root_pem(pki_dir: PkiDirectory, tmp_path: Path) -> Path:
 def v2g(pki_dir: PkiDirectory) -> Iterator[tuple[OcspHttpServer, IssuedCertificate, IssuedCertificate]]:
     """A responder for the CPO sub-CAs over HTTP, a good SECC chain and a revoked one (AIA → the responder)."""
     responder = OcspResponder(load_authorities(pki_dir, ["v2g-root", "cpo-sub-ca-1", "cpo-sub-ca-2"], at=NOW), pki_dir.ledger)
-    server = OcspHttpServer(("127.0.0.1", 0), responder, refresh_interval=None)
+    # the responder's clock is the tests' NOW (fixed at import), so a slow suite that reaches these tests
+    # minutes later gets answers that are current at the time the tests check them at
+    server = OcspHttpServer(("127.0.0.1", 0), responder, clock=lambda: NOW, refresh_interval=None)
     server.start()
     issued = []
     for sn in ("DEABCS1234567890", "DEABCS0000000001"):
