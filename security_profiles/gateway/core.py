@@ -237,7 +237,9 @@ class Gateway:
         self.csr_signing = csr_signing
         self.stats = GatewayStats()
         self.server: Server | None = None
-        self.sessions: list[RelaySession] = []  # the stations being relayed now
+        # the stations being relayed now, in the order they came: a dict used as an ordered set, so a closing
+        # station leaves it in O(1) (a list's remove walked all 10,000 of a fleet on every close)
+        self.sessions: dict[RelaySession, None] = {}
         self._fallback_logged = False
         # Checks run after the handshake decision accepted a station, before its 101, in this order; the
         # first refusal wins (see server.Admission).
@@ -337,7 +339,7 @@ class Gateway:
         _drop_handshake(station, upstream)
         relay = self._choose_relay(station, upstream)
         session = RelaySession(station, upstream, relay, since=self.clock())
-        self.sessions.append(session)
+        self.sessions[session] = None
         self.stats.relays[relay] = self.stats.relays.get(relay, 0) + 1
         self._notify("opened", station)
         follow = self.follower.session(station.identity, station.version) if self.follower is not None else None
@@ -364,7 +366,7 @@ class Gateway:
             self.stats.per_close_code[code or 1006] = self.stats.per_close_code.get(code or 1006, 0) + 1
         finally:
             self.stats.connected -= 1
-            self.sessions.remove(session)
+            del self.sessions[session]
             self._notify("closed", station)
             await upstream.close()
             if follow is not None:
