@@ -439,7 +439,8 @@ async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "
             "engine_steps": step_count, "engine_step_cpu_ms_mean": round(step_cpu / max(step_count, 1) * 1000, 3),
             "engine_step_cpu_ms_per_renewal": round(step_cpu / n * 1000, 3),
             "goal_seconds_for_10000": GOAL_SECONDS, "projected_seconds_for_10000": round(projected, 1),
-            "goal_met": projected <= GOAL_SECONDS,
+            # decided only by a whole fleet's run: below 10,000 stations the projection is not the goal's figure
+            "goal_met": seconds <= GOAL_SECONDS if n >= GOAL_STATIONS else None,
             "peak_in_flight": engine.peak_in_flight[cid], "calls": engine.counters["calls"],
             "gateway_gc": gc_policy, "gateway_full_collections_since_serving": full_passes,
             "stations_process": station_report,
@@ -480,9 +481,10 @@ def main() -> None:
         ["renewals per second the gateway's CPU allows on one free core", figures["gateway_one_core_ceiling_per_second"]],
         [f"seconds for {GOAL_STATIONS:,} stations (projected; goal {GOAL_SECONDS})", figures["projected_seconds_for_10000"]],
     ])
+    verdict = (f"not decided below {GOAL_STATIONS:,} stations" if figures["goal_met"] is None else figures["goal_met"])
     print(f"{figures['stations']} stations ({figures['connected_before_campaign']} connected before the campaign), "
           f"{figures['max_in_flight']} in flight (peak {figures['peak_in_flight']}), {figures['campaign_seconds']} s on "
-          f"{figures['loop']}, gateway collector {figures['gateway_gc']} ({figures['gateway_full_collections_since_serving']} full passes since serving); goal met: {figures['goal_met']}; load average {figures['load_average']['campaign_end']} "
+          f"{figures['loop']}, gateway collector {figures['gateway_gc']} ({figures['gateway_full_collections_since_serving']} full passes since serving); goal met: {verdict}; load average {figures['load_average']['campaign_end']} "
           f"on {figures['cores']} cores")
     print(json.dumps(figures))
 
