@@ -199,7 +199,6 @@ def test_relayed_connections_share_websockets_logger_and_queue_no_frames(registr
     run(main())
 
 
-
 def test_checking_a_connection_again_and_again_keeps_nothing(registry: MemoryRegistry, sink: MemorySink,
                                                              port: int) -> None:
     """``unsupported_reason`` runs for every relayed station and allocates nothing that stays: it looks attributes
