@@ -285,6 +285,10 @@ class StationCertificateStore:
         self.config = config
         self._state = storage.load_state()
         self.retry_blocked: set[CertificateUse] = set()  # A02.FR.20: no automatic resend until triggered
+        # the credential objects handed out, by role and use: each parses its chain once, so a station asking
+        # for its credentials on every connection attempt (A02.FR.08) and at every connect (A02.FR.10) gets
+        # the one already parsed while the stored entry is the same
+        self._credentials: dict[tuple[CredentialRole, CertificateUse], ClientCredential] = {}
 
     @property
     def state(self) -> StationState:
@@ -478,7 +482,12 @@ class StationCertificateStore:
         entry = self._state.credential(role, use)
         if entry is None:
             return None
-        return ClientCredential(use, entry.chain_pem, entry.key_ref, role)
+        cached = self._credentials.get((role, use))
+        if cached is not None and cached.chain_pem == entry.chain_pem and cached.key_ref == entry.key_ref:
+            return cached
+        credential = ClientCredential(use, entry.chain_pem, entry.key_ref, role)
+        self._credentials[(role, use)] = credential
+        return credential
 
     def client_credentials(self, use: CertificateUse = CertificateUse.CHARGING_STATION) -> list[ClientCredential]:
         """What to connect with, in order: the renewed certificate first (A02.FR.08), then the active one."""

@@ -141,6 +141,29 @@ def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.
     assert credential == store.client_credentials()[0]  # the caches take no part in equality
 
 
+def test_the_store_hands_out_its_parsed_credential_until_the_stored_one_changes(service, store, monkeypatch) -> None:
+    from ocppsec.pki.certmgmt import station
+
+    first = store.create_csr(CertificateUse.CHARGING_STATION, at=NOW)
+    _, order = service.handle("CS001", SignRequest(first), at=NOW)
+    assert order is not None and store.certificate_signed(order.chain_pem, CertificateUse.CHARGING_STATION, at=NOW).accepted
+    parses: list[str] = []
+    real = station.load_certificates
+    monkeypatch.setattr(station, "load_certificates", lambda pem, **k: parses.append(pem) or real(pem, **k))
+    for _ in range(3):  # every connection attempt asks again (A02.FR.08): the chain is parsed once
+        assert store.client_credentials()[0].fingerprint == order.chain.leaf.fingerprint(hashes.SHA256()).hex()
+    assert parses == [order.chain_pem]
+    later = NOW + timedelta(hours=1)
+    _, order2 = service.handle("CS001", SignRequest(store.create_csr(CertificateUse.CHARGING_STATION, at=later)), at=later)
+    assert order2 is not None and store.certificate_signed(order2.chain_pem, None, at=later).accepted
+    renewed, active = store.client_credentials()
+    assert renewed.leaf == order2.chain.leaf and active.leaf == order.chain.leaf
+    assert store.connected(renewed) is None
+    (now_active,) = store.client_credentials()  # the renewed entry is now the active one: not the old object
+    assert now_active.role is CredentialRole.ACTIVE and now_active.leaf == order2.chain.leaf
+    # the CertificateSigned check, the renewed credential, the new active one; the old active one was not parsed again
+    assert parses == [order.chain_pem, order2.chain_pem, order2.chain_pem, order2.chain_pem]
+
 def test_renewed_certificate_that_cannot_connect_is_discarded_with_event(service, store) -> None:
     for hour in (0, 1):
         t = NOW + timedelta(hours=hour)
