@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,3 +69,22 @@ def gateway_pki(d: Path, cso: str) -> tuple[dict[str, Any], Any, datetime]:
     files = {"root": str(root), "rsa": write(h.certificates["csms-server-rsa"], "rsa"),
              "ecdsa": write(h.certificates["csms-server-ecdsa"], "ecdsa"), "station": write(station, "station")}
     return files, h, now
+
+
+def collapsed_summary(path: Path, top: int = 40) -> list[tuple[str, float, float]]:
+    """(function, inclusive %, self %) of py-spy's raw (collapsed) output, by function and file."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")") if "(" in f else f
+                  for f in stack.split(";")]
+        for f in set(frames):
+            inclusive[f] += n
+        own[frames[-1]] += n
+    return [(f, 100 * c / total, 100 * own[f] / total) for f, c in inclusive.most_common(top)] if total else []

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import collapsed_summary
 from profiles import CSO, free_port, make_pki, make_registry, wait_port
 
 HERE = Path(__file__).resolve()
@@ -979,25 +980,6 @@ def perf_works() -> bool:
         return False
     r = subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", "/dev/null", "true"], capture_output=True, text=True)
     return r.returncode == 0
-
-
-def collapsed_summary(path: Path, top: int = 40) -> list[tuple[str, float, float]]:
-    """(function, inclusive %, self %) of py-spy's raw (collapsed) output, by function and file."""
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        frames = [f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")") if "(" in f else f
-                  for f in stack.split(";")]
-        for f in set(frames):
-            inclusive[f] += n
-        own[frames[-1]] += n
-    return [(f, 100 * c / total, 100 * own[f] / total) for f, c in inclusive.most_common(top)] if total else []
 
 
 def profile_gateway(setup: Setup, upstream: subprocess.Popen[str], out: Path, storm_n: int, concurrency: int, hb_n: int,

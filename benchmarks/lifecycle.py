@@ -22,6 +22,11 @@ same CA's raw issuance rate (:meth:`CertificateService.handle` on as many CSRs, 
 and inventory written as the gateway writes them) in the gateway process before the campaign. The
 machine is shared: read the figures with the load average printed beside them.
 
+``--station-processes N`` splits the simulated fleet over N processes (station i in process i mod N);
+``--profile DIR`` records py-spy (the thread holding the GIL) and perf (by shared object) on the gateway and
+the (first) stations process during the campaign, their top entries in the JSON. The stations process
+reports its connection retries with their reasons.
+
 Prints a table, then as its LAST line one JSON object with the figures.
 """
 
@@ -34,7 +39,10 @@ import gc
 import json
 import os
 import resource
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table
+from _util import collapsed_summary, print_table
 
 HERE = Path(__file__).resolve()
 CSO = "Example CSO"
@@ -190,14 +198,17 @@ async def role_stations(args: argparse.Namespace) -> None:
 
     raise_nofile()
     work = Path(args.work)
-    keys = work / "station-keys"
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    keys = work / f"station-keys-{shard}"
     keys.mkdir(mode=0o700)
     csms_root = work / "csms-root.pem"
     root_pem = (work / "root.pem").read_text()
     now = datetime.now(UTC)
     stores: dict[str, StationCertificateStore] = {}
     classes: dict[str, Any] = {}
-    for line in (work / "stations.jsonl").read_text().splitlines():
+    for i, line in enumerate((work / "stations.jsonl").read_text().splitlines()):
+        if i % shards != shard:
+            continue
         item = json.loads(line)
         s = item["id"]
         store = StationCertificateStore(MemoryStationStorage(), StationConfig(serial=s, organization=CSO))
@@ -212,6 +223,7 @@ async def role_stations(args: argparse.Namespace) -> None:
     to_admit = [len(late)]  # late stations no renewed station has left for yet
     slots = asyncio.Semaphore(0)  # a slot frees when a renewed station leaves to make room
     counts = {"renewed": 0, "left": 0, "connect_retries": 0}
+    retry_reasons: dict[str, int] = {}  # why a connection attempt failed (a 503, a timeout), by text
     kept: list[Any] = []
     runners: list[asyncio.Task[Any]] = []
 
@@ -225,10 +237,12 @@ async def role_stations(args: argparse.Namespace) -> None:
                 conn = await connect(f"wss://localhost:{args.port}/", s, profile=3, csms_roots=[csms_root],
                                      client_chain=CertChain(cert, key), open_timeout=60)
                 break
-            except Exception:
+            except Exception as exc:
                 if attempt == 19:
                     raise
                 counts["connect_retries"] += 1
+                retry_reasons.setdefault(repr(exc)[:200], 0)
+                retry_reasons[repr(exc)[:200]] += 1
                 await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
         store.connected(credential)
         link = _Link(conn)
@@ -276,12 +290,62 @@ async def role_stations(args: argparse.Namespace) -> None:
     for task in runners:
         task.cancel()
     await asyncio.gather(*runners, return_exceptions=True)
-    print(json.dumps({**counts, "failed": len(failed),
+    print(json.dumps({**counts, "retry_reasons": retry_reasons, "failed": len(failed),
                       "first_failure": repr(failed[0].exception())[:300] if failed else None}), flush=True)
 
 
+# -- profiling ---------------------------------------------------------------------------------------------------
+def start_profilers(out: Path | None, pids: dict[str, int]) -> dict[str, list[tuple[subprocess.Popen[bytes], Path]]]:
+    """py-spy (only the thread holding the GIL: the Python CPU) and, where it works, perf (all CPU, by shared
+    object) on each process for the campaign (``--profile DIR``); none when ``out`` is None."""
+    if out is None:
+        return {}
+    out.mkdir(parents=True, exist_ok=True)
+    with_perf = shutil.which("perf") is not None and subprocess.run(
+        ["perf", "record", "-e", "cpu-clock", "-o", "/dev/null", "true"], capture_output=True).returncode == 0
+    spies: dict[str, list[tuple[subprocess.Popen[bytes], Path]]] = {}
+    for name, pid in pids.items():
+        path = out / f"{name}.pyspy.txt"
+        spies[name] = [(subprocess.Popen(["py-spy", "record", "--nonblocking", "--gil", "-r", "100", "-f", "raw", "-p",
+                                          str(pid), "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                        path)]
+        if with_perf:
+            data = out / f"{name}.perf.data"
+            spies[name].append((subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "-p", str(pid), "-o",
+                                                  str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), data))
+    return spies
+
+
+def stop_profilers(spies: dict[str, list[tuple[subprocess.Popen[bytes], Path]]]) -> dict[str, Any]:
+    """Stop the profilers; each process's top Python functions as (function, inclusive %, self %) and its CPU
+    by shared object (perf)."""
+    for procs in spies.values():
+        for proc, _path in procs:
+            proc.send_signal(signal.SIGINT)
+    result: dict[str, Any] = {}
+    for name, procs in spies.items():
+        for proc, path in procs:
+            proc.wait(120)
+            if not path.exists():
+                continue
+            if path.suffix == ".txt":
+                result[name] = [(f, round(i, 1), round(o, 1)) for f, i, o in collapsed_summary(path)]
+            else:
+                report = subprocess.run(["perf", "report", "-i", str(path), "--no-children", "--sort", "dso", "--stdio"],
+                                        capture_output=True, text=True).stdout
+                result[f"{name}_perf_dso"] = [" ".join(line.split()) for line in report.splitlines()
+                                              if "%" in line and not line.startswith("#")][:8]
+    return result
+
+
 # -- the gateway (this process) ----------------------------------------------------------------------------------
-async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "frozen") -> dict[str, Any]:
+def _out(proc: asyncio.subprocess.Process) -> asyncio.StreamReader:
+    assert proc.stdout is not None
+    return proc.stdout
+
+
+async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "frozen",
+              profile: Path | None = None, processes: int = 1) -> dict[str, Any]:
     from ocppsec.pki.certmgmt import (
         CertificateService,
         CertificateUse,
@@ -380,7 +444,7 @@ async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "
                                               stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
 
     csms = await role("csms", "--port", str(up_port))
-    stations: asyncio.subprocess.Process | None = None
+    stations: list[asyncio.subprocess.Process] = []
     try:
         await wait_port(up_port)
         async with gw.serve("127.0.0.1", port):
@@ -389,33 +453,46 @@ async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "
                 collector.install()
             collections_before = _collections()
             await engine.start()
-            stations = await role("stations", "--port", str(port), "--work", str(work), "--slots", str(slots),
-                                  "--batch", str(batch))
-            assert stations.stdout is not None
-            assert stations.stdin is not None
-            ready = json.loads(await stations.stdout.readline())
+            # the fleet in `processes` shards (station i in shard i mod processes), each with its share of the slots
+            stations = [await role("stations", "--port", str(port), "--work", str(work), "--batch", str(batch),
+                                   "--slots", str(slots // processes + (k < slots % processes)), "--shard", f"{k}/{processes}")
+                        for k in range(processes)]
+            readies = [json.loads(await _out(proc).readline()) for proc in stations]
+            ready = {"ready": sum(r["ready"] for r in readies), "connect_seconds": max(r["connect_seconds"] for r in readies)}
             load_before = os.getloadavg()
-            cpu_before = own_cpu_seconds(), cpu_seconds(stations.pid), cpu_seconds(csms.pid)
+            cpu_before = own_cpu_seconds(), sum(cpu_seconds(proc.pid) for proc in stations), cpu_seconds(csms.pid)
             steps_before = list(steps)
+            spies = start_profilers(profile, {"gateway": os.getpid(), "stations": stations[0].pid})
             started = time.perf_counter()
             cid = (await engine.start_campaign(CampaignKind.RENEW, CampaignOptions(within_days=30,
                                                                                    max_in_flight=in_flight)))["id"]
             summary = await engine.wait_finished(cid, timeout=1800)
             seconds = time.perf_counter() - started
-            cpu_after = own_cpu_seconds(), cpu_seconds(stations.pid), cpu_seconds(csms.pid)
+            profiles = stop_profilers(spies)
+            cpu_after = own_cpu_seconds(), sum(cpu_seconds(proc.pid) for proc in stations), cpu_seconds(csms.pid)
             step_count, step_cpu = steps[0] - steps_before[0], steps[1] - steps_before[1]
             full_passes = _collections() - collections_before
             if collector is not None:
                 collector.uninstall()
             load_after = os.getloadavg()
-            stations.stdin.write(b"stop\n")
-            await stations.stdin.drain()
-            station_report = json.loads(await stations.stdout.readline())
-            await stations.wait()
+            for proc in stations:
+                assert proc.stdin is not None
+                proc.stdin.write(b"stop\n")
+                await proc.stdin.drain()
+            reports = [json.loads(await _out(proc).readline()) for proc in stations]
+            for proc in stations:
+                await proc.wait()
+            station_report = {k: sum(r[k] for r in reports) for k in ("renewed", "left", "connect_retries", "failed")}
+            reasons: dict[str, int] = {}
+            for r in reports:
+                for text, count in r["retry_reasons"].items():
+                    reasons[text] = reasons.get(text, 0) + count
+            station_report["retry_reasons"] = reasons
+            station_report["first_failure"] = next((r["first_failure"] for r in reports if r["first_failure"]), None)
             await engine.close()
     finally:
-        for proc in (stations, csms):
-            if proc is not None and proc.returncode is None:
+        for proc in (*stations, csms):
+            if proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
     presented.close()
@@ -434,7 +511,7 @@ async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "
             "gateway_cpu_ms_per_renewal": round(gw_cpu / n * 1000, 3),
             "stations_cpu_ms_per_renewal": round(st_cpu / n * 1000, 3),
             "csms_cpu_ms_per_renewal": round(csms_cpu / n * 1000, 3),
-            "gateway_cores_busy": round(gw_cpu / seconds, 2), "stations_cores_busy": round(st_cpu / seconds, 2),
+            "station_processes": processes, "gateway_cores_busy": round(gw_cpu / seconds, 2), "stations_cores_busy": round(st_cpu / seconds, 2),
             "gateway_one_core_ceiling_per_second": round(n / gw_cpu, 1),
             "engine_steps": step_count, "engine_step_cpu_ms_mean": round(step_cpu / max(step_count, 1) * 1000, 3),
             "engine_step_cpu_ms_per_renewal": round(step_cpu / n * 1000, 3),
@@ -446,7 +523,7 @@ async def run(n: int, in_flight: int, batch: int, work: Path, gc_policy: str = "
             "stations_process": station_report,
             "load_average": {"campaign_start": [round(x, 2) for x in load_before],
                              "campaign_end": [round(x, 2) for x in load_after]},
-            "cores": os.cpu_count()}
+            "cores": os.cpu_count(), **({"profile": profiles} if profile is not None else {})}
 
 
 def main() -> None:
@@ -458,9 +535,14 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--work")
     parser.add_argument("--slots", type=int, help="(--role stations) stations connected at once")
+    parser.add_argument("--shard", default="0/1", help="(--role stations) K/N: the stations i with i mod N = K")
+    parser.add_argument("--station-processes", type=int, default=1,
+                        help="processes the simulated fleet is split over (default 1; 2 was slower on 2 cores, ADR 23)")
     parser.add_argument("--gateway-gc", choices=["frozen", "default"], default="frozen",
                         help="the gateway process's collector: survivors of full passes frozen, as `ocppsec gateway` "
                              "runs it (default), or CPython's defaults")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="py-spy the gateway and the stations during the campaign into DIR (its top functions in the JSON)")
     args = parser.parse_args()
     if args.role == "stations":
         run_loop(role_stations(args))
@@ -469,14 +551,15 @@ def main() -> None:
         run_loop(role_csms(args))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        figures = run_loop(run(args.stations, args.max_in_flight, args.batch, Path(tmp), args.gateway_gc))
+        figures = run_loop(run(args.stations, args.max_in_flight, args.batch, Path(tmp), args.gateway_gc, args.profile,
+                                   args.station_processes))
     print_table(["what", "value"], [
         ["raw issuance (CertificateService.handle), per second", figures["raw_issuance_per_second"]],
         ["renewal campaign through the gateway, per second", figures["renewals_per_second"]],
         ["  ratio to raw issuance", figures["ratio_to_raw_issuance"]],
         ["gateway process CPU per renewal, ms", figures["gateway_cpu_ms_per_renewal"]],
         ["  of it the campaign engine's steps, ms", figures["engine_step_cpu_ms_per_renewal"]],
-        ["stations process CPU per renewal, ms", figures["stations_cpu_ms_per_renewal"]],
+        ["stations processes CPU per renewal, ms (all together)", figures["stations_cpu_ms_per_renewal"]],
         ["CSMS process CPU per renewal, ms", figures["csms_cpu_ms_per_renewal"]],
         ["renewals per second the gateway's CPU allows on one free core", figures["gateway_one_core_ceiling_per_second"]],
         [f"seconds for {GOAL_STATIONS:,} stations (projected; goal {GOAL_SECONDS})", figures["projected_seconds_for_10000"]],
