@@ -35,7 +35,7 @@ from ocppsec.security_profiles import events as ev
 from ocppsec.security_profiles.basic_auth import PasswordRules, authorization_header, verify_password_rules
 from ocppsec.security_profiles.identity import identity_url
 from ocppsec.security_profiles.server import DEFAULT_MAX_SIZE
-from ocppsec.security_profiles.tls import CertChain, client_context, peer_certificate, verify_server_identity
+from ocppsec.security_profiles.tls import CertChain, client_context, server_certificate, verify_server_identity
 
 __all__ = ["CsmsConnectionError", "connect", "negotiated_version"]
 
@@ -120,7 +120,7 @@ async def connect(
             if ssl_object is None:
                 return
             try:
-                verify_server_identity(peer_certificate(ssl_object), expected, allow_wildcards=allow_wildcards)
+                verify_server_identity(server_certificate(ssl_object), expected, allow_wildcards=allow_wildcards)
             except VerificationError as exc:
                 holder["error"] = exc
                 abort = getattr(transport, "abort", None)  # asyncio's or uvloop's TLS transport

@@ -36,6 +36,7 @@ __all__ = [
     "load_cert_chain",
     "load_roots",
     "peer_certificate",
+    "server_certificate",
     "server_context",
     "verify_server_identity",
 ]
@@ -214,6 +215,30 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.C
         return read_certificate(cert, what="peer certificate")
     except InputError:
         return None
+
+
+# The CSMS certificates a station process has parsed, by DER: a station reconnects to the same CSMS again and
+# again (and a simulated fleet in one process, benchmarks/lifecycle.py, to the same gateway thousands of times;
+# the parse was ~2 % of its CPU). A few entries are enough: a station talks to one CSMS at a time.
+_SERVER_CERTIFICATES: dict[bytes, x509.Certificate | None] = {}
+_SERVER_CERTIFICATES_MAX = 8
+
+
+def server_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
+    """:func:`peer_certificate` for the station's side of a connection: a CSMS certificate with the same DER
+    as one seen before is not parsed again (the objects are immutable)."""
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return None
+    try:
+        return _SERVER_CERTIFICATES[der]
+    except KeyError:
+        pass
+    cert = peer_certificate(ssl_object)
+    if len(_SERVER_CERTIFICATES) >= _SERVER_CERTIFICATES_MAX:
+        _SERVER_CERTIFICATES.clear()
+    _SERVER_CERTIFICATES[der] = cert
+    return cert
 
 
 def verify_server_identity(cert: x509.Certificate | None, fqdn: str, *, allow_wildcards: bool = False) -> None:

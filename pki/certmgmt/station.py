@@ -225,6 +225,21 @@ class ClientCredential:
     _parsed: tuple[x509.Certificate, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
+    @classmethod
+    def parsed(cls, use: CertificateUse, entry: StoredCredential, role: CredentialRole,
+               chain: tuple[x509.Certificate, ...]) -> ClientCredential:
+        """The credential of ``entry`` with ``chain``, the certificates its ``chain_pem`` holds, already parsed."""
+        credential = cls(use, entry.chain_pem, entry.key_ref, role)
+        object.__setattr__(credential, "_parsed", chain)
+        return credential
+
+    def with_role(self, role: CredentialRole) -> ClientCredential:
+        """This credential in ``role`` (a renewed one that became active), with what was parsed of it."""
+        credential = ClientCredential(self.use, self.chain_pem, self.key_ref, role)
+        object.__setattr__(credential, "_parsed", self._parsed)
+        object.__setattr__(credential, "_fingerprint", self._fingerprint)
+        return credential
+
     @property
     def chain(self) -> list[x509.Certificate]:
         if self._parsed is None:
@@ -462,16 +477,20 @@ class StationCertificateStore:
             old_renewed = state.credential(CredentialRole.RENEWED, actual_use)
             if old_renewed:
                 to_delete.append(old_renewed.key_ref)
-            state = state.with_credential(CredentialRole.RENEWED, actual_use, entry)  # switch by reconnecting (A02.FR.08)
+            role = CredentialRole.RENEWED
+            state = state.with_credential(role, actual_use, entry)  # switch by reconnecting (A02.FR.08)
         else:
             old = state.credential(CredentialRole.ACTIVE, actual_use)
             if old:
                 to_delete.append(old.key_ref)
-            state = state.with_credential(CredentialRole.ACTIVE, actual_use, entry)  # newest certificate wins (A02.FR.15)
+            role = CredentialRole.ACTIVE
+            state = state.with_credential(role, actual_use, entry)  # newest certificate wins (A02.FR.15)
         try:
             self._commit(state)
         except OcppsecError as exc:
             return Outcome(Status.REJECTED, None, f"cannot store the certificate: {exc.message}"[:512])
+        # the credential handed out from now on comes with the chain parsed here (not parsed again to connect)
+        self._credentials[(role, actual_use)] = ClientCredential.parsed(actual_use, entry, role, tuple(certs))
         for ref in to_delete:
             self.storage.delete_key(ref)
         self.retry_blocked.discard(actual_use)
@@ -517,6 +536,8 @@ class StationCertificateStore:
         if credential.role is CredentialRole.RENEWED:
             old = self._state.credential(CredentialRole.ACTIVE, use)
             self._commit(without_renewed.with_credential(CredentialRole.ACTIVE, use, renewed))
+            if credential.chain_pem == renewed.chain_pem and credential.key_ref == renewed.key_ref:
+                self._credentials[(CredentialRole.ACTIVE, use)] = credential.with_role(CredentialRole.ACTIVE)
             if old and old.key_ref != renewed.key_ref:
                 self.storage.delete_key(old.key_ref)
             return None

@@ -82,3 +82,33 @@ def test_scheme_must_match_profile(pki: Pki) -> None:
             await connect("wss://localhost:1/", "CS-1", profile=1, password=PASSWORD_201)
 
     run(main())
+
+
+def test_a_csms_certificate_seen_before_is_not_parsed_again_and_still_checked(
+        registry: MemoryRegistry, pki: Pki, port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocppsec.security_profiles import tls
+
+    parsed: list[bytes] = []
+    real = tls.peer_certificate
+
+    def counting(ssl_object):  # type: ignore[no-untyped-def]
+        parsed.append(ssl_object.getpeercert(binary_form=True))
+        return real(ssl_object)
+
+    monkeypatch.setattr(tls, "peer_certificate", counting)
+    monkeypatch.setattr(tls, "_SERVER_CERTIFICATES", {})
+
+    async def main() -> None:
+        ctx = server_context(_server_with_cn(pki, "csms.example.test", tmp_path))  # type: ignore[arg-type]
+        async with serve(echo, "127.0.0.1", port, policy=ServerPolicy(frozenset({2})), registry=registry,
+                         ssl_context=ctx):
+            kwargs = dict(profile=2, password=PASSWORD_201, csms_roots=[pki.csms_root])
+            for _ in range(3):
+                c = await connect(f"wss://127.0.0.1:{port}/", "CS-2", fqdn="csms.example.test", **kwargs)  # type: ignore[arg-type]
+                await c.close()
+            assert len(parsed) == 1  # three connections, one parse
+            with pytest.raises(CsmsConnectionError) as err:  # the remembered certificate is checked against this fqdn
+                await connect(f"wss://127.0.0.1:{port}/", "CS-2", fqdn="other.example.test", **kwargs)  # type: ignore[arg-type]
+            assert err.value.security_event == "InvalidCsmsCertificate" and len(parsed) == 1
+
+    run(main())
