@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -122,7 +123,9 @@ def test_renewal_reconnect_with_new_certificate_discards_old(service, store) -> 
         store.storage.open_key(old.key_ref)  # the old key is gone
 
 
-def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.MonkeyPatch) -> None:
+def _signed_then_counting_parses(service: CertificateService, store: StationCertificateStore,
+                                 monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """A CertificateSigned accepted, then every chain the store's module parses from here on recorded."""
     from ocppsec.pki.certmgmt import station
 
     first = store.create_csr(CertificateUse.CHARGING_STATION, at=NOW)
@@ -131,6 +134,13 @@ def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.
     parses: list[str] = []
     real = station.load_certificates
     monkeypatch.setattr(station, "load_certificates", lambda pem, **k: parses.append(pem) or real(pem, **k))
+    return order, parses
+
+
+def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocppsec.pki.certmgmt import station
+
+    order, parses = _signed_then_counting_parses(service, store, monkeypatch)
     entry = store.state.credential(CredentialRole.ACTIVE, CertificateUse.CHARGING_STATION)
     assert entry is not None
     credential = station.ClientCredential(CertificateUse.CHARGING_STATION, entry.chain_pem, entry.key_ref,
@@ -145,14 +155,7 @@ def test_a_credential_parses_its_chain_once(service, store, monkeypatch: pytest.
 
 
 def test_the_store_hands_out_its_parsed_credential_until_the_stored_one_changes(service, store, monkeypatch) -> None:
-    from ocppsec.pki.certmgmt import station
-
-    first = store.create_csr(CertificateUse.CHARGING_STATION, at=NOW)
-    _, order = service.handle("CS001", SignRequest(first), at=NOW)
-    assert order is not None and store.certificate_signed(order.chain_pem, CertificateUse.CHARGING_STATION, at=NOW).accepted
-    parses: list[str] = []
-    real = station.load_certificates
-    monkeypatch.setattr(station, "load_certificates", lambda pem, **k: parses.append(pem) or real(pem, **k))
+    order, parses = _signed_then_counting_parses(service, store, monkeypatch)
     for _ in range(3):  # every connection attempt asks again (A02.FR.08): the chain accepted is not parsed again
         assert store.client_credentials()[0].fingerprint == order.chain.leaf.fingerprint(hashes.SHA256()).hex()
     assert parses == []
