@@ -227,18 +227,16 @@ class ClientCredential:
 
     @classmethod
     def parsed(cls, use: CertificateUse, entry: StoredCredential, role: CredentialRole,
-               chain: tuple[x509.Certificate, ...]) -> ClientCredential:
-        """The credential of ``entry`` with ``chain``, the certificates its ``chain_pem`` holds, already parsed."""
+               chain: tuple[x509.Certificate, ...] | None, fingerprint: str | None = None) -> ClientCredential:
+        """The credential of ``entry`` with ``chain`` (the certificates its ``chain_pem`` holds) already parsed."""
         credential = cls(use, entry.chain_pem, entry.key_ref, role)
         object.__setattr__(credential, "_parsed", chain)
+        object.__setattr__(credential, "_fingerprint", fingerprint)
         return credential
 
     def with_role(self, role: CredentialRole) -> ClientCredential:
         """This credential in ``role`` (a renewed one that became active), with what was parsed of it."""
-        credential = ClientCredential(self.use, self.chain_pem, self.key_ref, role)
-        object.__setattr__(credential, "_parsed", self._parsed)
-        object.__setattr__(credential, "_fingerprint", self._fingerprint)
-        return credential
+        return self.parsed(self.use, StoredCredential(self.chain_pem, self.key_ref), role, self._parsed, self._fingerprint)
 
     @property
     def chain(self) -> list[x509.Certificate]:
