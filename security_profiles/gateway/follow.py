@@ -235,6 +235,11 @@ def _lower(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+def _text(value: Any) -> str | None:
+    """A status as the station sent it, when it is text (an object there is no status, and not hashable)."""
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Vocabulary:
     """One version's names, prepared for the tracker (shared by every connection of that version)."""
@@ -494,14 +499,14 @@ class ChangeTracker:
     def _stored_keys(self, awaited: _Awaited, payload: dict[str, Any]) -> set[tuple[str, str | None, str]]:
         ok = self.names.stored_statuses
         if awaited.action == self.names.reset_action:
-            return {("", None, "")} if payload.get("status") in ("Accepted", "Scheduled") else set()
+            return {("", None, "")} if _text(payload.get("status")) in ("Accepted", "Scheduled") else set()
         if awaited.action != self.names.change_action or self.names.key_value:
-            return {("", None, "")} if payload.get("status") in ok else set()
+            return {("", None, "")} if _text(payload.get("status")) in ok else set()
         results = payload.get("setVariableResult")
         keys: set[tuple[str, str | None, str]] = set()
         for result in results if isinstance(results, list) else ():
             key = self._variable_key(result)
-            if key is not None and isinstance(result, dict) and result.get("attributeStatus") in ok:
+            if key is not None and isinstance(result, dict) and _text(result.get("attributeStatus")) in ok:
                 keys.add(key)
         return keys
 

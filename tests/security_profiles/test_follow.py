@@ -179,6 +179,20 @@ def test_hostile_frames_are_ignored(frame: str | bytes) -> None:
     assert t.awaiting == 0  # unreadable answers to an awaited id: nothing stored
 
 
+@pytest.mark.parametrize("answer", [{"name": "Accepted"}, ["Accepted"], 1, None])
+def test_a_status_that_is_not_text_is_not_stored(answer: Any) -> None:
+    """A station's answer with an object, a list or a number as its status (found by tests/fuzz/follow.py: an
+    object was looked up in the set of stored statuses and raised TypeError): nothing is followed."""
+    t = ChangeTracker(V201)
+    (hashed,) = t.feed(DOWN, set_variables("1", variable("SecurityCtrlr", "BasicAuthPassword", SECRET)), AT)
+    reply = status("SecurityCtrlr", "BasicAuthPassword", "x") | {"attributeStatus": answer}
+    assert t.feed(UP, set_variables_result("1", reply), AT) == (ForgetSecret(hashed.ref),)  # type: ignore[attr-defined]
+    t16 = ChangeTracker(V16)
+    (h16,) = t16.feed(DOWN, call("2", "ChangeConfiguration", {"key": "AuthorizationKey", "value": "00" * 16}), AT)
+    assert t16.feed(UP, result("2", {"status": answer}), AT) == (ForgetSecret(h16.ref),)  # type: ignore[attr-defined]
+    assert t.awaiting == 0 and t16.awaiting == 0
+
+
 @pytest.mark.parametrize("value", ["²", "1,²", "9" * 5000, "2147483648", "-1", "1,,2", " ", "3\n"])
 def test_numbers_are_ascii_ocpp_integers(value: str) -> None:
     t = ChangeTracker(V201)
