@@ -251,6 +251,70 @@ async def role_upstream(args: argparse.Namespace) -> None:
         await asyncio.Future()
 
 
+# -- role: the floor (Python on uvloop, bytes only) -------------------------------------------------
+class _FloorUp(asyncio.Protocol):
+    """The floor's hop to the upstream: whatever arrives goes to the station's TLS transport as it is."""
+
+    def __init__(self, down: _FloorDown) -> None:
+        self.down = down
+
+    def data_received(self, data: bytes) -> None:
+        self.down.t.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.down.t.close()
+
+
+class _FloorDown(asyncio.Protocol):
+    """A station on the floor relay: the TLS server context of ``ocppsec gateway`` (the same certificate, a
+    required client certificate, no tickets), the request head sent on to the upstream as it came, then the
+    bytes both ways without looking at them: no identity check, no WebSocket parse, no event. What any proxy
+    written in Python on this stack (uvloop's TLS transport, the ssl module) spends at the least."""
+
+    upstream_port = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: Any = transport
+        self.buf = bytearray()
+        self.up: Any = None
+        self.opening = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.up is not None:
+            self.up.write(data)
+            return
+        self.buf += data
+        if not self.opening and b"\r\n\r\n" in self.buf:
+            self.opening = True
+            asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            up, _ = await loop.create_connection(lambda: _FloorUp(self), "127.0.0.1", self.upstream_port)
+        except OSError:
+            self.t.close()
+            return
+        up.write(bytes(self.buf))
+        self.buf.clear()
+        self.up = up
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.up is not None:
+            self.up.close()
+
+
+async def role_floor(args: argparse.Namespace) -> None:
+    from ocppsec.security_profiles.tls import CertChain, server_context
+
+    pki = json.loads(args.pki)
+    ctx = server_context([CertChain(*pki["ecdsa"])], client_roots=[pki["root"]], client_cert="required")
+    _FloorDown.upstream_port = args.upstream_port
+    server = await asyncio.get_running_loop().create_server(_FloorDown, "127.0.0.1", args.port, ssl=ctx, backlog=4096)
+    async with server:
+        await asyncio.Future()
+
+
 # -- role: stations (the load clients) ---------------------------------------------------------------
 class _Station(asyncio.Protocol):
     """A profile-3 station's WebSocket over the loop's TLS transport: the upgrade, CALLs, pings, close."""
@@ -702,7 +766,7 @@ class Setup:
         kind, _, variant = key.partition("@")
         port = free_port()
         up = self.upstream_port
-        name = {"gateway": "ocppsec gateway", "nginx": "nginx", "node": "Node ws"}[kind] + (f" @{variant}" if variant else "")
+        name = {"gateway": "ocppsec gateway", "nginx": "nginx", "node": "Node ws", "floor": "floor (Python, bytes only)"}[kind] + (f" @{variant}" if variant else "")
         if workers > 1:
             name += f" ({workers} {'workers' if kind != 'gateway' else '--workers'})"
         elif kind == "nginx":
@@ -721,6 +785,9 @@ class Setup:
             if "--admin" in gateway_help(env):  # its admin listener as users run it, on a port of its own
                 cmd += ["--admin", f"127.0.0.1:{free_port()}"]
             return Proxy(name, kind, cmd, port, log, env=env, multi=workers > 1)
+        if kind == "floor":
+            return Proxy(name, kind, [sys.executable, str(HERE), "--role", "floor", "--port", str(port), "--upstream-port", str(up),
+                                      "--pki", json.dumps(self.pki)], port, log)
         if kind == "nginx":
             assert self.nginx is not None
             nd = self.d / f"nginx-{port}"
@@ -1042,6 +1109,7 @@ def main() -> None:
     ap.add_argument("--role")
     ap.add_argument("--mode")
     ap.add_argument("--port", type=int)
+    ap.add_argument("--upstream-port", type=int)
     ap.add_argument("--pki")
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, default=0)
@@ -1054,7 +1122,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2, help="station processes per workload")
     ap.add_argument("--only", action="append", choices=["storm", "idle", "heartbeats", "big", "reconnect"],
                     help="run only these workloads (repeatable)")
-    ap.add_argument("--servers", default="gateway,nginx,node", help="which of gateway,nginx,node to run")
+    ap.add_argument("--servers", default="gateway,nginx,node", help="which of gateway,nginx,node,floor to run (floor: a "
+                    "relay of bytes in Python on uvloop with the gateway's TLS context, what any Python proxy spends at the least)")
     ap.add_argument("--gateway-variant", action="append", default=[], metavar="LABEL=DIR",
                     help="also run the gateway of another checkout DIR (e.g. a git worktree of the commit before a change) "
                          "as gateway@LABEL in the storm, idle and heartbeat rounds, for before/after figures")
@@ -1066,10 +1135,10 @@ def main() -> None:
     if args.role:
         import uvloop
 
-        uvloop.run({"upstream": role_upstream, "stations": role_stations}[args.role](args))
+        uvloop.run({"upstream": role_upstream, "stations": role_stations, "floor": role_floor}[args.role](args))
         return
     size = {k: getattr(args, k) if getattr(args, k) is not None else v[1 if args.quick else 0] for k, v in SIZES.items()}
-    kinds = [k for k in ("gateway", "nginx", "node") if k in args.servers.split(",")]
+    kinds = [k for k in ("gateway", "nginx", "node", "floor") if k in args.servers.split(",")]
     nginx, node, node_path = find_tools(set(kinds), Path(args.cache))
     variants = dict(v.split("=", 1) for v in args.gateway_variant)
     keys = kinds[:1] + [f"gateway@{label}" for label in variants] + kinds[1:]
@@ -1099,7 +1168,9 @@ def main() -> None:
                 res["storm"] = {"servers": summarize(per, ("server_cpu_ms", "upstream_cpu_ms", "client_cpu_ms", "connections_per_s")),
                                 "gateway_to_nginx": paired(per, "server_cpu_ms", "gateway", "nginx"),
                                 "gateway_to_nginx2": paired(per, "server_cpu_ms", "gateway", "nginx2"),
-                                "gateway_to_node": paired(per, "server_cpu_ms", "gateway", "node")}
+                                "gateway_to_node": paired(per, "server_cpu_ms", "gateway", "node"),
+                                "floor_to_nginx": paired(per, "server_cpu_ms", "floor", "nginx"),
+                                "gateway_to_floor": paired(per, "server_cpu_ms", "gateway", "floor")}
                 for label in variants:
                     res["storm"][f"gateway_to_gateway@{label}"] = paired(per, "server_cpu_ms", "gateway", f"gateway@{label}")
             if "heartbeats" in parts:
@@ -1110,7 +1181,10 @@ def main() -> None:
                                      "gateway_to_nginx_rate": paired(per, "per_second", "gateway", "nginx"),
                                      "gateway_to_node_rate": paired(per, "per_second", "gateway", "node"),
                                      "gateway_to_nginx_cpu": paired(per, "server_cpu_us", "gateway", "nginx"),
-                                     "gateway_to_node_cpu": paired(per, "server_cpu_us", "gateway", "node")}
+                                     "gateway_to_node_cpu": paired(per, "server_cpu_us", "gateway", "node"),
+                                     "floor_to_nginx_rate": paired(per, "per_second", "floor", "nginx"),
+                                     "floor_to_nginx_cpu": paired(per, "server_cpu_us", "floor", "nginx"),
+                                     "gateway_to_floor_cpu": paired(per, "server_cpu_us", "gateway", "floor")}
                 for label in variants:
                     res["heartbeats"][f"gateway_to_gateway@{label}_cpu"] = paired(per, "server_cpu_us", "gateway", f"gateway@{label}")
                     res["heartbeats"][f"gateway_to_gateway@{label}_rate"] = paired(per, "per_second", "gateway", f"gateway@{label}")
@@ -1252,6 +1326,11 @@ def print_report(res: dict[str, Any]) -> None:
               ("heartbeat rate gateway / node", ratio("heartbeats", "gateway_to_node_rate")),
               ("heartbeat CPU gateway / nginx", ratio("heartbeats", "gateway_to_nginx_cpu")),
               ("heartbeat CPU gateway / node", ratio("heartbeats", "gateway_to_node_cpu")),
+              ("storm CPU floor / nginx", ratio("storm", "floor_to_nginx")),
+              ("storm CPU gateway / floor", ratio("storm", "gateway_to_floor")),
+              ("heartbeat rate floor / nginx", ratio("heartbeats", "floor_to_nginx_rate")),
+              ("heartbeat CPU floor / nginx", ratio("heartbeats", "floor_to_nginx_cpu")),
+              ("heartbeat CPU gateway / floor", ratio("heartbeats", "gateway_to_floor_cpu")),
               (f"storm {res['sizes']['big']} CPU gateway --workers 2 / nginx 2 workers", ratio("big_storm", "gateway_to_nginx2")),
               ("reconnect wall gateway / nginx", ratio("reconnect", "gateway_to_nginx"))]
     for part in ("storm", "idle", "heartbeats"):

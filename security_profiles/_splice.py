@@ -33,10 +33,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import SERVER, Protocol, State
+from websockets.streams import StreamReader
 from websockets.version import version as _websockets_version
 
-__all__ = ["INTERNALS", "WEBSOCKETS_VERIFIED", "Splice", "supported", "unsupported_reason", "websockets_supported"]
+try:  # what websockets' own parser unmasks with: its C speedup, else its pure-Python fallback
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    from websockets.utils import apply_mask
+
+__all__ = ["INTERNALS", "WEBSOCKETS_VERIFIED", "RawFeed", "Splice", "supported", "unsupported_reason", "websockets_supported"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway")
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -136,12 +142,65 @@ def supported(connection: Any) -> bool:
     return unsupported_reason(connection) is None
 
 
+class RawFeed:
+    """A websockets asyncio connection whose received bytes the splice may take before websockets parses them.
+
+    A class mixing this in calls :attr:`raw_feed` (when set) with every received chunk instead of websockets'
+    ``data_received``, and offers that one as :meth:`websockets_feed`. The splice sets :attr:`raw_feed` while
+    it runs (see :meth:`_Direction.feed`) and takes it out in :meth:`Splice.stop`.
+    """
+
+    raw_feed: Callable[[bytes], None] | None = None
+
+    def websockets_feed(self, data: bytes) -> None:  # pragma: no cover - every class mixing this in overrides it
+        raise NotImplementedError
+
+
+_AT_EOF = getattr(getattr(StreamReader, "at_eof", None), "__code__", None)
+_PARSE = getattr(getattr(Protocol, "parse", None), "__code__", None)
+
+
+def _parser_idle(protocol: Any) -> bool:
+    """Whether websockets' parser of ``protocol`` waits between two frames with nothing buffered: then the next
+    received bytes start a frame, and a complete data frame may be relayed as it came (:meth:`_Direction.feed`).
+
+    Between frames websockets' ``Protocol.parse`` generator (delegated to by the server's and the client's
+    ``parse``) waits in ``StreamReader.at_eof``; inside a frame it waits in ``Frame.parse`` (the header or payload
+    incomplete), with the header's bytes taken out of the buffer already, so an empty buffer alone does not tell.
+    After a close, ``discard`` waits in ``at_eof`` too, but not below ``Protocol.parse``, and the state is not
+    OPEN. Anything unexpected here answers False: websockets parses.
+    """
+    try:
+        if protocol.state is not State.OPEN or protocol.reader.buffer:
+            return False
+        outer, inner = None, protocol.parser  # the server's and the client's parse delegate to Protocol.parse
+        while (deeper := inner.gi_yieldfrom) is not None:
+            outer, inner = inner, deeper
+        return inner.gi_code is _AT_EOF and outer is not None and outer.gi_code is _PARSE
+    except AttributeError:
+        return False
+
+
+def _frame_limit(protocol: Any) -> int | None:
+    """The largest payload websockets accepts on ``protocol`` in one unfragmented frame (``None``: no limit); 0
+    when this websockets names its limits differently, so that every frame takes websockets' path."""
+    found = False
+    limit: int | None = None
+    for name in ("max_message_size", "max_fragment_size", "max_size"):  # websockets 15+ has the first two, 14 the last
+        if hasattr(protocol, name):
+            found = True
+            value = getattr(protocol, name)
+            if value is not None:
+                limit = value if limit is None else min(limit, value)
+    return limit if found else 0
+
+
 class _Direction:
     """One direction of the splice: frames parsed on ``src`` are written to ``dst``."""
 
     # two per station for the connection's life: slots, not an instance dict (which 3.11 grows past 8 keys)
-    __slots__ = ("backlog", "count", "dst", "fragment_opcode", "fragments", "handle", "inspect", "observe",
-                 "original_process_event", "reading_paused_by", "src", "worker")
+    __slots__ = ("backlog", "count", "dst", "fragment_opcode", "fragments", "handle", "inspect", "limit", "mask_bit",
+                 "observe", "original_process_event", "partial", "reading_paused_by", "src", "worker")
 
     def __init__(self, src: Any, dst: Any, *, inspect: Callable[[Message], bool] | None,
                  handle: Callable[[Message], Awaitable[bool]] | None, observe: Callable[[Message], None] | None) -> None:
@@ -156,6 +215,92 @@ class _Direction:
         self.worker: asyncio.Task[None] | None = None
         self.original_process_event = src.process_event
         self.reading_paused_by: frozenset[str] = _NO_PAUSES
+        self.partial = b""  # the start of a frame the raw feed waits to have whole (see feed)
+        protocol = src.protocol
+        self.mask_bit = 0x80 if getattr(protocol, "side", None) is SERVER else 0  # a server reads masked frames
+        self.limit = _frame_limit(protocol)
+
+    # -- bytes, before websockets' parser -----------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Bytes received on ``src`` (as :attr:`RawFeed.raw_feed`): complete, unfragmented text and binary frames
+        are relayed as they came, everything else goes to websockets' own ``data_received``.
+
+        A frame read by the station's side is masked, and the gateway's hop to the upstream must mask; one read
+        by the upstream's side is not, and the station's must not: so each direction's frames are valid on the
+        other connection unchanged, and relaying their bytes saves websockets' parse, a new mask (four random
+        bytes from the kernel) and the re-framing. The payload is still unmasked (websockets' C ``apply_mask``),
+        checked (text must be UTF-8, the size within ``max_size``) and shown to the observers and ``inspect``
+        as websockets' parser would have delivered it. Control frames, fragments, reserved bits, frames over the
+        limit, bad UTF-8 and any frame while websockets' parser is inside one (:func:`_parser_idle`) take
+        websockets' path, which answers pings, closes and fails connections as before, in order."""
+        if self.partial:
+            data = self.partial + data
+            self.partial = b""
+        src = self.src
+        if self.fragments or self.backlog or not _parser_idle(src.protocol):
+            src.websockets_feed(data)
+            return
+        end, i, mask_bit, limit = len(data), 0, self.mask_bit, self.limit
+        while i < end:
+            if end - i < 2:
+                break
+            b0, b1 = data[i], data[i + 1]
+            if (b0 != 0x81 and b0 != 0x82) or (b1 & 0x80) != mask_bit:
+                src.websockets_feed(data[i:])
+                return
+            n, h = b1 & 0x7F, i + 2
+            if n == 126:
+                if end - h < 2:
+                    break
+                n, h = (data[h] << 8) | data[h + 1], h + 2
+            elif n == 127 or (limit is not None and n > limit):
+                src.websockets_feed(data[i:])
+                return
+            if mask_bit:
+                if end - h < 4:
+                    break
+                key, h = data[h:h + 4], h + 4
+            if end - h < n:
+                break
+            payload = data[h:h + n]
+            if mask_bit:
+                payload = apply_mask(payload, key)
+            message: Message
+            if b0 == 0x81:
+                try:
+                    message = payload.decode()
+                except UnicodeDecodeError:
+                    src.websockets_feed(data[i:])  # websockets' path fails the connection with 1007
+                    return
+            else:
+                message = payload
+            frame_end = h + n
+            self.relay(message, data[i:frame_end])
+            i = frame_end
+            if self.backlog:  # the gateway handles a message now: the rest waits behind it, on websockets' path
+                if i < end:
+                    src.websockets_feed(data[i:])
+                return
+        if i < end:
+            self.partial = data[i:]
+
+    def relay(self, message: Message, raw: bytes) -> None:
+        """A whole message from :meth:`feed`, with its frame as received."""
+        if self.observe is not None:
+            self.observe(message)
+        if self.backlog or (self.inspect is not None and self.inspect(message)):
+            self.backlog.append(message)
+            if self.worker is None:
+                self.pause("backlog")
+                self.worker = asyncio.get_running_loop().create_task(self._work())
+            return
+        dst = self.dst
+        if dst.protocol.state is not State.OPEN:
+            return  # the other side is closing; the splice's owner ends the session
+        dst.transport.write(raw)
+        self.count += 1
+        if dst.paused:
+            self.pause("destination")
 
     # -- flow control ------------------------------------------------------------------------------
     def pause(self, why: str) -> None:
@@ -279,6 +424,11 @@ class Splice:
         self.b.resume_writing = self._b_drained
         self.up.take_queued()
         self.down.take_queued()
+        for conn, direction in ((self.a, self.up), (self.b, self.down)):
+            # a frame is valid on the other connection as it came only if that one is of the other side
+            if isinstance(conn, RawFeed) and getattr(direction.src.protocol, "side", None) is not getattr(
+                    direction.dst.protocol, "side", None):
+                conn.raw_feed = direction.feed
 
     def _a_drained(self) -> None:
         self._resume_a()
@@ -323,5 +473,5 @@ class Splice:
         is left in a reference cycle and reference counting frees them once closed (ADR 23). Frames parsed
         after this go to websockets' own queue, as before :meth:`start`."""
         for conn in (self.a, self.b):
-            for name in ("process_event", "resume_writing"):
+            for name in ("process_event", "resume_writing", "raw_feed"):
                 conn.__dict__.pop(name, None)

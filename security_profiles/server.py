@@ -54,6 +54,7 @@ from ocppsec.security_profiles._fair import DEFAULT_LIMITS, ControlBudget, FairF
 from ocppsec.security_profiles._keepalive import IdleKeepalive
 from ocppsec.security_profiles._memory import MemoryReturn
 from ocppsec.security_profiles._refusals import UnknownIdentities, UnknownReason
+from ocppsec.security_profiles._splice import RawFeed
 from ocppsec.security_profiles.handshake import Accept, HandshakeFacts, Reject, ServerPolicy, TlsFacts, decide
 from ocppsec.security_profiles.profile3 import LeafIdentity
 from ocppsec.security_profiles.redact import install_credential_filter
@@ -256,7 +257,7 @@ class _ControlFlood(ProtocolError):
     """A peer sent more control frames than its budget (the connection was failed with 1008 already)."""
 
 
-class _ProfileConnection(ServerConnection):
+class _ProfileConnection(RawFeed, ServerConnection):
     """A websockets server connection that runs the TLS handshake itself to observe its failures."""
 
     # Our own attributes in slots: added to websockets' instance dict they grew it past its size (about
@@ -331,7 +332,14 @@ class _ProfileConnection(ServerConnection):
         self._fair.received(data)
 
     def _feed_websockets(self, data: bytes) -> None:
-        super().data_received(data)
+        raw = self.raw_feed  # the splice's, while it relays (it hands websockets what is not a plain data frame)
+        if raw is None:
+            ServerConnection.data_received(self, data)
+        else:
+            raw(data)
+
+    def websockets_feed(self, data: bytes) -> None:
+        ServerConnection.data_received(self, data)
 
     def _fair_stopped(self) -> bool:
         return self._flooded

@@ -71,6 +71,7 @@ from websockets.typing import Subprotocol
 
 from ocppsec.pki.errors import UsageError
 from ocppsec.security_profiles import events as ev
+from ocppsec.security_profiles._splice import RawFeed
 from ocppsec.security_profiles.gateway._certfacts import certificate_facts
 from ocppsec.security_profiles.handshake import Reject
 from ocppsec.security_profiles.server import Admission
@@ -86,6 +87,7 @@ __all__ = [
     "HEADER_PROFILE",
     "STATION_FACT_HEADERS",
     "UpstreamAuth",
+    "UpstreamConnection",
     "UpstreamOpener",
     "refusal_for",
     "station_headers",
@@ -258,7 +260,7 @@ class UpstreamOpener:
                 url, subprotocols=[Subprotocol(decision.subprotocol)], compression=None, max_size=self.max_size,
                 open_timeout=self.open_timeout, ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
                 ssl=self.ssl_context if url.startswith("wss://") else None, additional_headers=headers,
-                **self._proxy,
+                create_connection=UpstreamConnection, **self._proxy,
             )
         except InvalidStatus as exc:
             refusal = refusal_for(exc.response.status_code, decision.identity, "")
@@ -277,6 +279,21 @@ class UpstreamOpener:
                 return None
         _log.warning("upstream %s for %s: %s", url, decision.identity, refusal.reason)
         return refusal
+
+
+class UpstreamConnection(RawFeed, ClientConnection):
+    """websockets' client connection, whose received bytes the splice may relay before websockets parses them
+    (:class:`~ocppsec.security_profiles._splice.RawFeed`)."""
+
+    def data_received(self, data: bytes) -> None:
+        raw = self.raw_feed
+        if raw is None:
+            ClientConnection.data_received(self, data)
+        else:
+            raw(data)
+
+    def websockets_feed(self, data: bytes) -> None:
+        ClientConnection.data_received(self, data)
 
 
 _closing: set[asyncio.Task[None]] = set()
