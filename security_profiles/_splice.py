@@ -253,7 +253,7 @@ class _Direction:
                 if end - h < 2:
                     break
                 n, h = (data[h] << 8) | data[h + 1], h + 2
-            elif n == 127 or (limit is not None and n > limit):
+            if n == 127 or (limit is not None and n > limit):  # 127: a 64-bit length, over any limit here
                 src.websockets_feed(data[i:])
                 return
             if mask_bit:

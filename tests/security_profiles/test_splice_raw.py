@@ -14,6 +14,9 @@ import hashlib
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.gateway import Gateway
@@ -158,9 +161,9 @@ class RawStation:
             self.buf += data
 
 
-def _gateway(registry: MemoryRegistry, sink: MemorySink, up: int) -> Gateway:
+def _gateway(registry: MemoryRegistry, sink: MemorySink, up: int, **kwargs: Any) -> Gateway:
     return Gateway(policy=ServerPolicy(frozenset({1}), cso_name=CSO), registry=registry,
-                   upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink)
+                   upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, **kwargs)
 
 
 def test_data_frames_cross_as_they_came_both_ways(registry: MemoryRegistry, sink: MemorySink, port: int) -> None:
@@ -225,14 +228,15 @@ def test_control_frames_fragments_and_split_frames_keep_their_order(registry: Me
     run(main())
 
 
-def test_a_frame_over_the_limit_still_closes_1009(registry: MemoryRegistry, sink: MemorySink, port: int) -> None:
+@pytest.mark.parametrize("size", [5000, 1 << 20], ids=["16-bit-length", "64-bit-length"])
+def test_a_frame_over_the_limit_still_closes_1009(registry: MemoryRegistry, sink: MemorySink, port: int, size: int) -> None:
     up_port = free_port()
-    gw = _gateway(registry, sink, up_port)
+    gw = _gateway(registry, sink, up_port, max_size=4096)
 
     async def main() -> None:
         async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
             station = await RawStation.relayed(port, up)
-            station.writer.write(frame(1, b"x" * (1 << 20), b"\x01\x02\x03\x04"))
+            station.writer.write(frame(1, b"x" * size, b"\x01\x02\x03\x04"))
             (opcode, payload), = await station.frames(1)
             assert (opcode, struct.unpack("!H", payload[:2])[0]) == (8, 1009)
             assert not parse(bytearray(up.received))  # nothing of it reached the upstream
