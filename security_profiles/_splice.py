@@ -199,7 +199,7 @@ class _Direction:
     """One direction of the splice: frames parsed on ``src`` are written to ``dst``."""
 
     # two per station for the connection's life: slots, not an instance dict (which 3.11 grows past 8 keys)
-    __slots__ = ("backlog", "count", "dst", "fragment_opcode", "fragments", "handle", "inspect", "limit", "mask_bit",
+    __slots__ = ("backlog", "count", "dst", "failed", "fragment_opcode", "fragments", "handle", "inspect", "limit", "mask_bit",
                  "observe", "original_process_event", "partial", "reading_paused_by", "src", "worker")
 
     def __init__(self, src: Any, dst: Any, *, inspect: Callable[[Message], bool] | None,
@@ -216,6 +216,7 @@ class _Direction:
         self.original_process_event = src.process_event
         self.reading_paused_by: frozenset[str] = _NO_PAUSES
         self.partial = b""  # the start of a frame the raw feed waits to have whole (see feed)
+        self.failed = False  # src failed by the splice (text that is not UTF-8)
         protocol = src.protocol
         self.mask_bit = 0x80 if getattr(protocol, "side", None) is SERVER else 0  # a server reads masked frames
         self.limit = _frame_limit(protocol)
@@ -321,6 +322,8 @@ class _Direction:
         if not isinstance(event, Frame) or event.opcode not in _DATA:
             self.original_process_event(event)
             return
+        if self.failed:
+            return  # failed with 1007 below: what websockets parsed from the same read after that is not relayed
         if not event.fin or self.fragments:
             if event.opcode is not Opcode.CONT:
                 self.fragment_opcode = event.opcode
@@ -336,6 +339,7 @@ class _Direction:
             try:
                 message = data.decode()
             except UnicodeDecodeError:
+                self.failed = True
                 self.src.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
                 self.src.send_data()
                 return
