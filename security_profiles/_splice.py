@@ -27,6 +27,7 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -195,6 +196,31 @@ def _frame_limit(protocol: Any) -> int | None:
     return limit if found else 0
 
 
+class _MaskKeys:
+    """Masking keys for the frames the gateway writes as a client (the upstream hop), from the kernel's CSPRNG
+    1,024 at a time instead of four bytes (a system call) per frame as websockets takes them."""
+
+    __slots__ = ("at", "pool")
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.at = 0
+
+    def take(self) -> bytes:
+        at = self.at
+        if at >= len(self.pool):
+            self.pool, at = os.urandom(4096), 0
+        self.at = at + 4
+        return self.pool[at:at + 4]
+
+    def reset(self) -> None:
+        self.pool, self.at = b"", 0
+
+
+_KEYS = _MaskKeys()
+os.register_at_fork(after_in_child=_KEYS.reset)  # a forked worker never repeats its parent's keys
+
+
 class _Direction:
     """One direction of the splice: frames parsed on ``src`` are written to ``dst``."""
 
@@ -224,14 +250,16 @@ class _Direction:
     # -- bytes, before websockets' parser -----------------------------------------------------------
     def feed(self, data: bytes) -> None:
         """Bytes received on ``src`` (as :attr:`RawFeed.raw_feed`): complete, unfragmented text and binary frames
-        are relayed as they came, everything else goes to websockets' own ``data_received``.
+        are relayed with their own header, everything else goes to websockets' own ``data_received``.
 
         A frame read by the station's side is masked, and the gateway's hop to the upstream must mask; one read
-        by the upstream's side is not, and the station's must not: so each direction's frames are valid on the
-        other connection unchanged, and relaying their bytes saves websockets' parse, a new mask (four random
-        bytes from the kernel) and the re-framing. The payload is still unmasked (websockets' C ``apply_mask``),
-        checked (text must be UTF-8, the size within ``max_size``) and shown to the observers and ``inspect``
-        as websockets' parser would have delivered it. Control frames, fragments, reserved bits, frames over the
+        by the upstream's side is not, and the station's must not: so each frame's header is valid on the other
+        connection unchanged. Toward the station the frame goes on as it came; toward the upstream with the
+        payload masked again under a key of the gateway's (RFC 6455 5.3: the client's key must be one the sender
+        of the payload cannot predict; :class:`_MaskKeys`). That saves websockets' parse, its ``Frame``, the
+        re-framing and a system call per frame for the key. The payload is unmasked (websockets' C
+        ``apply_mask``), checked (text must be UTF-8, the size within ``max_size``) and shown to the observers
+        and ``inspect`` as websockets' parser would have delivered it. Control frames, fragments, reserved bits, frames over the
         limit, bad UTF-8 and any frame while websockets' parser is inside one (:func:`_parser_idle`) take
         websockets' path, which answers pings, closes and fails connections as before, in order."""
         if self.partial:
@@ -276,7 +304,11 @@ class _Direction:
             else:
                 message = payload
             frame_end = h + n
-            self.relay(message, data[i:frame_end])
+            if mask_bit:  # the upstream hop gets the gateway's own key (RFC 6455 5.3), not the station's choice
+                new_key = _KEYS.take()
+                self.relay(message, data[i:h - 4] + new_key + apply_mask(payload, new_key))
+            else:
+                self.relay(message, data[i:frame_end])
             i = frame_end
             if self.backlog:  # the gateway handles a message now: the rest waits behind it, on websockets' path
                 if i < end:
@@ -286,7 +318,7 @@ class _Direction:
             self.partial = data[i:]
 
     def relay(self, message: Message, raw: bytes) -> None:
-        """A whole message from :meth:`feed`, with its frame as received."""
+        """A whole message from :meth:`feed`, and its frame as it goes on to ``dst``."""
         if self.observe is not None:
             self.observe(message)
         if self.backlog or (self.inspect is not None and self.inspect(message)):

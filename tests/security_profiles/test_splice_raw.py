@@ -1,5 +1,6 @@
-"""The splice's raw feed (``_splice._Direction.feed``): plain data frames cross the gateway as the bytes they came
-as, everything else still takes websockets' path, in order.
+"""The splice's raw feed (``_splice._Direction.feed``): plain data frames cross the gateway without websockets'
+parser (toward the station as they came, toward the upstream masked under the gateway's key), everything else
+still takes websockets' path, in order.
 
 Both ends here are hand-written over plain TCP (profile 1), so the test sees the bytes on the wire: a station
 that masks with a key of its choosing and an upstream that records what reaches it.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 
 from ocppsec.pki.events.sink import MemorySink
 from ocppsec.security_profiles.gateway import Gateway
@@ -166,30 +168,57 @@ def _gateway(registry: MemoryRegistry, sink: MemorySink, up: int, **kwargs: Any)
                    upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, **kwargs)
 
 
-def test_data_frames_cross_as_they_came_both_ways(registry: MemoryRegistry, sink: MemorySink, port: int) -> None:
+def _on_the_wire(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """Each frame's first two bytes, masking key and unmasked payload (masked frames with 7- or 16-bit lengths)."""
+    out, i = [], 0
+    while i < len(data):
+        n, h = data[i + 1] & 0x7F, i + 2
+        if n == 126:
+            n, h = struct.unpack("!H", data[h:h + 2])[0], h + 2
+        key = data[h:h + 4]
+        out.append((data[i:i + 2], key, bytes(b ^ key[k % 4] for k, b in enumerate(data[h + 4:h + 4 + n]))))
+        i = h + 4 + n
+    return out
+
+
+def test_data_frames_cross_without_websockets_parser(registry: MemoryRegistry, sink: MemorySink, port: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     up_port = free_port()
     gw = _gateway(registry, sink, up_port)
+    parsed: list[bytes] = []  # what reached websockets' parser on the station's side
+    feed = ServerConnection.data_received
+
+    def counting(self: ServerConnection, data: bytes) -> None:
+        parsed.append(data)
+        feed(self, data)
+
+    monkeypatch.setattr(ServerConnection, "data_received", counting)
 
     async def main() -> None:
         async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
             station = await RawStation.relayed(port, up)
-            text = frame(1, '[2,"1","Heartbeat",{"ü":1}]'.encode(), b"\x01\x02\x03\x04")
-            binary = frame(2, bytes(range(200)), b"\xa0\xb1\xc2\xd3")  # a 16-bit length
-            station.writer.write(text + binary)
-            # websockets would have masked with four new random bytes: the station's own key arrives
-            assert await up.until(len(text) + len(binary)) == text + binary
-            split = frame(1, b'[2,"2","Heartbeat",{}]', b"\x05\x06\x07\x08")
-            station.writer.write(split[:9])  # the header and part of the payload: the raw feed keeps it
+            parsed.clear()
+            sent = [('[2,"1","Heartbeat",{"ü":1}]'.encode(), b"\x01\x02\x03\x04"),
+                    (bytes(range(200)), b"\xa0\xb1\xc2\xd3"),  # binary, a 16-bit length
+                    (b'[2,"2","Heartbeat",{}]', b"\x05\x06\x07\x08")]
+            frames = [frame(1 if i != 1 else 2, payload, key) for i, (payload, key) in enumerate(sent)]
+            station.writer.write(frames[0] + frames[1])
+            station.writer.write(frames[2][:9])  # the header and part of the payload: the raw feed keeps it
             (session,) = gw.sessions
             assert session.splice is not None
-            while session.splice.up.partial != split[:9]:
+            while session.splice.up.partial != frames[2][:9]:
                 await asyncio.sleep(0.005)  # until the gateway has read it
-            station.writer.write(split[9:])
-            assert await up.until(len(text) + len(binary) + len(split)) == text + binary + split
+            station.writer.write(frames[2][9:])
+            wire = _on_the_wire(await up.until(sum(map(len, frames))))
+            # the same headers and payloads, masked under the gateway's own keys, not the station's (RFC 6455 5.3)
+            assert [(head, payload) for head, _key, payload in wire] == [(f[:2], p) for f, (p, _k) in zip(frames, sent, strict=True)]
+            keys = [key for _head, key, _payload in wire]
+            assert not {k for _p, k in sent} & set(keys) and len(set(keys)) == 3
             down = frame(1, b'[3,"1",{"currentTime":"2026-01-01T00:00:00Z"}]')
             assert up.writer is not None
             up.writer.write(down)
-            assert await station.raw(len(down)) == down
+            assert await station.raw(len(down)) == down  # toward the station: the frame as it came
+            assert parsed == []  # none of it went through websockets' parser
             station.close(up)
         assert gw.stats.relayed_up == 3 and gw.stats.relayed_down == 2
 
@@ -221,8 +250,9 @@ def test_control_frames_fragments_and_split_frames_keep_their_order(registry: Me
             assert got == [(1, b'[2,"a","Heartbeat",{}]'), (1, b'[2,"b","Heartbeat",{}]'), (1, b'[2,"c","Heartbeat",{}]'),
                            (1, b'[2,"d","Heartbeat",{}]')]
             after = frame(1, b'[2,"e","Heartbeat",{}]', mask)
-            station.writer.write(after)  # websockets' parser is between frames again: plain frames cross unchanged
-            assert (await up.until(len(buf) + len(after))).endswith(after)
+            station.writer.write(after)  # websockets' parser is between frames again: the raw feed relays it
+            got_after = _on_the_wire((await up.until(len(buf) + len(after)))[len(buf):])
+            assert [(head, payload) for head, _key, payload in got_after] == [(after[:2], b'[2,"e","Heartbeat",{}]')]
             station.close(up)
 
     run(main())
