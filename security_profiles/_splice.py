@@ -259,9 +259,11 @@ class _Direction:
         of the payload cannot predict; :class:`_MaskKeys`). That saves websockets' parse, its ``Frame``, the
         re-framing and a system call per frame for the key. The payload is unmasked (websockets' C
         ``apply_mask``), checked (text must be UTF-8, the size within ``max_size``) and shown to the observers
-        and ``inspect`` as websockets' parser would have delivered it. Control frames, fragments, reserved bits, frames over the
-        limit, bad UTF-8 and any frame while websockets' parser is inside one (:func:`_parser_idle`) take
-        websockets' path, which answers pings, closes and fails connections as before, in order."""
+        and ``inspect`` as websockets' parser would have delivered it. Control frames, fragments, reserved bits,
+        frames over the limit, bad UTF-8 and any frame while websockets' parser is inside one (:func:`_parser_idle`)
+        take websockets' path, which answers pings, closes and fails connections as before, in order. The start
+        of an incomplete frame waits in :attr:`partial` (at most ``max_size`` and a header), and goes to websockets
+        if the splice stops first."""
         if self.partial:
             data = self.partial + data
             self.partial = b""
@@ -511,3 +513,7 @@ class Splice:
         for conn in (self.a, self.b):
             for name in ("process_event", "resume_writing", "raw_feed"):
                 conn.__dict__.pop(name, None)
+        for direction in (self.up, self.down):
+            partial, direction.partial = direction.partial, b""
+            if partial and direction.src.protocol.state is State.OPEN:
+                direction.src.websockets_feed(partial)  # the start of a frame the raw feed held: websockets goes on from it

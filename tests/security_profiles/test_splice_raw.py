@@ -308,3 +308,33 @@ def test_parser_idle_only_between_frames() -> None:
     assert [e.data for e in protocol.events_received()] == [b"hello"] and _parser_idle(protocol)
     protocol.receive_data(frame(8, struct.pack("!H", 1000), b"\x01\x02\x03\x04"))
     assert not _parser_idle(protocol)  # closing: websockets discards what follows
+
+
+def test_a_frame_held_when_the_splice_stops_goes_on_to_websockets(registry: MemoryRegistry, sink: MemorySink,
+                                                                  port: int) -> None:
+    up_port = free_port()
+    gw = _gateway(registry, sink, up_port)
+    mask = b"\x01\x02\x03\x04"
+
+    async def main() -> None:
+        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
+            station = await RawStation.relayed(port, up)
+            (session,) = gw.sessions
+            assert session.splice is not None
+            websocket = session.station.websocket
+            split = frame(1, b'[2,"3","Heartbeat",{}]', mask)
+            station.writer.write(split[:9])
+            while session.splice.up.partial != split[:9]:
+                await asyncio.sleep(0.005)  # until the gateway has read it
+            assert up.writer is not None
+            up.writer.close()  # the upstream goes away: the splice stops, the gateway closes the station
+            (opcode, _payload), = await station.frames(1)
+            assert opcode == 8
+            station.writer.write(split[9:] + frame(8, struct.pack("!H", 1000), mask))  # the frame's rest, the close
+            assert await asyncio.wait_for(station.reader.read(), 10) == b""  # the gateway closed the connection
+            station.writer.close()
+            # websockets read the rest as the end of that frame and then the close: no protocol error
+            assert websocket.protocol.parser_exc is None
+            assert websocket.protocol.close_rcvd is not None and websocket.protocol.close_rcvd.code == 1000
+
+    run(main())
