@@ -321,13 +321,7 @@ class _Direction:
 
     def relay(self, message: Message, raw: bytes) -> None:
         """A whole message from :meth:`feed`, and its frame as it goes on to ``dst``."""
-        if self.observe is not None:
-            self.observe(message)
-        if self.backlog or (self.inspect is not None and self.inspect(message)):
-            self.backlog.append(message)
-            if self.worker is None:
-                self.pause("backlog")
-                self.worker = asyncio.get_running_loop().create_task(self._work())
+        if self._held(message):
             return
         dst = self.dst
         if dst.protocol.state is not State.OPEN:
@@ -382,6 +376,12 @@ class _Direction:
         self.message(message)
 
     def message(self, message: Message) -> None:
+        if not self._held(message):
+            self.forward(message)
+
+    def _held(self, message: Message) -> bool:
+        """Show ``message`` to the observer; True if it waits in the backlog instead (``inspect`` picked it for the
+        gateway, or an earlier one is being handled), in which case the worker forwards it later, in order."""
         if self.observe is not None:
             self.observe(message)
         if self.backlog or (self.inspect is not None and self.inspect(message)):
@@ -389,8 +389,8 @@ class _Direction:
             if self.worker is None:
                 self.pause("backlog")
                 self.worker = asyncio.get_running_loop().create_task(self._work())
-            return
-        self.forward(message)
+            return True
+        return False
 
     def forward(self, message: Message) -> None:
         dst = self.dst

@@ -168,6 +168,13 @@ def _gateway(registry: MemoryRegistry, sink: MemorySink, up: int, **kwargs: Any)
                    upstream=f"ws://127.0.0.1:{up}/upstream", sink=sink, **kwargs)
 
 
+@contextlib.asynccontextmanager
+async def through(gw: Gateway, up_port: int, port: int) -> AsyncIterator[tuple[RawUpstream, RawStation]]:
+    """The raw upstream on ``up_port``, ``gw`` on ``port``, and a station relayed through it to the upstream."""
+    async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
+        yield up, await RawStation.relayed(port, up)
+
+
 def _on_the_wire(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
     """Each frame's first two bytes, masking key and unmasked payload (masked frames with 7- or 16-bit lengths)."""
     out, i = [], 0
@@ -195,8 +202,7 @@ def test_data_frames_cross_without_websockets_parser(registry: MemoryRegistry, s
     monkeypatch.setattr(ServerConnection, "data_received", counting)
 
     async def main() -> None:
-        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
-            station = await RawStation.relayed(port, up)
+        async with through(gw, up_port, port) as (up, station):
             parsed.clear()
             sent = [('[2,"1","Heartbeat",{"ü":1}]'.encode(), b"\x01\x02\x03\x04"),
                     (bytes(range(200)), b"\xa0\xb1\xc2\xd3"),  # binary, a 16-bit length
@@ -232,8 +238,7 @@ def test_control_frames_fragments_and_split_frames_keep_their_order(registry: Me
     mask = b"\x11\x22\x33\x44"
 
     async def main() -> None:
-        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
-            station = await RawStation.relayed(port, up)
+        async with through(gw, up_port, port) as (up, station):
             last = frame(1, b'[2,"d","Heartbeat",{}]', mask)
             station.writer.write(frame(1, b'[2,"a","Heartbeat",{}]', mask)
                                  + frame(9, b"ping-1", mask)                        # answered by the gateway
@@ -264,8 +269,7 @@ def test_a_frame_over_the_limit_still_closes_1009(registry: MemoryRegistry, sink
     gw = _gateway(registry, sink, up_port, max_size=4096)
 
     async def main() -> None:
-        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
-            station = await RawStation.relayed(port, up)
+        async with through(gw, up_port, port) as (up, station):
             station.writer.write(frame(1, b"x" * size, b"\x01\x02\x03\x04"))
             (opcode, payload), = await station.frames(1)
             assert (opcode, struct.unpack("!H", payload[:2])[0]) == (8, 1009)
@@ -280,8 +284,7 @@ def test_bad_utf8_on_the_raw_path_closes_1007(registry: MemoryRegistry, sink: Me
     gw = _gateway(registry, sink, up_port)
 
     async def main() -> None:
-        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
-            station = await RawStation.relayed(port, up)
+        async with through(gw, up_port, port) as (up, station):
             good = frame(1, b'[2,"a","Heartbeat",{}]', b"\x01\x02\x03\x04")
             station.writer.write(good + frame(1, b"\xff\xfe", b"\x01\x02\x03\x04"))
             (opcode, payload), = await station.frames(1)
@@ -317,8 +320,7 @@ def test_a_frame_held_when_the_splice_stops_goes_on_to_websockets(registry: Memo
     mask = b"\x01\x02\x03\x04"
 
     async def main() -> None:
-        async with raw_upstream(up_port) as up, gw.serve("127.0.0.1", port):
-            station = await RawStation.relayed(port, up)
+        async with through(gw, up_port, port) as (up, station):
             (session,) = gw.sessions
             assert session.splice is not None
             websocket = session.station.websocket
