@@ -195,7 +195,8 @@ def test_two_gateways_share_one_registry(spec: str) -> None:
         async def login(url: str, password: str) -> bool:
             try:
                 c = await connect(url, "CS-2", profile=1, password=password)
-            except CsmsConnectionError:
+            except CsmsConnectionError as exc:
+                print(f"login to {url} refused: {exc}")  # shown by pytest if the test fails
                 return False
             await c.send('[2,"1","Heartbeat",{}]')
             assert await c.recv() == '[2,"1","Heartbeat",{}]'
@@ -223,6 +224,8 @@ def test_two_gateways_share_one_registry(spec: str) -> None:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         errs = [proc.communicate(timeout=15)[1] for proc in procs]
+        for port, err in zip(ports, errs, strict=True):
+            print(f"gateway on {port}, its log:\n{err[-4000:]}")  # shown by pytest if the test fails
     assert [proc.returncode for proc in procs] == [0, 0], errs
     listed = json.loads(_cli("stations", "list", "--stations", spec, "--json"))
     assert listed == [{"identity": "CS-2", "profile": 1, "pendingProfile": None, "serial": "CS-2", "password": True,
