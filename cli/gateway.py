@@ -80,6 +80,7 @@ from ocppsec.security_profiles.gateway.service import (
     EXIT_INTERRUPTED,
     GatewayService,
     ServiceOptions,
+    cancel_stall_report,
 )
 from ocppsec.security_profiles.gateway.upstream import UpstreamAuth, upstream_context
 from ocppsec.security_profiles.handshake import ServerPolicy, parse_profiles
@@ -640,6 +641,7 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
         for close in reversed(closers):
             close()
         registry.close()
+        cancel_stall_report()
     if codes and codes[0] == EXIT_INTERRUPTED and worker is None:
         raise KeyboardInterrupt  # drained after Ctrl-C: "error: interrupted" (and --json's object), exit 130
     if codes and codes[0]:

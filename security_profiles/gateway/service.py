@@ -18,6 +18,10 @@ until a signal stops it:
   campaigns) and closed, its changes written, when the service stops.
 - Under systemd (``Type=notify``) it sends ``READY=1`` once listening, ``RELOADING=1`` / ``READY=1``
   around a reload and ``STOPPING=1`` when draining (:mod:`._sdnotify`).
+- A stop that takes longer than ``drain_seconds + stall_report`` seconds (a store that does not let go, a
+  task that ignores its cancellation) writes every thread's stack to stderr (:mod:`faulthandler`), so a
+  stuck shutdown says where it is stuck; the owner cancels the report once the process's stores are
+  closed (:func:`cancel_stall_report`). ``stall_report=None`` turns it off.
 - The process's full garbage collections skip what survived the previous one, with a full walk every
   eighth (:mod:`._gc`; ``freeze_gc_survivors=False`` leaves the collector as it is).
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import time
@@ -43,11 +48,13 @@ from ocppsec.security_profiles.gateway.core import Gateway
 from ocppsec.security_profiles.gateway.guard import StationGuard
 from ocppsec.security_profiles.gateway.reload import Reloader
 
-__all__ = ["DEFAULT_DRAIN_SECONDS", "EXIT_INTERRUPTED", "GatewayService", "ServiceOptions"]
+__all__ = ["DEFAULT_DRAIN_SECONDS", "DEFAULT_STALL_REPORT", "EXIT_INTERRUPTED", "GatewayService", "ServiceOptions",
+           "cancel_stall_report"]
 
 _log = logging.getLogger("ocppsec.security_profiles.gateway.service")
 _log.setLevel(logging.INFO)  # the service's own lines (listening, reload, drain) are always shown
 DEFAULT_DRAIN_SECONDS = 10.0
+DEFAULT_STALL_REPORT = 10.0  # seconds a stop may take past its drain before the threads' stacks are written
 GOING_AWAY = 1001
 EXIT_INTERRUPTED = 130
 
@@ -69,6 +76,7 @@ class ServiceOptions:
     serve_kwargs: dict[str, Any] = field(default_factory=dict)
     admin_token: str | None = field(default=None, repr=False)  # Bearer token of the admin POST routes (campaigns)
     freeze_gc_survivors: bool = True  # full collections skip what survived the last one (see _gc; ADR 23)
+    stall_report: float | None = DEFAULT_STALL_REPORT  # seconds past the drain before a stuck stop dumps stacks
 
 
 class GatewayService:
@@ -185,6 +193,8 @@ class GatewayService:
             if self.options.worker is None:
                 notify("READY=1", "STATUS=serving")
             await self._stop.wait()
+            if self.options.stall_report is not None:
+                faulthandler.dump_traceback_later(self.options.drain_seconds + self.options.stall_report, exit=False)
             if self.options.worker is None:
                 notify("STOPPING=1")
             self.source.draining = True
@@ -236,3 +246,8 @@ class GatewayService:
             return False
         _log.info("drained in %.1f s", time.monotonic() - started, extra={"event": "drained"})
         return True
+
+
+def cancel_stall_report() -> None:
+    """The stop got through (the stores are closed): no stack report. Call it last, from the process's owner."""
+    faulthandler.cancel_dump_traceback_later()

@@ -167,7 +167,12 @@ def test_gateway_cli_runs_a_renewal_across_a_restart(pki: Pki, ca_dir: Path, tmp
 
     def stop_gateway(proc: subprocess.Popen[str]) -> str:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # the stall report (stacks, 20 s after SIGTERM) says where it hung
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"the gateway did not exit 30 s after SIGTERM; its stderr:\n{err}") from None
         assert proc.returncode == 0, err
         return err
 
