@@ -77,6 +77,7 @@ from ocppsec.security_profiles.gateway.revocation_io import (
 )
 from ocppsec.security_profiles.gateway.service import (
     DEFAULT_DRAIN_SECONDS,
+    DEFAULT_STALL_REPORT,
     EXIT_INTERRUPTED,
     GatewayService,
     ServiceOptions,
@@ -621,6 +622,7 @@ def _serve(opts: _Options, worker: int | None, log_format: str) -> None:
     options = ServiceOptions(host, port, drain_seconds=opts.drain_seconds, admin=admin, reuse_port=worker is not None,
                              worker=worker, announce=_announcer(opts.log_format), describe=describe,
                              admin_required=opts.admin_required or worker is not None,
+                             stall_report=DEFAULT_STALL_REPORT,
                              admin_token=os.environ.get(opts.extra["admin_token_env"])
                              if opts.extra.get("admin_token_env") else None)
     service = GatewayService(gw, guard, options, reloader=reloader)

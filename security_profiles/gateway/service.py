@@ -21,7 +21,8 @@ until a signal stops it:
 - A stop that takes longer than ``drain_seconds + stall_report`` seconds (a store that does not let go, a
   task that ignores its cancellation) writes every thread's stack to stderr (:mod:`faulthandler`), so a
   stuck shutdown says where it is stuck; the owner cancels the report once the process's stores are
-  closed (:func:`cancel_stall_report`). ``stall_report=None`` turns it off.
+  closed (:func:`cancel_stall_report`). Off by default (``None``): the process's owner turns it on
+  (``ocppsec gateway`` does, with :data:`DEFAULT_STALL_REPORT`), since only the owner knows when it ends.
 - The process's full garbage collections skip what survived the previous one, with a full walk every
   eighth (:mod:`._gc`; ``freeze_gc_survivors=False`` leaves the collector as it is).
 
@@ -76,7 +77,7 @@ class ServiceOptions:
     serve_kwargs: dict[str, Any] = field(default_factory=dict)
     admin_token: str | None = field(default=None, repr=False)  # Bearer token of the admin POST routes (campaigns)
     freeze_gc_survivors: bool = True  # full collections skip what survived the last one (see _gc; ADR 23)
-    stall_report: float | None = DEFAULT_STALL_REPORT  # seconds past the drain before a stuck stop dumps stacks
+    stall_report: float | None = None  # seconds past the drain before a stuck stop dumps stacks (the CLI: 10)
 
 
 class GatewayService:
